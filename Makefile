@@ -1,0 +1,114 @@
+# Makefile: plain GNU make. Every public target first runs `deps`, then a
+# sub-make, so pkg-config is asked only after the packages exist.
+#
+# Layout: every .c under common/ model/ connectors/ config/ daemon/ (except
+# *_main.c) goes into one static library; daemon/rwkvcastd_main.c is the
+# daemon, tools/*.c is the rwkvcast command, bench/*.c and tests/*/*_test.c
+# are one program each. New files are picked up without editing this file.
+
+include config.mk
+
+BUILD ?= build
+PKGS := libzmq msgpack sqlite3 yaml-0.1
+HAVE_SYSTEMD := $(shell pkg-config --exists libsystemd 2>/dev/null && echo 1)
+ifeq ($(HAVE_SYSTEMD),1)
+PKGS += libsystemd
+SYSTEMD_DEF := -DHAVE_LIBSYSTEMD
+endif
+
+CPPFLAGS += -D_GNU_SOURCE -I. $(SYSTEMD_DEF) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+WARN := -std=c11 -Wall -Wextra -pedantic -Werror
+CFLAGS += $(WARN) $(OPTFLAGS) $(ARCHFLAGS) -fopenmp -MMD -MP
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+LDFLAGS += -fopenmp
+
+LIB_SRC := $(filter-out %_main.c,$(wildcard common/*.c model/*.c connectors/*.c config/*.c daemon/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB := $(BUILD)/librwkvcast.a
+
+TOOL_SRC := $(wildcard tools/*.c)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+TEST_SRC := $(wildcard tests/unit/*_test.c tests/grad/*_test.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(filter-out %_test.c,$(wildcard tests/unit/*.c tests/grad/*.c))
+
+DAEMON := $(BUILD)/rwkvcastd
+CLI := $(BUILD)/rwkvcast
+PROGS := $(DAEMON) $(CLI)
+
+.PHONY: all test check bench demo model deps install uninstall clean reallyclean \
+        build-all build-tests run-tests run-bench fuzz help
+
+all: deps
+	@$(MAKE) --no-print-directory build-all
+
+test: deps
+	@$(MAKE) --no-print-directory build-all build-tests
+	@$(MAKE) --no-print-directory run-tests
+
+# The tests under AddressSanitizer and UndefinedBehaviorSanitizer, in their own build dir.
+check: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	  OPTFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	  LDFLAGS="-fopenmp -fsanitize=address,undefined" build-all build-tests
+	@$(MAKE) --no-print-directory BUILD=build-asan RWKVCAST_SANITIZED=1 run-tests
+
+bench: deps
+	@$(MAKE) --no-print-directory build-all
+	@$(MAKE) --no-print-directory run-bench
+
+build-all: $(PROGS) $(BENCH_BIN)
+build-tests: $(TEST_BIN)
+
+run-tests: build-all build-tests
+	@BUILD=$(BUILD) sh tests/run.sh
+
+run-bench: $(BENCH_BIN)
+	$(BUILD)/bench/rk_bench
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(DAEMON): $(BUILD)/daemon/rwkvcastd_main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(CLI): $(TOOL_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo ">>> Installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "Missing Debian packages. Run as root:"; \
+	    echo "  apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+clean:
+	rm -rf build build-asan build-cov
+
+reallyclean: clean
+	rm -rf tests/e2e/__pycache__ .pytest_cache
+
+help:
+	@echo "Targets: deps all test check bench demo model install uninstall clean reallyclean"
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
