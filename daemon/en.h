@@ -1,0 +1,114 @@
+/*
+ * en.h: the forecasting engine, shared by rwkvcastd and `rwkvcast replay`
+ * (one code path). It owns a slab of per-series slots and turns samples into
+ * forecasts and anomaly scores:
+ *
+ *   sample (t, v) of slot s
+ *     -> an_update: judge v against the forecast s made one step earlier
+ *     -> ft_push:   features (causal online normalizer, time phase, gaps)
+ *     -> rk_step_batch, together with the other slots queued in this batch
+ *     -> ft_denorm: H x Q quantiles back in value space, kept as s's last forecast
+ *     -> callback with an en_result
+ *
+ * Slots are dense indices 0..max_series-1 handed out by the caller's registry
+ * (id -> slot); the engine never sees series ids. All memory is allocated in
+ * en_new; en_push and en_flush never allocate.
+ *
+ * Threads: one engine is driven by one thread at a time. To use several
+ * cores, create one engine per thread and shard series between them.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef EN_H
+#define EN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/rc.h"
+#include "daemon/an.h"
+#include "model/rk.h"
+
+typedef struct en_cfg {
+    int max_batch;   /* series stepped together, 1..4096; default 256 */
+    an_cfg anomaly;  /* anomaly scoring and alert levels (an.h) */
+} en_cfg;
+
+void en_cfg_default(en_cfg *c);
+
+/* What one processed sample produced; pointers are valid during the callback only. */
+typedef struct en_result {
+    uint32_t slot;      /* series slot */
+    double t;           /* sample time, seconds since the epoch */
+    double v;           /* observed value (NaN if missing) */
+    double dt;          /* estimated sampling period, seconds (0 until known) */
+    int H;              /* horizons; steps h = 1..H of dt each */
+    const float *yhat;  /* (H) median forecast after this sample */
+    const float *lo;    /* (H) lowest quantile (0.1 by default) */
+    const float *hi;    /* (H) highest quantile (0.9 by default) */
+    const float *prev;  /* (Q) the one-step forecast that v was judged against, or NULL before the first */
+    float score;        /* anomaly score of v in [0,1] */
+    int level;          /* 0 ok, 1 warn, 2 alert */
+    int level_changed;  /* 1 when level differs from the previous sample's */
+} en_result;
+
+typedef void en_result_cb(void *ctx, const en_result *r);
+
+typedef struct en_engine en_engine;
+
+/*
+ * Creates an engine for up to max_series slots over model m (borrowed; must
+ * outlive the engine). cb is called from en_push/en_flush for every stepped
+ * sample. NULL with *err on failure. All slots start fresh (en_slot_reset).
+ */
+en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series,
+                  en_result_cb *cb, void *cb_ctx, rc_err *err);
+void en_free(en_engine *e);
+
+const rk_model *en_model(const en_engine *e);
+uint32_t en_max_series(const en_engine *e);
+/* Replaces the anomaly settings (on config reload); states are kept. */
+void en_set_anomaly_cfg(en_engine *e, const an_cfg *c);
+
+/*
+ * Queues one sample of slot. A slot queued twice, or a full batch, flushes
+ * the pending batch first, so per-series order is kept. Errors, with the
+ * slot untouched: RC_ERR_PROTO when t is not after the slot's last accepted
+ * time, RC_ERR_NUMERIC when v or t is +-Inf (NaN v means missing and is fine).
+ */
+rc_err en_push(en_engine *e, uint32_t slot, double t, double v);
+/* Steps every queued sample now. */
+void en_flush(en_engine *e);
+/* Samples queued and not yet stepped. */
+int en_pending(const en_engine *e);
+
+/* Fresh state for a new series in slot (drops any queued sample of it first). */
+void en_slot_reset(en_engine *e, uint32_t slot);
+/* Last accepted sample time of slot, or -inf when it has none. */
+double en_slot_last_t(const en_engine *e, uint32_t slot);
+/* Last result of slot (after its most recent stepped sample), NULL if none. */
+const en_result *en_slot_last(en_engine *e, uint32_t slot);
+
+/* Dirty tracking for checkpoints: set by every stepped sample and reset. */
+int en_slot_dirty(const en_engine *e, uint32_t slot);
+void en_slot_clear_dirty(en_engine *e, uint32_t slot);
+
+/*
+ * Versioned little-endian blob of one slot (model state, featurizer,
+ * anomaly state, last forecast), en_blob_size() bytes, stamped with the
+ * model hash. en_slot_load returns RC_ERR_MODEL for a blob saved under
+ * another model, RC_ERR_FORMAT/VERSION/SHAPE for a damaged one; the slot is
+ * reset on any failure, never half-loaded.
+ */
+size_t en_blob_size(const en_engine *e);
+void en_slot_save(const en_engine *e, uint32_t slot, uint8_t *buf);
+rc_err en_slot_load(en_engine *e, uint32_t slot, const uint8_t *buf, size_t len);
+
+/*
+ * Where the shipped default model lives: $RWKVCAST_MODEL if set, else the
+ * installed copy (DATADIR/default.rwkv) if it exists, else model/default.rwkv
+ * relative to the working directory. Never NULL.
+ */
+const char *en_default_model_path(void);
+
+#endif
