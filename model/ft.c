@@ -1,0 +1,255 @@
+/*
+ * ft.c: featurization (see ft.h). One code path for training, eval, replay
+ * and the daemon: a robust exponentially weighted normalizer, a sampling
+ * period estimate that ignores isolated gaps, a ring of recent raw values
+ * that gives the seasonal-naive baseline, and time-of-day/day-of-week phase.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "model/ft.h"
+
+#include <math.h>
+#include <string.h>
+
+#define FT_MAGIC 0x53544654u /* "TFTS" little-endian */
+#define FT_VERSION 2u
+#define FT_ZCLIP 20.0        /* normalized features are clipped to +-FT_ZCLIP */
+#define FT_WARM 8u           /* finite samples before outlier clipping starts */
+#define FT_PI 3.14159265358979323846
+
+void ft_cfg_default(ft_cfg *c) {
+    c->norm_halflife = 96.0f;
+    c->clip = 5.0f;
+    c->season_s = 86400.0f;
+    c->n_quant = 3;
+}
+
+void ft_cfg_to_meta(const ft_cfg *c, rk_meta *m) {
+    m->feat_kind = FT_KIND;
+    memset(m->feat_param, 0, sizeof m->feat_param);
+    m->feat_param[0] = c->norm_halflife;
+    m->feat_param[1] = c->clip;
+    m->feat_param[2] = c->season_s;
+    m->feat_param[3] = (float)c->n_quant;
+    m->feat_param[4] = (float)FT_NFEAT;
+}
+
+rc_err ft_cfg_from_meta(ft_cfg *c, const rk_meta *m) {
+    if (m->feat_kind != FT_KIND) return RC_ERR_VERSION;
+    const float *p = m->feat_param;
+    if (!(p[0] >= 1.0f && p[0] <= 1e6f) || !(p[1] >= 1.0f && p[1] <= 100.0f) ||
+        !(p[2] >= 0.0f && p[2] <= 1e9f) || !(p[3] >= 1.0f && p[3] <= RK_MAX_QUANT) ||
+        p[4] != (float)FT_NFEAT)
+        return RC_ERR_FORMAT;
+    c->norm_halflife = p[0];
+    c->clip = p[1];
+    c->season_s = p[2];
+    c->n_quant = (uint32_t)p[3];
+    return RC_OK;
+}
+
+void ft_init(ft_state *s, const ft_cfg *c) {
+    memset(s, 0, sizeof *s);
+    s->last_t = -INFINITY;
+    s->scale = 1.0;
+    s->nq = c->n_quant ? c->n_quant : 1;
+}
+
+/* Raw value `lag` samples back (0 = the newest); lag < ring_n. */
+static double ring_get(const ft_state *s, uint32_t lag) {
+    uint32_t i = (s->ring_pos + FT_RING - 1 - lag) % FT_RING;
+    return s->ring[i];
+}
+
+static void ring_put(ft_state *s, double v) {
+    s->ring[s->ring_pos] = (float)v;
+    s->ring_pos = (s->ring_pos + 1) % FT_RING;
+    if (s->ring_n < FT_RING) s->ring_n++;
+}
+
+/* The value a missing sample is assumed to have: seasonal, else the level. */
+static double impute(const ft_state *s) {
+    if (s->season && s->ring_n >= s->season) return ring_get(s, s->season - 1);
+    return s->level;
+}
+
+static double clampd(double x, double lo, double hi) {
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+/*
+ * Period estimate: the first interval, then a slow average of intervals
+ * within [2/3, 3/2] of it. Other intervals are gaps unless four in a row
+ * agree with each other, which means the sensor changed its rate.
+ * Returns the gap length in periods (1 for a regular sample).
+ */
+static double update_period(ft_state *s, double iv) {
+    if (s->dt <= 0) {
+        s->dt = iv;
+        return 1.0;
+    }
+    double g = iv / s->dt;
+    if (g >= 2.0 / 3.0 && g <= 1.5) {
+        s->dt += 0.02 * (iv - s->dt);
+        s->cand_n = 0;
+        return 1.0;
+    }
+    if (s->cand_n > 0 && fabs(iv - s->cand_dt) <= 0.1 * s->cand_dt) {
+        s->cand_n++;
+    } else {
+        s->cand_dt = iv;
+        s->cand_n = 1;
+    }
+    if (s->cand_n >= 4) {
+        s->dt = s->cand_dt;
+        s->cand_n = 0;
+        return 1.0;
+    }
+    return g;
+}
+
+static uint32_t season_of(const ft_state *s, const ft_cfg *c) {
+    if (s->dt <= 0 || c->season_s <= 0) return 0;
+    double p = floor(c->season_s / s->dt + 0.5);
+    return (p >= 2 && p <= FT_RING) ? (uint32_t)p : 0;
+}
+
+/* Robust EW update: warm-up averages, then deviations clipped at clip*scale. */
+static void update_norm(ft_state *s, const ft_cfg *c, double v) {
+    double a = 1.0 - exp2(-1.0 / c->norm_halflife);
+    if (s->nv == 0) {
+        s->level = v;
+        s->scale = fmax(fabs(v) * 0.05, 1e-6);
+        s->nv = 1;
+        return;
+    }
+    double an = 1.0 / (double)(s->nv + 1);
+    if (an > a) a = an;
+    double d = v - s->level;
+    double lim = s->nv < FT_WARM ? INFINITY : c->clip * s->scale;
+    double dc = clampd(d, -lim, lim);
+    s->level += a * dc;
+    s->scale += a * (fabs(dc) - s->scale);
+    double floor_ = fmax(1e-4 * fabs(s->level), 1e-8);
+    if (s->scale < floor_) s->scale = floor_;
+    s->nv++;
+}
+
+float ft_norm(const ft_state *s, double v) {
+    return (float)((v - s->level) / s->scale);
+}
+
+double ft_baseline(const ft_state *s, int h) {
+    uint32_t P = s->season;
+    if (P && s->ring_n >= P && h >= 1) {
+        uint32_t lag = P - 1 - (uint32_t)((h - 1) % (int)P);
+        return ring_get(s, lag);
+    }
+    return s->level;
+}
+
+float ft_target(const ft_state *s, int h, double v) {
+    return (float)((v - ft_baseline(s, h)) / s->scale);
+}
+
+double ft_period(const ft_state *s) {
+    return s->dt;
+}
+
+void ft_denorm(const ft_state *s, const float *in, float *out, int n) {
+    int Q = (int)(s->nq ? s->nq : 1);
+    for (int i = 0; i < n; i++) {
+        double b = ft_baseline(s, i / Q + 1);
+        out[i] = (float)(b + s->scale * (double)in[i]);
+    }
+}
+
+static float zc(const ft_state *s, double v) {
+    return (float)clampd((v - s->level) / s->scale, -FT_ZCLIP, FT_ZCLIP);
+}
+
+rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat) {
+    if (!isfinite(t) || (s->n > 0 && !(t > s->last_t))) return RC_ERR_PROTO;
+    if (isinf(v)) return RC_ERR_NUMERIC;
+    double gap = 1.0;
+    if (s->n > 0) gap = update_period(s, t - s->last_t);
+    s->season = season_of(s, c);
+    /* A short gap leaves the ring misaligned with the season: fill the
+     * skipped samples with imputed values (bounded by the ring size). */
+    if (gap > 1.5 && s->nv > 0) {
+        double k = floor(gap + 0.5) - 1;
+        for (int i = 0; i < (int)k && i < FT_RING; i++) ring_put(s, impute(s));
+    }
+    int missing = !isfinite(v);
+    s->last_t = t;
+    s->n++;
+    if (missing && s->nv == 0) {
+        if (feat) {
+            memset(feat, 0, FT_NFEAT * sizeof *feat);
+            feat[1] = 1.0f;
+        }
+        return RC_OK;
+    }
+    double x = missing ? impute(s) : v;
+    int have_prev = s->ring_n > 0;
+    double prev = have_prev ? ring_get(s, 0) : x;
+    if (!missing) update_norm(s, c, v);
+    ring_put(s, x);
+    if (!feat) return RC_OK;
+
+    uint32_t P = s->season;
+    int seas = P && s->ring_n > P;
+    float z = zc(s, x);
+    feat[0] = z;
+    feat[1] = (float)missing;
+    feat[2] = gap > 1.5 ? (float)(clampd(log2(gap), 0, 16) / 4) : 0.0f;
+    feat[3] = have_prev ? (float)clampd(z - zc(s, prev), -FT_ZCLIP, FT_ZCLIP) : 0.0f;
+    feat[4] = (float)seas;
+    feat[5] = seas ? (float)clampd(z - zc(s, ring_get(s, P)), -FT_ZCLIP, FT_ZCLIP) : 0.0f;
+    feat[6] = seas ? zc(s, ring_get(s, P - 1)) : 0.0f;
+    double tod = fmod(t, 86400.0) / 86400.0;
+    /* The epoch was a Thursday; shift so phase 0 is Monday 00:00 UTC. */
+    double dow = fmod(t + 3.0 * 86400.0, 604800.0) / 604800.0;
+    feat[7] = (float)sin(2 * FT_PI * tod);
+    feat[8] = (float)cos(2 * FT_PI * tod);
+    feat[9] = (float)sin(2 * FT_PI * dow);
+    feat[10] = (float)cos(2 * FT_PI * dow);
+    feat[11] = s->dt > 0 ? (float)(clampd(log10(s->dt), -3, 8) / 5) : 0.0f;
+    feat[12] = (float)(clampd(log10(s->scale / (fabs(s->level) + 1e-12)), -6, 2) / 4);
+    feat[13] = (float)fmin((double)s->nv / 168.0, 1.0);
+    return RC_OK;
+}
+
+/* Blob: u32 magic, u32 version, 5 f64, 8 u32, FT_RING f32, little-endian. */
+void ft_save(const ft_state *s, uint8_t *buf) {
+    uint8_t *p = buf;
+    rc_put_u32(p, FT_MAGIC); p += 4;
+    rc_put_u32(p, FT_VERSION); p += 4;
+    const double d[5] = {s->last_t, s->dt, s->cand_dt, s->level, s->scale};
+    for (int i = 0; i < 5; i++, p += 8) rc_put_f64(p, d[i]);
+    const uint32_t u[8] = {s->n, s->nv, s->cand_n, s->season, s->nq, s->ring_n, s->ring_pos, 0};
+    for (int i = 0; i < 8; i++, p += 4) rc_put_u32(p, u[i]);
+    for (int i = 0; i < FT_RING; i++, p += 4) rc_put_f32(p, s->ring[i]);
+}
+
+rc_err ft_load(ft_state *s, const uint8_t *buf, size_t len) {
+    if (len != FT_BLOB_SIZE || rc_get_u32(buf) != FT_MAGIC) return RC_ERR_FORMAT;
+    if (rc_get_u32(buf + 4) != FT_VERSION) return RC_ERR_VERSION;
+    ft_state t;
+    memset(&t, 0, sizeof t);
+    const uint8_t *p = buf + 8;
+    double *d[5] = {&t.last_t, &t.dt, &t.cand_dt, &t.level, &t.scale};
+    for (int i = 0; i < 5; i++, p += 8) *d[i] = rc_get_f64(p);
+    uint32_t *u[7] = {&t.n, &t.nv, &t.cand_n, &t.season, &t.nq, &t.ring_n, &t.ring_pos};
+    for (int i = 0; i < 7; i++, p += 4) *u[i] = rc_get_u32(p);
+    p += 4;
+    for (int i = 0; i < FT_RING; i++, p += 4) t.ring[i] = rc_get_f32(p);
+    if (!(t.scale > 0) || !isfinite(t.scale) || !isfinite(t.level) || !(t.dt >= 0) ||
+        t.season > FT_RING || t.ring_n > FT_RING || t.ring_pos >= FT_RING || t.nq < 1 ||
+        t.nq > RK_MAX_QUANT)
+        return RC_ERR_FORMAT;
+    for (int i = 0; i < FT_RING; i++)
+        if (!isfinite(t.ring[i])) return RC_ERR_FORMAT;
+    *s = t;
+    return RC_OK;
+}
