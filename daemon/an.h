@@ -10,6 +10,33 @@
  * score is in [0,1] and means the same on every series; levels have
  * hysteresis and a warm-up.
  *
+ * Method, per judged sample (all O(1), fixed size, no allocation):
+ *  1. Surprise z >= 0: the forecast residual r = v - median, minus its own
+ *     running bias, divided by a scale that blends (a) the forecast's
+ *     interval half-width on v's side (as a Gaussian-equivalent sigma),
+ *     recalibrated by the series' running ratio of errors to half-widths,
+ *     and (b) the series' running mean absolute forecast error. So a model
+ *     with too-narrow or too-wide intervals still yields z ~ |N(0,1)| on
+ *     normal data, on every series.
+ *  2. Likelihood layer (after Ahmad et al.'s HTM anomaly likelihood): a
+ *     short-window EW mean of min(z, zcap) is compared with its own
+ *     long-run EW mean and variance; the Gaussian upper tail P of that
+ *     standardized short mean is the likelihood that the recent surprise
+ *     is normal. One noisy sample moves the short mean only a little; a
+ *     sustained change moves it far. Optionally the lower tail (a series
+ *     that suddenly became too predictable: stuck sensor) adds in, weighted.
+ *  3. score = min(1, -log10(P) / 6): P = 1e-3 -> 0.5, P = 1e-6 -> 1. A score
+ *     is thus a tail probability on a log scale, the same on every series.
+ *  4. Levels: raised to 1 at score >= warn, to 2 at score >= alert, and
+ *     dropped back to 0 only when score < clear (hysteresis). No level and
+ *     score 0 during the first `warmup` judged samples of a series.
+ * Missing values (NaN or Inf v) and samples without a forecast change
+ * nothing. Outliers enter the running statistics winsorized, so one huge
+ * spike does not blind the detector for long.
+ *
+ * Threads: an_state belongs to the series' slot (one thread at a time);
+ * an_cfg is read-only while in use.
+ *
  * SPDX-License-Identifier: MIT
  */
 #ifndef AN_H
@@ -21,21 +48,38 @@
 #include "common/rc.h"
 
 typedef struct an_cfg {
+    /* Alert levels */
     float warn;         /* score at or above which level becomes 1 (warn) */
     float alert;        /* score at or above which level becomes 2 (alert) */
     float clear;        /* score below which a raised level falls back to 0 */
-    uint32_t warmup;    /* samples per series before any level is raised */
+    uint32_t warmup;    /* judged samples per series before any level (and score) is raised */
+    /* Calibration and likelihood (rates are EW weights per sample, in (0,1]) */
+    float err_rate;     /* calibration of forecast errors; ~1/window, default 0.02 */
+    float short_rate;   /* short-window mean surprise; default 0.15 */
+    float long_rate;    /* long-run distribution of the short mean; default 0.01 */
+    float zcap;         /* surprise above this (sigmas) is capped, default 6 */
+    float interval_weight; /* 0..1: share of the forecast interval in the scale, default 0.5 */
+    float calm_weight;  /* 0..1: weight of the "too predictable" lower tail, default 0 */
 } an_cfg;
 
 void an_cfg_default(an_cfg *c);
-/* RC_OK, or RC_ERR_CONFIG when thresholds are out of [0,1] or not ordered. */
+/* RC_OK, or RC_ERR_CONFIG when thresholds are out of [0,1] or not ordered
+ * (clear <= warn <= alert), or a rate/weight is out of range. */
 rc_err an_cfg_check(const an_cfg *c);
 
 typedef struct an_state {
-    uint32_t n;         /* samples judged */
+    uint32_t n;         /* samples judged against a forecast */
     int32_t level;      /* current level 0/1/2 */
-    float score;        /* last score */
-    float err_scale;    /* running scale of recent surprise */
+    float score;        /* last score, [0,1] */
+    float z;            /* last surprise, sigmas (capped), diagnostic */
+    /* Forecast-error calibration */
+    float bias;         /* EW mean of the residual v - median, value units */
+    float mae;          /* EW mean |residual - bias|, value units */
+    float ratio;        /* EW mean |residual - bias| / interval sigma (dimensionless) */
+    /* Likelihood layer */
+    float m_short;      /* EW short-window mean of min(z, zcap) */
+    float mu_long;      /* EW long-run mean of m_short */
+    float var_long;     /* EW long-run variance of m_short */
 } an_state;
 
 void an_init(an_state *s);
@@ -49,9 +93,12 @@ void an_init(an_state *s);
 float an_update(an_state *s, const an_cfg *c, double v, const float *q,
                 const float *qlev, int Q, int *level);
 
-/* Fixed-size little-endian serialization of an_state. */
-#define AN_BLOB_SIZE 16
+/* Fixed-size little-endian serialization of an_state: magic "ANS1" as u32
+ * version tag, then the fields above in order (u32, i32, 8 x f32). */
+#define AN_BLOB_SIZE 44
 void an_save(const an_state *s, uint8_t *buf);
+/* RC_ERR_FORMAT on a short or foreign blob, RC_ERR_NUMERIC on non-finite
+ * fields; s is untouched on failure. */
 rc_err an_load(an_state *s, const uint8_t *buf, size_t len);
 
 #endif

@@ -1,0 +1,210 @@
+/*
+ * an.c: anomaly score and alert levels (see an.h for the method).
+ *
+ * Everything here is a handful of floating-point operations per sample on
+ * a fixed-size state, so it runs inside the engine's per-sample path
+ * without allocation. Numerics: every division has a floored denominator,
+ * tail probabilities go through log10 only when positive, and the final
+ * score is clamped, so neither NaN nor Inf can leave an_update.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "daemon/an.h"
+
+#include <math.h>
+#include <string.h>
+
+#define AN_MAGIC 0x31534e41u /* "ANS1" little-endian */
+/* Judged samples used to seed the error calibration before any surprise is
+ * trusted; the likelihood layer only starts learning after them. */
+#define AN_N_CAL 10u
+/* Mean of |N(0,1)|: converts a mean absolute error into a sigma. */
+#define AN_MEAN_ABS_N 0.7978845608f
+/* Scores are -log10(tail probability) / AN_LOG_SPAN, clamped to [0,1]. */
+#define AN_LOG_SPAN 6.0
+
+void an_cfg_default(an_cfg *c) {
+    c->warn = 0.5f;   /* tail probability 1e-3 */
+    c->alert = 0.75f; /* tail probability ~3e-5 */
+    c->clear = 0.3f;  /* tail probability ~1.6e-2 */
+    c->warmup = 60;
+    c->err_rate = 0.02f;
+    c->short_rate = 0.15f;
+    c->long_rate = 0.01f;
+    c->zcap = 6.0f;
+    c->interval_weight = 0.5f;
+    c->calm_weight = 0.0f;
+}
+
+static int in01(float x) { return x >= 0.0f && x <= 1.0f; }
+static int rate_ok(float x) { return x > 0.0f && x <= 1.0f; }
+
+rc_err an_cfg_check(const an_cfg *c) {
+    if (!in01(c->warn) || !in01(c->alert) || !in01(c->clear)) return RC_ERR_CONFIG;
+    if (!(c->clear <= c->warn && c->warn <= c->alert)) return RC_ERR_CONFIG;
+    if (!rate_ok(c->err_rate) || !rate_ok(c->short_rate) || !rate_ok(c->long_rate))
+        return RC_ERR_CONFIG;
+    if (!(c->zcap >= 1.0f && c->zcap <= 100.0f)) return RC_ERR_CONFIG;
+    if (!in01(c->interval_weight) || !in01(c->calm_weight)) return RC_ERR_CONFIG;
+    return RC_OK;
+}
+
+void an_init(an_state *s) {
+    memset(s, 0, sizeof *s);
+}
+
+/* Standard normal quantile for p in (0,1), Winitzki's closed form for
+ * erfinv (relative error ~2e-3: plenty, since the error calibration
+ * rescales the interval anyway, and it costs no iteration). */
+static double probit(double p) {
+    double x = 2.0 * p - 1.0;
+    const double a = 0.147;
+    double ln = log(1.0 - x * x);
+    double t = 2.0 / (M_PI * a) + ln / 2.0;
+    double e = sqrt(sqrt(t * t - ln / a) - t);
+    return (x < 0 ? -e : e) * M_SQRT2;
+}
+
+/* -log10 of a tail probability, mapped to [0,1]. */
+static float tail_score(double x) {
+    if (!(x > 0.0)) return 0.0f;
+    /* Beyond ~8.5 sigma the tail is < 1e-17: already far past score 1. */
+    if (x > 8.5) return 1.0f;
+    double p = 0.5 * erfc(x / M_SQRT2);
+    double sc = -log10(p) / AN_LOG_SPAN;
+    return sc >= 1.0 ? 1.0f : (float)sc;
+}
+
+static float ew_rate(float rate, uint32_t k) {
+    /* Running mean for the first samples, EW after: fast, unbiased start. */
+    float r0 = 1.0f / (float)(k + 1);
+    return r0 > rate ? r0 : rate;
+}
+
+static float clampf(float x, float lo, float hi) {
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+float an_update(an_state *s, const an_cfg *c, double v, const float *q,
+                const float *qlev, int Q, int *level) {
+    if (!isfinite(v) || q == NULL || Q < 1) goto out;
+    for (int i = 0; i < Q; i++)
+        if (!isfinite(q[i])) goto out;
+
+    int mid = Q / 2;
+    double res = v - (double)q[mid];
+    double d = res - (double)s->bias;
+    double ad = fabs(d);
+
+    /* Interval sigma on v's side of the median (0 when Q == 1 or degenerate). */
+    double sig_q = 0.0;
+    if (Q >= 3 && qlev) {
+        int j = d >= 0 ? Q - 1 : 0;
+        double zq = fabs(probit((double)qlev[j]));
+        double w = fabs((double)q[j] - (double)q[mid]);
+        if (zq > 1e-3 && isfinite(zq)) sig_q = w / zq;
+    }
+    double sig_e = (double)s->mae / AN_MEAN_ABS_N;
+    double sig_i = sig_q * (double)s->ratio / AN_MEAN_ABS_N;
+    double wi = sig_q > 0.0 ? (double)c->interval_weight : 0.0;
+    double sigma = wi * sig_i + (1.0 - wi) * sig_e;
+    double floor_ = 1e-6 * (fabs(v) + fabs((double)q[mid])) + 1e-30;
+    if (!(sigma > floor_)) sigma = floor_;
+
+    float z = 0.0f;
+    if (s->n >= 3) {
+        double zz = ad / sigma;
+        z = zz > (double)c->zcap ? c->zcap : (float)zz;
+    }
+    s->z = z;
+
+    /* Likelihood layer: judge the short mean against its long-run law,
+     * then learn (winsorized, so an anomaly is not absorbed at once). */
+    float sc = 0.0f;
+    if (s->n >= AN_N_CAL) {
+        uint32_t k = s->n - AN_N_CAL;
+        s->m_short += ew_rate(c->short_rate, k) * (z - s->m_short);
+        double sd = sqrt((double)s->var_long);
+        double sdf = 0.1 * (double)s->mu_long + 1e-3;
+        if (sd < sdf) sd = sdf;
+        if (k >= 2) {
+            double x = ((double)s->m_short - (double)s->mu_long) / sd;
+            float hi = tail_score(x);
+            float lo = c->calm_weight * tail_score(-x);
+            sc = hi > lo ? hi : lo;
+        }
+        float lim = (float)(3.0 * sd);
+        float mw = k >= 2 ? clampf(s->m_short, s->mu_long - lim, s->mu_long + lim) : s->m_short;
+        float a = ew_rate(c->long_rate, k);
+        float delta = mw - s->mu_long;
+        s->mu_long += a * delta;
+        s->var_long = (1.0f - a) * (s->var_long + a * delta * delta);
+    }
+
+    /* Error calibration, winsorized at 4 sigma once it is trusted. */
+    {
+        float a = ew_rate(c->err_rate, s->n);
+        double dw = d;
+        if (s->n >= 3) {
+            double lim = 4.0 * sigma;
+            dw = d > lim ? lim : d < -lim ? -lim : d;
+        }
+        s->bias += a * (float)dw;
+        s->mae += a * ((float)fabs(dw) - s->mae);
+        if (sig_q > 0.0) {
+            double u = fabs(dw) / sig_q;
+            if (s->n >= 3 && s->ratio > 0.0f && u > 5.0 * s->ratio) u = 5.0 * s->ratio;
+            s->ratio += a * ((float)u - s->ratio);
+        }
+        if (!isfinite(s->bias) || !isfinite(s->mae) || !isfinite(s->ratio)) {
+            /* Unreachable with finite inputs below ~1e38; restart calibration. */
+            s->bias = s->mae = s->ratio = 0.0f;
+            s->n = 0;
+        }
+    }
+
+    s->n++;
+    if (s->n <= c->warmup) sc = 0.0f;
+    if (!(sc >= 0.0f)) sc = 0.0f;
+    if (sc > 1.0f) sc = 1.0f;
+    s->score = sc;
+
+    /* Levels with hysteresis: up at warn/alert, down to 0 only below clear. */
+    if (s->n > c->warmup) {
+        if (sc >= c->alert) s->level = 2;
+        else if (sc >= c->warn && s->level < 1) s->level = 1;
+        else if (sc < c->clear) s->level = 0;
+    }
+out:
+    if (level) *level = s->level;
+    return s->score;
+}
+
+void an_save(const an_state *s, uint8_t *buf) {
+    rc_put_u32(buf, AN_MAGIC);
+    rc_put_u32(buf + 4, s->n);
+    rc_put_u32(buf + 8, (uint32_t)s->level);
+    const float f[8] = {s->score, s->z, s->bias, s->mae, s->ratio,
+                        s->m_short, s->mu_long, s->var_long};
+    for (int i = 0; i < 8; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
+}
+
+rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
+    if (len < AN_BLOB_SIZE || rc_get_u32(buf) != AN_MAGIC) return RC_ERR_FORMAT;
+    an_state t;
+    t.n = rc_get_u32(buf + 4);
+    t.level = (int32_t)rc_get_u32(buf + 8);
+    if (t.level < 0 || t.level > 2) return RC_ERR_FORMAT;
+    float f[8];
+    for (int i = 0; i < 8; i++) {
+        f[i] = rc_get_f32(buf + 12 + 4 * i);
+        if (!isfinite(f[i])) return RC_ERR_NUMERIC;
+    }
+    t.score = f[0]; t.z = f[1]; t.bias = f[2]; t.mae = f[3]; t.ratio = f[4];
+    t.m_short = f[5]; t.mu_long = f[6]; t.var_long = f[7];
+    if (!(t.score >= 0.0f && t.score <= 1.0f) || t.mae < 0.0f || t.ratio < 0.0f ||
+        t.var_long < 0.0f)
+        return RC_ERR_FORMAT;
+    *s = t;
+    return RC_OK;
+}
