@@ -1,0 +1,463 @@
+/*
+ * rk_step.c: the inference kernels of the RWKV-4 network: weight packing,
+ * the batched GEMM, LayerNorm, the numerically stable WKV, and the step.
+ *
+ * Data layout. A batch of B series is processed in chunks of at most
+ * RK_CHUNK rows; each chunk runs the whole network before the next starts,
+ * so its activations (rows x D floats per buffer) stay in L1/L2 while every
+ * weight panel is streamed once per chunk. Weight matrices W (N, K) are
+ * packed at prepare time into panels of RK_NR = 16 output columns:
+ * panel[j][k][c] = W[16 j + c][k], zero-padded, so the micro-kernel reads
+ * the weights strictly sequentially and a panel (K x 16 floats, 4-16 KB)
+ * stays in L1 while all rows of the chunk go past it.
+ *
+ * The micro-kernel computes a 6 x 16 tile of C with 12 accumulators of 8
+ * floats (GCC vector extensions; FMA when the target has it), the shape
+ * that fits AVX2's 16 registers. B = 1 uses the same code with one row, so
+ * batched and single-series results are bit-identical.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <math.h>
+#include <string.h>
+
+#include "model/rk.h"
+#include "model/rk_internal.h"
+
+#define RK_CHUNK 96 /* rows per chunk: a multiple of the kernel's 6 rows */
+#define RK_MR 6
+
+typedef float v8 __attribute__((vector_size(32)));
+
+static inline v8 v8_load(const float *p) {
+    v8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+
+/* ---- packing ---- */
+
+void rk_pack_layout(const rk_dims *d, rk_pack *pk) {
+    size_t D = d->d_model, F = d->n_feat, M = (size_t)d->ffn_mult * D;
+    size_t HQ = (size_t)d->n_horizon * d->n_quant;
+    size_t off = 0;
+#define PUT(dst, n) do { (dst) = off; off += rk_pad(n); } while (0)
+    memset(pk, 0, sizeof *pk);
+    PUT(pk->in_w, F * rk_pad(D));
+    PUT(pk->in_b, D);
+    for (uint32_t l = 0; l < d->n_layer; l++) {
+        rk_pack_layer *L = &pk->layer[l];
+        PUT(L->wk, D * rk_pad(D));
+        PUT(L->wv, D * rk_pad(D));
+        PUT(L->wr, D * rk_pad(D));
+        PUT(L->wo, D * rk_pad(D));
+        PUT(L->fk, D * rk_pad(M));
+        PUT(L->fv, M * rk_pad(D));
+        PUT(L->fr, D * rk_pad(D));
+        PUT(L->wdecay, D);
+        PUT(L->omu_ak, D);
+        PUT(L->omu_av, D);
+        PUT(L->omu_ar, D);
+        PUT(L->omu_fk, D);
+        PUT(L->omu_fr, D);
+    }
+    PUT(pk->head_w, D * rk_pad(HQ));
+    PUT(pk->head_b, HQ);
+#undef PUT
+    pk->total = off;
+}
+
+/* W is (N, K) row-major; dst receives pad(N)/16 panels of K x 16. */
+static void pack_matrix(float *dst, const float *W, size_t N, size_t K) {
+    size_t Np = rk_pad(N);
+    for (size_t j = 0; j < Np; j += RK_NR)
+        for (size_t k = 0; k < K; k++)
+            for (size_t c = 0; c < RK_NR; c++) {
+                size_t n = j + c;
+                *dst++ = n < N ? W[n * K + k] : 0.0f;
+            }
+}
+
+static void pack_vector(float *dst, const float *v, size_t n) {
+    memset(dst, 0, rk_pad(n) * sizeof(float));
+    memcpy(dst, v, n * sizeof(float));
+}
+
+static void pack_one_minus(float *dst, const float *mu, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = 1.0f - mu[i];
+}
+
+void rk_pack_fill(const rk_model *m) {
+    const rk_dims *d = &m->dims;
+    size_t D = d->d_model, F = d->n_feat, M = (size_t)d->ffn_mult * D;
+    size_t HQ = (size_t)d->n_horizon * d->n_quant;
+    rk_pack pk;
+    rk_pack_layout(d, &pk);
+    float *P = m->packed;
+    memset(P, 0, pk.total * sizeof(float));
+    pack_matrix(P + pk.in_w, m->p.in_w, D, F);
+    pack_vector(P + pk.in_b, m->p.in_b, D);
+    for (uint32_t l = 0; l < d->n_layer; l++) {
+        const rk_layer_params *L = &m->p.layer[l];
+        const rk_pack_layer *Q = &pk.layer[l];
+        pack_matrix(P + Q->wk, L->att_wk, D, D);
+        pack_matrix(P + Q->wv, L->att_wv, D, D);
+        pack_matrix(P + Q->wr, L->att_wr, D, D);
+        pack_matrix(P + Q->wo, L->att_wo, D, D);
+        pack_matrix(P + Q->fk, L->ffn_wk, M, D);
+        pack_matrix(P + Q->fv, L->ffn_wv, D, M);
+        pack_matrix(P + Q->fr, L->ffn_wr, D, D);
+        for (size_t i = 0; i < D; i++) P[Q->wdecay + i] = -expf(L->att_decay[i]);
+        pack_one_minus(P + Q->omu_ak, L->att_mu_k, D);
+        pack_one_minus(P + Q->omu_av, L->att_mu_v, D);
+        pack_one_minus(P + Q->omu_ar, L->att_mu_r, D);
+        pack_one_minus(P + Q->omu_fk, L->ffn_mu_k, D);
+        pack_one_minus(P + Q->omu_fr, L->ffn_mu_r, D);
+    }
+    pack_matrix(P + pk.head_w, m->p.head_w, HQ, D);
+    pack_vector(P + pk.head_b, m->p.head_b, HQ);
+}
+
+rc_err rk_model_prepare(rk_model *m) {
+    if (!m->packed) {
+        rk_pack pk;
+        rk_pack_layout(&m->dims, &pk);
+        m->packed = rc_aligned_alloc(64, pk.total * sizeof(float));
+        if (!m->packed) return RC_ERR_NOMEM;
+    }
+    rk_pack_fill(m);
+    m->hash = rk_content_hash(m);
+    return RC_OK;
+}
+
+/* ---- workspace ---- */
+
+struct rk_ws {
+    int max_batch;       /* rows the caller may pass per call */
+    int rows;            /* rows per chunk, min(max_batch, RK_CHUNK) */
+    size_t ldd;          /* row stride of D-wide buffers, pad(D) */
+    size_t ldm;          /* row stride of the ffn hidden buffer, pad(M) */
+    size_t ldo;          /* row stride of the head output, pad(H*Q) */
+    float *x;            /* (rows, ldd) residual stream */
+    float *xa;           /* (rows, ldd) LayerNorm output */
+    float *xk, *xv, *xr; /* (rows, ldd) token-shifted inputs */
+    float *k, *v, *r;    /* (rows, ldd) projections */
+    float *h;            /* (rows, ldm) ffn hidden */
+    float *o;            /* (rows, ldo) head output */
+    float *block;        /* the one allocation all of the above point into */
+};
+
+rk_ws *rk_ws_new(const rk_model *m, int max_batch, rc_err *err) {
+    rk_ws *ws = NULL;
+    rc_err e = RC_ERR_SHAPE;
+    if (max_batch < 1) goto err;
+    e = RC_ERR_NOMEM;
+    ws = rc_calloc(1, sizeof *ws);
+    if (!ws) goto err;
+    const rk_dims *d = &m->dims;
+    ws->max_batch = max_batch;
+    ws->rows = max_batch < RK_CHUNK ? max_batch : RK_CHUNK;
+    ws->ldd = rk_pad(d->d_model);
+    ws->ldm = rk_pad((size_t)d->ffn_mult * d->d_model);
+    ws->ldo = rk_pad((size_t)d->n_horizon * d->n_quant);
+    size_t R = (size_t)ws->rows;
+    size_t total = R * (8 * ws->ldd + ws->ldm + ws->ldo);
+    ws->block = rc_aligned_alloc(64, total * sizeof(float));
+    if (!ws->block) goto err;
+    memset(ws->block, 0, total * sizeof(float));
+    float *q = ws->block;
+    float **d_bufs[] = {&ws->x, &ws->xa, &ws->xk, &ws->xv, &ws->xr, &ws->k, &ws->v, &ws->r};
+    for (size_t i = 0; i < 8; i++) {
+        *d_bufs[i] = q;
+        q += R * ws->ldd;
+    }
+    ws->h = q;
+    q += R * ws->ldm;
+    ws->o = q;
+    if (err) *err = RC_OK;
+    return ws;
+err:
+    rk_ws_free(ws);
+    if (err) *err = e;
+    return NULL;
+}
+
+void rk_ws_free(rk_ws *ws) {
+    if (!ws) return;
+    rc_free(ws->block);
+    rc_free(ws);
+}
+
+int rk_ws_max_batch(const rk_ws *ws) { return ws->max_batch; }
+
+/* ---- GEMM ---- */
+
+enum { GEMM_SET = 0, GEMM_ADD = 1 };
+
+/*
+ * One MR x 16 tile: C[i][0..16) (=|+=) bias + sum_k A[i][k] * P[k][0..16).
+ * Always inlined with a constant MR so the accumulators live in registers.
+ */
+static inline __attribute__((always_inline)) void
+gemm_tile(const int MR, float *C, size_t ldc, const float *A, size_t lda,
+          const float *P, const float *bias, int K, int mode) {
+    v8 acc[RK_MR][2];
+    for (int i = 0; i < MR; i++) {
+        if (mode == GEMM_ADD) {
+            acc[i][0] = v8_load(C + i * ldc);
+            acc[i][1] = v8_load(C + i * ldc + 8);
+        } else if (bias) {
+            acc[i][0] = v8_load(bias);
+            acc[i][1] = v8_load(bias + 8);
+        } else {
+            acc[i][0] = (v8){0};
+            acc[i][1] = (v8){0};
+        }
+    }
+    for (int k = 0; k < K; k++) {
+        v8 b0 = v8_load(P + (size_t)k * RK_NR);
+        v8 b1 = v8_load(P + (size_t)k * RK_NR + 8);
+        for (int i = 0; i < MR; i++) {
+            float a = A[(size_t)i * lda + k];
+            acc[i][0] += a * b0;
+            acc[i][1] += a * b1;
+        }
+    }
+    for (int i = 0; i < MR; i++) {
+        v8_store(C + i * ldc, acc[i][0]);
+        v8_store(C + i * ldc + 8, acc[i][1]);
+    }
+}
+
+/*
+ * C (rows x Np, stride ldc) = or += A (rows x K, stride lda) * packed P
+ * (+ bias). Loop order: panel outer, rows inner, so each 16-column panel
+ * is loaded into L1 once per chunk and reused by every row tile.
+ */
+static void gemm(float *C, size_t ldc, const float *A, size_t lda, const float *P,
+                 const float *bias, int rows, int K, size_t Np, int mode) {
+    for (size_t j = 0; j < Np; j += RK_NR) {
+        const float *Pj = P + j * (size_t)K;
+        const float *bj = bias ? bias + j : NULL;
+        int i = 0;
+        for (; i + RK_MR <= rows; i += RK_MR)
+            gemm_tile(RK_MR, C + i * ldc + j, ldc, A + i * lda, lda, Pj, bj, K, mode);
+        float *Ci = C + i * ldc + j;
+        const float *Ai = A + i * lda;
+        switch (rows - i) {
+        case 5: gemm_tile(5, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
+        case 4: gemm_tile(4, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
+        case 3: gemm_tile(3, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
+        case 2: gemm_tile(2, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
+        case 1: gemm_tile(1, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
+        default: break;
+        }
+    }
+}
+
+/* ---- elementwise kernels (written so GCC vectorizes them at -O3) ---- */
+
+/*
+ * exp(x) for float with ~1 ulp error: range reduction x = n ln2 + r and
+ * Cephes' degree-6 polynomial on |r| <= ln2/2, assembled as p * 2^n from
+ * the exponent bits. Branch-free so loops over it vectorize; exp of
+ * anything below -87 is 0 (the WKV relies on exp(-huge) = 0 exactly).
+ */
+static inline float rk_exp(float x) {
+    float xc = x < -87.0f ? -87.0f : x;
+    xc = xc > 88.0f ? 88.0f : xc;
+    float n = floorf(xc * 1.44269504088896341f + 0.5f);
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return x < -87.0f ? 0.0f : p * scale;
+}
+
+static inline float rk_sigmoid(float x) { return 1.0f / (1.0f + rk_exp(-x)); }
+
+/* y = LayerNorm(x) * w + b over n channels, population variance, eps 1e-5; y may be x. */
+static void layernorm_forward(float *y, const float *x, const float *restrict w,
+                              const float *restrict b, int n) {
+    float mean = 0.0f;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= (float)n;
+    float var = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float c = x[i] - mean;
+        var += c * c;
+    }
+    var /= (float)n;
+    float inv = 1.0f / sqrtf(var + 1e-5f);
+    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+/* out = cur * mu + prev * (1 - mu): RWKV's token shift. */
+static void token_shift(float *restrict out, const float *restrict cur, const float *restrict prev,
+                        const float *restrict mu, const float *restrict omu, int n) {
+    for (int i = 0; i < n; i++) out[i] = cur[i] * mu[i] + prev[i] * omu[i];
+}
+
+/*
+ * WKV of one series, stable form (state aa, bb, pp; pp is a log-scale
+ * running max so no exp ever overflows):
+ *   ww = u + k;  p = max(pp, ww);  e1 = exp(pp - p);  e2 = exp(ww - p)
+ *   wkv = (e1 aa + e2 v) / (e1 bb + e2)
+ *   ww = pp + w; p = max(ww, k);   e1 = exp(ww - p);  e2 = exp(k - p)
+ *   aa = e1 aa + e2 v;  bb = e1 bb + e2;  pp = p
+ * y = sigmoid(r) * wkv.
+ */
+static void wkv_forward(float *restrict y, const float *restrict k, const float *restrict v,
+                        const float *restrict r, const float *restrict u, const float *restrict w,
+                        float *restrict aa, float *restrict bb, float *restrict pp, int n) {
+    for (int i = 0; i < n; i++) {
+        float kk = k[i], vv = v[i], a = aa[i], b = bb[i], q = pp[i];
+        float ww = u[i] + kk;
+        float p = q > ww ? q : ww;
+        float e1 = rk_exp(q - p), e2 = rk_exp(ww - p);
+        float wkv = (e1 * a + e2 * vv) / (e1 * b + e2);
+        ww = q + w[i];
+        p = ww > kk ? ww : kk;
+        e1 = rk_exp(ww - p);
+        e2 = rk_exp(kk - p);
+        aa[i] = e1 * a + e2 * vv;
+        bb[i] = e1 * b + e2;
+        pp[i] = p;
+        y[i] = rk_sigmoid(r[i]) * wkv;
+    }
+}
+
+static void relu_square(float *restrict x, int n) {
+    for (int i = 0; i < n; i++) {
+        float t = x[i] > 0.0f ? x[i] : 0.0f;
+        x[i] = t * t;
+    }
+}
+
+/* x += sigmoid(r) * v */
+static void gated_add(float *restrict x, const float *restrict r, const float *restrict v, int n) {
+    for (int i = 0; i < n; i++) x[i] += rk_sigmoid(r[i]) * v[i];
+}
+
+static float softplus(float x) { return x > 20.0f ? x : log1pf(rk_exp(x)); }
+
+void rk_head_quantiles(float *q, const float *o, int H, int Q) {
+    int mid = Q / 2;
+    for (int h = 0; h < H; h++) {
+        const float *oh = o + (size_t)h * Q;
+        float *qh = q + (size_t)h * Q;
+        qh[mid] = oh[mid];
+        for (int j = mid + 1; j < Q; j++) qh[j] = qh[j - 1] + softplus(oh[j]);
+        for (int j = mid - 1; j >= 0; j--) qh[j] = qh[j + 1] - softplus(oh[j]);
+    }
+}
+
+/* ---- the network ---- */
+
+/* State slices of layer l: ffn_xx, att_xx, att_aa, att_bb, att_pp. */
+#define ST_FFN_XX 0
+#define ST_ATT_XX 1
+#define ST_AA 2
+#define ST_BB 3
+#define ST_PP 4
+
+/* Runs ln0, the blocks and ln_out on one chunk; ws->x holds its input rows. */
+static void blocks_chunk(const rk_model *m, rk_ws *ws, const rk_pack *pk, int R,
+                         float *const *states, float *blocks_out, size_t out_stride) {
+    const rk_dims *d = &m->dims;
+    const int D = (int)d->d_model, M = (int)(d->ffn_mult * d->d_model);
+    const size_t ldd = ws->ldd, ldm = ws->ldm;
+    const float *P = m->packed;
+    const rk_params *p = &m->p;
+
+    for (int b = 0; b < R; b++) layernorm_forward(ws->x + b * ldd, ws->x + b * ldd, p->ln0_w, p->ln0_b, D);
+
+    for (uint32_t l = 0; l < d->n_layer; l++) {
+        const rk_layer_params *L = &p->layer[l];
+        const rk_pack_layer *Q = &pk->layer[l];
+        size_t soff = (size_t)l * 5 * D;
+
+        /* Time mixing: token shift per series, then three GEMMs over the chunk. */
+        for (int b = 0; b < R; b++) {
+            float *xa = ws->xa + b * ldd, *prev = states[b] + soff + ST_ATT_XX * D;
+            layernorm_forward(xa, ws->x + b * ldd, L->ln1_w, L->ln1_b, D);
+            token_shift(ws->xk + b * ldd, xa, prev, L->att_mu_k, P + Q->omu_ak, D);
+            token_shift(ws->xv + b * ldd, xa, prev, L->att_mu_v, P + Q->omu_av, D);
+            token_shift(ws->xr + b * ldd, xa, prev, L->att_mu_r, P + Q->omu_ar, D);
+            memcpy(prev, xa, (size_t)D * sizeof(float));
+        }
+        gemm(ws->k, ldd, ws->xk, ldd, P + Q->wk, NULL, R, D, ldd, GEMM_SET);
+        gemm(ws->v, ldd, ws->xv, ldd, P + Q->wv, NULL, R, D, ldd, GEMM_SET);
+        gemm(ws->r, ldd, ws->xr, ldd, P + Q->wr, NULL, R, D, ldd, GEMM_SET);
+        for (int b = 0; b < R; b++) {
+            float *s = states[b] + soff;
+            wkv_forward(ws->xa + b * ldd, ws->k + b * ldd, ws->v + b * ldd, ws->r + b * ldd,
+                        L->att_first, P + Q->wdecay, s + ST_AA * D, s + ST_BB * D, s + ST_PP * D, D);
+        }
+        gemm(ws->x, ldd, ws->xa, ldd, P + Q->wo, NULL, R, D, ldd, GEMM_ADD);
+
+        /* Channel mixing. */
+        for (int b = 0; b < R; b++) {
+            float *xf = ws->xa + b * ldd, *prev = states[b] + soff + ST_FFN_XX * D;
+            layernorm_forward(xf, ws->x + b * ldd, L->ln2_w, L->ln2_b, D);
+            token_shift(ws->xk + b * ldd, xf, prev, L->ffn_mu_k, P + Q->omu_fk, D);
+            token_shift(ws->xr + b * ldd, xf, prev, L->ffn_mu_r, P + Q->omu_fr, D);
+            memcpy(prev, xf, (size_t)D * sizeof(float));
+        }
+        gemm(ws->h, ldm, ws->xk, ldd, P + Q->fk, NULL, R, D, ldm, GEMM_SET);
+        for (int b = 0; b < R; b++) relu_square(ws->h + b * ldm, M);
+        gemm(ws->v, ldd, ws->h, ldm, P + Q->fv, NULL, R, M, ldd, GEMM_SET);
+        gemm(ws->r, ldd, ws->xr, ldd, P + Q->fr, NULL, R, D, ldd, GEMM_SET);
+        for (int b = 0; b < R; b++) gated_add(ws->x + b * ldd, ws->r + b * ldd, ws->v + b * ldd, D);
+
+        if (blocks_out)
+            for (int b = 0; b < R; b++)
+                memcpy(blocks_out + l * out_stride + (size_t)b * D, ws->x + b * ldd, (size_t)D * sizeof(float));
+    }
+    for (int b = 0; b < R; b++) layernorm_forward(ws->x + b * ldd, ws->x + b * ldd, p->lnout_w, p->lnout_b, D);
+}
+
+void rk_blocks_batch(const rk_model *m, rk_ws *ws, int B, float *x, float *const *states, float *blocks_out) {
+    rk_pack pk;
+    rk_pack_layout(&m->dims, &pk);
+    const int D = (int)m->dims.d_model;
+    for (int c0 = 0; c0 < B; c0 += ws->rows) {
+        int R = B - c0 < ws->rows ? B - c0 : ws->rows;
+        for (int b = 0; b < R; b++)
+            memcpy(ws->x + b * ws->ldd, x + (size_t)(c0 + b) * D, (size_t)D * sizeof(float));
+        blocks_chunk(m, ws, &pk, R, states + c0, blocks_out ? blocks_out + (size_t)c0 * D : NULL, (size_t)B * D);
+        for (int b = 0; b < R; b++)
+            memcpy(x + (size_t)(c0 + b) * D, ws->x + b * ws->ldd, (size_t)D * sizeof(float));
+    }
+}
+
+void rk_step_batch(const rk_model *m, rk_ws *ws, int B, const float *feat, float *const *states, float *out) {
+    rk_pack pk;
+    rk_pack_layout(&m->dims, &pk);
+    const rk_dims *d = &m->dims;
+    const int F = (int)d->n_feat, D = (int)d->d_model;
+    const int H = (int)d->n_horizon, Q = (int)d->n_quant, HQ = H * Q;
+    const float *P = m->packed;
+    for (int c0 = 0; c0 < B; c0 += ws->rows) {
+        int R = B - c0 < ws->rows ? B - c0 : ws->rows;
+        gemm(ws->x, ws->ldd, feat + (size_t)c0 * F, (size_t)F, P + pk.in_w, P + pk.in_b, R, F, ws->ldd, GEMM_SET);
+        blocks_chunk(m, ws, &pk, R, states + c0, NULL, 0);
+        if (!out) continue;
+        gemm(ws->o, ws->ldo, ws->x, ws->ldd, P + pk.head_w, P + pk.head_b, R, D, ws->ldo, GEMM_SET);
+        for (int b = 0; b < R; b++) rk_head_quantiles(out + (size_t)(c0 + b) * HQ, ws->o + b * ws->ldo, H, Q);
+    }
+}
+
+void rk_step(const rk_model *m, rk_ws *ws, const float *feat, float *state, float *out) {
+    float *states[1] = {state};
+    rk_step_batch(m, ws, 1, feat, states, out);
+}
