@@ -232,7 +232,7 @@ void rk_model_init_random(rk_model *m, uint64_t seed) {
             /* Decay speeds from fast (-5) to slow (+3): w = -exp(decay) spans
              * memories from hundreds of samples down to a fraction of one. */
             L->att_decay[i] = -5.0f + 8.0f * powf(frac, 0.7f + 1.3f * depth);
-            L->att_first[i] = logf(0.3f) + 0.5f * (float)((i + 1) % 3 - 1);
+            L->att_first[i] = logf(0.3f) + 0.5f * (float)((int)((i + 1) % 3) - 1);
         }
         float aD = sqrtf(3.0f / (float)D), aM = sqrtf(3.0f / (float)M);
         fill_uniform(L->att_wk, D * D, aD, &s);

@@ -197,14 +197,20 @@ rk_model *rk_model_load_mem(const uint8_t *buf, size_t len, rc_err *err, char *e
             return load_fail(m, RC_ERR_NUMERIC, err);
         }
     }
+    /* The hash covers the file's own bytes (hash field zeroed), so even
+     * padding after the info text's NUL is protected. */
     uint64_t stored = rc_get_u64(buf + RK_HDR_HASH_OFF);
+    static const uint8_t zero8[8] = {0};
+    uint64_t actual = rc_hash64(RC_HASH_INIT, buf, RK_HDR_HASH_OFF);
+    actual = rc_hash64(actual, zero8, 8);
+    actual = rc_hash64(actual, buf + RK_HDR_HASH_OFF + 8, len - RK_HDR_HASH_OFF - 8);
     if ((e = rk_model_prepare(m)) != RC_OK) {
         say(errbuf, errlen, "Cannot prepare the model: %s", rc_strerror(e));
         return load_fail(m, e, err);
     }
-    if (m->hash != stored) {
+    if (actual != stored) {
         say(errbuf, errlen, "Content hash mismatch (file says %016llx, content is %016llx): corrupted file",
-            (unsigned long long)stored, (unsigned long long)m->hash);
+            (unsigned long long)stored, (unsigned long long)actual);
         return load_fail(m, RC_ERR_FORMAT, err);
     }
     if (err) *err = RC_OK;
