@@ -16,7 +16,7 @@ PKGS += libsystemd
 SYSTEMD_DEF := -DHAVE_LIBSYSTEMD
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -I. $(SYSTEMD_DEF) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CPPFLAGS += -D_GNU_SOURCE -I. -DRWKVCAST_DATADIR='"$(DATADIR)"' $(SYSTEMD_DEF) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 WARN := -std=c11 -Wall -Wextra -pedantic -Werror
 CFLAGS += $(WARN) $(OPTFLAGS) $(ARCHFLAGS) -ffp-contract=fast -fopenmp -MMD -MP
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread

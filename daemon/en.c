@@ -1,0 +1,437 @@
+/*
+ * en.c: the forecasting engine (see en.h for the pipeline and contracts).
+ *
+ * Slots are stored as parallel arrays (structure of arrays): the model
+ * states are one contiguous (max_series x state_len) block so a batch
+ * gathers pointers, never copies; featurizer and anomaly states are small
+ * fixed-size structs; the last forecast is (max_series x H*Q) floats in
+ * value space. A sample is featurized and judged at push time (both only
+ * need the series' own past) and stepped through the network at flush
+ * time together with the other queued series.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "daemon/en.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model/ft.h"
+
+#ifndef RWKVCAST_DATADIR
+#define RWKVCAST_DATADIR "/usr/local/share/rwkvcast"
+#endif
+
+#define EN_BLOB_MAGIC 0x31534e45u /* "ENS1" */
+#define EN_BLOB_VERSION 1
+#define EN_BLOB_HDR 48
+
+enum {
+    SLOT_HAS_FC = 1,    /* fc holds a forecast */
+    SLOT_DIRTY = 2,     /* changed since the last checkpoint */
+    SLOT_QUEUED = 4,    /* a sample of this slot waits in the batch */
+    SLOT_HAS_SAMPLE = 8 /* at least one sample was stepped */
+};
+
+typedef struct en_slot_meta {
+    double t;       /* last stepped sample's time */
+    double v;       /* last stepped sample's value */
+    float score;    /* its anomaly score */
+    int8_t level;   /* its level */
+    uint8_t flags;  /* SLOT_* */
+    uint8_t pad_[2];
+} en_slot_meta;
+
+struct en_engine {
+    const rk_model *m;   /* borrowed */
+    en_cfg cfg;          /* settings */
+    ft_cfg fcfg;         /* featurizer settings from the model file */
+    uint32_t max_series; /* slots */
+    int F, H, Q, HQ;     /* model dims */
+    size_t state_len;    /* floats per model state */
+    en_result_cb *cb;    /* result callback */
+    void *cb_ctx;        /* its context */
+
+    /* Per slot */
+    float *states;       /* (max_series, state_len) */
+    ft_state *ft;        /* (max_series) */
+    an_state *an;        /* (max_series) */
+    float *fc;           /* (max_series, H*Q) last forecast, value space */
+    en_slot_meta *meta;  /* (max_series) */
+
+    /* The pending batch */
+    rk_ws *ws;           /* model workspace for max_batch rows */
+    int n_pending;       /* rows queued */
+    uint32_t *b_slot;    /* (max_batch) */
+    double *b_t, *b_v;   /* (max_batch) */
+    float *b_score;      /* (max_batch) */
+    int8_t *b_level;     /* (max_batch) */
+    int8_t *b_changed;   /* (max_batch) */
+    int8_t *b_has_prev;  /* (max_batch) */
+    float *b_prev;       /* (max_batch, Q) forecast each sample was judged against */
+    float *b_feat;       /* (max_batch, F) */
+    float **b_states;    /* (max_batch) pointers into states */
+    float *b_out;        /* (max_batch, H*Q) normalized model output */
+
+    /* Scratch for results */
+    float *r_yhat, *r_lo, *r_hi; /* (H) callback view */
+    float *l_yhat, *l_lo, *l_hi; /* (H) en_slot_last view */
+    en_result last_view;         /* en_slot_last's result */
+    float *load_state;           /* (state_len) staging for en_slot_load */
+};
+
+void en_cfg_default(en_cfg *c) {
+    c->max_batch = 256;
+    an_cfg_default(&c->anomaly);
+}
+
+static void *alloc_zero(size_t n, size_t size, int *fail) {
+    void *p = rc_calloc(n ? n : 1, size);
+    if (!p) *fail = 1;
+    return p;
+}
+
+en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_result_cb *cb, void *cb_ctx,
+                  rc_err *err) {
+    en_engine *e = NULL;
+    rc_err rc = RC_ERR_CONFIG;
+    if (max_series < 1 || cfg->max_batch < 1 || cfg->max_batch > 4096) goto err;
+    if (an_cfg_check(&cfg->anomaly) != RC_OK) goto err;
+    rc = RC_ERR_SHAPE;
+    if (m->dims.n_feat != FT_NFEAT) goto err;
+    rc = RC_ERR_NOMEM;
+    e = rc_calloc(1, sizeof *e);
+    if (!e) goto err;
+    e->m = m;
+    e->cfg = *cfg;
+    e->max_series = max_series;
+    e->F = (int)m->dims.n_feat;
+    e->H = (int)m->dims.n_horizon;
+    e->Q = (int)m->dims.n_quant;
+    e->HQ = e->H * e->Q;
+    e->state_len = rk_state_len(&m->dims);
+    e->cb = cb;
+    e->cb_ctx = cb_ctx;
+    /* A freshly initialized (untrained) model carries no featurizer
+     * settings; a trained one must carry ours. */
+    ft_cfg_default(&e->fcfg);
+    if (m->meta.feat_kind != 0 && ft_cfg_from_meta(&e->fcfg, &m->meta) != RC_OK) {
+        rc = RC_ERR_VERSION;
+        goto err;
+    }
+    e->fcfg.n_quant = (uint32_t)e->Q;
+
+    int fail = 0;
+    size_t S = max_series, B = (size_t)cfg->max_batch;
+    e->states = alloc_zero(S * e->state_len, sizeof(float), &fail);
+    e->ft = alloc_zero(S, sizeof(ft_state), &fail);
+    e->an = alloc_zero(S, sizeof(an_state), &fail);
+    e->fc = alloc_zero(S * (size_t)e->HQ, sizeof(float), &fail);
+    e->meta = alloc_zero(S, sizeof(en_slot_meta), &fail);
+    e->b_slot = alloc_zero(B, sizeof(uint32_t), &fail);
+    e->b_t = alloc_zero(B, sizeof(double), &fail);
+    e->b_v = alloc_zero(B, sizeof(double), &fail);
+    e->b_score = alloc_zero(B, sizeof(float), &fail);
+    e->b_level = alloc_zero(B, 1, &fail);
+    e->b_changed = alloc_zero(B, 1, &fail);
+    e->b_has_prev = alloc_zero(B, 1, &fail);
+    e->b_prev = alloc_zero(B * (size_t)e->Q, sizeof(float), &fail);
+    e->b_feat = alloc_zero(B * (size_t)e->F, sizeof(float), &fail);
+    e->b_states = alloc_zero(B, sizeof(float *), &fail);
+    e->b_out = alloc_zero(B * (size_t)e->HQ, sizeof(float), &fail);
+    e->r_yhat = alloc_zero((size_t)e->H * 6, sizeof(float), &fail);
+    e->load_state = alloc_zero(e->state_len, sizeof(float), &fail);
+    if (fail) goto err;
+    e->r_lo = e->r_yhat + e->H;
+    e->r_hi = e->r_yhat + 2 * e->H;
+    e->l_yhat = e->r_yhat + 3 * e->H;
+    e->l_lo = e->r_yhat + 4 * e->H;
+    e->l_hi = e->r_yhat + 5 * e->H;
+    e->ws = rk_ws_new(m, cfg->max_batch, &rc);
+    if (!e->ws) goto err;
+    for (uint32_t s = 0; s < max_series; s++) en_slot_reset(e, s);
+    if (err) *err = RC_OK;
+    return e;
+err:
+    en_free(e);
+    if (err) *err = rc;
+    return NULL;
+}
+
+void en_free(en_engine *e) {
+    if (!e) return;
+    rk_ws_free(e->ws);
+    rc_free(e->load_state);
+    rc_free(e->r_yhat);
+    rc_free(e->b_out);
+    rc_free(e->b_states);
+    rc_free(e->b_feat);
+    rc_free(e->b_prev);
+    rc_free(e->b_has_prev);
+    rc_free(e->b_changed);
+    rc_free(e->b_level);
+    rc_free(e->b_score);
+    rc_free(e->b_v);
+    rc_free(e->b_t);
+    rc_free(e->b_slot);
+    rc_free(e->meta);
+    rc_free(e->fc);
+    rc_free(e->an);
+    rc_free(e->ft);
+    rc_free(e->states);
+    rc_free(e);
+}
+
+const rk_model *en_model(const en_engine *e) { return e->m; }
+uint32_t en_max_series(const en_engine *e) { return e->max_series; }
+void en_set_anomaly_cfg(en_engine *e, const an_cfg *c) { e->cfg.anomaly = *c; }
+int en_pending(const en_engine *e) { return e->n_pending; }
+
+/* Removes slot's queued sample, if any (used by reset before reuse). */
+static void drop_pending(en_engine *e, uint32_t slot) {
+    int w = 0;
+    for (int i = 0; i < e->n_pending; i++) {
+        if (e->b_slot[i] == slot) continue;
+        if (w != i) {
+            e->b_slot[w] = e->b_slot[i];
+            e->b_t[w] = e->b_t[i];
+            e->b_v[w] = e->b_v[i];
+            e->b_score[w] = e->b_score[i];
+            e->b_level[w] = e->b_level[i];
+            e->b_changed[w] = e->b_changed[i];
+            e->b_has_prev[w] = e->b_has_prev[i];
+            memcpy(e->b_prev + (size_t)w * e->Q, e->b_prev + (size_t)i * e->Q, (size_t)e->Q * sizeof(float));
+            memcpy(e->b_feat + (size_t)w * e->F, e->b_feat + (size_t)i * e->F, (size_t)e->F * sizeof(float));
+        }
+        w++;
+    }
+    e->n_pending = w;
+}
+
+void en_slot_reset(en_engine *e, uint32_t slot) {
+    if (slot >= e->max_series) return;
+    if (e->meta[slot].flags & SLOT_QUEUED) drop_pending(e, slot);
+    rk_state_init(e->m, e->states + (size_t)slot * e->state_len);
+    ft_init(&e->ft[slot], &e->fcfg);
+    an_init(&e->an[slot]);
+    memset(e->fc + (size_t)slot * e->HQ, 0, (size_t)e->HQ * sizeof(float));
+    memset(&e->meta[slot], 0, sizeof e->meta[slot]);
+    e->meta[slot].t = -INFINITY;
+    e->meta[slot].v = NAN;
+}
+
+double en_slot_last_t(const en_engine *e, uint32_t slot) {
+    if (slot >= e->max_series) return -INFINITY;
+    return e->ft[slot].last_t;
+}
+
+int en_slot_dirty(const en_engine *e, uint32_t slot) {
+    return slot < e->max_series && (e->meta[slot].flags & SLOT_DIRTY) != 0;
+}
+
+void en_slot_clear_dirty(en_engine *e, uint32_t slot) {
+    if (slot < e->max_series) e->meta[slot].flags &= (uint8_t)~SLOT_DIRTY;
+}
+
+/* Splits slot's horizon-major forecast into yhat/lo/hi arrays. */
+static void split_forecast(const en_engine *e, uint32_t slot, float *yhat, float *lo, float *hi) {
+    const float *fc = e->fc + (size_t)slot * e->HQ;
+    for (int h = 0; h < e->H; h++) {
+        lo[h] = fc[h * e->Q];
+        yhat[h] = fc[h * e->Q + e->Q / 2];
+        hi[h] = fc[h * e->Q + e->Q - 1];
+    }
+}
+
+void en_flush(en_engine *e) {
+    int n = e->n_pending;
+    if (n == 0) return;
+    for (int i = 0; i < n; i++) e->b_states[i] = e->states + (size_t)e->b_slot[i] * e->state_len;
+    rk_step_batch(e->m, e->ws, n, e->b_feat, e->b_states, e->b_out);
+    /* Clear the batch before the callbacks so a callback may push again. */
+    e->n_pending = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t s = e->b_slot[i];
+        en_slot_meta *mt = &e->meta[s];
+        ft_denorm(&e->ft[s], e->b_out + (size_t)i * e->HQ, e->fc + (size_t)s * e->HQ, e->HQ);
+        mt->t = e->b_t[i];
+        mt->v = e->b_v[i];
+        mt->score = e->b_score[i];
+        mt->level = e->b_level[i];
+        mt->flags = (uint8_t)((mt->flags & ~SLOT_QUEUED) | SLOT_HAS_FC | SLOT_DIRTY | SLOT_HAS_SAMPLE);
+        if (!e->cb) continue;
+        split_forecast(e, s, e->r_yhat, e->r_lo, e->r_hi);
+        en_result r = {
+            .slot = s,
+            .t = e->b_t[i],
+            .v = e->b_v[i],
+            .dt = ft_period(&e->ft[s]),
+            .H = e->H,
+            .yhat = e->r_yhat,
+            .lo = e->r_lo,
+            .hi = e->r_hi,
+            .prev = e->b_has_prev[i] ? e->b_prev + (size_t)i * e->Q : NULL,
+            .score = e->b_score[i],
+            .level = e->b_level[i],
+            .level_changed = e->b_changed[i],
+        };
+        e->cb(e->cb_ctx, &r);
+    }
+}
+
+/*
+ * Which horizon of the previous forecast the new sample answers: after a
+ * gap of k sampling periods it is step k, not step 1.
+ */
+static int horizon_of(const en_engine *e, uint32_t slot, double t) {
+    double dt = ft_period(&e->ft[slot]);
+    double last = e->ft[slot].last_t;
+    if (!(dt > 0) || !isfinite(last)) return 1;
+    double k = floor((t - last) / dt + 0.5);
+    if (!(k >= 1)) return 1;
+    if (k > e->H) return 0; /* beyond the forecast: nothing to judge against */
+    return (int)k;
+}
+
+rc_err en_push(en_engine *e, uint32_t slot, double t, double v) {
+    if (slot >= e->max_series) return RC_ERR_LIMIT;
+    if (!isfinite(t) || isinf(v)) return RC_ERR_NUMERIC;
+    if (e->meta[slot].flags & SLOT_QUEUED) en_flush(e);
+    if (!(t > e->ft[slot].last_t)) return RC_ERR_PROTO;
+
+    int i = e->n_pending;
+    float *prev = e->b_prev + (size_t)i * e->Q;
+    int h = (e->meta[slot].flags & SLOT_HAS_FC) ? horizon_of(e, slot, t) : 0;
+    if (h > 0) memcpy(prev, e->fc + (size_t)slot * e->HQ + (size_t)(h - 1) * e->Q, (size_t)e->Q * sizeof(float));
+    rc_err rc = ft_push(&e->ft[slot], &e->fcfg, t, v, e->b_feat + (size_t)i * e->F);
+    if (rc != RC_OK) return rc;
+
+    int level = 0;
+    int8_t before = e->meta[slot].level;
+    float score = an_update(&e->an[slot], &e->cfg.anomaly, v, h > 0 ? prev : NULL, e->m->meta.quantiles, e->Q, &level);
+    e->b_slot[i] = slot;
+    e->b_t[i] = t;
+    e->b_v[i] = v;
+    e->b_score[i] = score;
+    e->b_level[i] = (int8_t)level;
+    e->b_changed[i] = (int8_t)(level != before);
+    e->b_has_prev[i] = (int8_t)(h > 0);
+    e->meta[slot].flags |= SLOT_QUEUED;
+    e->meta[slot].level = (int8_t)level; /* the next push compares with this */
+    e->n_pending = i + 1;
+    if (e->n_pending == e->cfg.max_batch) en_flush(e);
+    return RC_OK;
+}
+
+const en_result *en_slot_last(en_engine *e, uint32_t slot) {
+    if (slot >= e->max_series || !(e->meta[slot].flags & SLOT_HAS_SAMPLE)) return NULL;
+    const en_slot_meta *mt = &e->meta[slot];
+    split_forecast(e, slot, e->l_yhat, e->l_lo, e->l_hi);
+    e->last_view = (en_result){
+        .slot = slot,
+        .t = mt->t,
+        .v = mt->v,
+        .dt = ft_period(&e->ft[slot]),
+        .H = e->H,
+        .yhat = e->l_yhat,
+        .lo = e->l_lo,
+        .hi = e->l_hi,
+        .prev = NULL,
+        .score = mt->score,
+        .level = mt->level,
+        .level_changed = 0,
+    };
+    return &e->last_view;
+}
+
+/* ---- blobs ----
+ *   0  u32 magic "ENS1"      4  u32 version       8  u64 model hash
+ *  16  u32 H                20  u32 Q            24  u32 flags (HAS_FC|HAS_SAMPLE)
+ *  28  i32 level            32  f64 t            40  f32 score   44 u32 reserved
+ *  48  rk state blob, ft blob, an blob, f32 forecast (H*Q), f64 v
+ */
+
+size_t en_blob_size(const en_engine *e) {
+    return EN_BLOB_HDR + rk_state_blob_size(&e->m->dims) + FT_BLOB_SIZE + AN_BLOB_SIZE + 4 * (size_t)e->HQ + 8;
+}
+
+void en_slot_save(const en_engine *e, uint32_t slot, uint8_t *buf) {
+    const en_slot_meta *mt = &e->meta[slot];
+    memset(buf, 0, EN_BLOB_HDR);
+    rc_put_u32(buf, EN_BLOB_MAGIC);
+    rc_put_u32(buf + 4, EN_BLOB_VERSION);
+    rc_put_u64(buf + 8, e->m->hash);
+    rc_put_u32(buf + 16, (uint32_t)e->H);
+    rc_put_u32(buf + 20, (uint32_t)e->Q);
+    rc_put_u32(buf + 24, (uint32_t)(mt->flags & (SLOT_HAS_FC | SLOT_HAS_SAMPLE)));
+    rc_put_u32(buf + 28, (uint32_t)(int32_t)mt->level);
+    rc_put_f64(buf + 32, mt->t);
+    rc_put_f32(buf + 40, mt->score);
+    uint8_t *p = buf + EN_BLOB_HDR;
+    rk_state_save(e->m, e->states + (size_t)slot * e->state_len, p);
+    p += rk_state_blob_size(&e->m->dims);
+    ft_save(&e->ft[slot], p);
+    p += FT_BLOB_SIZE;
+    an_save(&e->an[slot], p);
+    p += AN_BLOB_SIZE;
+    const float *fc = e->fc + (size_t)slot * e->HQ;
+    for (int i = 0; i < e->HQ; i++) rc_put_f32(p + 4 * i, fc[i]);
+    p += 4 * (size_t)e->HQ;
+    rc_put_f64(p, mt->v);
+}
+
+rc_err en_slot_load(en_engine *e, uint32_t slot, const uint8_t *buf, size_t len) {
+    if (slot >= e->max_series) return RC_ERR_LIMIT;
+    rc_err rc = RC_ERR_FORMAT;
+    ft_state fs;
+    an_state as;
+    size_t rk_n = rk_state_blob_size(&e->m->dims);
+    if (len < EN_BLOB_HDR || rc_get_u32(buf) != EN_BLOB_MAGIC) goto fail;
+    rc = RC_ERR_VERSION;
+    if (rc_get_u32(buf + 4) != EN_BLOB_VERSION) goto fail;
+    rc = RC_ERR_MODEL;
+    if (rc_get_u64(buf + 8) != e->m->hash) goto fail;
+    rc = RC_ERR_SHAPE;
+    if (rc_get_u32(buf + 16) != (uint32_t)e->H || rc_get_u32(buf + 20) != (uint32_t)e->Q) goto fail;
+    rc = RC_ERR_FORMAT;
+    if (len != en_blob_size(e)) goto fail;
+    const uint8_t *p = buf + EN_BLOB_HDR;
+    if ((rc = rk_state_load(e->m, e->load_state, p, rk_n)) != RC_OK) goto fail;
+    p += rk_n;
+    if ((rc = ft_load(&fs, p, FT_BLOB_SIZE)) != RC_OK) goto fail;
+    p += FT_BLOB_SIZE;
+    if ((rc = an_load(&as, p, AN_BLOB_SIZE)) != RC_OK) goto fail;
+    p += AN_BLOB_SIZE;
+    rc = RC_ERR_NUMERIC;
+    for (int i = 0; i < e->HQ; i++)
+        if (!isfinite(rc_get_f32(p + 4 * i))) goto fail;
+
+    /* Everything validated: commit. */
+    en_slot_reset(e, slot);
+    memcpy(e->states + (size_t)slot * e->state_len, e->load_state, e->state_len * sizeof(float));
+    e->ft[slot] = fs;
+    e->an[slot] = as;
+    float *fc = e->fc + (size_t)slot * e->HQ;
+    for (int i = 0; i < e->HQ; i++) fc[i] = rc_get_f32(p + 4 * i);
+    p += 4 * (size_t)e->HQ;
+    en_slot_meta *mt = &e->meta[slot];
+    mt->flags = (uint8_t)(rc_get_u32(buf + 24) & (SLOT_HAS_FC | SLOT_HAS_SAMPLE));
+    mt->level = (int8_t)(int32_t)rc_get_u32(buf + 28);
+    mt->t = rc_get_f64(buf + 32);
+    mt->score = rc_get_f32(buf + 40);
+    mt->v = rc_get_f64(p);
+    return RC_OK;
+fail:
+    en_slot_reset(e, slot);
+    return rc;
+}
+
+const char *en_default_model_path(void) {
+    const char *env = getenv("RWKVCAST_MODEL");
+    if (env && *env) return env;
+    static const char installed[] = RWKVCAST_DATADIR "/default.rwkv";
+    if (access(installed, R_OK) == 0) return installed;
+    return "model/default.rwkv";
+}

@@ -1,0 +1,236 @@
+/*
+ * en_test.c: the engine (daemon/en.c): one result per sample with ordered
+ * intervals, batching that does not change results, per-series order,
+ * input errors, blob round trips and their error paths.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/en.h"
+#include "model/ft.h"
+#include "tests/unit/tt.h"
+
+typedef struct rec {
+    int n;             /* results seen */
+    uint32_t slot[4096];
+    double t[4096];
+    float yhat1[4096];
+    float score[4096];
+    int bad;           /* results violating lo <= yhat <= hi or score range */
+} rec;
+
+static void on_result(void *ctx, const en_result *r) {
+    rec *c = ctx;
+    for (int h = 0; h < r->H; h++)
+        if (!(r->lo[h] <= r->yhat[h] && r->yhat[h] <= r->hi[h]) || !isfinite(r->yhat[h])) c->bad++;
+    if (!(r->score >= 0.0f && r->score <= 1.0f)) c->bad++;
+    if (c->n < 4096) {
+        c->slot[c->n] = r->slot;
+        c->t[c->n] = r->t;
+        c->yhat1[c->n] = r->yhat[0];
+        c->score[c->n] = r->score;
+    }
+    c->n++;
+}
+
+static rk_model *model(void) {
+    rk_dims d = rk_dims_default(FT_NFEAT);
+    d.n_horizon = 12;
+    rk_model *m = rk_model_new(&d, NULL);
+    ASSERT(m != NULL);
+    rk_model_init_random(m, 21);
+    return m;
+}
+
+static en_engine *engine(const rk_model *m, int batch, uint32_t series, rec *r) {
+    en_cfg c;
+    en_cfg_default(&c);
+    c.max_batch = batch;
+    rc_err e;
+    en_engine *en = en_new(m, &c, series, on_result, r, &e);
+    ASSERT(en != NULL);
+    return en;
+}
+
+static double value(int s, int i) { return 100.0 + 10.0 * sin(i * 0.26 + s) + s; }
+
+TEST(one_result_per_sample) {
+    rk_model *m = model();
+    rec *r = calloc(1, sizeof *r);
+    en_engine *e = engine(m, 8, 4, r);
+    for (int i = 0; i < 300; i++) {
+        for (uint32_t s = 0; s < 4; s++) ASSERT_EQ(en_push(e, s, 1e9 + 60.0 * i, value((int)s, i)), RC_OK);
+    }
+    en_flush(e);
+    ASSERT_EQ(r->n, 1200);
+    ASSERT_EQ(r->bad, 0);
+    ASSERT_EQ(en_pending(e), 0);
+    const en_result *last = en_slot_last(e, 2);
+    ASSERT(last != NULL);
+    ASSERT_NEAR(last->t, 1e9 + 60.0 * 299, 1e-6);
+    ASSERT_NEAR(last->dt, 60.0, 1e-6);
+    ASSERT(en_slot_last(e, 3) != NULL);
+    en_free(e);
+    rk_model_free(m);
+    free(r);
+}
+
+/* Batch size must not change any number: same kernel path per row. */
+TEST(batching_does_not_change_results) {
+    rk_model *m = model();
+    rec *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    en_engine *ea = engine(m, 1, 16, a), *eb = engine(m, 64, 16, b);
+    for (int i = 0; i < 100; i++)
+        for (uint32_t s = 0; s < 16; s++) {
+            double v = (i % 17 == 0 && s == 3) ? NAN : value((int)s, i);
+            ASSERT_EQ(en_push(ea, s, 1000.0 + i, v), RC_OK);
+            ASSERT_EQ(en_push(eb, s, 1000.0 + i, v), RC_OK);
+        }
+    en_flush(ea);
+    en_flush(eb);
+    ASSERT_EQ(a->n, 1600);
+    ASSERT_EQ(b->n, 1600);
+    for (uint32_t s = 0; s < 16; s++) {
+        const en_result *ra = en_slot_last(ea, s);
+        float y = ra->yhat[5];
+        const en_result *rb = en_slot_last(eb, s);
+        ASSERT(memcmp(&y, &rb->yhat[5], sizeof y) == 0);
+    }
+    /* Results arrive in push order per series even when batched. */
+    double last_t[16];
+    for (int s = 0; s < 16; s++) last_t[s] = -1;
+    for (int i = 0; i < b->n && i < 4096; i++) {
+        ASSERT(b->t[i] > last_t[b->slot[i]]);
+        last_t[b->slot[i]] = b->t[i];
+    }
+    en_free(ea);
+    en_free(eb);
+    rk_model_free(m);
+    free(a);
+    free(b);
+}
+
+TEST(input_errors_leave_slot_untouched) {
+    rk_model *m = model();
+    rec *r = calloc(1, sizeof *r);
+    en_engine *e = engine(m, 4, 2, r);
+    ASSERT_EQ(en_push(e, 0, 100.0, 1.0), RC_OK);
+    ASSERT_EQ(en_push(e, 0, 100.0, 2.0), RC_ERR_PROTO); /* not after the last */
+    ASSERT_EQ(en_push(e, 0, 50.0, 2.0), RC_ERR_PROTO);
+    ASSERT_EQ(en_push(e, 0, 101.0, INFINITY), RC_ERR_NUMERIC);
+    ASSERT_EQ(en_push(e, 0, NAN, 1.0), RC_ERR_NUMERIC);
+    ASSERT_EQ(en_push(e, 2, 101.0, 1.0), RC_ERR_LIMIT);
+    ASSERT_EQ(en_push(e, 0, 101.0, NAN), RC_OK); /* missing value is data */
+    en_flush(e);
+    ASSERT_EQ(r->n, 2);
+    ASSERT_EQ(r->bad, 0);
+    ASSERT_NEAR(en_slot_last_t(e, 0), 101.0, 0);
+    en_free(e);
+    rk_model_free(m);
+    free(r);
+}
+
+TEST(blob_roundtrip_continues_identically) {
+    rk_model *m = model();
+    rec *r = calloc(1, sizeof *r);
+    en_engine *a = engine(m, 4, 2, r), *b = engine(m, 4, 2, r);
+    for (int i = 0; i < 120; i++) en_push(a, 1, 500.0 + 10 * i, value(1, i));
+    en_flush(a);
+    ASSERT(en_slot_dirty(a, 1));
+    ASSERT(!en_slot_dirty(a, 0));
+    size_t n = en_blob_size(a);
+    uint8_t *blob = malloc(n);
+    en_slot_save(a, 1, blob);
+    en_slot_clear_dirty(a, 1);
+    ASSERT(!en_slot_dirty(a, 1));
+    ASSERT_EQ(en_slot_load(b, 0, blob, n), RC_OK);
+    for (int i = 120; i < 200; i++) {
+        en_push(a, 1, 500.0 + 10 * i, value(1, i));
+        en_push(b, 0, 500.0 + 10 * i, value(1, i));
+        en_flush(a);
+        en_flush(b);
+        const en_result *ra = en_slot_last(a, 1);
+        float ya[12], sa = ra->score;
+        memcpy(ya, ra->yhat, sizeof ya);
+        const en_result *rb = en_slot_last(b, 0);
+        ASSERT(memcmp(ya, rb->yhat, sizeof ya) == 0);
+        ASSERT(memcmp(&sa, &rb->score, sizeof sa) == 0);
+    }
+    free(blob);
+    en_free(a);
+    en_free(b);
+    rk_model_free(m);
+    free(r);
+}
+
+TEST(blob_errors_reset_slot) {
+    rk_model *m = model(), *other = model();
+    other->w[0] += 1.0f;
+    rk_model_prepare(other);
+    rec *r = calloc(1, sizeof *r);
+    en_engine *a = engine(m, 4, 2, r), *b = engine(other, 4, 2, r);
+    for (int i = 0; i < 30; i++) en_push(a, 0, 10.0 + i, value(0, i));
+    en_flush(a);
+    size_t n = en_blob_size(a);
+    uint8_t *blob = malloc(n);
+    en_slot_save(a, 0, blob);
+    for (int i = 0; i < 5; i++) en_push(b, 1, 1.0 + i, 1.0);
+    en_flush(b);
+    ASSERT(en_slot_last(b, 1) != NULL);
+    ASSERT_EQ(en_slot_load(b, 1, blob, n), RC_ERR_MODEL);
+    ASSERT(en_slot_last(b, 1) == NULL); /* reset, not half-loaded */
+    ASSERT_EQ(en_slot_load(a, 1, blob, n - 1), RC_ERR_FORMAT);
+    blob[0] ^= 1;
+    ASSERT_EQ(en_slot_load(a, 1, blob, n), RC_ERR_FORMAT);
+    blob[0] ^= 1;
+    blob[4] = 7;
+    ASSERT_EQ(en_slot_load(a, 1, blob, n), RC_ERR_VERSION);
+    free(blob);
+    en_free(a);
+    en_free(b);
+    rk_model_free(m);
+    rk_model_free(other);
+    free(r);
+}
+
+TEST(series_budget_default_model) {
+    rk_dims d = rk_dims_default(FT_NFEAT);
+    rk_model *m = rk_model_new(&d, NULL);
+    rk_model_init_random(m, 1);
+    en_cfg c;
+    en_cfg_default(&c);
+    size_t before = rc_mem_used();
+    en_engine *e = en_new(m, &c, 10000, NULL, NULL, NULL);
+    ASSERT(e != NULL);
+    double per_series = (double)(rc_mem_used() - before) / 10000.0;
+    printf("  default model: blob %zu bytes, %.0f bytes of engine memory per series\n", en_blob_size(e), per_series);
+    ASSERT_LE(en_blob_size(e), 4096);
+    ASSERT_LE(per_series, 4096 + 512); /* + the shared batch buffers amortized */
+    en_free(e);
+    rk_model_free(m);
+}
+
+TEST(reset_drops_queued_sample) {
+    rk_model *m = model();
+    rec *r = calloc(1, sizeof *r);
+    en_engine *e = engine(m, 8, 3, r);
+    en_push(e, 0, 1.0, 1.0);
+    en_push(e, 1, 1.0, 1.0);
+    en_slot_reset(e, 0);
+    ASSERT_EQ(en_pending(e), 1);
+    en_flush(e);
+    ASSERT_EQ(r->n, 1);
+    ASSERT_EQ(r->slot[0], 1);
+    ASSERT(en_slot_last(e, 0) == NULL);
+    en_free(e);
+    rk_model_free(m);
+    free(r);
+}
+
+TT_MAIN(TEST_ENTRY(one_result_per_sample), TEST_ENTRY(batching_does_not_change_results),
+        TEST_ENTRY(input_errors_leave_slot_untouched), TEST_ENTRY(blob_roundtrip_continues_identically),
+        TEST_ENTRY(blob_errors_reset_slot), TEST_ENTRY(series_budget_default_model),
+        TEST_ENTRY(reset_drops_queued_sample))
