@@ -1,0 +1,397 @@
+/*
+ * ck.c: the SQLite checkpoint store (ck.h).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "daemon/ck.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/lg.h"
+
+enum { OP_PUT = 1, OP_DEL = 2 };
+
+/* Row header; the blob follows at the next 8-byte boundary. */
+typedef struct row {
+    uint8_t op;             /* OP_PUT or OP_DEL */
+    uint8_t pad_;
+    uint16_t id_len;        /* bytes */
+    uint32_t pad2_;
+    uint64_t model_hash;    /* model that produced the blob */
+    char id[CK_ID_MAX + 1]; /* NUL-terminated */
+} row;
+
+typedef struct rowbuf {
+    uint8_t *base; /* (cap * stride) bytes */
+    uint32_t cap;  /* rows */
+    uint32_t n;    /* rows used */
+} rowbuf;
+
+struct ck_store {
+    sqlite3 *wdb;          /* writer thread's connection */
+    sqlite3 *rdb;          /* loop thread's connection for reads */
+    sqlite3_stmt *fetch;   /* on rdb */
+    size_t blob_size;      /* bytes */
+    size_t stride;         /* bytes per row */
+    rowbuf ring[2];        /* pending / in-flight evictions and deletions */
+    int pend;              /* index of the pending ring */
+    rowbuf snap;           /* snapshot of the next (or in-flight) job */
+    /* Handoff, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thr;
+    int thr_started;
+    int job;               /* 1 from ck_submit until the writer finishes */
+    int busy;              /* 1 from ck_submit until ck_poll collects */
+    int stop;              /* writer should exit */
+    ck_result res;         /* last job's result, written by the writer */
+};
+
+static row *row_at(const ck_store *s, const rowbuf *b, uint32_t i) {
+    return (row *)(b->base + (size_t)i * s->stride);
+}
+static uint8_t *row_blob(row *r) { return (uint8_t *)r + ((sizeof(row) + 7) & ~(size_t)7); }
+
+/* Schema migrations: migrations[v] upgrades from v to v+1. Forward-only. */
+static const char *const migrations[CK_SCHEMA_VERSION] = {
+    /* 0 -> 1 */
+    "CREATE TABLE series(\n"
+    "  id TEXT PRIMARY KEY,\n"
+    "  model_hash INTEGER NOT NULL,\n"
+    "  updated REAL NOT NULL,\n"
+    "  state BLOB NOT NULL) WITHOUT ROWID;\n"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;\n"
+    "INSERT INTO meta VALUES('created', julianday('now'));\n",
+};
+
+static rc_err sqlfail(sqlite3 *db, const char *what, const char *path, char *errbuf, size_t errlen) {
+    if (errbuf) snprintf(errbuf, errlen, "Checkpoint store '%s': %s failed: %s.", path, what,
+                         db ? sqlite3_errmsg(db) : "out of memory");
+    return RC_ERR_IO;
+}
+
+static int user_version(sqlite3 *db) {
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static rc_err migrate(sqlite3 *db, const char *path, char *errbuf, size_t errlen) {
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return sqlfail(db, "BEGIN", path, errbuf, errlen);
+    int v = user_version(db);
+    if (v < 0) goto fail;
+    if (v > CK_SCHEMA_VERSION) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        if (errbuf) snprintf(errbuf, errlen, "Checkpoint store '%s': schema version (%d) is newer than "
+                             "this rwkvcastd supports (%d).", path, v, CK_SCHEMA_VERSION);
+        return RC_ERR_VERSION;
+    }
+    for (; v < CK_SCHEMA_VERSION; v++) {
+        char sql[64];
+        if (sqlite3_exec(db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) goto fail;
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) goto fail;
+        LOG(LG_NOTICE, "ck", "Checkpoint store '%s' migrated to schema version %d.", path, v + 1);
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) goto fail;
+    return RC_OK;
+fail:
+    sqlfail(db, "schema migration", path, errbuf, errlen);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return RC_ERR_IO;
+}
+
+static double wall(void) { return lg_wall_s(); }
+
+/* Writes one job in one transaction. Runs on the writer thread. */
+static void run_job(ck_store *s, const rowbuf *ring, ck_result *res) {
+    sqlite3_stmt *put = NULL, *del = NULL;
+    memset(res, 0, sizeof *res);
+    res->started = wall();
+    int64_t t0 = lg_mono_ns();
+    sqlite3 *db = s->wdb;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) goto fail;
+    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO series(id, model_hash, updated, state) "
+                               "VALUES(?1, ?2, ?3, ?4)", -1, &put, NULL) != SQLITE_OK) goto fail;
+    if (sqlite3_prepare_v2(db, "DELETE FROM series WHERE id = ?1", -1, &del, NULL) != SQLITE_OK) goto fail;
+    const rowbuf *parts[2] = {ring, &s->snap};
+    /* Evictions and deletions first: the snapshot is newer than all of them. */
+    for (int p = 0; p < 2; p++) {
+        for (uint32_t i = 0; i < parts[p]->n; i++) {
+            row *r = row_at(s, parts[p], i);
+            sqlite3_stmt *st = r->op == OP_DEL ? del : put;
+            sqlite3_reset(st);
+            sqlite3_bind_text(st, 1, r->id, r->id_len, SQLITE_STATIC);
+            if (r->op == OP_PUT) {
+                sqlite3_bind_int64(st, 2, (sqlite3_int64)r->model_hash);
+                sqlite3_bind_double(st, 3, res->started);
+                sqlite3_bind_blob(st, 4, row_blob(r), (int)s->blob_size, SQLITE_STATIC);
+            }
+            if (sqlite3_step(st) != SQLITE_DONE) goto fail;
+            res->rows++;
+        }
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) goto fail;
+    sqlite3_finalize(put);
+    sqlite3_finalize(del);
+    res->duration = (double)(lg_mono_ns() - t0) * 1e-9;
+    return;
+fail:
+    res->rc = RC_ERR_IO;
+    snprintf(res->error, sizeof res->error, "%s", sqlite3_errmsg(db));
+    sqlite3_finalize(put);
+    sqlite3_finalize(del);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    res->rows = 0;
+    res->duration = (double)(lg_mono_ns() - t0) * 1e-9;
+}
+
+static void *writer(void *arg) {
+    ck_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->job && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->job && s->stop) break;
+        /* The job's buffers are frozen until ck_poll, so write them unlocked. */
+        const rowbuf *ring = &s->ring[1 - s->pend];
+        pthread_mutex_unlock(&s->mu);
+        ck_result res;
+        run_job(s, ring, &res);
+        pthread_mutex_lock(&s->mu);
+        s->res = res;
+        s->job = 0;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static rc_err open_db(const char *path, sqlite3 **db, char *errbuf, size_t errlen) {
+    int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) return sqlfail(*db, "open", path, errbuf, errlen);
+    sqlite3_busy_timeout(*db, 10000);
+    /* WAL: readers never block the writer; FULL fsyncs the WAL on each
+     * commit, once per checkpoint, so a commit survives power loss too. */
+    char *msg = NULL;
+    if (sqlite3_exec(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_free(msg);
+        return sqlfail(*db, "PRAGMA journal_mode=WAL", path, errbuf, errlen);
+    }
+    return RC_OK;
+}
+
+static rc_err rowbuf_init(rowbuf *b, uint32_t cap, size_t stride) {
+    b->cap = cap;
+    b->n = 0;
+    b->base = rc_malloc((size_t)cap * stride);
+    return b->base ? RC_OK : RC_ERR_NOMEM;
+}
+
+ck_store *ck_open(const char *path, size_t blob_size, uint32_t snap_rows, uint32_t evict_rows,
+                  rc_err *err, char *errbuf, size_t errlen) {
+    ck_store *s = rc_calloc(1, sizeof *s);
+    if (errbuf && errlen) errbuf[0] = 0;
+    *err = RC_ERR_NOMEM;
+    if (!s) return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->blob_size = blob_size;
+    s->stride = (((sizeof(row) + 7) & ~(size_t)7) + blob_size + 7) & ~(size_t)7;
+    if (rowbuf_init(&s->ring[0], evict_rows, s->stride) || rowbuf_init(&s->ring[1], evict_rows, s->stride) ||
+        rowbuf_init(&s->snap, snap_rows, s->stride))
+        goto err;
+    if ((*err = open_db(path, &s->wdb, errbuf, errlen))) goto err;
+    if ((*err = migrate(s->wdb, path, errbuf, errlen))) goto err;
+    if ((*err = open_db(path, &s->rdb, errbuf, errlen))) goto err;
+    if (sqlite3_prepare_v2(s->rdb, "SELECT model_hash, state FROM series WHERE id = ?1", -1,
+                           &s->fetch, NULL) != SQLITE_OK) {
+        *err = sqlfail(s->rdb, "prepare", path, errbuf, errlen);
+        goto err;
+    }
+    if (pthread_create(&s->thr, NULL, writer, s) != 0) {
+        *err = RC_ERR_NOMEM;
+        goto err;
+    }
+    s->thr_started = 1;
+    *err = RC_OK;
+    return s;
+err:
+    ck_close(s);
+    return NULL;
+}
+
+void ck_close(ck_store *s) {
+    if (!s) return;
+    if (s->thr_started) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = 1;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thr, NULL);
+    }
+    sqlite3_finalize(s->fetch);
+    sqlite3_close(s->rdb);
+    sqlite3_close(s->wdb);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    rc_free(s->snap.base);
+    rc_free(s->ring[1].base);
+    rc_free(s->ring[0].base);
+    rc_free(s);
+}
+
+long ck_restore(ck_store *s, ck_row_cb *cb, void *ctx) {
+    sqlite3_stmt *st;
+    long n = 0;
+    if (sqlite3_prepare_v2(s->rdb, "SELECT id, model_hash, state FROM series", -1, &st, NULL) != SQLITE_OK) {
+        LOG(LG_WARNING, "ck", "Cannot read the checkpoint store: %s.", sqlite3_errmsg(s->rdb));
+        return -1;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        int id_len = sqlite3_column_bytes(st, 0);
+        uint64_t h = (uint64_t)sqlite3_column_int64(st, 1);
+        const uint8_t *blob = sqlite3_column_blob(st, 2);
+        int blen = sqlite3_column_bytes(st, 2);
+        n++;
+        if (!id || id_len <= 0 || id_len > CK_ID_MAX) continue;
+        cb(ctx, id, (size_t)id_len, h, blob, (size_t)blen);
+    }
+    if (rc != SQLITE_DONE) {
+        LOG(LG_WARNING, "ck", "Reading the checkpoint store stopped: %s.", sqlite3_errmsg(s->rdb));
+        n = -1;
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Newest matching row of b, or NULL. */
+static row *find_in(const ck_store *s, const rowbuf *b, const char *id, size_t len) {
+    for (uint32_t i = b->n; i-- > 0;) {
+        row *r = row_at(s, b, i);
+        if (r->id_len == len && memcmp(r->id, id, len) == 0) return r;
+    }
+    return NULL;
+}
+
+int ck_fetch(ck_store *s, const char *id, size_t id_len, uint8_t *buf, size_t cap,
+             size_t *len, uint64_t *model_hash) {
+    row *r = find_in(s, &s->ring[s->pend], id, id_len);
+    /* The in-flight ring is frozen while busy, so reading it here is safe;
+     * its snapshot part cannot hold a newer state of an absent series
+     * (anything evicted after the submit is in the pending ring). */
+    if (!r && s->busy) r = find_in(s, &s->ring[1 - s->pend], id, id_len);
+    if (r) {
+        if (r->op == OP_DEL) return 0;
+        size_t n = s->blob_size < cap ? s->blob_size : cap;
+        memcpy(buf, row_blob(r), n);
+        *len = n;
+        *model_hash = r->model_hash;
+        return 1;
+    }
+    sqlite3_reset(s->fetch);
+    sqlite3_bind_text(s->fetch, 1, id, (int)id_len, SQLITE_STATIC);
+    int rc = sqlite3_step(s->fetch);
+    if (rc == SQLITE_DONE) return 0;
+    if (rc != SQLITE_ROW) {
+        LOG(LG_WARNING, "ck", "Cannot read series '%.*s' from the store: %s.", (int)id_len, id,
+            sqlite3_errmsg(s->rdb));
+        sqlite3_reset(s->fetch);
+        return -1;
+    }
+    *model_hash = (uint64_t)sqlite3_column_int64(s->fetch, 0);
+    size_t n = (size_t)sqlite3_column_bytes(s->fetch, 1);
+    const void *b = sqlite3_column_blob(s->fetch, 1);
+    if (n > cap) n = cap;
+    if (b) memcpy(buf, b, n);
+    *len = n;
+    sqlite3_reset(s->fetch);
+    return 1;
+}
+
+int ck_busy(const ck_store *s) { return s->busy; }
+
+static row *add(ck_store *s, rowbuf *b, int op, const char *id, size_t len, uint64_t h) {
+    if (b->n == b->cap || len == 0 || len > CK_ID_MAX) return NULL;
+    row *r = row_at(s, b, b->n++);
+    r->op = (uint8_t)op;
+    r->id_len = (uint16_t)len;
+    r->model_hash = h;
+    memcpy(r->id, id, len);
+    r->id[len] = 0;
+    return r;
+}
+
+uint8_t *ck_snap_add(ck_store *s, const char *id, size_t id_len, uint64_t model_hash) {
+    if (s->busy) return NULL;
+    row *r = add(s, &s->snap, OP_PUT, id, id_len, model_hash);
+    return r ? row_blob(r) : NULL;
+}
+
+uint8_t *ck_evict_add(ck_store *s, const char *id, size_t id_len, uint64_t model_hash) {
+    row *r = add(s, &s->ring[s->pend], OP_PUT, id, id_len, model_hash);
+    return r ? row_blob(r) : NULL;
+}
+
+rc_err ck_delete(ck_store *s, const char *id, size_t id_len) {
+    return add(s, &s->ring[s->pend], OP_DEL, id, id_len, 0) ? RC_OK : RC_ERR_LIMIT;
+}
+
+uint32_t ck_pending(const ck_store *s) { return s->ring[s->pend].n + (s->busy ? 0 : s->snap.n); }
+
+rc_err ck_submit(ck_store *s) {
+    if (s->busy) return RC_ERR_LIMIT;
+    pthread_mutex_lock(&s->mu);
+    s->pend = 1 - s->pend; /* the old pending ring travels with the job */
+    s->ring[s->pend].n = 0;
+    s->busy = 1;
+    s->job = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return RC_OK;
+}
+
+/* Collects a finished job; mu held. */
+static int collect(ck_store *s, ck_result *r) {
+    if (!s->busy || s->job) return 0;
+    if (r) *r = s->res;
+    s->busy = 0;
+    s->snap.n = 0;
+    s->ring[1 - s->pend].n = 0;
+    return 1;
+}
+
+int ck_poll(ck_store *s, ck_result *r) {
+    if (!s->busy) return 0;
+    pthread_mutex_lock(&s->mu);
+    int done = collect(s, r);
+    pthread_mutex_unlock(&s->mu);
+    return done;
+}
+
+int ck_wait(ck_store *s, double timeout, ck_result *r) {
+    if (!s->busy) return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double sec = floor(timeout);
+    ts.tv_sec += (time_t)sec;
+    ts.tv_nsec += (long)((timeout - sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    pthread_mutex_lock(&s->mu);
+    while (s->job) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0) break;
+    }
+    int done = collect(s, r);
+    pthread_mutex_unlock(&s->mu);
+    return done;
+}
