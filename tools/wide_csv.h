@@ -1,0 +1,26 @@
+/*
+ * wide_csv.h: reader for M4-style wide CSVs (header row; first column the
+ * series id, then its values in time order; fields may be double-quoted;
+ * trailing empty fields end a shorter series). Used by `train` and `eval`.
+ *
+ * Single-threaded. Errors print one "Error: ..." line naming the file.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef WIDE_CSV_H
+#define WIDE_CSV_H
+
+typedef struct wide_csv {
+    int n;        /* series */
+    char **id;    /* (n) ids, owned */
+    int *len;     /* (n) values per series (trailing empties dropped) */
+    double **v;   /* (n) values, owned; NaN for an empty field inside a series */
+} wide_csv;
+
+/* Reads path; NULL on error (message printed). Free with wide_csv_free. */
+wide_csv *wide_csv_read(const char *path);
+void wide_csv_free(wide_csv *w);
+/* Index of the series with this id, or -1. */
+int wide_csv_find(const wide_csv *w, const char *id);
+
+#endif
