@@ -261,13 +261,15 @@ static void gemm(float *C, size_t ldc, const float *A, size_t lda, const float *
 /*
  * exp(x) for float with ~1 ulp error: range reduction x = n ln2 + r and
  * Cephes' degree-6 polynomial on |r| <= ln2/2, assembled as p * 2^n from
- * the exponent bits. Branch-free so loops over it vectorize; exp of
- * anything below -87 is 0 (the WKV relies on exp(-huge) = 0 exactly).
+ * the exponent bits. Branch-free and libm-free so loops over it vectorize
+ * (a floorf() call would not); n is rounded by adding and subtracting
+ * 1.5 * 2^23, which leaves the nearest integer in round-to-nearest mode.
+ * exp of anything below -87 is 0 (the WKV relies on exp(-huge) = 0).
  */
 static inline float rk_exp(float x) {
     float xc = x < -87.0f ? -87.0f : x;
     xc = xc > 88.0f ? 88.0f : xc;
-    float n = floorf(xc * 1.44269504088896341f + 0.5f);
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500E-4f;
@@ -277,25 +279,54 @@ static inline float rk_exp(float x) {
     p = p * r + 1.6666665459E-1f;
     p = p * r + 5.0000001201E-1f;
     p = p * (r * r) + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    int32_t bits = ((int32_t)n + 127) * (1 << 23);
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return x < -87.0f ? 0.0f : p * scale;
 }
 
+/*
+ * log(1 + y) for y in [0, 1] without forming 1 + y (which would lose y's
+ * low bits): log(1+y) = 2 atanh(s), s = y / (2 + y) <= 1/3, summed as the
+ * odd series 2 s (1 + s^2/3 + ... + s^16/17), whose truncation error is
+ * below 1e-8 relative. Vectorizes like rk_exp.
+ */
+static inline float rk_log1p_unit(float y) {
+    float s = y / (2.0f + y), s2 = s * s;
+    float p = 1.0f / 17.0f;
+    p = p * s2 + 1.0f / 15.0f;
+    p = p * s2 + 1.0f / 13.0f;
+    p = p * s2 + 1.0f / 11.0f;
+    p = p * s2 + 1.0f / 9.0f;
+    p = p * s2 + 1.0f / 7.0f;
+    p = p * s2 + 1.0f / 5.0f;
+    p = p * s2 + 1.0f / 3.0f;
+    p = p * s2 + 1.0f;
+    return 2.0f * s * p;
+}
+
 static inline float rk_sigmoid(float x) { return 1.0f / (1.0f + rk_exp(-x)); }
 
-/* y = LayerNorm(x) * w + b over n channels, population variance, eps 1e-5; y may be x. */
+/*
+ * y = LayerNorm(x) * w + b over n channels (n a multiple of 8), population
+ * variance, eps 1e-5; y may be x. The two reductions use 8 lanes by hand:
+ * GCC may not reorder a float sum itself, and a scalar sum would cost more
+ * than the whole normalization.
+ */
 static void layernorm_forward(float *y, const float *x, const float *restrict w,
                               const float *restrict b, int n) {
+    v8 acc = {0};
+    for (int i = 0; i < n; i += 8) acc += v8_load(x + i);
     float mean = 0.0f;
-    for (int i = 0; i < n; i++) mean += x[i];
+    for (int j = 0; j < 8; j++) mean += acc[j];
     mean /= (float)n;
-    float var = 0.0f;
-    for (int i = 0; i < n; i++) {
-        float c = x[i] - mean;
-        var += c * c;
+    v8 vacc = {0};
+    for (int i = 0; i < n; i += 8) {
+        v8 c = v8_load(x + i) - mean;
+        vacc += c * c;
     }
+    float var = 0.0f;
+    for (int j = 0; j < 8; j++) var += vacc[j];
     var /= (float)n;
     float inv = 1.0f / sqrtf(var + 1e-5f);
     for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * w[i] + b[i];
@@ -319,19 +350,23 @@ static void token_shift(float *restrict out, const float *restrict cur, const fl
 static void wkv_forward(float *restrict y, const float *restrict k, const float *restrict v,
                         const float *restrict r, const float *restrict u, const float *restrict w,
                         float *restrict aa, float *restrict bb, float *restrict pp, int n) {
+    /* One of e1, e2 is exp(0) = 1 in each half, so each half needs one exp:
+     * exp(-|a - b|) for the smaller term. */
     for (int i = 0; i < n; i++) {
         float kk = k[i], vv = v[i], a = aa[i], b = bb[i], q = pp[i];
         float ww = u[i] + kk;
-        float p = q > ww ? q : ww;
-        float e1 = rk_exp(q - p), e2 = rk_exp(ww - p);
+        float d = q - ww;
+        float ed = rk_exp(d < 0.0f ? d : -d);
+        float e1 = d < 0.0f ? ed : 1.0f, e2 = d < 0.0f ? 1.0f : ed;
         float wkv = (e1 * a + e2 * vv) / (e1 * b + e2);
         ww = q + w[i];
-        p = ww > kk ? ww : kk;
-        e1 = rk_exp(ww - p);
-        e2 = rk_exp(kk - p);
+        d = ww - kk;
+        ed = rk_exp(d < 0.0f ? d : -d);
+        e1 = d < 0.0f ? ed : 1.0f;
+        e2 = d < 0.0f ? 1.0f : ed;
         aa[i] = e1 * a + e2 * vv;
         bb[i] = e1 * b + e2;
-        pp[i] = p;
+        pp[i] = d < 0.0f ? kk : ww;
         y[i] = rk_sigmoid(r[i]) * wkv;
     }
 }
@@ -348,16 +383,30 @@ static void gated_add(float *restrict x, const float *restrict r, const float *r
     for (int i = 0; i < n; i++) x[i] += rk_sigmoid(r[i]) * v[i];
 }
 
-static float softplus(float x) { return x > 20.0f ? x : log1pf(rk_exp(x)); }
+/* softplus(x) = max(x, 0) + log(1 + exp(-|x|)), stable for any x. */
+static inline float rk_softplus(float x) {
+    float ax = x < 0.0f ? -x : x;
+    return (x > 0.0f ? x : 0.0f) + rk_log1p_unit(rk_exp(-ax));
+}
 
 void rk_head_quantiles(float *q, const float *o, int H, int Q) {
     int mid = Q / 2;
-    for (int h = 0; h < H; h++) {
-        const float *oh = o + (size_t)h * Q;
-        float *qh = q + (size_t)h * Q;
-        qh[mid] = oh[mid];
-        for (int j = mid + 1; j < Q; j++) qh[j] = qh[j - 1] + softplus(oh[j]);
-        for (int j = mid - 1; j >= 0; j--) qh[j] = qh[j + 1] - softplus(oh[j]);
+    float sp[256];
+    /* Softplus of a block of raw outputs in one vectorizable pass, then
+     * the outward cumulative sums per horizon. */
+    int per = (int)(sizeof sp / sizeof sp[0]) / Q;
+    for (int h0 = 0; h0 < H; h0 += per) {
+        int nh = H - h0 < per ? H - h0 : per;
+        const float *ob = o + (size_t)h0 * Q;
+        float *qb = q + (size_t)h0 * Q;
+        for (int i = 0; i < nh * Q; i++) sp[i] = rk_softplus(ob[i]);
+        for (int h = 0; h < nh; h++) {
+            const float *s = sp + (size_t)h * Q;
+            float *qh = qb + (size_t)h * Q;
+            qh[mid] = ob[(size_t)h * Q + mid];
+            for (int j = mid + 1; j < Q; j++) qh[j] = qh[j - 1] + s[j];
+            for (int j = mid - 1; j >= 0; j--) qh[j] = qh[j + 1] - s[j];
+        }
     }
 }
 
@@ -386,8 +435,14 @@ static void blocks_chunk(const rk_model *m, rk_ws *ws, const rk_pack *pk, int R,
         const rk_pack_layer *Q = &pk->layer[l];
         size_t soff = (size_t)l * 5 * D;
 
-        /* Time mixing: token shift per series, then three GEMMs over the chunk. */
+        /* Time mixing: token shift per series, then three GEMMs over the chunk.
+         * States of many series do not fit in cache; fetching the next
+         * series' layer slice (5 D floats) early hides the miss latency. */
         for (int b = 0; b < R; b++) {
+            if (b + 1 < R) {
+                const char *nx = (const char *)(states[b + 1] + soff);
+                for (size_t off = 0; off < 5 * (size_t)D * sizeof(float); off += 64) __builtin_prefetch(nx + off, 1);
+            }
             float *xa = ws->xa + b * ldd, *prev = states[b] + soff + ST_ATT_XX * D;
             layernorm_forward(xa, ws->x + b * ldd, L->ln1_w, L->ln1_b, D);
             token_shift(ws->xk + b * ldd, xa, prev, L->att_mu_k, P + Q->omu_ak, D);
