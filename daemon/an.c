@@ -21,12 +21,12 @@
 /* Mean of |N(0,1)|: converts a mean absolute error into a sigma. */
 #define AN_MEAN_ABS_N 0.7978845608f
 /* Scores are -log10(tail probability) / AN_LOG_SPAN, clamped to [0,1]. */
-#define AN_LOG_SPAN 6.0
+#define AN_LOG_SPAN 12.0
 
 void an_cfg_default(an_cfg *c) {
-    c->warn = 0.5f;   /* tail probability 1e-3 */
-    c->alert = 0.75f; /* tail probability ~3e-5 */
-    c->clear = 0.3f;  /* tail probability ~1.6e-2 */
+    c->warn = 0.5f;   /* tail probability 1e-6 */
+    c->alert = 0.75f; /* tail probability 1e-9 */
+    c->clear = 0.25f; /* tail probability 1e-3 */
     c->warmup = 60;
     c->err_rate = 0.02f;
     c->short_rate = 0.15f;
@@ -68,10 +68,15 @@ static double probit(double p) {
 /* -log10 of a tail probability, mapped to [0,1]. */
 static float tail_score(double x) {
     if (!(x > 0.0)) return 0.0f;
-    /* Beyond ~8.5 sigma the tail is < 1e-17: already far past score 1. */
-    if (x > 8.5) return 1.0f;
-    double p = 0.5 * erfc(x / M_SQRT2);
-    double sc = -log10(p) / AN_LOG_SPAN;
+    if (x > 1e6) return 1.0f;
+    double lg;
+    if (x < 8.0) {
+        lg = log10(0.5 * erfc(x / M_SQRT2));
+    } else {
+        /* Mills-ratio asymptote, where erfc would underflow: Q(x) ~ phi(x)/x. */
+        lg = (-0.5 * x * x - log(x * sqrt(2.0 * M_PI))) / M_LN10;
+    }
+    double sc = -lg / AN_LOG_SPAN;
     return sc >= 1.0 ? 1.0f : (float)sc;
 }
 
@@ -109,6 +114,7 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
     double wi = sig_q > 0.0 ? (double)c->interval_weight : 0.0;
     double sigma = wi * sig_i + (1.0 - wi) * sig_e;
     double floor_ = 1e-6 * (fabs(v) + fabs((double)q[mid])) + 1e-30;
+    if (0.5 * (double)s->step > floor_) floor_ = 0.5 * (double)s->step;
     if (!(sigma > floor_)) sigma = floor_;
 
     float z = 0.0f;
@@ -156,9 +162,17 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
             if (s->n >= 3 && s->ratio > 0.0f && u > 5.0 * s->ratio) u = 5.0 * s->ratio;
             s->ratio += a * ((float)u - s->ratio);
         }
-        if (!isfinite(s->bias) || !isfinite(s->mae) || !isfinite(s->ratio)) {
+        /* Resolution: typical size of a nonzero change between judged values. */
+        double dv = fabs(v - (double)s->last_v);
+        if (s->n > 0 && dv > 0.0) {
+            if (s->step == 0.0f) s->step = (float)dv;
+            else s->step += c->err_rate * ((float)(dv < 10.0 * s->step ? dv : 10.0 * s->step) - s->step);
+        }
+        s->last_v = (float)v;
+        if (!isfinite(s->bias) || !isfinite(s->mae) || !isfinite(s->ratio) ||
+            !isfinite(s->last_v) || !isfinite(s->step)) {
             /* Unreachable with finite inputs below ~1e38; restart calibration. */
-            s->bias = s->mae = s->ratio = 0.0f;
+            s->bias = s->mae = s->ratio = s->last_v = s->step = 0.0f;
             s->n = 0;
         }
     }
@@ -184,9 +198,9 @@ void an_save(const an_state *s, uint8_t *buf) {
     rc_put_u32(buf, AN_MAGIC);
     rc_put_u32(buf + 4, s->n);
     rc_put_u32(buf + 8, (uint32_t)s->level);
-    const float f[8] = {s->score, s->z, s->bias, s->mae, s->ratio,
-                        s->m_short, s->mu_long, s->var_long};
-    for (int i = 0; i < 8; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
+    const float f[10] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
+                         s->m_short, s->mu_long, s->var_long};
+    for (int i = 0; i < 10; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
 }
 
 rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
@@ -195,15 +209,15 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
     t.n = rc_get_u32(buf + 4);
     t.level = (int32_t)rc_get_u32(buf + 8);
     if (t.level < 0 || t.level > 2) return RC_ERR_FORMAT;
-    float f[8];
-    for (int i = 0; i < 8; i++) {
+    float f[10];
+    for (int i = 0; i < 10; i++) {
         f[i] = rc_get_f32(buf + 12 + 4 * i);
         if (!isfinite(f[i])) return RC_ERR_NUMERIC;
     }
     t.score = f[0]; t.z = f[1]; t.bias = f[2]; t.mae = f[3]; t.ratio = f[4];
-    t.m_short = f[5]; t.mu_long = f[6]; t.var_long = f[7];
+    t.last_v = f[5]; t.step = f[6]; t.m_short = f[7]; t.mu_long = f[8]; t.var_long = f[9];
     if (!(t.score >= 0.0f && t.score <= 1.0f) || t.mae < 0.0f || t.ratio < 0.0f ||
-        t.var_long < 0.0f)
+        t.var_long < 0.0f || t.step < 0.0f)
         return RC_ERR_FORMAT;
     *s = t;
     return RC_OK;

@@ -17,7 +17,9 @@
  *     recalibrated by the series' running ratio of errors to half-widths,
  *     and (b) the series' running mean absolute forecast error. So a model
  *     with too-narrow or too-wide intervals still yields z ~ |N(0,1)| on
- *     normal data, on every series.
+ *     normal data, on every series. The scale never goes below half the
+ *     typical nonzero change of the series, so a quantized or long-flat
+ *     sensor does not turn its resolution step into a huge surprise.
  *  2. Likelihood layer (after Ahmad et al.'s HTM anomaly likelihood): a
  *     short-window EW mean of min(z, zcap) is compared with its own
  *     long-run EW mean and variance; the Gaussian upper tail P of that
@@ -25,8 +27,10 @@
  *     is normal. One noisy sample moves the short mean only a little; a
  *     sustained change moves it far. Optionally the lower tail (a series
  *     that suddenly became too predictable: stuck sensor) adds in, weighted.
- *  3. score = min(1, -log10(P) / 6): P = 1e-3 -> 0.5, P = 1e-6 -> 1. A score
- *     is thus a tail probability on a log scale, the same on every series.
+ *  3. score = min(1, -log10(P) / 12): P = 1e-6 -> 0.5, P = 1e-12 -> 1. A
+ *     score is thus a tail probability on a log scale, the same on every
+ *     series (the span is wide so that scores still rank events far in
+ *     the tail instead of saturating at 1).
  *  4. Levels: raised to 1 at score >= warn, to 2 at score >= alert, and
  *     dropped back to 0 only when score < clear (hysteresis). No level and
  *     score 0 during the first `warmup` judged samples of a series.
@@ -76,6 +80,8 @@ typedef struct an_state {
     float bias;         /* EW mean of the residual v - median, value units */
     float mae;          /* EW mean |residual - bias|, value units */
     float ratio;        /* EW mean |residual - bias| / interval sigma (dimensionless) */
+    float last_v;       /* previous judged value, value units */
+    float step;         /* EW mean size of nonzero value changes (sensor resolution), value units */
     /* Likelihood layer */
     float m_short;      /* EW short-window mean of min(z, zcap) */
     float mu_long;      /* EW long-run mean of m_short */
@@ -94,8 +100,8 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
                 const float *qlev, int Q, int *level);
 
 /* Fixed-size little-endian serialization of an_state: magic "ANS1" as u32
- * version tag, then the fields above in order (u32, i32, 8 x f32). */
-#define AN_BLOB_SIZE 44
+ * version tag, then the fields above in order (u32, i32, 10 x f32). */
+#define AN_BLOB_SIZE 52
 void an_save(const an_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT on a short or foreign blob, RC_ERR_NUMERIC on non-finite
  * fields; s is untouched on failure. */

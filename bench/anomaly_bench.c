@@ -1,0 +1,623 @@
+/*
+ * anomaly_bench.c: the anomaly benchmark. Scores rwkvcast's anomaly score
+ * (the daemon's engine, daemon/en.h, with the default model) and two simple
+ * baselines implemented here, in the same run and with the same NAB-style
+ * scorer (bench/nab.h), on
+ *   (a) SKAB (Katser & Kozitsin 2020): every sensor channel of a file is its
+ *       own series; the per-timestamp score of a file is the max over its
+ *       channels (scores are comparable across channels by construction:
+ *       rwkvcast's is a tail probability, the baselines' are z-scores);
+ *   (b) a generated, seeded set of series with one labelled injected anomaly
+ *       each, of every common kind, on several sampling periods and noise
+ *       levels.
+ * Baselines: rolling z-score (|v - mean| / sd over the previous W = 100
+ * samples) and seasonal-naive residual z-score (r = v - v[t-m], then the
+ * same z-score of r; m = the true season on the generated set, m = 1 on
+ * SKAB, which has no seasonality).
+ * Thresholds are optimized per detector, data set and NAB profile over the
+ * whole data set (one threshold for all files, as NAB does).
+ *
+ * Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [-m MODEL]
+ *                      [--an KEY=VALUE ...]
+ * Output: markdown tables on stdout.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/nab.h"
+#include "common/rc.h"
+#include "daemon/an.h"
+#include "daemon/en.h"
+#include "model/rk.h"
+#include "tools/rp.h"
+
+#define MAX_CH 16
+#define MAX_WIN 8
+#define N_DET 3
+#define N_KIND 8
+#define ZWIN 100
+
+static const char *DET_NAME[N_DET] = {"rwkvcast", "rolling z-score", "seasonal-naive z-score"};
+static const char *KIND_NAME[N_KIND] = {"spike", "dip", "level shift", "variance change",
+                                        "trend change", "seasonality break", "stuck sensor",
+                                        "dropout"};
+
+/* One labelled file (multichannel) and its detector scores. */
+typedef struct bfile {
+    char name[96];            /* for messages */
+    long n;                   /* rows */
+    int C;                    /* channels */
+    int season;               /* samples, for the seasonal-naive baseline */
+    double *t;                /* (n) seconds */
+    float *x;                 /* (C, n) values */
+    int nw;                   /* windows */
+    nab_window w[MAX_WIN];    /* scoring windows */
+    long onset[MAX_WIN];      /* labelled onset of each window */
+    int kind[MAX_WIN];        /* generated kind, -1 for SKAB */
+    float *score[N_DET];      /* (n) combined score per detector */
+} bfile;
+
+typedef struct bset {
+    const char *name; /* data set name */
+    bfile *f;         /* files */
+    int nf;           /* count */
+    int cap;          /* allocated */
+} bset;
+
+static bfile *set_add(bset *s) {
+    if (s->nf == s->cap) {
+        int nc = s->cap ? 2 * s->cap : 64;
+        bfile *nf = rc_realloc(s->f, sizeof(bfile) * (size_t)nc);
+        if (!nf) return NULL;
+        s->f = nf;
+        s->cap = nc;
+    }
+    bfile *f = &s->f[s->nf++];
+    memset(f, 0, sizeof *f);
+    for (int k = 0; k < MAX_WIN; k++) f->kind[k] = -1;
+    return f;
+}
+
+static int file_alloc(bfile *f, long n, int C) {
+    f->n = n;
+    f->C = C;
+    f->t = rc_calloc((size_t)n, sizeof(double));
+    f->x = rc_calloc((size_t)n * (size_t)C, sizeof(float));
+    for (int d = 0; d < N_DET; d++) f->score[d] = rc_calloc((size_t)n, sizeof(float));
+    if (!f->t || !f->x) return -1;
+    for (int d = 0; d < N_DET; d++)
+        if (!f->score[d]) return -1;
+    return 0;
+}
+
+static void set_free(bset *s) {
+    for (int i = 0; i < s->nf; i++) {
+        rc_free(s->f[i].t);
+        rc_free(s->f[i].x);
+        for (int d = 0; d < N_DET; d++) rc_free(s->f[i].score[d]);
+    }
+    rc_free(s->f);
+}
+
+/* ---------------------------------------------------------------- SKAB */
+
+typedef struct skab_opts {
+    int skab_windows; /* 0: NAB windows centred on anomaly onsets; 1: SKAB's 60 s after change points */
+} skab_opts;
+
+static int load_skab_file(bset *s, bset *s2, const char *path) {
+    FILE *in = fopen(path, "r");
+    if (!in) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    char *fld[64];
+    long n = 0, ncap = 2048;
+    int C = 0, ca = -1, cc = -1, cdt = -1, chan[MAX_CH];
+    double *t = rc_malloc(sizeof(double) * (size_t)ncap);
+    float *x = rc_malloc(sizeof(float) * (size_t)ncap * MAX_CH);
+    unsigned char *an = rc_malloc((size_t)ncap), *cp = rc_malloc((size_t)ncap);
+    int ok = -1;
+    if (!t || !x || !an || !cp || getline(&line, &cap, in) < 0) goto done;
+    int nf = rp_split(line, ';', fld, 64);
+    for (int i = 0; i < nf; i++) {
+        if (!strcmp(fld[i], "datetime")) cdt = i;
+        else if (!strcmp(fld[i], "anomaly")) ca = i;
+        else if (!strcmp(fld[i], "changepoint")) cc = i;
+        else if (C < MAX_CH) chan[C++] = i;
+    }
+    if (cdt < 0 || ca < 0 || cc < 0 || C == 0) goto done;
+    while (getline(&line, &cap, in) >= 0) {
+        nf = rp_split(line, ';', fld, 64);
+        if (nf <= cc || nf <= ca) continue;
+        if (n == ncap) {
+            ncap *= 2;
+            double *t2 = rc_realloc(t, sizeof(double) * (size_t)ncap);
+            if (t2) t = t2;
+            float *x2 = rc_realloc(x, sizeof(float) * (size_t)ncap * MAX_CH);
+            if (x2) x = x2;
+            unsigned char *a2 = rc_realloc(an, (size_t)ncap);
+            if (a2) an = a2;
+            unsigned char *c2 = rc_realloc(cp, (size_t)ncap);
+            if (c2) cp = c2;
+            if (!t2 || !x2 || !a2 || !c2) goto done;
+        }
+        if (!rp_parse_time(fld[cdt], &t[n])) continue;
+        for (int c = 0; c < C; c++) x[n * MAX_CH + c] = (float)atof(fld[chan[c]]);
+        an[n] = atof(fld[ca]) > 0.5;
+        cp[n] = atof(fld[cc]) > 0.5;
+        n++;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        bset *dst = pass == 0 ? s : s2;
+        bfile *f = set_add(dst);
+        if (!f || file_alloc(f, n, C)) goto done;
+        size_t pl = strlen(path);
+        snprintf(f->name, sizeof f->name, "%.90s", pl > 90 ? path + pl - 90 : path);
+        f->season = 1;
+        for (long i = 0; i < n; i++) {
+            f->t[i] = t[i];
+            for (int c = 0; c < C; c++) f->x[(size_t)c * (size_t)n + (size_t)i] = x[i * MAX_CH + c];
+        }
+        if (pass == 0) {
+            /* NAB windows centred on each anomaly onset (0 -> 1 transition). */
+            long lab[MAX_WIN];
+            int nl = 0;
+            for (long i = 0; i < n && nl < MAX_WIN; i++)
+                if (an[i] && (i == 0 || !an[i - 1])) lab[nl++] = i;
+            f->nw = nab_windows_centered(lab, nl, n, f->w);
+            for (int k = 0; k < f->nw; k++) f->onset[k] = lab[k] > f->w[k].start ? lab[k] : f->w[k].start;
+        } else {
+            /* SKAB leaderboard windows: [change point, change point + 60 s]. */
+            for (long i = 0; i < n && f->nw < MAX_WIN; i++) {
+                if (!cp[i]) continue;
+                long e = i;
+                while (e + 1 < n && f->t[e + 1] <= f->t[i] + 60.0) e++;
+                if (f->nw > 0 && i <= f->w[f->nw - 1].end + 1) {
+                    if (e > f->w[f->nw - 1].end) f->w[f->nw - 1].end = e;
+                    continue;
+                }
+                f->w[f->nw].start = i;
+                f->w[f->nw].end = e;
+                f->onset[f->nw] = i;
+                f->nw++;
+            }
+        }
+    }
+    ok = 0;
+done:
+    free(line); /* from getline */
+    rc_free(t);
+    rc_free(x);
+    rc_free(an);
+    rc_free(cp);
+    fclose(in);
+    return ok;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int load_skab(bset *s, bset *s2, const char *dir) {
+    static const char *sub[] = {"valve1", "valve2", "other"};
+    for (size_t k = 0; k < sizeof sub / sizeof sub[0]; k++) {
+        char dpath[512];
+        snprintf(dpath, sizeof dpath, "%s/%s", dir, sub[k]);
+        DIR *d = opendir(dpath);
+        if (!d) {
+            fprintf(stderr, "Error: Cannot open '%s' (%s).\n", dpath, strerror(errno));
+            return -1;
+        }
+        char *names[64];
+        int nn = 0;
+        struct dirent *de;
+        while ((de = readdir(d)) && nn < 64) {
+            size_t l = strlen(de->d_name);
+            if (l > 4 && !strcmp(de->d_name + l - 4, ".csv")) names[nn++] = rc_strdup(de->d_name);
+        }
+        closedir(d);
+        qsort(names, (size_t)nn, sizeof names[0], cmp_str);
+        for (int i = 0; i < nn; i++) {
+            char p[800];
+            snprintf(p, sizeof p, "%s/%s", dpath, names[i]);
+            if (load_skab_file(s, s2, p)) fprintf(stderr, "Warning: Skipped '%s'.\n", p);
+            rc_free(names[i]);
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------- generated set */
+
+static uint64_t g_rng;
+static double unif(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return ((double)(g_rng >> 11) + 0.5) / 9007199254740992.0;
+}
+static double gauss(void) { return sqrt(-2.0 * log(unif())) * cos(2.0 * M_PI * unif()); }
+
+/*
+ * One series: level 10, a seasonal shape (two harmonics, amplitude ~1) of
+ * period P samples, a slow random-walk drift, AR(1) noise of sd `noise`,
+ * then one anomaly of `kind` at onset o in [0.45 n, 0.8 n).
+ */
+static int gen_series(bset *s, int kind, double dt, int P, double noise, int rep) {
+    const long n = 1500;
+    bfile *f = set_add(s);
+    if (!f || file_alloc(f, n, 1)) return -1;
+    g_rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)kind * 1000003u + (uint64_t)P * 7919u +
+                                     (uint64_t)(noise * 1000) * 31u + (uint64_t)rep * 104729u);
+    for (int i = 0; i < 10; i++) unif();
+    snprintf(f->name, sizeof f->name, "%.20s dt=%g P=%d noise=%g rep=%d", KIND_NAME[kind], dt, P,
+             noise, rep);
+    f->season = P;
+    long o = (long)(n * (0.45 + 0.35 * unif()));
+    double phase = 2 * M_PI * unif(), drift = 0.0, ar = 0.0, t0 = 1.7e9;
+    double a2 = 0.3 * unif();
+    for (long i = 0; i < n; i++) {
+        double ph = 2 * M_PI * (double)i / P + phase;
+        if (kind == 5 && i >= o) ph += M_PI; /* seasonality break: half-period phase jump */
+        double seas = sin(ph) + a2 * sin(2 * ph + 1.0);
+        drift += 0.01 * noise * gauss();
+        double sd = noise * ((kind == 3 && i >= o) ? 4.0 : 1.0);
+        ar = 0.3 * ar + sqrt(1 - 0.09) * sd * gauss();
+        double v = 10.0 + seas + drift + ar;
+        switch (kind) {
+        case 0: if (i == o) v += 3.0; break;
+        case 1: if (i == o) v -= 3.0; break;
+        case 2: if (i >= o) v += 1.5; break;
+        case 4: if (i >= o) v += 3.0 * (double)(i - o) / (0.2 * n); break;
+        default: break;
+        }
+        f->t[i] = t0 + dt * (double)i;
+        f->x[i] = (float)v;
+    }
+    if (kind == 6) /* stuck sensor: repeats its last reading */
+        for (long i = o + 1; i < n && i < o + n / 10; i++) f->x[i] = f->x[o];
+    if (kind == 7) /* dropout: the sensor reads 0 for 30 samples */
+        for (long i = o; i < n && i < o + 30; i++) f->x[i] = 0.0f;
+    f->nw = nab_windows_centered(&o, 1, n, f->w);
+    f->onset[0] = o;
+    f->kind[0] = kind;
+    return 0;
+}
+
+static int gen_set(bset *s) {
+    static const double dts[3] = {60, 300, 3600};
+    static const int Ps[3] = {60, 288, 24};
+    static const double noises[2] = {0.1, 0.3};
+    for (int kind = 0; kind < N_KIND; kind++)
+        for (int p = 0; p < 3; p++)
+            for (int z = 0; z < 2; z++)
+                for (int rep = 0; rep < 2; rep++)
+                    if (gen_series(s, kind, dts[p], Ps[p], noises[z], rep)) return -1;
+    return 0;
+}
+
+/* ----------------------------------------------------------- detectors */
+
+typedef struct eng_ctx {
+    float *buf;  /* (C, n) per-channel scores */
+    long n;      /* rows */
+    long row;    /* row being stepped */
+} eng_ctx;
+
+static void eng_cb(void *vctx, const en_result *r) {
+    eng_ctx *c = vctx;
+    c->buf[(size_t)r->slot * (size_t)c->n + (size_t)c->row] = r->score;
+}
+
+static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
+    en_cfg cfg;
+    en_cfg_default(&cfg);
+    cfg.max_batch = MAX_CH;
+    cfg.anomaly = *ac;
+    eng_ctx ctx = {0};
+    rc_err err;
+    en_engine *e = en_new(m, &cfg, MAX_CH, eng_cb, &ctx, &err);
+    if (!e) {
+        fprintf(stderr, "Error: en_new failed (%s).\n", rc_strerror(err));
+        return -1;
+    }
+    for (int fi = 0; fi < s->nf; fi++) {
+        bfile *f = &s->f[fi];
+        float *buf = rc_malloc(sizeof(float) * (size_t)f->n * (size_t)f->C);
+        if (!buf) break;
+        for (long i = 0; i < f->n * f->C; i++) buf[i] = -1.0f;
+        ctx.buf = buf;
+        ctx.n = f->n;
+        for (int c = 0; c < f->C; c++) en_slot_reset(e, (uint32_t)c);
+        for (long i = 0; i < f->n; i++) {
+            ctx.row = i;
+            for (int c = 0; c < f->C; c++)
+                (void)en_push(e, (uint32_t)c, f->t[i], f->x[(size_t)c * (size_t)f->n + (size_t)i]);
+            en_flush(e);
+            float mx = 0.0f;
+            for (int c = 0; c < f->C; c++) {
+                float *p = &buf[(size_t)c * (size_t)f->n + (size_t)i];
+                /* A rejected sample (duplicate time) keeps the previous score. */
+                if (*p < 0.0f) *p = i > 0 ? p[-1] : 0.0f;
+                if (*p > mx) mx = *p;
+            }
+            f->score[0][i] = mx;
+        }
+        rc_free(buf);
+    }
+    en_free(e);
+    return 0;
+}
+
+/* z-score of x[i] against the previous ZWIN values of series y (y = x or
+ * the seasonal differences). Running sums over a ring: O(1) per sample. */
+static void zscore_series(const float *y, long n, long start, float *out) {
+    double s1 = 0, s2 = 0;
+    long cnt = 0;
+    for (long i = 0; i < n; i++) {
+        float z = 0.0f;
+        if (i >= start) {
+            double v = y[i];
+            if (cnt >= 10) {
+                double mu = s1 / cnt, var = s2 / cnt - mu * mu;
+                double sd = sqrt(var > 0 ? var : 0) + 1e-9 * (fabs(mu) + 1.0);
+                z = (float)(fabs(v - mu) / sd);
+            }
+            s1 += v;
+            s2 += v * v;
+            cnt++;
+            if (cnt > ZWIN) {
+                double old = y[i - ZWIN];
+                s1 -= old;
+                s2 -= old * old;
+                cnt--;
+            }
+        }
+        out[i] = z;
+    }
+}
+
+static int run_baselines(bset *s) {
+    for (int fi = 0; fi < s->nf; fi++) {
+        bfile *f = &s->f[fi];
+        float *tmp = rc_malloc(sizeof(float) * (size_t)f->n), *d = rc_malloc(sizeof(float) * (size_t)f->n);
+        if (!tmp || !d) return -1;
+        for (long i = 0; i < f->n; i++) f->score[1][i] = f->score[2][i] = 0.0f;
+        for (int c = 0; c < f->C; c++) {
+            const float *x = f->x + (size_t)c * (size_t)f->n;
+            zscore_series(x, f->n, 0, tmp);
+            for (long i = 0; i < f->n; i++)
+                if (tmp[i] > f->score[1][i]) f->score[1][i] = tmp[i];
+            long m = f->season;
+            for (long i = 0; i < f->n; i++) d[i] = i >= m ? x[i] - x[i - m] : 0.0f;
+            zscore_series(d, f->n, m, tmp);
+            for (long i = 0; i < f->n; i++)
+                if (tmp[i] > f->score[2][i]) f->score[2][i] = tmp[i];
+        }
+        rc_free(tmp);
+        rc_free(d);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- scoring */
+
+typedef struct eval {
+    double norm;   /* normalized NAB score */
+    double thr;    /* threshold */
+    int tp, fn;    /* windows */
+    long fp;       /* false detections */
+    long scored;   /* samples after probation */
+} eval;
+
+static eval eval_at(const bset *s, int det, double thr, const nab_profile *p, unsigned char *mask) {
+    eval r = {0};
+    double S = 0, Sn = 0, Sp = 0;
+    for (int fi = 0; fi < s->nf; fi++) {
+        const bfile *f = &s->f[fi];
+        long prob = (long)(0.15 * f->n);
+        for (long i = 0; i < f->n; i++) mask[i] = f->score[det][i] >= thr;
+        nab_result nr = nab_score_file(mask, f->n, f->w, f->nw, prob, p, NULL);
+        S += nr.score;
+        Sn += nab_null(f->nw, p);
+        Sp += nab_perfect(f->w, f->nw, p);
+        r.tp += nr.tp;
+        r.fn += nr.fn;
+        r.fp += nr.fp;
+        r.scored += f->n - prob;
+    }
+    r.norm = nab_normalize(S, Sn, Sp);
+    r.thr = thr;
+    return r;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sweeps thresholds: distinct score values at ranks spaced geometrically
+ * from the top (the interesting thresholds are rare exceedances). */
+static eval best_threshold(const bset *s, int det, const nab_profile *p) {
+    long total = 0, maxn = 0;
+    for (int fi = 0; fi < s->nf; fi++) {
+        total += s->f[fi].n;
+        if (s->f[fi].n > maxn) maxn = s->f[fi].n;
+    }
+    float *all = rc_malloc(sizeof(float) * (size_t)total);
+    unsigned char *mask = rc_malloc((size_t)maxn);
+    eval best = {.norm = -1e300};
+    if (!all || !mask) goto out;
+    long k = 0;
+    for (int fi = 0; fi < s->nf; fi++)
+        for (long i = (long)(0.15 * s->f[fi].n); i < s->f[fi].n; i++) all[k++] = s->f[fi].score[det][i];
+    qsort(all, (size_t)k, sizeof(float), cmp_float);
+    double prev = NAN;
+    for (double r = 1.0; r < (double)k; r *= 1.04) {
+        double thr = all[k - (long)r];
+        if (thr == prev) continue;
+        prev = thr;
+        if (!(thr > 0.0)) break;
+        eval e = eval_at(s, det, thr, p, mask);
+        if (e.norm > best.norm) best = e;
+    }
+    /* Above the maximum: the null detector. */
+    eval e = eval_at(s, det, (double)all[k - 1] + 1.0, p, mask);
+    if (e.norm > best.norm) best = e;
+out:
+    rc_free(all);
+    rc_free(mask);
+    return best;
+}
+
+static void per_kind(const bset *s, int det, double thr, int *hit, int *tot, double *delay_sum,
+                     int *delay_n) {
+    for (int fi = 0; fi < s->nf; fi++) {
+        const bfile *f = &s->f[fi];
+        long prob = (long)(0.15 * f->n);
+        unsigned char *mask = rc_malloc((size_t)f->n);
+        long first[MAX_WIN];
+        if (!mask) return;
+        for (long i = 0; i < f->n; i++) mask[i] = f->score[det][i] >= thr;
+        nab_score_file(mask, f->n, f->w, f->nw, prob, &NAB_PROFILES[0], first);
+        for (int w = 0; w < f->nw; w++) {
+            int kd = f->kind[w] >= 0 ? f->kind[w] : 0;
+            tot[kd]++;
+            if (first[w] >= 0) {
+                hit[kd]++;
+                delay_sum[kd] += (double)(first[w] - f->onset[w]);
+                delay_n[kd]++;
+            }
+        }
+        rc_free(mask);
+    }
+}
+
+static void debug_maxes(const bset *s) {
+    for (int fi = 0; fi < s->nf; fi++) {
+        const bfile *f = &s->f[fi];
+        long prob = (long)(0.15 * f->n);
+        fprintf(stderr, "%-40s", f->name + (strlen(f->name) > 40 ? strlen(f->name) - 40 : 0));
+        for (int d = 0; d < N_DET; d++) {
+            float in = 0, before = 0, after = 0;
+            for (long i = prob; i < f->n; i++) {
+                float v = f->score[d][i];
+                if (f->nw && i >= f->w[0].start && i <= f->w[f->nw - 1].end) { if (v > in) in = v; }
+                else if (f->nw && i < f->w[0].start) { if (v > before) before = v; }
+                else if (v > after) after = v;
+            }
+            fprintf(stderr, " | %6.3f %6.3f %6.3f", before, in, after);
+        }
+        fprintf(stderr, "\n");
+    }
+}
+
+static void report(const bset *s, int with_kinds) {
+    if (getenv("ANB_DEBUG")) debug_maxes(s);
+    printf("\n### %s (%d files, %d windows)\n\n", s->name, s->nf, 0);
+    printf("| detector | NAB standard | reward_low_FP | reward_low_FN | threshold (std) | windows detected | FP detections / 1000 samples |\n");
+    printf("|---|---|---|---|---|---|---|\n");
+    eval bstd[N_DET];
+    for (int d = 0; d < N_DET; d++) {
+        eval e[3];
+        for (int p = 0; p < 3; p++) e[p] = best_threshold(s, d, &NAB_PROFILES[p]);
+        bstd[d] = e[0];
+        printf("| %s | %.1f | %.1f | %.1f | %.4g | %d/%d | %.2f |\n", DET_NAME[d], e[0].norm, e[1].norm,
+               e[2].norm, e[0].thr, e[0].tp, e[0].tp + e[0].fn,
+               e[0].scored ? 1000.0 * (double)e[0].fp / (double)e[0].scored : 0.0);
+    }
+    if (!with_kinds) return;
+    printf("\nPer kind at each detector's standard-profile threshold: detection rate, mean delay in samples from onset (negative: fired inside the window before the onset).\n\n");
+    printf("| kind |");
+    for (int d = 0; d < N_DET; d++) printf(" %s |", DET_NAME[d]);
+    printf("\n|---|");
+    for (int d = 0; d < N_DET; d++) printf("---|");
+    printf("\n");
+    int hit[N_DET][N_KIND] = {{0}}, tot[N_DET][N_KIND] = {{0}}, dn[N_DET][N_KIND] = {{0}};
+    double ds[N_DET][N_KIND] = {{0}};
+    for (int d = 0; d < N_DET; d++) per_kind(s, d, bstd[d].thr, hit[d], tot[d], ds[d], dn[d]);
+    for (int k = 0; k < N_KIND; k++) {
+        printf("| %s |", KIND_NAME[k]);
+        for (int d = 0; d < N_DET; d++) {
+            if (dn[d][k]) printf(" %d/%d, %+.0f |", hit[d][k], tot[d][k], ds[d][k] / dn[d][k]);
+            else printf(" %d/%d, - |", hit[d][k], tot[d][k]);
+        }
+        printf("\n");
+    }
+}
+
+static int set_an(an_cfg *c, const char *kv) {
+    const char *eq = strchr(kv, '=');
+    if (!eq) return -1;
+    float v = (float)atof(eq + 1);
+    size_t l = (size_t)(eq - kv);
+#define AN_KEY(name) if (l == strlen(#name) && !strncmp(kv, #name, l)) { c->name = v; return 0; }
+    AN_KEY(err_rate) AN_KEY(short_rate) AN_KEY(long_rate) AN_KEY(zcap) AN_KEY(interval_weight)
+    AN_KEY(calm_weight) AN_KEY(warn) AN_KEY(alert) AN_KEY(clear)
+#undef AN_KEY
+    if (l == 6 && !strncmp(kv, "warmup", 6)) { c->warmup = (uint32_t)v; return 0; }
+    return -1;
+}
+
+int main(int argc, char **argv) {
+    const char *skab_dir = "../shared/data/skab", *model_path = NULL;
+    int do_skab = 1, do_gen = 1, rc = 1;
+    an_cfg ac;
+    an_cfg_default(&ac);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--skab") && i + 1 < argc) skab_dir = argv[++i];
+        else if (!strcmp(argv[i], "--no-skab")) do_skab = 0;
+        else if (!strcmp(argv[i], "--no-gen")) do_gen = 0;
+        else if (!strcmp(argv[i], "-m") && i + 1 < argc) model_path = argv[++i];
+        else if (!strcmp(argv[i], "--an") && i + 1 < argc) {
+            if (set_an(&ac, argv[++i])) {
+                fprintf(stderr, "Error: Bad '--an' setting (%s).\n", argv[i]);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [-m MODEL] [--an KEY=VALUE]...\n");
+            return 2;
+        }
+    }
+    if (an_cfg_check(&ac) != RC_OK) {
+        fprintf(stderr, "Error: Invalid anomaly settings.\n");
+        return 2;
+    }
+    char errbuf[256] = "";
+    int is_random = 0;
+    rk_model *m = rp_open_model(model_path, &is_random, errbuf, sizeof errbuf);
+    if (!m) {
+        fprintf(stderr, "Error: %s\n", errbuf);
+        return 1;
+    }
+    printf("## anomaly_bench\n\nmodel: %s%s\n", is_random ? "RANDOM INIT (seed 1), no model file at " : "",
+           model_path ? model_path : en_default_model_path());
+    printf("anomaly settings: warmup %u, err_rate %g, short_rate %g, long_rate %g, zcap %g, interval_weight %g, calm_weight %g\n",
+           ac.warmup, ac.err_rate, ac.short_rate, ac.long_rate, ac.zcap, ac.interval_weight, ac.calm_weight);
+    bset skab = {.name = "SKAB, NAB windows centred on anomaly onsets"};
+    bset skab2 = {.name = "SKAB, leaderboard windows (60 s after each change point)"};
+    bset gen = {.name = "Generated set (8 kinds x 3 periods x 2 noise levels x 2 seeds)"};
+    if (do_skab && load_skab(&skab, &skab2, skab_dir)) goto out;
+    if (do_gen && gen_set(&gen)) goto out;
+    bset *sets[3] = {&skab, &skab2, &gen};
+    for (int k = 0; k < 3; k++) {
+        if (sets[k]->nf == 0) continue;
+        if (run_rwkv(sets[k], m, &ac) || run_baselines(sets[k])) goto out;
+        report(sets[k], k == 2);
+        fflush(stdout);
+    }
+    rc = 0;
+out:
+    set_free(&skab);
+    set_free(&skab2);
+    set_free(&gen);
+    rk_model_free(m);
+    return rc;
+}
