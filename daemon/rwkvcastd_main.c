@@ -1,11 +1,63 @@
 /*
- * rwkvcastd_main.c: the daemon's entry point (placeholder until the daemon lands).
+ * rwkvcastd_main.c: rwkvcastd's command line (shared/DESIGN.md §4):
+ *
+ *   rwkvcastd [-c FILE] [--check-config]
+ *
+ * Without -c the daemon runs on the defaults documented in
+ * config/rwkvcast.example.yaml. A bad config prints FILE:LINE:COL with the
+ * key and the echoed line and exits with code 2 before binding anything.
  *
  * SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
+#include <string.h>
 
-int main(void) {
-    fprintf(stderr, "Error: rwkvcastd is not implemented yet.\n");
-    return 1;
+#include "common/lg.h"
+#include "config/cf.h"
+#include "daemon/dm.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "Usage: rwkvcastd [-c FILE] [--check-config]\n"
+               "  -c, --config FILE  YAML configuration (default: built-in defaults)\n"
+               "  --check-config     validate the configuration and exit (0 ok, 2 bad)\n"
+               "  -h, --help         this text\n"
+               "  --version          print the version\n");
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL;
+    int check = 0;
+    for (int i = 1; i < argc; i++) {
+        if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
+            path = argv[++i];
+        } else if (!strcmp(argv[i], "--check-config")) {
+            check = 1;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("rwkvcastd %s\n", DM_VERSION);
+            return 0;
+        } else {
+            fprintf(stderr, "Error: Unknown argument '%s'.\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    lg_setup('D', 0, "rwkvcastd");
+    static cf_config cfg;
+    char err[1024];
+    if (path) {
+        if (cf_load(&cfg, path, err, sizeof err) != RC_OK) {
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        }
+    } else {
+        cf_default(&cfg);
+    }
+    if (check) {
+        printf("Configuration %s%s%s is valid.\n", path ? "'" : "(defaults)", path ? path : "", path ? "'" : "");
+        return 0;
+    }
+    return dm_run(&cfg);
 }
