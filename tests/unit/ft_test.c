@@ -1,0 +1,133 @@
+/*
+ * ft_test.c: featurizer tests: causality, NaN and gap handling, robustness
+ * of the normalizer to outliers and level shifts, period estimate, the
+ * seasonal baseline, settings round trip and bit-exact save/load.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "model/ft.h"
+
+#include "tests/unit/tt.h"
+
+static double sig(int i) { return 100 + 20 * sin(2 * 3.14159265358979 * i / 24.0) + (i % 7); }
+
+TEST(causal_prefix) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    enum { N = 300 };
+    static float full[N][FT_NFEAT], pre[N][FT_NFEAT];
+    ft_state s;
+    ft_init(&s, &c);
+    for (int i = 0; i < N; i++) ASSERT_EQ(ft_push(&s, &c, 1e9 + 3600.0 * i, sig(i), full[i]), RC_OK);
+    /* The first 150 samples alone give the same features. */
+    ft_init(&s, &c);
+    for (int i = 0; i < 150; i++) ft_push(&s, &c, 1e9 + 3600.0 * i, sig(i), pre[i]);
+    ASSERT(memcmp(full, pre, sizeof(float) * 150 * FT_NFEAT) == 0);
+}
+
+TEST(nan_and_gaps_give_finite_features) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state s;
+    ft_init(&s, &c);
+    float f[FT_NFEAT], out[6];
+    const float in[6] = {0.5f, -1, 2, 0, 0, 0};
+    double t = 1e9;
+    /* Leading NaNs, NaN runs, big and small gaps, a constant stretch. */
+    for (int i = 0; i < 500; i++) {
+        double v = i < 3 || (i % 37) < 3 ? NAN : (i > 300 && i < 400 ? 5.0 : sig(i));
+        t += (i % 53 == 0) ? 3600.0 * 10 : (i % 101 == 0 ? 86400.0 * 30 : 3600.0);
+        ASSERT_EQ(ft_push(&s, &c, t, v, f), RC_OK);
+        for (int k = 0; k < FT_NFEAT; k++) ASSERT(isfinite(f[k]));
+        ft_denorm(&s, in, out, 6);
+        for (int k = 0; k < 6; k++) ASSERT(isfinite(out[k]));
+    }
+    ASSERT_NEAR(ft_period(&s), 3600.0, 1.0);
+    /* Time going backwards or Inf values are refused and change nothing. */
+    ft_state keep = s;
+    ASSERT_EQ(ft_push(&s, &c, t - 1, 1.0, f), RC_ERR_PROTO);
+    ASSERT_EQ(ft_push(&s, &c, t + 1, INFINITY, f), RC_ERR_NUMERIC);
+    ASSERT(memcmp(&keep, &s, sizeof s) == 0);
+}
+
+TEST(normalizer_robust_to_outlier_and_follows_shift) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state s;
+    ft_init(&s, &c);
+    double t = 0;
+    for (int i = 0; i < 400; i++) ft_push(&s, &c, t += 60, 50 + (i % 5), NULL);
+    double lv = s.level, sc = s.scale;
+    ft_push(&s, &c, t += 60, 1e6, NULL); /* one huge outlier */
+    ASSERT_LT(fabs(s.level - lv), 0.2 * 5 * sc);
+    ASSERT_LT(s.scale, 1.2 * sc);
+    for (int i = 0; i < 600; i++) ft_push(&s, &c, t += 60, 500 + (i % 5), NULL); /* shift */
+    ASSERT_NEAR(s.level, 502, 25); /* within 5% after ~6 half-lives */
+}
+
+TEST(period_estimate_ignores_gaps_follows_rate_change) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state s;
+    ft_init(&s, &c);
+    double t = 0;
+    for (int i = 0; i < 50; i++) ft_push(&s, &c, t += 60, 1, NULL);
+    ft_push(&s, &c, t += 6000, 1, NULL);
+    ASSERT_NEAR(ft_period(&s), 60, 1e-9);
+    for (int i = 0; i < 10; i++) ft_push(&s, &c, t += 10, 1, NULL);
+    ASSERT_NEAR(ft_period(&s), 10, 0.5);
+}
+
+TEST(seasonal_baseline_is_exact_on_periodic_data) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state s;
+    ft_init(&s, &c);
+    for (int i = 0; i < 200; i++) ft_push(&s, &c, 3600.0 * i, 100 + 30 * sin(i * 0.2617993878), NULL);
+    for (int h = 1; h <= 48; h++)
+        ASSERT_NEAR(ft_target(&s, h, 100 + 30 * sin((199 + h) * 0.2617993878)), 0, 1e-4);
+    float z[3] = {0, 0, 0}, o[3];
+    ft_denorm(&s, z, o, 3);
+    ASSERT_NEAR(o[1], 100 + 30 * sin(200 * 0.2617993878), 1e-3);
+}
+
+TEST(cfg_meta_round_trip) {
+    ft_cfg c, d;
+    ft_cfg_default(&c);
+    c.norm_halflife = 33;
+    rk_meta m;
+    memset(&m, 0, sizeof m);
+    ft_cfg_to_meta(&c, &m);
+    ASSERT_EQ(ft_cfg_from_meta(&d, &m), RC_OK);
+    ASSERT(d.norm_halflife == 33 && d.n_quant == c.n_quant && d.season_s == c.season_s);
+    m.feat_kind = 99;
+    ASSERT_EQ(ft_cfg_from_meta(&d, &m), RC_ERR_VERSION);
+}
+
+TEST(save_load_bit_identical) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state a, b;
+    ft_init(&a, &c);
+    for (int i = 0; i < 77; i++) ft_push(&a, &c, 3600.0 * i, i % 11 ? sig(i) : NAN, NULL);
+    uint8_t buf[FT_BLOB_SIZE], buf2[FT_BLOB_SIZE];
+    ft_save(&a, buf);
+    ASSERT_EQ(ft_load(&b, buf, sizeof buf), RC_OK);
+    ft_save(&b, buf2);
+    ASSERT(memcmp(buf, buf2, sizeof buf) == 0);
+    for (int i = 77; i < 200; i++) {
+        float fa[FT_NFEAT], fb[FT_NFEAT];
+        ft_push(&a, &c, 3600.0 * i, sig(i), fa);
+        ft_push(&b, &c, 3600.0 * i, sig(i), fb);
+        ASSERT(memcmp(fa, fb, sizeof fa) == 0);
+    }
+    ASSERT_EQ(ft_load(&b, buf, sizeof buf - 1), RC_ERR_FORMAT);
+    buf[0] ^= 1;
+    ASSERT_EQ(ft_load(&b, buf, sizeof buf), RC_ERR_FORMAT);
+}
+
+TT_MAIN(TEST_ENTRY(causal_prefix), TEST_ENTRY(nan_and_gaps_give_finite_features),
+        TEST_ENTRY(normalizer_robust_to_outlier_and_follows_shift),
+        TEST_ENTRY(period_estimate_ignores_gaps_follows_rate_change),
+        TEST_ENTRY(seasonal_baseline_is_exact_on_periodic_data), TEST_ENTRY(cfg_meta_round_trip),
+        TEST_ENTRY(save_load_bit_identical))
