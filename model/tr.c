@@ -36,6 +36,7 @@ void tr_cfg_default(tr_cfg *c) {
     c->eps = 1e-8f;
     c->clip = 1.0f;
     c->tgt_clip = 20.0f;
+    c->ema = 0.999f;
     c->seed = 1;
 }
 
@@ -149,6 +150,7 @@ struct tr_trainer {
     float *grad;          /* (np) reduced gradient */
     float *gch;           /* (chunks, np) per-group gradients */
     float *am, *av;       /* (np) Adam moments */
+    float *wema;          /* (np) weight average, or NULL */
     float *actmem;        /* (chunks, act_n) */
     trc_act *acts;        /* (chunks) */
     float *tgt;           /* (lanes*T, H) window targets */
@@ -187,6 +189,7 @@ void tr_free(tr_trainer *tr) {
     rc_free(tr->gch);
     rc_free(tr->am);
     rc_free(tr->av);
+    rc_free(tr->wema);
     rc_free(tr->actmem);
     rc_free(tr->acts);
     rc_free(tr->tgt);
@@ -235,6 +238,11 @@ tr_trainer *tr_new(rk_model *m, const tr_data *td, const tr_cfg *c, rc_err *err)
     tr->order = rc_calloc((size_t)td->n_series, sizeof(int));
     tr->closs = rc_calloc((size_t)G, sizeof(double));
     tr->ccnt = rc_calloc((size_t)G, sizeof(double));
+    if (c->ema > 0) {
+        tr->wema = rc_malloc(tr->np * sizeof(float));
+        if (!tr->wema) goto err;
+        memcpy(tr->wema, m->w, tr->np * sizeof(float));
+    }
     if (!tr->wtmem || !tr->grad || !tr->gch || !tr->am || !tr->av || !tr->actmem || !tr->acts ||
         !tr->tgt || !tr->wrow || !tr->states || !tr->lane_series || !tr->lane_pos ||
         !tr->order || !tr->closs || !tr->ccnt)
@@ -349,8 +357,20 @@ double tr_step(tr_trainer *tr) {
         double mh = tr->am[i] / bc1, vh = tr->av[i] / bc2;
         w[i] -= (float)(lr * mh / (sqrt(vh) + c->eps));
     }
+    if (tr->wema) {
+        /* Early steps use a shorter average so the init does not linger. */
+        double k = 1.0 - c->ema, k0 = 1.0 / (double)tr->step;
+        if (k0 > k) k = k0;
+        for (size_t i = 0; i < tr->np; i++) tr->wema[i] += (float)(k * (w[i] - tr->wema[i]));
+    }
     rk_model_prepare(tr->m);
     return loss / cnt / Q;
+}
+
+void tr_finish(tr_trainer *tr) {
+    if (!tr->wema) return;
+    memcpy(tr->m->w, tr->wema, tr->np * sizeof(float));
+    rk_model_prepare(tr->m);
 }
 
 /* ---- checkpoints ---- */
@@ -399,7 +419,7 @@ static rc_err rd_f32s(FILE *f, float *x, size_t n) {
 /*
  * Layout (little-endian): magic[8], u64 version, u64 np, lanes, window,
  * chunks, n_series, step, cursor, rng; order (n_series u64), lane_series
- * and lane_pos (lanes u64 each), states, am, av (f32); u64 model bytes;
+ * and lane_pos (lanes u64 each), states, am, av, [ema] (f32); u64 model bytes;
  * the model in weights-file format. Written to PATH.tmp, then renamed.
  */
 rc_err tr_save(const tr_trainer *tr, const char *path) {
@@ -421,6 +441,7 @@ rc_err tr_save(const tr_trainer *tr, const char *path) {
     if (!e) e = wr_f32s(f, tr->states, (size_t)B * tr->S);
     if (!e) e = wr_f32s(f, tr->am, tr->np);
     if (!e) e = wr_f32s(f, tr->av, tr->np);
+    if (!e && tr->wema) e = wr_f32s(f, tr->wema, tr->np);
     size_t ms = rk_model_save_mem(tr->m, NULL, 0);
     mb = rc_malloc(ms);
     if (!e && !mb) e = RC_ERR_NOMEM;
@@ -485,6 +506,7 @@ rc_err tr_load(tr_trainer *tr, const char *path) {
     if (!e) e = rd_f32s(f, tr->states, (size_t)B * tr->S);
     if (!e) e = rd_f32s(f, tr->am, tr->np);
     if (!e) e = rd_f32s(f, tr->av, tr->np);
+    if (!e && tr->wema) e = rd_f32s(f, tr->wema, tr->np);
     if (!e) e = rd_u64(f, &u);
     if (e) goto err;
     if (u > ((uint64_t)1 << 32)) {

@@ -38,6 +38,7 @@ typedef struct tr_cfg {
     float beta1, beta2, eps; /* Adam */
     float clip;          /* global gradient-norm clip */
     float tgt_clip;      /* targets are clipped to +-tgt_clip (normalized units) */
+    float ema;           /* decay of the weight average kept for the output (0 = off) */
     uint64_t seed;       /* series order */
 } tr_cfg;
 
@@ -64,6 +65,9 @@ void tr_free(tr_trainer *tr);
  * pinball loss of the window (NaN if no row counted). Calls rk_model_prepare. */
 double tr_step(tr_trainer *tr);
 long tr_steps_done(const tr_trainer *tr);
+/* Copies the exponential moving average of the weights (cfg.ema) into the
+ * model and prepares it; a no-op when ema is 0. Call once, after the last step. */
+void tr_finish(tr_trainer *tr);
 
 /* Resumable checkpoint: step, lanes, states, Adam moments and the model. */
 rc_err tr_save(const tr_trainer *tr, const char *path);

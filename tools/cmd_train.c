@@ -43,6 +43,7 @@ static void usage(FILE *f) {
             "  --seed S            init and data seed (1)\n"
             "  --lanes B --window T --chunks G   batch shape (32, 48, 8)\n"
             "  --lr X              peak learning rate (2e-3)\n"
+            "  --ema X             decay of the saved weight average (0.999; 0 = last weights)\n"
             "  --layers L --dmodel D             model size (2, 64)\n"
             "  --threads N         OpenMP threads (default: OpenMP's)\n"
             "  -o FILE             output weights (model/default.rwkv)\n"
@@ -101,6 +102,8 @@ int cmd_train(int argc, char **argv) {
             tc.window = atoi(v);
         } else if (ARG("--chunks")) {
             tc.chunks = atoi(v);
+        } else if (ARG("--ema")) {
+            tc.ema = (float)atof(v);
         } else if (ARG("--lr")) {
             tc.lr = (float)atof(v);
         } else if (ARG("--layers")) {
@@ -249,6 +252,7 @@ int cmd_train(int argc, char **argv) {
                         rc_strerror(e));
         }
     }
+    tr_finish(tr);
     snprintf(m->meta.info, sizeof m->meta.info,
              "rwkvcast train: seed %llu, %ld steps, lanes %d, window %d, lr %g; data: %d CSV "
              "series (%s, holdout %d) + %d generated (held out: %s); final loss ema %.4f",
