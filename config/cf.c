@@ -428,6 +428,23 @@ rc_err cf_load_mem(cf_config *c, const char *name, const char *text, size_t len,
             goto err;
         }
     }
+    /* yaml_parser_load stops after the first document; anything after it
+     * must not be silently ignored (a stray line would otherwise vanish). */
+    yaml_document_t next;
+    if (!yaml_parser_load(&parser, &next)) {
+        fail(&x, parser.problem_mark, "YAML syntax error: %s%s%s.", parser.problem ? parser.problem : "unknown",
+             parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        goto err;
+    }
+    yaml_node_t *extra = yaml_document_get_root_node(&next);
+    yaml_mark_t em = extra ? extra->start_mark : parser.mark;
+    yaml_document_delete(&next);
+    if (extra) {
+        fail(&x, em, "More than one YAML document; the configuration must be one mapping.");
+        yaml_parser_delete(&parser);
+        goto err;
+    }
     yaml_parser_delete(&parser);
     snprintf(tmp->path, sizeof tmp->path, "%s", name);
     cf_resolve(tmp);
