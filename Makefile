@@ -9,6 +9,14 @@
 include config.mk
 
 BUILD ?= build
+
+# `make check` (SAN=1): the same tree under ASan + UBSan in its own build dir.
+ifeq ($(SAN),1)
+BUILD := build-asan
+OPTFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
 PKGS := libzmq msgpack sqlite3 yaml-0.1
 HAVE_SYSTEMD := $(shell pkg-config --exists libsystemd 2>/dev/null && echo 1)
 ifeq ($(HAVE_SYSTEMD),1)
@@ -50,10 +58,8 @@ test: deps
 
 # The tests under AddressSanitizer and UndefinedBehaviorSanitizer, in their own build dir.
 check: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan \
-	  OPTFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
-	  LDFLAGS="-fopenmp -fsanitize=address,undefined" build-all build-tests
-	@$(MAKE) --no-print-directory BUILD=build-asan RWKVCAST_SANITIZED=1 run-tests
+	@$(MAKE) --no-print-directory SAN=1 build-all build-tests
+	@$(MAKE) --no-print-directory SAN=1 run-tests
 
 bench: deps
 	@$(MAKE) --no-print-directory build-all
@@ -62,8 +68,9 @@ bench: deps
 build-all: $(PROGS) $(BENCH_BIN)
 build-tests: $(TEST_BIN)
 
+# The e2e suites find the binaries under test through these variables.
 run-tests: build-all build-tests
-	@BUILD=$(BUILD) sh tests/run.sh
+	@BUILD=$(BUILD) RWKVCASTD=$(abspath $(DAEMON)) RWKVCAST=$(abspath $(CLI)) sh tests/run.sh
 
 run-bench: $(BENCH_BIN)
 	$(BUILD)/bench/rk_bench
