@@ -226,14 +226,17 @@ static void on_sample(void *ctx, const mp_sample *m) {
     if (isnan(m->v)) d->missing++;
 }
 
-/* Reads up to a burst of messages from one ingest socket. The burst bound
- * keeps one busy socket from starving the others and the timers. */
+/* Reads a burst of messages from one ingest socket. The burst is bounded
+ * in time (10 ms) and count, so a flooded socket cannot starve the other
+ * sockets, the control socket and the timers (the checkpoint among them). */
 static void on_input(ev_loop *l, void *ctx) {
     (void)l;
     void **sp = ctx;
     dm *d = (dm *)sp[0];
     void *sock = sp[1];
-    for (int burst = 0; burst < 4096 && !d->stopping; burst++) {
+    int64_t until = lg_mono_ns() + 10000000;
+    for (int burst = 0; burst < 1024 && !d->stopping; burst++) {
+        if ((burst & 15) == 15 && lg_mono_ns() > until) break;
         zmq_msg_t a, b;
         zmq_msg_init(&a);
         if (zmq_msg_recv(&a, sock, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&a); break; }

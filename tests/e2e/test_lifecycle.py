@@ -1,0 +1,224 @@
+# test_lifecycle.py: end-to-end lifecycle tests of rwkvcastd (issue 5):
+# restart equivalence, kill -9 during ingest and checkpoints, SIGTERM,
+# SIGHUP, config errors, sd_notify.
+#
+# SPDX-License-Identifier: MIT
+import math
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+
+from conftest import BINARY, SLOW, check_forecast
+
+
+def integrity_ok(path):
+    con = sqlite3.connect(path, timeout=10)
+    try:
+        return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        con.close()
+
+
+def feed(d, series, t_values, value_fn):
+    for t in t_values:
+        d.send([{"s": s, "t": t, "v": value_fn(s, t)} for s in series])
+
+
+def value(s, t):
+    k = int(s[-1])
+    return 20 + 5 * math.sin(t / 3600.0 * 2 * math.pi + k) + 0.1 * k
+
+
+def test_restart_gives_same_forecasts(daemon_factory):
+    series = ["rs0", "rs1", "rs2"]
+    t_all = [1700000000 + 300 * i for i in range(90)]
+    first, second = t_all[:60], t_all[60:]
+
+    # A: 60 samples, checkpoint, clean stop, restart, 30 more.
+    a = daemon_factory("a").start()
+    feed(a, series, first, value)
+    a.wait_stats(lambda s: s["steps"] >= 180)
+    r = a.ctl("checkpoint")
+    assert r["ok"] and r["rows"] == 3
+    assert a.stop() == 0
+    a.start()
+    st = a.stats()
+    assert st["restored"] == 3 and st["model_reset"] == 0
+    sub = a.subscriber(b"f.rs")
+    sub.sync()
+    feed(a, series, second, value)
+    got_a = sub.collect(lambda g: len(g) >= 90)
+
+    # B: never stopped, all 90 samples.
+    b = daemon_factory("b").start()
+    feed(b, series, first, value)
+    b.wait_stats(lambda s: s["steps"] >= 180)
+    sub_b = b.subscriber(b"f.rs")
+    sub_b.sync()
+    feed(b, series, second, value)
+    got_b = sub_b.collect(lambda g: len(g) >= 90)
+
+    key = lambda g: {(m["s"], m["t"]): m for _, m in g}
+    ka, kb = key(got_a), key(got_b)
+    assert set(ka) == set(kb) and len(ka) == 90
+    worst = 0.0
+    for k in ka:
+        check_forecast(ka[k])
+        for f in ("yhat", "lo", "hi"):
+            for x, y in zip(ka[k][f], kb[k][f]):
+                worst = max(worst, abs(x - y) / max(1.0, abs(y)))
+        assert abs(ka[k]["score"] - kb[k]["score"]) < 1e-4
+        assert ka[k]["dt"] == kb[k]["dt"]
+    assert worst < 1e-4, worst
+    assert a.stop() == 0 and b.stop() == 0
+
+
+def test_sigterm_writes_final_checkpoint(daemon_factory):
+    d = daemon_factory(checkpoint_interval=3600).start()
+    series = ["st%d" % k for k in range(20)]
+    feed(d, series, [1000 + i for i in range(10)], value)
+    d.wait_stats(lambda s: s["steps"] >= 200)
+    t0 = time.time()
+    assert d.stop(signal.SIGTERM) == 0
+    assert time.time() - t0 < 10 * SLOW
+    assert "Final checkpoint: 20 rows" in d.logtext()
+    assert integrity_ok(d.db)
+    con = sqlite3.connect(d.db)
+    assert con.execute("SELECT count(*) FROM series").fetchone()[0] == 20
+    assert con.execute("PRAGMA user_version").fetchone()[0] >= 1
+    con.close()
+    d.start()
+    assert d.stats()["restored"] == 20
+    assert d.ctl("get", s="st3")["last_t"] == 1009
+    assert d.stop(signal.SIGINT) == 0
+
+
+def test_kill9_during_ingest_and_checkpoints(daemon_factory):
+    interval = 0.3
+    d = daemon_factory(checkpoint_interval=interval, series={"max": 2000}).start()
+    series = ["k%03d" % i for i in range(200)]
+    rng = random.Random(5)
+    for rnd in range(10):
+        stop = threading.Event()
+
+        def producer():
+            # Wall-clock timestamps: the restored state's time says how much was lost.
+            while not stop.is_set():
+                t = time.time()
+                try:
+                    d.send([{"s": s, "t": t, "v": math.sin(t) + i} for i, s in enumerate(series)])
+                except Exception:
+                    return
+                time.sleep(0.002)
+
+        th = threading.Thread(target=producer, daemon=True)
+        th.start()
+        time.sleep((0.6 + rng.random() * 0.8) * SLOW)
+        before = d.ctl("get", s="k007")
+        assert before["ok"], before
+        d.proc.kill()  # SIGKILL, no warning
+        d.proc.wait(timeout=10)
+        stop.set()
+        th.join(timeout=5)
+        d.kill9() if d.proc else None
+        d.close_push()
+        assert integrity_ok(d.db), "round %d" % rnd
+        d.start()
+        after = d.ctl("get", s="k007")
+        assert after["ok"], (rnd, after, d.logtext())
+        lost = before["last_t"] - after["last_t"]
+        # At most one interval plus the writer's own time to commit.
+        assert lost <= interval + 0.5 * SLOW, (rnd, lost)
+        st = d.stats()
+        assert st["model_reset"] == 0 and st["restored"] >= 1
+    assert d.stop() == 0
+
+
+def test_config_errors_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("log_level: notice\noutput:\n  sndhwm: -5\n")
+    p = subprocess.run([BINARY, "-c", str(bad)], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 2
+    lines = p.stderr.splitlines()
+    assert lines[0] == ("%s:3:11: Invalid 'output.sndhwm' value (-5): expected an integer in 0..100000000."
+                        % bad), p.stderr
+    assert lines[1] == ">>> '  sndhwm: -5'"
+    bad.write_text("series:\n  max: 10\n  polcy: evict\n")
+    p = subprocess.run([BINARY, "-c", str(bad), "--check-config"], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 2 and p.stderr.startswith("%s:3:3: Unknown key 'series.polcy'." % bad)
+    bad.write_text("input:\n  endpoints: [ {type: sub, endpoint: 'tcp://127.0.0.1:1'\n")
+    p = subprocess.run([BINARY, "-c", str(bad)], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 2 and p.stderr.startswith("%s:3:1: YAML syntax error" % bad), p.stderr
+    # Nothing was bound or created before the error.
+    assert sorted(os.listdir(str(tmp_path))) == ["bad.yaml"]
+    p = subprocess.run([BINARY, "-c", str(tmp_path / "missing.yaml")], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 2 and "Cannot open config file" in p.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text("log_level: debug\n")
+    p = subprocess.run([BINARY, "-c", str(good), "--check-config"], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    example = os.path.join(os.path.dirname(BINARY), "..", "config", "rwkvcast.example.yaml")
+    if os.path.exists(example):
+        p = subprocess.run([BINARY, "-c", example, "--check-config"], capture_output=True, text=True, timeout=20)
+        assert p.returncode == 0, p.stderr
+
+
+def test_no_config_runs_on_defaults_in_state_directory(tmp_path):
+    # Defaults bind 7701/7702 on 127.0.0.1; skip when something else holds them.
+    for port in (7701, 7702):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                import pytest
+                pytest.skip("port %d in use" % port)
+    state = tmp_path / "state"
+    state.mkdir()
+    env = dict(os.environ, STATE_DIRECTORY=str(state))
+    env.pop("RUNTIME_DIRECTORY", None)
+    env.pop("NOTIFY_SOCKET", None)
+    p = subprocess.Popen([BINARY], cwd=str(tmp_path), env=env, stderr=subprocess.PIPE)
+    deadline = time.time() + 15 * SLOW
+    while time.time() < deadline and not (state / "rwkvcastd.sock").exists():
+        time.sleep(0.05)
+    assert (state / "rwkvcastd.sock").exists()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert (state / "rwkvcast.db").exists()
+    assert not (state / "rwkvcastd.sock").exists()
+
+
+def test_sd_notify_and_sighup(daemon_factory, tmp_path):
+    path = str(tmp_path / "notify.sock")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(path)
+    ns.settimeout(0.2)
+    msgs = []
+
+    def drain(until, timeout):
+        deadline = time.time() + timeout * SLOW
+        while time.time() < deadline and not any(until in m for m in msgs):
+            try:
+                msgs.append(ns.recv(4096).decode())
+            except socket.timeout:
+                pass
+        return any(until in m for m in msgs)
+
+    d = daemon_factory()
+    d.start(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
+    assert drain("READY=1", 10)
+    assert drain("WATCHDOG=1", 5)
+    # SIGHUP re-reads the file: a new checkpoint interval applies at once.
+    d.cfg["checkpoint_interval"] = 0.2
+    d.write_config()
+    d.proc.send_signal(signal.SIGHUP)
+    d.send({"s": "hup", "t": 1, "v": 1.0})
+    d.wait_stats(lambda s: s["checkpoint"]["interval"] == 0.2 and s["checkpoint"]["count"] >= 1)
+    assert "Configuration reloaded" in d.logtext()
+    assert d.stop() == 0
+    assert drain("STOPPING=1", 5)
+    ns.close()
