@@ -60,7 +60,7 @@ void sy_draw(sy_params *p, int kind, uint64_t seed) {
         p->weekend = urange(&s, 0.2, 0.8);
         break;
     case SY_TREND:
-        p->slope = p->level * urange(&s, -0.02, 0.03);
+        p->slope = p->level * urange(&s, -0.01, 0.015);
         break;
     case SY_SHIFTS:
         p->p_shift = urange(&s, 0.002, 0.008);
@@ -88,10 +88,13 @@ double sy_base(const sy_params *p, double t) {
     /* Days 5 and 6 after the Monday-aligned week start are the weekend. */
     double wd = fmod(floor(day) + 3.0, 7.0);
     double mod = wd >= 5.0 ? p->weekend : 1.0;
-    return p->level + p->amp * mod * s / 1.5 + p->slope * day;
+    return p->level + p->amp * mod * s / 1.5 + p->slope * (t - p->t_ref) / 86400.0;
 }
 
-void sy_generate(const sy_params *p, double t0, double dt, int n, double *t, double *v) {
+void sy_generate(const sy_params *p0, double t0, double dt, int n, double *t, double *v) {
+    sy_params pp = *p0;
+    const sy_params *p = &pp;
+    if (pp.t_ref == 0) pp.t_ref = t0;
     uint64_t s = p->seed;
     double noise = 0, shift = 0, tt = t0;
     for (int i = 0; i < n; i++) {

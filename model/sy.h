@@ -41,6 +41,7 @@ typedef struct sy_params {
     double harm_p[3];    /* their phases, radians */
     double weekend;      /* weekend multiplier of the daily profile (1 = none) */
     double slope;        /* trend, value units per day */
+    double t_ref;        /* seconds; the trend is 0 here (sy_generate: 0 means its t0) */
     double noise;        /* innovation sd of the AR noise, value units */
     double ar;           /* AR(1) coefficient of the noise, 0..1 */
     double p_outlier;    /* probability of an outlier per sample */
@@ -52,7 +53,7 @@ typedef struct sy_params {
 
 /* Random parameters of a kind, deterministic in seed. */
 void sy_draw(sy_params *p, int kind, uint64_t seed);
-/* Clean signal (season, weekly modulation, trend from t = 0) at time t, seconds. */
+/* Clean signal (season, weekly modulation, trend from t_ref) at time t, seconds. */
 double sy_base(const sy_params *p, double t);
 /*
  * Samples n points starting at t0 every dt seconds (gaps skip timestamps),
