@@ -65,6 +65,13 @@ bench: deps
 	@$(MAKE) --no-print-directory build-all
 	@$(MAKE) --no-print-directory run-bench
 
+# Rebuilds model/default.rwkv from scratch: M4 Hourly train + generated
+# series, deterministic for the seed (docs/TRAINING.md). About 15-30 min on 2 cores.
+MODEL_TRAIN_ARGS ?= --seed 1 --steps 12000 --threads 2
+model: deps
+	@$(MAKE) --no-print-directory build-all
+	$(CLI) train $(MODEL_TRAIN_ARGS) -o model/default.rwkv
+
 build-all: $(PROGS) $(BENCH_BIN)
 build-tests: $(TEST_BIN)
 
