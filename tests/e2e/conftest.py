@@ -17,7 +17,7 @@ import pytest
 import zmq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("RWKVCASTD") or os.path.join(ROOT, os.environ.get("BUILD", "build"), "rwkvcastd")
+BINARY = os.path.abspath(os.environ.get("RWKVCASTD") or os.path.join(ROOT, os.environ.get("BUILD", "build"), "rwkvcastd"))
 SANITIZED = bool(os.environ.get("RWKVCAST_SANITIZED"))
 # Timeouts stretch under ASan/UBSan, which is several times slower.
 SLOW = 4.0 if SANITIZED else 1.0
