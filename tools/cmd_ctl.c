@@ -1,15 +1,186 @@
 /*
- * cmd_ctl.c: `rwkvcast ctl` (placeholder until its issue lands).
+ * cmd_ctl.c: `rwkvcast ctl`, one request on the daemon's control socket
+ * (DESIGN.md §3): {"cmd": CMD, key: value, ...} over REQ, the reply printed
+ * as indented JSON. Exit 0 when the reply says "ok": true, 1 on "ok": false,
+ * a timeout or a transport error, 2 on a usage error.
  *
  * SPDX-License-Identifier: MIT
  */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include <msgpack.h>
+#include <zmq.h>
+
+#include "tools/cli_util.h"
 #include "tools/cmd.h"
 
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: rwkvcast ctl [-e ENDPOINT] [--timeout MS] [--raw] CMD [KEY=VALUE ...]\n"
+            "\n"
+            "Sends one control request to rwkvcastd and prints the reply.\n"
+            "CMD is ping, stats, series, get, checkpoint, forget or reload. Each KEY=VALUE\n"
+            "adds a field: integers, decimals, true/false and null are sent as such, anything\n"
+            "else as a string (quote it, e.g. s='\"42\"', to force a string).\n"
+            "\n"
+            "  -e, --endpoint EP   control endpoint (default: $RWKVCAST_CONTROL, else\n"
+            "                      ipc://$RUNTIME_DIRECTORY/control.sock, else\n"
+            "                      ipc:///run/rwkvcast/control.sock if present, else\n"
+            "                      ipc://rwkvcast.ctl)\n"
+            "  -t, --timeout MS    give up after MS milliseconds (default 3000)\n"
+            "  -j, --json          print the reply on one line\n"
+            "  -h, --help          this text\n"
+            "\n"
+            "Examples:\n"
+            "  rwkvcast ctl ping\n"
+            "  rwkvcast ctl stats\n"
+            "  rwkvcast ctl series offset=0 limit=50\n"
+            "  rwkvcast ctl get s=sensor-00\n"
+            "\n"
+            "Exit status: 0 if the daemon answered ok, 1 if it refused, timed out or was\n"
+            "unreachable, 2 on a usage error.\n");
+}
+
+/* Packs a KEY=VALUE value with the type it looks like. */
+static void pack_value(msgpack_packer *pk, const char *v) {
+    long l;
+    double d;
+    size_t n = strlen(v);
+    if (n >= 2 && ((v[0] == '"' && v[n - 1] == '"') || (v[0] == '\'' && v[n - 1] == '\''))) {
+        msgpack_pack_str_with_body(pk, v + 1, n - 2);
+    } else if (strcmp(v, "true") == 0) {
+        msgpack_pack_true(pk);
+    } else if (strcmp(v, "false") == 0) {
+        msgpack_pack_false(pk);
+    } else if (strcmp(v, "null") == 0) {
+        msgpack_pack_nil(pk);
+    } else if (cli_parse_long(v, &l) == 0) {
+        msgpack_pack_int64(pk, l);
+    } else if (n > 0 && cli_parse_double(v, &d) == 0) {
+        msgpack_pack_double(pk, d);
+    } else {
+        msgpack_pack_str_with_body(pk, v, n);
+    }
+}
+
 int cmd_ctl(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "Error: 'rwkvcast ctl' is not implemented yet.\n");
-    return 1;
+    static const struct option opts[] = {
+        {"endpoint", required_argument, NULL, 'e'},
+        {"timeout", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    char defep[512];
+    const char *endpoint = NULL;
+    long timeout = 3000;
+    int oneline = 0;
+    int c;
+    optind = 1;
+    /* '+' stops at the first non-option: CMD and KEY=VALUE are positional. */
+    while ((c = getopt_long(argc, argv, "+e:t:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e': endpoint = optarg; break;
+        case 't':
+            if (cli_parse_long(optarg, &timeout) != 0 || timeout <= 0) {
+                fprintf(stderr, "Error: Invalid '--timeout' value (%s).\n", optarg);
+                return 2;
+            }
+            break;
+        case 'j': oneline = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "Error: Missing control command (ping, stats, series, get, ...).\n");
+        usage(stderr);
+        return 2;
+    }
+    for (int i = optind + 1; i < argc; i++) {
+        const char *eq = strchr(argv[i], '=');
+        if (!eq || eq == argv[i]) {
+            fprintf(stderr, "Error: Argument '%s' is not KEY=VALUE.\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!endpoint) endpoint = cli_control_default(defep, sizeof defep);
+
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, (size_t)(argc - optind));
+    msgpack_pack_str_with_body(&pk, "cmd", 3);
+    msgpack_pack_str_with_body(&pk, argv[optind], strlen(argv[optind]));
+    for (int i = optind + 1; i < argc; i++) {
+        const char *eq = strchr(argv[i], '=');
+        msgpack_pack_str_with_body(&pk, argv[i], (size_t)(eq - argv[i]));
+        pack_value(&pk, eq + 1);
+    }
+
+    int ret = 1;
+    void *ctx = zmq_ctx_new();
+    void *s = ctx ? zmq_socket(ctx, ZMQ_REQ) : NULL;
+    zmq_msg_t reply;
+    zmq_msg_init(&reply);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    if (!s) {
+        fprintf(stderr, "Error: Cannot create a ZeroMQ socket (%s).\n", zmq_strerror(errno));
+        goto err;
+    }
+    /* Linger 0: an unanswered request must not keep us alive at exit. */
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(s, endpoint) != 0) {
+        fprintf(stderr, "Error: Cannot connect to '%s' (%s).\n", endpoint, zmq_strerror(errno));
+        goto err;
+    }
+    if (zmq_send(s, sb.data, sb.size, 0) < 0) {
+        fprintf(stderr, "Error: Cannot send to '%s' (%s).\n", endpoint, zmq_strerror(errno));
+        goto err;
+    }
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    int pr = zmq_poll(&it, 1, timeout);
+    if (pr <= 0) {
+        if (pr < 0 && errno != EINTR)
+            fprintf(stderr, "Error: Polling '%s' failed (%s).\n", endpoint, zmq_strerror(errno));
+        else
+            fprintf(stderr, "Error: No reply from '%s' within %ld ms (is rwkvcastd running?).\n",
+                    endpoint, timeout);
+        goto err;
+    }
+    if (zmq_msg_recv(&reply, s, 0) < 0) {
+        fprintf(stderr, "Error: Cannot receive from '%s' (%s).\n", endpoint, zmq_strerror(errno));
+        goto err;
+    }
+    size_t off = 0;
+    if (msgpack_unpack_next(&up, zmq_msg_data(&reply), zmq_msg_size(&reply), &off) !=
+        MSGPACK_UNPACK_SUCCESS) {
+        fprintf(stderr, "Error: Reply from '%s' is not msgpack (%zu bytes).\n", endpoint,
+                zmq_msg_size(&reply));
+        goto err;
+    }
+    cli_print_json(stdout, &up.data, oneline ? -1 : 2);
+    fputc('\n', stdout);
+    const msgpack_object *ok = cli_map_get(&up.data, "ok");
+    if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean) {
+        ret = 0;
+    } else {
+        char msg[512] = "reply without \"ok\": true";
+        cli_obj_str(cli_map_get(&up.data, "error"), msg, sizeof msg);
+        fprintf(stderr, "Error: '%s' failed: %s\n", argv[optind], msg);
+    }
+err:
+    msgpack_unpacked_destroy(&up);
+    zmq_msg_close(&reply);
+    if (s) zmq_close(s);
+    if (ctx) zmq_ctx_term(ctx);
+    msgpack_sbuffer_destroy(&sb);
+    return ret;
 }

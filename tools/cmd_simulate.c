@@ -1,15 +1,284 @@
 /*
- * cmd_simulate.c: `rwkvcast simulate` (placeholder until its issue lands).
+ * cmd_simulate.c: `rwkvcast simulate`, N synthetic sensors published to the
+ * daemon's ingest socket, with anomalies injected at random and announced on
+ * stderr as they start, so a demo can show them being caught.
+ *
+ * Each sensor is base + trend*t + a seasonal wave (period --period seconds,
+ * a compressed "day", plus a third harmonic) + AR(1) noise. Anomaly kinds:
+ * spike (one sample), shift (level jumps for a few seconds), stuck (value
+ * frozen), dropout (no samples), noise (variance burst). Every tick sends
+ * the N samples as one msgpack batch array (DESIGN.md §3), or prints CSV
+ * rows with --csv.
  *
  * SPDX-License-Identifier: MIT
  */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include <msgpack.h>
+#include <zmq.h>
+
+#include "common/rc.h"
+#include "tools/cli_util.h"
 #include "tools/cmd.h"
 
+#define SIM_MAX_SENSORS 100000
+
+enum { AN_NONE, AN_SPIKE, AN_SHIFT, AN_STUCK, AN_DROPOUT, AN_NOISE, AN__COUNT };
+static const char *const an_names[AN__COUNT] = {"none", "spike", "shift", "stuck", "dropout", "noise"};
+
+typedef struct sim_sensor {
+    char id[64];      /* series id */
+    double base;      /* mean level */
+    double amp;       /* seasonal amplitude */
+    double phase;     /* seasonal phase, radians */
+    double trend;     /* units per second */
+    double sd;        /* noise standard deviation */
+    double ar;        /* current AR(1) noise term */
+    double last;      /* last value sent (for stuck) */
+    int kind;         /* active anomaly, AN_NONE if none */
+    double until;     /* wall time the anomaly ends, s */
+    double magnitude; /* shift offset or noise factor */
+    int send;         /* 1 if this tick has a sample (0 during a dropout) */
+} sim_sensor;
+
+typedef struct sim_rng {
+    uint64_t s; /* xorshift64* state, never 0 */
+} sim_rng;
+
+static double rng_u01(sim_rng *r) {
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return (double)((r->s * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static double rng_normal(sim_rng *r) {
+    double u = rng_u01(r), v = rng_u01(r);
+    if (u < 1e-300) u = 1e-300;
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: rwkvcast simulate [-e ENDPOINT] [-n N] [--rate HZ] [--duration S]\n"
+            "                         [--anomaly-rate P] [--seed S] [--period S] [--csv]\n"
+            "\n"
+            "Publishes N synthetic sensors (seasonality with a compressed period, trend,\n"
+            "noise) to rwkvcastd's ingest socket and injects anomalies (spike, shift, stuck,\n"
+            "dropout, noise), announcing each on stderr as it starts.\n"
+            "\n"
+            "  -e, --endpoint EP      ingest endpoint (default " CLI_INGEST_DEFAULT ")\n"
+            "      --pull             send with PUSH instead of PUB\n"
+            "      --bind             bind EP instead of connecting\n"
+            "  -n, --sensors N        number of sensors (default 8)\n"
+            "  -r, --rate HZ          samples per second per sensor (default 5)\n"
+            "  -d, --duration S       stop after S seconds (default: until Ctrl-C)\n"
+            "  -a, --anomaly-rate P   anomalies per sensor per second (default 0.02)\n"
+            "      --warmup S         no anomalies in the first S seconds (default 10)\n"
+            "  -p, --period S         seasonal period in seconds (default 30)\n"
+            "      --prefix P         series ids are P00, P01, ... (default 'sensor-')\n"
+            "      --seed S           random seed (default 1)\n"
+            "      --csv              print series,timestamp,value rows to stdout, send nothing\n"
+            "  -q, --quiet            do not announce anomalies\n"
+            "  -h, --help             this text\n");
+}
+
+static void sim_value(sim_sensor *x, sim_rng *r, double t, double t0, double period, double *v, int *send) {
+    double el = t - t0;
+    double w = 6.283185307179586 * el / period;
+    x->ar = 0.7 * x->ar + rng_normal(r) * x->sd * 0.71;
+    double y = x->base + x->trend * el + x->amp * sin(w + x->phase) + 0.3 * x->amp * sin(3 * w + 2 * x->phase) +
+               x->ar;
+    *send = 1;
+    if (x->kind != AN_NONE && t >= x->until) x->kind = AN_NONE;
+    switch (x->kind) {
+    case AN_SPIKE:
+        y += x->magnitude;
+        x->kind = AN_NONE;
+        break;
+    case AN_SHIFT: y += x->magnitude; break;
+    case AN_STUCK: y = x->last; break;
+    case AN_DROPOUT: *send = 0; break;
+    case AN_NOISE: y += rng_normal(r) * x->sd * x->magnitude; break;
+    default: break;
+    }
+    x->last = y;
+    *v = y;
+}
+
+static void inject(sim_sensor *x, sim_rng *r, double t, int quiet) {
+    x->kind = 1 + (int)(rng_u01(r) * (AN__COUNT - 1));
+    if (x->kind >= AN__COUNT) x->kind = AN__COUNT - 1;
+    double sign = rng_u01(r) < 0.5 ? -1.0 : 1.0;
+    double len = 3.0 + 5.0 * rng_u01(r);
+    char what[96] = "";
+    switch (x->kind) {
+    case AN_SPIKE:
+        x->magnitude = sign * (x->amp + 10.0 * x->sd) * (1.0 + rng_u01(r));
+        x->until = t + 1e9;
+        snprintf(what, sizeof what, "%+.3g for one sample", x->magnitude);
+        break;
+    case AN_SHIFT:
+        x->magnitude = sign * x->amp * (0.8 + 0.7 * rng_u01(r));
+        x->until = t + len;
+        snprintf(what, sizeof what, "level %+.3g for %.1f s", x->magnitude, len);
+        break;
+    case AN_STUCK:
+        x->until = t + len;
+        snprintf(what, sizeof what, "frozen at %.4g for %.1f s", x->last, len);
+        break;
+    case AN_DROPOUT:
+        x->until = t + len * 0.5;
+        snprintf(what, sizeof what, "no samples for %.1f s", len * 0.5);
+        break;
+    default:
+        x->magnitude = 5.0 + 5.0 * rng_u01(r);
+        x->until = t + len;
+        snprintf(what, sizeof what, "noise x%.1f for %.1f s", x->magnitude, len);
+        break;
+    }
+    if (!quiet) {
+        char clock[32];
+        cli_format_clock(clock, sizeof clock, t);
+        fprintf(stderr, "simulate: %s inject %-7s on %s: %s\n", clock, an_names[x->kind], x->id, what);
+    }
+}
+
 int cmd_simulate(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "Error: 'rwkvcast simulate' is not implemented yet.\n");
-    return 1;
+    static const struct option opts[] = {
+        {"endpoint", required_argument, NULL, 'e'}, {"pull", no_argument, NULL, 'P'},
+        {"bind", no_argument, NULL, 'B'},           {"sensors", required_argument, NULL, 'n'},
+        {"rate", required_argument, NULL, 'r'},     {"duration", required_argument, NULL, 'd'},
+        {"anomaly-rate", required_argument, NULL, 'a'}, {"warmup", required_argument, NULL, 'W'},
+        {"period", required_argument, NULL, 'p'},   {"prefix", required_argument, NULL, 'X'},
+        {"seed", required_argument, NULL, 'S'},     {"csv", no_argument, NULL, 'c'},
+        {"wait", required_argument, NULL, 'w'},     {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    const char *endpoint = CLI_INGEST_DEFAULT, *prefix = "sensor-";
+    int mode = 'p', bind = 0, csv = 0, quiet = 0;
+    long n = 8, seed = 1, wait_ms = 5000;
+    double rate = 5, duration = 0, arate = 0.02, warmup = 10, period = 30;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "e:n:r:d:a:p:w:qh", opts, NULL)) != -1) {
+        const char *bad = NULL;
+        switch (c) {
+        case 'e': endpoint = optarg; break;
+        case 'P': mode = 'u'; break;
+        case 'B': bind = 1; break;
+        case 'n': if (cli_parse_long(optarg, &n) || n < 1 || n > SIM_MAX_SENSORS) bad = "--sensors"; break;
+        case 'r': if (cli_parse_double(optarg, &rate) || !(rate > 0 && rate <= 10000)) bad = "--rate"; break;
+        case 'd': if (cli_parse_double(optarg, &duration) || !(duration >= 0)) bad = "--duration"; break;
+        case 'a': if (cli_parse_double(optarg, &arate) || !(arate >= 0)) bad = "--anomaly-rate"; break;
+        case 'W': if (cli_parse_double(optarg, &warmup) || !(warmup >= 0)) bad = "--warmup"; break;
+        case 'p': if (cli_parse_double(optarg, &period) || !(period > 0)) bad = "--period"; break;
+        case 'X': if (strlen(optarg) > 48) bad = "--prefix"; else prefix = optarg; break;
+        case 'S': if (cli_parse_long(optarg, &seed)) bad = "--seed"; break;
+        case 'w': if (cli_parse_long(optarg, &wait_ms) || wait_ms < 0) bad = "--wait"; break;
+        case 'c': csv = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "Error: Invalid '%s' value (%s).\n", bad, optarg);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "Error: Unexpected argument '%s'.\n", argv[optind]);
+        return 2;
+    }
+
+    int ret = 1;
+    void *ctx = NULL, *sock = NULL;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    sim_rng rng = {(uint64_t)seed * 0x9E3779B97F4A7C15ULL + 0x1234567ULL};
+    /* All per-sensor memory is sized once here; the tick loop allocates nothing of ours. */
+    sim_sensor *xs = rc_calloc((size_t)n, sizeof *xs);
+    if (!xs) {
+        fprintf(stderr, "Error: Out of memory for %ld sensors.\n", n);
+        goto err;
+    }
+    for (long i = 0; i < n; i++) {
+        sim_sensor *x = &xs[i];
+        snprintf(x->id, sizeof x->id, "%s%02ld", prefix, i);
+        x->base = 20.0 + 80.0 * rng_u01(&rng);
+        x->amp = 2.0 + 8.0 * rng_u01(&rng);
+        x->phase = 6.283185307179586 * rng_u01(&rng);
+        x->trend = (rng_u01(&rng) - 0.5) * 0.02 * x->amp;
+        x->sd = x->amp * (0.03 + 0.05 * rng_u01(&rng));
+        x->last = x->base;
+    }
+    cli_install_signals();
+    if (!csv) {
+        sock = cli_ingest_open(&ctx, endpoint, mode, bind, (int)wait_ms);
+        if (!sock) goto err;
+    }
+    double t0 = cli_now(), dt = 1.0 / rate;
+    long tick = 0, sent = 0, injected = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    while (!cli_stop) {
+        double due = t0 + (double)tick * dt;
+        if (duration > 0 && due - t0 >= duration) break;
+        double now = cli_now();
+        if (due > now) cli_sleep(due - now);
+        if (cli_stop) break;
+        double t = due;
+        /* Count the samples first: the array header needs the length up front. */
+        msgpack_sbuffer_clear(&sb);
+        long nsend = 0;
+        for (long i = 0; i < n; i++) {
+            sim_sensor *x = &xs[i];
+            if (x->kind == AN_NONE && t - t0 >= warmup && rng_u01(&rng) < arate * dt) {
+                inject(x, &rng, t, quiet);
+                injected++;
+            }
+            double v;
+            int send;
+            sim_value(x, &rng, t, t0, period, &v, &send);
+            x->send = send;
+            nsend += send;
+            if (csv && send) printf("%s,%.3f,%.6g\n", x->id, t, v);
+        }
+        if (!csv && nsend > 0) {
+            msgpack_pack_array(&pk, (size_t)nsend);
+            for (long i = 0; i < n; i++) {
+                sim_sensor *x = &xs[i];
+                if (!x->send) continue;
+                msgpack_pack_map(&pk, 3);
+                msgpack_pack_str_with_body(&pk, "s", 1);
+                msgpack_pack_str_with_body(&pk, x->id, strlen(x->id));
+                msgpack_pack_str_with_body(&pk, "t", 1);
+                msgpack_pack_double(&pk, t);
+                msgpack_pack_str_with_body(&pk, "v", 1);
+                msgpack_pack_double(&pk, x->last);
+            }
+            if (zmq_send(sock, sb.data, sb.size, 0) < 0 && !cli_stop) {
+                fprintf(stderr, "Error: Sending to '%s' failed (%s).\n", endpoint, zmq_strerror(errno));
+                goto err;
+            }
+        }
+        if (csv) fflush(stdout);
+        sent += nsend;
+        tick++;
+    }
+    if (!quiet)
+        fprintf(stderr, "simulate: %ld samples from %ld sensors in %.1f s; %ld anomalies injected\n", sent, n,
+                cli_now() - t0, injected);
+    ret = 0;
+err:
+    cli_ingest_close(ctx, sock, 2000);
+    msgpack_sbuffer_destroy(&sb);
+    rc_free(xs);
+    return ret;
 }

@@ -1,0 +1,335 @@
+/*
+ * cli_util.c: helpers shared by send, tail, ctl and simulate (see cli_util.h).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "tools/cli_util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <msgpack/timestamp.h>
+#include <zmq.h>
+
+volatile sig_atomic_t cli_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    cli_stop = 1;
+}
+
+void cli_install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: a blocking zmq_poll or nanosleep must return with EINTR. */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+const char *cli_control_default(char *buf, size_t n) {
+    const char *env = getenv("RWKVCAST_CONTROL");
+    const char *rt = getenv("RUNTIME_DIRECTORY");
+    struct stat st;
+    if (env && *env)
+        snprintf(buf, n, "%s", env);
+    else if (rt && *rt)
+        snprintf(buf, n, "ipc://%s/control.sock", rt);
+    else if (stat("/run/rwkvcast/control.sock", &st) == 0)
+        snprintf(buf, n, "ipc:///run/rwkvcast/control.sock");
+    else
+        snprintf(buf, n, "ipc://rwkvcast.ctl");
+    return buf;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_sleep(double s) {
+    if (!(s > 0)) return;
+    struct timespec ts;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    nanosleep(&ts, NULL);
+}
+
+int cli_parse_long(const char *s, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno == ERANGE) return -1;
+    while (isspace((unsigned char)*end)) end++;
+    if (*end != '\0') return -1;
+    *out = v;
+    return 0;
+}
+
+/* Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm). */
+static long days_from_civil(long y, long m, long d) {
+    y -= m <= 2;
+    long era = (y >= 0 ? y : y - 399) / 400;
+    long yoe = y - era * 400;
+    long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int cli_parse_time(const char *s, double *out) {
+    while (isspace((unsigned char)*s)) s++;
+    /* Epoch seconds: a plain number without a date dash after the first digits. */
+    double num;
+    if (cli_parse_double(s, &num) == 0) {
+        if (!isfinite(num)) return -1;
+        *out = num;
+        return 0;
+    }
+    int y, mo, d, h = 0, mi = 0, n = 0;
+    double sec = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10) return -1;
+    const char *p = s + n;
+    if (*p == 'T' || *p == ' ') {
+        int m2 = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &m2) != 2 || m2 != 5) return -1;
+        p += 1 + m2;
+        if (*p == ':') {
+            char *end;
+            sec = strtod(p + 1, &end);
+            if (end == p + 1) return -1;
+            p = end;
+        }
+    }
+    double off = 0;
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om = 0, m3 = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m3) == 2 && m3 == 5) {
+            off = oh * 3600.0 + om * 60.0;
+        } else if (sscanf(p + 1, "%2d%n", &oh, &m3) == 1 && m3 == 2) {
+            off = oh * 3600.0;
+        } else {
+            return -1;
+        }
+        if (*p == '-') off = -off;
+        p += 1 + m3;
+    }
+    while (isspace((unsigned char)*p)) p++;
+    if (*p != '\0') return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec < 0 || sec >= 61) return -1;
+    *out = (double)days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec - off;
+    return 0;
+}
+
+void cli_format_clock(char *buf, size_t n, double t) {
+    time_t secs = (time_t)floor(t);
+    struct tm tm;
+    localtime_r(&secs, &tm);
+    size_t k = strftime(buf, n, "%H:%M:%S", &tm);
+    int ms = (int)((t - floor(t)) * 1000.0);
+    if (ms > 999) ms = 999;
+    if (k < n) snprintf(buf + k, n - k, ".%03d", ms);
+}
+
+void *cli_ingest_open(void **ctx, const char *endpoint, int mode, int bind, int wait_ms) {
+    void *c = zmq_ctx_new();
+    void *s = NULL;
+    if (!c) {
+        fprintf(stderr, "Error: Cannot create a ZeroMQ context (%s).\n", zmq_strerror(errno));
+        return NULL;
+    }
+    s = zmq_socket(c, mode == 'u' ? ZMQ_PUSH : ZMQ_XPUB);
+    if (!s) {
+        fprintf(stderr, "Error: Cannot create a ZeroMQ socket (%s).\n", zmq_strerror(errno));
+        goto err;
+    }
+    /* A generous send HWM: bursts from `send` of a big CSV must queue, not drop. */
+    int hwm = 1000000;
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    int rc = bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint);
+    if (rc != 0) {
+        fprintf(stderr, "Error: Cannot %s '%s' (%s).\n", bind ? "bind" : "connect to", endpoint,
+                zmq_strerror(errno));
+        goto err;
+    }
+    if (mode != 'u') {
+        /* Wait for the subscriber's SUBSCRIBE message (first byte 1). */
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        double deadline = cli_now() + wait_ms / 1000.0;
+        int subscribed = 0;
+        while (!subscribed && !cli_stop) {
+            double left = deadline - cli_now();
+            if (left <= 0) break;
+            int pr = zmq_poll(&it, 1, (long)(left * 1000.0) + 1);
+            if (pr < 0 && errno == EINTR) continue;
+            if (pr <= 0) break;
+            char msg[256];
+            int len = zmq_recv(s, msg, sizeof msg, ZMQ_DONTWAIT);
+            if (len > 0 && msg[0] == 1) subscribed = 1;
+        }
+        if (!subscribed) {
+            if (!cli_stop)
+                fprintf(stderr,
+                        "Error: No subscriber on '%s' after %d ms (is rwkvcastd running and "
+                        "listening there? --pull switches to PUSH).\n",
+                        endpoint, wait_ms);
+            goto err;
+        }
+        /* Other subscribers may still be joining; a short grace costs little. */
+        cli_sleep(0.05);
+    }
+    *ctx = c;
+    return s;
+err:
+    if (s) {
+        int zero = 0;
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_close(s);
+    }
+    zmq_ctx_term(c);
+    return NULL;
+}
+
+void cli_ingest_close(void *ctx, void *sock, int linger_ms) {
+    if (sock) {
+        zmq_setsockopt(sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+        zmq_close(sock);
+    }
+    if (ctx) zmq_ctx_term(ctx);
+}
+
+const msgpack_object *cli_map_get(const msgpack_object *m, const char *key) {
+    if (!m || m->type != MSGPACK_OBJECT_MAP) return NULL;
+    size_t kl = strlen(key);
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl && memcmp(k->via.str.ptr, key, kl) == 0)
+            return &m->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+int cli_obj_number(const msgpack_object *o, double *out) {
+    if (!o) return -1;
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: *out = (double)o->via.u64; return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = (double)o->via.i64; return 0;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: *out = o->via.f64; return 0;
+    case MSGPACK_OBJECT_EXT: {
+        msgpack_timestamp ts;
+        if (!msgpack_object_to_timestamp(o, &ts)) return -1;
+        *out = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+        return 0;
+    }
+    default: return -1;
+    }
+}
+
+int cli_obj_str(const msgpack_object *o, char *buf, size_t n) {
+    if (!o || o->type != MSGPACK_OBJECT_STR || n == 0) return -1;
+    size_t len = o->via.str.size < n - 1 ? o->via.str.size : n - 1;
+    memcpy(buf, o->via.str.ptr, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+static void print_str(FILE *f, const char *p, size_t n) {
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c == '\t') fputs("\\t", f);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void print_double(FILE *f, double v) {
+    if (isnan(v)) fputs("NaN", f);
+    else if (isinf(v)) fputs(v > 0 ? "Infinity" : "-Infinity", f);
+    else if (v == floor(v) && fabs(v) < 1e15) fprintf(f, "%.1f", v);
+    else fprintf(f, "%.10g", v);
+}
+
+static int is_container(const msgpack_object *o) {
+    return o->type == MSGPACK_OBJECT_MAP || o->type == MSGPACK_OBJECT_ARRAY;
+}
+
+static void print_json(FILE *f, const msgpack_object *o, int indent, int level) {
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: fputs("null", f); break;
+    case MSGPACK_OBJECT_BOOLEAN: fputs(o->via.boolean ? "true" : "false", f); break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: fprintf(f, "%llu", (unsigned long long)o->via.u64); break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: fprintf(f, "%lld", (long long)o->via.i64); break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: print_double(f, o->via.f64); break;
+    case MSGPACK_OBJECT_STR: print_str(f, o->via.str.ptr, o->via.str.size); break;
+    case MSGPACK_OBJECT_BIN: fprintf(f, "\"<%u bytes>\"", (unsigned)o->via.bin.size); break;
+    case MSGPACK_OBJECT_EXT: {
+        double t;
+        if (cli_obj_number(o, &t) == 0) print_double(f, t);
+        else fprintf(f, "\"<ext %d, %u bytes>\"", o->via.ext.type, (unsigned)o->via.ext.size);
+        break;
+    }
+    case MSGPACK_OBJECT_ARRAY: {
+        int nested = 0;
+        for (uint32_t i = 0; i < o->via.array.size; i++) nested |= is_container(&o->via.array.ptr[i]);
+        int multi = indent >= 0 && nested;
+        fputc('[', f);
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (i) fputs(multi ? "," : ", ", f);
+            if (multi) fprintf(f, "\n%*s", indent * (level + 1), "");
+            print_json(f, &o->via.array.ptr[i], indent, level + 1);
+        }
+        if (multi && o->via.array.size) fprintf(f, "\n%*s", indent * level, "");
+        fputc(']', f);
+        break;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        int multi = indent >= 0 && o->via.map.size > 0;
+        fputc('{', f);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            if (i) fputs(multi ? "," : ", ", f);
+            if (multi) fprintf(f, "\n%*s", indent * (level + 1), "");
+            if (kv->key.type == MSGPACK_OBJECT_STR) {
+                print_str(f, kv->key.via.str.ptr, kv->key.via.str.size);
+            } else {
+                /* JSON keys must be strings; quote whatever else came. */
+                fputc('"', f);
+                print_json(f, &kv->key, -1, 0);
+                fputc('"', f);
+            }
+            fputs(": ", f);
+            print_json(f, &kv->val, indent, level + 1);
+        }
+        if (multi) fprintf(f, "\n%*s", indent * level, "");
+        fputc('}', f);
+        break;
+    }
+    }
+}
+
+void cli_print_json(FILE *f, const msgpack_object *o, int indent) {
+    print_json(f, o, indent, 0);
+}
