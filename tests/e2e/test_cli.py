@@ -1,0 +1,278 @@
+# test_cli.py: end-to-end tests of `rwkvcast send|tail|ctl|simulate` against
+# Python ZeroMQ peers on 127.0.0.1 (random free ports) and ipc:// in a tmpdir.
+# The peers stand in for rwkvcastd, so these tests do not need the daemon.
+# Every wait is bounded.
+#
+# SPDX-License-Identifier: MIT
+import json
+import math
+import os
+import re
+import subprocess
+import threading
+import time
+
+import msgpack
+import pytest
+import zmq
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = os.path.abspath(os.path.join(ROOT, os.environ.get("BUILD", "build"), "rwkvcast"))
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CLI), reason="rwkvcast not built")
+
+
+@pytest.fixture
+def ctx():
+    c = zmq.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+def bound(ctx, kind, subscribe=True):
+    s = ctx.socket(kind)
+    s.setsockopt(zmq.LINGER, 0)
+    if kind == zmq.SUB and subscribe:
+        s.setsockopt(zmq.SUBSCRIBE, b"")
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    return s, "tcp://127.0.0.1:%d" % port
+
+
+def collect(sock, proc, timeout=10.0, idle=0.3):
+    """Receives payloads until proc exited and the socket stayed idle, or timeout.
+    Polling the SUB also works around libzmq's bound-SUB subscription delay."""
+    out = []
+    end = time.time() + timeout
+    while time.time() < end:
+        if sock.poll(50):
+            out.append(sock.recv_multipart())
+            continue
+        if proc.poll() is not None and not sock.poll(int(idle * 1000)):
+            break
+    return out
+
+
+def run_send(args, stdin=b"", sock=None, timeout=10.0):
+    p = subprocess.Popen([CLI, "send"] + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdin.write(stdin)
+    p.stdin.close()
+    msgs = collect(sock, p, timeout) if sock is not None else []
+    p.wait(timeout)
+    return p.returncode, p.stderr.read().decode(), [msgpack.unpackb(m[-1]) for m in msgs]
+
+
+@pytest.mark.parametrize("sub", ["send", "tail", "ctl", "simulate"])
+def test_help_exits_zero(sub):
+    r = subprocess.run([CLI, sub, "--help"], capture_output=True, timeout=10)
+    assert r.returncode == 0
+    assert b"Usage: rwkvcast " + sub.encode() in r.stdout
+
+
+def test_send_csv_header_and_bad_rows(ctx, tmp_path):
+    sub, ep = bound(ctx, zmq.SUB)
+    csv = tmp_path / "temp.csv"
+    csv.write_text("timestamp,value\n"
+                   "2024-01-01 00:00:00,1.5\n"
+                   "2024-01-01T01:00:00Z,2\n"
+                   "yesterday,3\n"
+                   "\n"
+                   "# a comment\n"
+                   "1700000000.5,\n"
+                   "1700000001,abc\n")
+    rc, err, got = run_send(["-e", ep, str(csv)], sock=sub)
+    assert rc == 1, err
+    assert "temp.csv:4: bad timestamp ('yesterday')" in err
+    assert "temp.csv:8: bad value ('abc')" in err
+    assert "3 samples in 3 messages" in err and "2 bad rows skipped" in err
+    assert [m["s"] for m in got] == ["temp"] * 3
+    assert [m["t"] for m in got[:2]] == [1704067200, 1704070800]
+    assert got[0]["v"] == 1.5 and got[1]["v"] == 2.0
+    assert got[2]["t"] == 1700000000.5 and math.isnan(got[2]["v"])
+
+
+def test_send_series_column_batches(ctx):
+    sub, ep = bound(ctx, zmq.SUB)
+    rows = "".join("s%d,%d,%d\n" % (i % 3, 1000 + i, i) for i in range(10))
+    rc, err, got = run_send(["-e", ep, "--batch", "4"], stdin=rows.encode(), sock=sub)
+    assert rc == 0, err
+    assert [len(b) for b in got] == [4, 4, 2]
+    flat = [x for b in got for x in b]
+    assert [x["s"] for x in flat] == ["s%d" % (i % 3) for i in range(10)]
+    assert [x["v"] for x in flat] == [float(i) for i in range(10)]
+
+
+def test_send_pull_and_rate(ctx):
+    pull, ep = bound(ctx, zmq.PULL)
+    rows = "".join("%d,%d\n" % (i, i) for i in range(10))
+    t0 = time.time()
+    rc, err, got = run_send(["-e", ep, "--pull", "--rate", "20", "--series", "r"], stdin=rows.encode(), sock=pull)
+    assert rc == 0, err
+    assert len(got) == 10 and all(m["s"] == "r" for m in got)
+    assert time.time() - t0 >= 0.4  # 10 samples at 20/s take about half a second
+
+
+def test_send_without_daemon_fails_clearly():
+    r = subprocess.run([CLI, "send", "-e", "tcp://127.0.0.1:1", "--wait", "300", "-s", "x", "-"],
+                       input=b"1,2\n", capture_output=True, timeout=10)
+    assert r.returncode == 1
+    assert b"No subscriber" in r.stderr
+
+
+def publish_forecasts(ctx, msgs, stop):
+    pub, ep = bound(ctx, zmq.PUB)
+
+    def loop():
+        # Re-send until the tool is done: a SUB that joins late misses earlier messages.
+        end = time.time() + 10
+        while not stop.is_set() and time.time() < end:
+            for topic, m in msgs:
+                pub.send_multipart([topic.encode(), msgpack.packb(m)])
+            time.sleep(0.05)
+        pub.close()
+
+    th = threading.Thread(target=loop, daemon=True)
+    th.start()
+    return ep, th
+
+
+def fc(s, v, level=0, score=0.1):
+    return {"s": s, "t": 1700000000.25, "v": v, "dt": 1.0, "h": [1, 2], "yhat": [10.5, 11.0],
+            "lo": [9.0, 8.5], "hi": [12.0, 13.0], "score": score, "level": level}
+
+
+def test_tail_prints_forecasts_and_alerts(ctx):
+    stop = threading.Event()
+    msgs = [("f.pump-1", fc("pump-1", 10.25)), ("a.pump-1", fc("pump-1", 42.0, 2, 0.99)),
+            ("f.other", fc("other", 1.0))]
+    ep, th = publish_forecasts(ctx, msgs, stop)
+    r = subprocess.run([CLI, "tail", "-e", ep, "--series", "pump", "--count", "4", "--no-color"],
+                       capture_output=True, timeout=15)
+    stop.set()
+    th.join(5)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    lines = out.strip().splitlines()
+    assert len(lines) == 4
+    assert "other" not in out
+    f = [l for l in lines if not l.startswith(">>>")][0]
+    assert re.search(r"pump-1\s+v=10\.25\s+yhat\(\+1\)=10\.5\s+\[9, 12\]\s+score=0\.10\s+ok", f), f
+    a = [l for l in lines if l.startswith(">>>")][0]
+    assert "pump-1" in a and "ALERT" in a and "score=0.99" in a
+
+
+def test_tail_json_alerts_only(ctx):
+    stop = threading.Event()
+    msgs = [("f.x", fc("x", 1.0)), ("a.x", fc("x", 5.0, 1, 0.8))]
+    ep, th = publish_forecasts(ctx, msgs, stop)
+    r = subprocess.run([CLI, "tail", "-e", ep, "--alerts", "--json", "-n", "2"], capture_output=True, timeout=15)
+    stop.set()
+    th.join(5)
+    assert r.returncode == 0, r.stderr
+    objs = [json.loads(l) for l in r.stdout.decode().splitlines()]
+    assert len(objs) == 2
+    for o in objs:
+        assert o["topic"] == "a.x" and o["level"] == 1 and o["yhat"] == [10.5, 11.0]
+
+
+def test_tail_duration_exits():
+    t0 = time.time()
+    r = subprocess.run([CLI, "tail", "-e", "tcp://127.0.0.1:1", "--duration", "0.5"], capture_output=True,
+                       timeout=10)
+    assert r.returncode == 0 and r.stdout == b""
+    assert time.time() - t0 < 5
+
+
+def rep_server(ctx, ep, replies, seen):
+    rep = ctx.socket(zmq.REP)
+    rep.setsockopt(zmq.LINGER, 0)
+    rep.bind(ep)
+
+    def loop():
+        for reply in replies:
+            if not rep.poll(10000):
+                break
+            seen.append(msgpack.unpackb(rep.recv()))
+            rep.send(msgpack.packb(reply))
+        rep.close()
+
+    th = threading.Thread(target=loop, daemon=True)
+    th.start()
+    return th
+
+
+def test_ctl_ok_and_args(ctx, tmp_path):
+    ep = "ipc://%s/ctl.sock" % tmp_path
+    seen = []
+    th = rep_server(ctx, ep, [{"ok": True, "received": 12, "series": {"count": 3, "ids": ["a", "b"]}}], seen)
+    r = subprocess.run([CLI, "ctl", "-e", ep, "get", "s=pump-1", "limit=10", "x=0.5", "flag=true", "q='7'"],
+                       capture_output=True, timeout=10)
+    th.join(5)
+    assert r.returncode == 0, r.stderr
+    assert seen == [{"cmd": "get", "s": "pump-1", "limit": 10, "x": 0.5, "flag": True, "q": "7"}]
+    out = json.loads(r.stdout)
+    assert out == {"ok": True, "received": 12, "series": {"count": 3, "ids": ["a", "b"]}}
+
+
+def test_ctl_error_reply(ctx, tmp_path):
+    ep = "ipc://%s/ctl.sock" % tmp_path
+    seen = []
+    th = rep_server(ctx, ep, [{"ok": False, "error": "Unknown series 'zz'."}], seen)
+    r = subprocess.run([CLI, "ctl", "-e", ep, "--json", "forget", "s=zz"], capture_output=True, timeout=10)
+    th.join(5)
+    assert r.returncode == 1
+    assert json.loads(r.stdout) == {"ok": False, "error": "Unknown series 'zz'."}
+    assert b"Unknown series 'zz'." in r.stderr
+
+
+def test_ctl_env_endpoint_and_timeout(tmp_path):
+    env = dict(os.environ, RWKVCAST_CONTROL="ipc://%s/nobody.sock" % tmp_path)
+    t0 = time.time()
+    r = subprocess.run([CLI, "ctl", "--timeout", "300", "ping"], capture_output=True, timeout=10, env=env)
+    assert r.returncode == 1
+    assert b"No reply from 'ipc://" in r.stderr and b"nobody.sock" in r.stderr
+    assert time.time() - t0 < 3
+
+
+def test_ctl_usage_errors():
+    assert subprocess.run([CLI, "ctl"], capture_output=True, timeout=10).returncode == 2
+    assert subprocess.run([CLI, "ctl", "get", "novalue"], capture_output=True, timeout=10).returncode == 2
+
+
+def test_simulate_publishes_valid_samples_with_anomalies(ctx):
+    sub, ep = bound(ctx, zmq.SUB)
+    p = subprocess.Popen([CLI, "simulate", "-e", ep, "-n", "4", "--rate", "50", "--duration", "2",
+                          "--anomaly-rate", "3", "--warmup", "0.2", "--seed", "7"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    msgs = collect(sub, p, timeout=15)
+    p.wait(10)
+    err = p.stderr.read().decode()
+    assert p.returncode == 0, err
+    samples = [x for m in msgs for x in msgpack.unpackb(m[-1])]
+    ids = {x["s"] for x in samples}
+    assert ids == {"sensor-00", "sensor-01", "sensor-02", "sensor-03"}
+    assert len(samples) > 200
+    for x in samples:
+        assert set(x) == {"s", "t", "v"}
+        assert isinstance(x["t"], float) and abs(x["t"] - time.time()) < 60
+        assert math.isfinite(x["v"])
+    # Timestamps increase per series.
+    for s in ids:
+        ts = [x["t"] for x in samples if x["s"] == s]
+        assert ts == sorted(ts)
+    inj = re.findall(r"inject (\w+)\s+on (sensor-\d\d)", err)
+    assert len(inj) >= 3, err
+    assert {k for k, _ in inj} <= {"spike", "shift", "stuck", "dropout", "noise"}
+    assert re.search(r"anomalies injected", err)
+
+
+def test_simulate_csv_is_deterministic():
+    args = [CLI, "simulate", "--csv", "-n", "2", "--rate", "100", "--duration", "0.2", "--seed", "3", "-q"]
+    a = subprocess.run(args, capture_output=True, timeout=10)
+    assert a.returncode == 0
+    rows = [l.split(",") for l in a.stdout.decode().splitlines()]
+    assert len(rows) >= 30
+    assert {r[0] for r in rows} == {"sensor-00", "sensor-01"}
+    b = subprocess.run(args, capture_output=True, timeout=10)
+    # Same seed, same values (timestamps differ between runs).
+    assert [r[2] for r in rows][:20] == [l.split(",")[2] for l in b.stdout.decode().splitlines()][:20]
