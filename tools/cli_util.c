@@ -44,7 +44,7 @@ const char *cli_control_default(char *buf, size_t n) {
     else if (stat("/run/rwkvcast/control.sock", &st) == 0)
         snprintf(buf, n, "ipc:///run/rwkvcast/control.sock");
     else
-        snprintf(buf, n, "ipc://rwkvcast.ctl");
+        snprintf(buf, n, "ipc://./rwkvcastd.sock");
     return buf;
 }
 
