@@ -47,7 +47,7 @@ CLI := $(BUILD)/rwkvcast
 PROGS := $(DAEMON) $(CLI)
 
 .PHONY: all test check bench demo model deps install uninstall clean reallyclean \
-        build-all build-tests run-tests run-bench fuzz help
+        build-all build-tests run-tests run-bench fuzz fuzz-run help
 
 all: deps
 	@$(MAKE) --no-print-directory build-all
@@ -116,11 +116,46 @@ deps:
 	  fi; \
 	fi
 
+# libFuzzer targets (clang) for the mp_ decoder and the cf_ loader; each runs
+# FUZZ_SECONDS on a scratch copy of its seed corpus in tests/fuzz/corpus/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC := clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I.
+fuzz: deps
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) -o build-fuzz/mp_fuzz tests/fuzz/mp_fuzz.c connectors/mp.c common/rc.c common/lg.c -lm
+	$(FUZZ_CC) -o build-fuzz/cf_fuzz tests/fuzz/cf_fuzz.c config/cf.c daemon/an.c common/rc.c common/lg.c -lyaml -lm
+	@for t in mp cf; do rm -rf build-fuzz/corpus-$$t; cp -r tests/fuzz/corpus/$$t build-fuzz/corpus-$$t; \
+	  build-fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$t || exit 1; done
+
 clean:
-	rm -rf build build-asan build-cov
+	rm -rf build build-asan build-cov build-fuzz
 
 reallyclean: clean
 	rm -rf tests/e2e/__pycache__ .pytest_cache
+
+# Fuzz targets (libFuzzer via clang, with ASan + UBSan): every
+# tests/fuzz/<name>_fuzz.c runs FUZZ_SECONDS on a scratch copy of its seed
+# corpus tests/fuzz/corpus/<name>/, so new inputs never land in the tree.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/*_fuzz.c)
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang ARCHFLAGS= \
+	  WARN="-std=c11 -Wall -Wextra" \
+	  OPTFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+	  LDFLAGS="-fopenmp -fsanitize=fuzzer,address,undefined" fuzz-run
+
+fuzz-run: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+	@set -e; for f in $^; do \
+	  name=$$(basename $$f _fuzz); work=$$(mktemp -d); \
+	  cp tests/fuzz/corpus/$$name/* $$work/ 2>/dev/null || true; \
+	  echo ">>> $$f for $(FUZZ_SECONDS) s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$work 2>&1 | tail -n 3; \
+	  rm -rf $$work; \
+	done
+
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 help:
 	@echo "Targets: deps all test check bench demo model install uninstall clean reallyclean"
