@@ -17,7 +17,7 @@
  * Thresholds are optimized per detector, data set and NAB profile over the
  * whole data set (one threshold for all files, as NAB does).
  *
- * Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [-m MODEL]
+ * Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [--combine-sum] [-m MODEL]
  *                      [--an KEY=VALUE ...]
  * Output: markdown tables on stdout.
  *
@@ -43,6 +43,15 @@
 #define N_DET 3
 #define N_KIND 8
 #define ZWIN 100
+
+/* How a multichannel file's per-timestamp score is formed from its
+ * channels' scores, the same rule for every detector: 0 max, 1 sum. */
+static int g_combine = 0;
+
+static void combine(float *acc, float v) {
+    if (g_combine) *acc += v;
+    else if (v > *acc) *acc = v;
+}
 
 static const char *DET_NAME[N_DET] = {"rwkvcast", "rolling z-score", "seasonal-naive z-score"};
 static const char *KIND_NAME[N_KIND] = {"spike", "dip", "level shift", "variance change",
@@ -346,7 +355,7 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
                 float *p = &buf[(size_t)c * (size_t)f->n + (size_t)i];
                 /* A rejected sample (duplicate time) keeps the previous score. */
                 if (*p < 0.0f) *p = i > 0 ? p[-1] : 0.0f;
-                if (*p > mx) mx = *p;
+                combine(&mx, *p);
             }
             f->score[0][i] = mx;
         }
@@ -393,13 +402,11 @@ static int run_baselines(bset *s) {
         for (int c = 0; c < f->C; c++) {
             const float *x = f->x + (size_t)c * (size_t)f->n;
             zscore_series(x, f->n, 0, tmp);
-            for (long i = 0; i < f->n; i++)
-                if (tmp[i] > f->score[1][i]) f->score[1][i] = tmp[i];
+            for (long i = 0; i < f->n; i++) combine(&f->score[1][i], tmp[i]);
             long m = f->season;
             for (long i = 0; i < f->n; i++) d[i] = i >= m ? x[i] - x[i - m] : 0.0f;
             zscore_series(d, f->n, m, tmp);
-            for (long i = 0; i < f->n; i++)
-                if (tmp[i] > f->score[2][i]) f->score[2][i] = tmp[i];
+            for (long i = 0; i < f->n; i++) combine(&f->score[2][i], tmp[i]);
         }
         rc_free(tmp);
         rc_free(d);
@@ -560,7 +567,7 @@ static int set_an(an_cfg *c, const char *kv) {
     size_t l = (size_t)(eq - kv);
 #define AN_KEY(name) if (l == strlen(#name) && !strncmp(kv, #name, l)) { c->name = v; return 0; }
     AN_KEY(err_rate) AN_KEY(short_rate) AN_KEY(long_rate) AN_KEY(zcap) AN_KEY(interval_weight)
-    AN_KEY(calm_weight) AN_KEY(warn) AN_KEY(alert) AN_KEY(clear)
+    AN_KEY(calm_weight) AN_KEY(point_weight) AN_KEY(guard) AN_KEY(drift_rate) AN_KEY(warn) AN_KEY(alert) AN_KEY(clear)
 #undef AN_KEY
     if (l == 6 && !strncmp(kv, "warmup", 6)) { c->warmup = (uint32_t)v; return 0; }
     return -1;
@@ -575,6 +582,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--skab") && i + 1 < argc) skab_dir = argv[++i];
         else if (!strcmp(argv[i], "--no-skab")) do_skab = 0;
         else if (!strcmp(argv[i], "--no-gen")) do_gen = 0;
+        else if (!strcmp(argv[i], "--combine-sum")) g_combine = 1;
         else if (!strcmp(argv[i], "-m") && i + 1 < argc) model_path = argv[++i];
         else if (!strcmp(argv[i], "--an") && i + 1 < argc) {
             if (set_an(&ac, argv[++i])) {
@@ -582,7 +590,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
         } else {
-            fprintf(stderr, "Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [-m MODEL] [--an KEY=VALUE]...\n");
+            fprintf(stderr, "Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [--combine-sum] [-m MODEL] [--an KEY=VALUE]...\n");
             return 2;
         }
     }
@@ -599,8 +607,11 @@ int main(int argc, char **argv) {
     }
     printf("## anomaly_bench\n\nmodel: %s%s\n", is_random ? "RANDOM INIT (seed 1), no model file at " : "",
            model_path ? model_path : en_default_model_path());
-    printf("anomaly settings: warmup %u, err_rate %g, short_rate %g, long_rate %g, zcap %g, interval_weight %g, calm_weight %g\n",
-           ac.warmup, ac.err_rate, ac.short_rate, ac.long_rate, ac.zcap, ac.interval_weight, ac.calm_weight);
+    printf("channels combined per timestamp by: %s (same rule for every detector)\n",
+           g_combine ? "sum" : "max");
+    printf("anomaly settings: warmup %u, err_rate %g, short_rate %g, long_rate %g, zcap %g, interval_weight %g, calm_weight %g, point_weight %g, guard %g, drift_rate %g\n",
+           ac.warmup, ac.err_rate, ac.short_rate, ac.long_rate, ac.zcap, ac.interval_weight, ac.calm_weight,
+           ac.point_weight, ac.guard, ac.drift_rate);
     bset skab = {.name = "SKAB, NAB windows centred on anomaly onsets"};
     bset skab2 = {.name = "SKAB, leaderboard windows (60 s after each change point)"};
     bset gen = {.name = "Generated set (8 kinds x 3 periods x 2 noise levels x 2 seeds)"};

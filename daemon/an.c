@@ -34,6 +34,9 @@ void an_cfg_default(an_cfg *c) {
     c->zcap = 6.0f;
     c->interval_weight = 0.5f;
     c->calm_weight = 0.0f;
+    c->point_weight = 0.5f;
+    c->guard = 1.0f;
+    c->drift_rate = 0.05f;
 }
 
 static int in01(float x) { return x >= 0.0f && x <= 1.0f; }
@@ -45,7 +48,10 @@ rc_err an_cfg_check(const an_cfg *c) {
     if (!rate_ok(c->err_rate) || !rate_ok(c->short_rate) || !rate_ok(c->long_rate))
         return RC_ERR_CONFIG;
     if (!(c->zcap >= 1.0f && c->zcap <= 100.0f)) return RC_ERR_CONFIG;
-    if (!in01(c->interval_weight) || !in01(c->calm_weight)) return RC_ERR_CONFIG;
+    if (!in01(c->interval_weight) || !in01(c->calm_weight) || !in01(c->point_weight) ||
+        !(c->guard == 0.0f || c->guard == 1.0f) ||
+        !(c->drift_rate >= 0.0f && c->drift_rate <= 1.0f))
+        return RC_ERR_CONFIG;
     return RC_OK;
 }
 
@@ -117,10 +123,17 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
     if (0.5 * (double)s->step > floor_) floor_ = 0.5 * (double)s->step;
     if (!(sigma > floor_)) sigma = floor_;
 
-    float z = 0.0f;
+    float z = 0.0f, zs = 0.0f;
+    double zraw = 0.0;
+    /* Persistence forecast, calibrated like the model's. */
+    double dn = v - (double)s->last_v - (double)s->nbias;
+    double sig_n = (double)s->nmae / AN_MEAN_ABS_N;
+    if (!(sig_n > floor_)) sig_n = floor_;
     if (s->n >= 3) {
-        double zz = ad / sigma;
-        z = zz > (double)c->zcap ? c->zcap : (float)zz;
+        zraw = ad / sigma;
+        if (c->guard > 0.0f && fabs(dn) / sig_n < zraw) zraw = fabs(dn) / sig_n;
+        z = zraw > (double)c->zcap ? c->zcap : (float)zraw;
+        zs = d >= 0 ? z : -z;
     }
     s->z = z;
 
@@ -137,7 +150,28 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
             double x = ((double)s->m_short - (double)s->mu_long) / sd;
             float hi = tail_score(x);
             float lo = c->calm_weight * tail_score(-x);
+            /* Two-sided tail of the sample alone: P = 2 Q(z), so -log10 P
+             * = -log10 Q(z) - log10 2. */
+            float pt = tail_score(zraw) - (float)(M_LN2 / M_LN10 / AN_LOG_SPAN);
+            pt = c->point_weight * (pt > 0.0f ? pt : 0.0f);
             sc = hi > lo ? hi : lo;
+            if (pt > sc) sc = pt;
+        }
+        if (c->drift_rate > 0.0f) {
+            s->d_short += ew_rate(c->drift_rate, k) * (zs - s->d_short);
+            double dsd = sqrt((double)s->d_var);
+            if (dsd < 0.05) dsd = 0.05;
+            if (k >= 2) {
+                float dr = tail_score(fabs((double)s->d_short - (double)s->d_mu) / dsd) -
+                           (float)(M_LN2 / M_LN10 / AN_LOG_SPAN);
+                if (dr > sc) sc = dr;
+            }
+            float dl = (float)(3.0 * dsd);
+            float dw = k >= 2 ? clampf(s->d_short, s->d_mu - dl, s->d_mu + dl) : s->d_short;
+            float da = ew_rate(c->long_rate, k);
+            float dd = dw - s->d_mu;
+            s->d_mu += da * dd;
+            s->d_var = (1.0f - da) * (s->d_var + da * dd * dd);
         }
         float lim = (float)(3.0 * sd);
         float mw = k >= 2 ? clampf(s->m_short, s->mu_long - lim, s->mu_long + lim) : s->m_short;
@@ -168,11 +202,21 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
             if (s->step == 0.0f) s->step = (float)dv;
             else s->step += c->err_rate * ((float)(dv < 10.0 * s->step ? dv : 10.0 * s->step) - s->step);
         }
+        if (s->n > 0) {
+            double dnw = dn;
+            if (s->n >= 3) {
+                double lim = 4.0 * sig_n;
+                dnw = dn > lim ? lim : dn < -lim ? -lim : dn;
+            }
+            s->nbias += a * (float)dnw;
+            s->nmae += a * ((float)fabs(dnw) - s->nmae);
+        }
         s->last_v = (float)v;
         if (!isfinite(s->bias) || !isfinite(s->mae) || !isfinite(s->ratio) ||
-            !isfinite(s->last_v) || !isfinite(s->step)) {
+            !isfinite(s->last_v) || !isfinite(s->step) || !isfinite(s->nbias) ||
+            !isfinite(s->nmae)) {
             /* Unreachable with finite inputs below ~1e38; restart calibration. */
-            s->bias = s->mae = s->ratio = s->last_v = s->step = 0.0f;
+            s->bias = s->mae = s->ratio = s->last_v = s->step = s->nbias = s->nmae = 0.0f;
             s->n = 0;
         }
     }
@@ -198,9 +242,10 @@ void an_save(const an_state *s, uint8_t *buf) {
     rc_put_u32(buf, AN_MAGIC);
     rc_put_u32(buf + 4, s->n);
     rc_put_u32(buf + 8, (uint32_t)s->level);
-    const float f[10] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
-                         s->m_short, s->mu_long, s->var_long};
-    for (int i = 0; i < 10; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
+    const float f[15] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
+                         s->nbias, s->nmae, s->m_short, s->mu_long, s->var_long,
+                         s->d_short, s->d_mu, s->d_var};
+    for (int i = 0; i < 15; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
 }
 
 rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
@@ -209,15 +254,18 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
     t.n = rc_get_u32(buf + 4);
     t.level = (int32_t)rc_get_u32(buf + 8);
     if (t.level < 0 || t.level > 2) return RC_ERR_FORMAT;
-    float f[10];
-    for (int i = 0; i < 10; i++) {
+    float f[15];
+    for (int i = 0; i < 15; i++) {
         f[i] = rc_get_f32(buf + 12 + 4 * i);
         if (!isfinite(f[i])) return RC_ERR_NUMERIC;
     }
     t.score = f[0]; t.z = f[1]; t.bias = f[2]; t.mae = f[3]; t.ratio = f[4];
-    t.last_v = f[5]; t.step = f[6]; t.m_short = f[7]; t.mu_long = f[8]; t.var_long = f[9];
+    t.last_v = f[5]; t.step = f[6]; t.nbias = f[7]; t.nmae = f[8];
+    t.m_short = f[9]; t.mu_long = f[10]; t.var_long = f[11];
+    t.d_short = f[12]; t.d_mu = f[13]; t.d_var = f[14];
     if (!(t.score >= 0.0f && t.score <= 1.0f) || t.mae < 0.0f || t.ratio < 0.0f ||
-        t.var_long < 0.0f || t.step < 0.0f)
+        t.var_long < 0.0f || t.step < 0.0f || t.nmae < 0.0f ||
+        t.d_var < 0.0f)
         return RC_ERR_FORMAT;
     *s = t;
     return RC_OK;

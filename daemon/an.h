@@ -27,6 +27,16 @@
  *     is normal. One noisy sample moves the short mean only a little; a
  *     sustained change moves it far. Optionally the lower tail (a series
  *     that suddenly became too predictable: stuck sensor) adds in, weighted.
+ *     With guard = 1 the surprise is the smaller of the model's z and the
+ *     z of a persistence forecast (last value, calibrated the same way):
+ *     a value counts as surprising only if neither explains it, which
+ *     keeps a weak or untrained model from raising false alarms.
+ *     A drift chart (EWMA of the signed surprise against its own long-run
+ *     law, two-sided) catches slow changes that a one-step forecaster
+ *     follows with a lag: each residual is small but they share a sign.
+ *     A single sample far in the tail (two-sided Gaussian tail of z itself,
+ *     weighted by point_weight) also scores: a 10-sigma jump is news even
+ *     before the short window fills, while a 4-sigma one stays below warn.
  *  3. score = min(1, -log10(P) / 12): P = 1e-6 -> 0.5, P = 1e-12 -> 1. A
  *     score is thus a tail probability on a log scale, the same on every
  *     series (the span is wide so that scores still rank events far in
@@ -64,6 +74,9 @@ typedef struct an_cfg {
     float zcap;         /* surprise above this (sigmas) is capped, default 6 */
     float interval_weight; /* 0..1: share of the forecast interval in the scale, default 0.5 */
     float calm_weight;  /* 0..1: weight of the "too predictable" lower tail, default 0 */
+    float point_weight; /* 0..1: weight of the single-sample tail of z itself */
+    float guard;        /* 0 or 1: surprise is min(model z, persistence z) when 1 */
+    float drift_rate;   /* 0..1: EW rate of the signed-surprise drift chart, 0 = off */
 } an_cfg;
 
 void an_cfg_default(an_cfg *c);
@@ -82,10 +95,16 @@ typedef struct an_state {
     float ratio;        /* EW mean |residual - bias| / interval sigma (dimensionless) */
     float last_v;       /* previous judged value, value units */
     float step;         /* EW mean size of nonzero value changes (sensor resolution), value units */
+    float nbias;        /* EW mean of the persistence residual v - last_v, value units */
+    float nmae;         /* EW mean |persistence residual - nbias|, value units */
     /* Likelihood layer */
     float m_short;      /* EW short-window mean of min(z, zcap) */
     float mu_long;      /* EW long-run mean of m_short */
     float var_long;     /* EW long-run variance of m_short */
+    /* Drift channel (EWMA chart of signed surprise) */
+    float d_short;      /* EW mean of signed, capped z at drift_rate */
+    float d_mu;         /* EW long-run mean of d_short */
+    float d_var;        /* EW long-run variance of d_short */
 } an_state;
 
 void an_init(an_state *s);
@@ -100,8 +119,8 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
                 const float *qlev, int Q, int *level);
 
 /* Fixed-size little-endian serialization of an_state: magic "ANS1" as u32
- * version tag, then the fields above in order (u32, i32, 10 x f32). */
-#define AN_BLOB_SIZE 52
+ * version tag, then the fields above in order (u32, i32, 15 x f32). */
+#define AN_BLOB_SIZE 72
 void an_save(const an_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT on a short or foreign blob, RC_ERR_NUMERIC on non-finite
  * fields; s is untouched on failure. */
