@@ -116,17 +116,6 @@ deps:
 	  fi; \
 	fi
 
-# libFuzzer targets (clang) for the mp_ decoder and the cf_ loader; each runs
-# FUZZ_SECONDS on a scratch copy of its seed corpus in tests/fuzz/corpus/.
-FUZZ_SECONDS ?= 60
-FUZZ_CC := clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I.
-fuzz: deps
-	@mkdir -p build-fuzz
-	$(FUZZ_CC) -o build-fuzz/mp_fuzz tests/fuzz/mp_fuzz.c connectors/mp.c common/rc.c common/lg.c -lm
-	$(FUZZ_CC) -o build-fuzz/cf_fuzz tests/fuzz/cf_fuzz.c config/cf.c daemon/an.c common/rc.c common/lg.c -lyaml -lm
-	@for t in mp cf; do rm -rf build-fuzz/corpus-$$t; cp -r tests/fuzz/corpus/$$t build-fuzz/corpus-$$t; \
-	  build-fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$t || exit 1; done
-
 clean:
 	rm -rf build build-asan build-cov build-fuzz
 
