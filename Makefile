@@ -47,7 +47,7 @@ CLI := $(BUILD)/rwkvcast
 PROGS := $(DAEMON) $(CLI)
 
 .PHONY: all test check bench demo model deps install uninstall clean reallyclean \
-        build-all build-tests run-tests run-bench fuzz fuzz-run help
+        build-all build-tests run-tests run-bench bench-anomaly fuzz fuzz-run help
 
 all: deps
 	@$(MAKE) --no-print-directory build-all
@@ -64,6 +64,12 @@ check: deps
 bench: deps
 	@$(MAKE) --no-print-directory build-all
 	@$(MAKE) --no-print-directory run-bench
+
+# Anomaly benchmark (bench/RESULTS.md "Anomaly detection"): SKAB + generated set,
+# NAB-style scores for rwkvcast and two baselines, in one run.
+bench-anomaly: deps
+	@$(MAKE) --no-print-directory build-all
+	$(BUILD)/bench/anomaly_bench --skab ../shared/data/skab
 
 # Rebuilds model/default.rwkv from scratch: M4 Hourly train + generated
 # series, deterministic for the seed (docs/TRAINING.md). About 15-30 min on 2 cores.

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("BUILD", "build")
-BIN = os.path.join(ROOT, BUILD, "rwkvcast")
+BIN = os.environ.get("RWKVCAST") or os.path.join(ROOT, BUILD, "rwkvcast")
 HEADER = ["timestamp", "value", "yhat", "lo", "hi", "anomaly_score", "level", "flag"]
 
 
