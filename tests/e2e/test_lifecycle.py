@@ -222,3 +222,31 @@ def test_sd_notify_and_sighup(daemon_factory, tmp_path):
     assert d.stop() == 0
     assert drain("STOPPING=1", 5)
     ns.close()
+
+
+def test_state_from_other_model_is_reset_and_counted(daemon_factory):
+    d = daemon_factory().start()
+    for k in range(4):
+        for i in range(5):
+            d.send({"s": "mh%d" % k, "t": 100 + i, "v": float(i)})
+    d.wait_stats(lambda s: s["steps"] >= 20)
+    assert d.stop() == 0
+    con = sqlite3.connect(d.db)
+    # Another model's hash on one row; a damaged blob (with the right hash) on another.
+    con.execute("UPDATE series SET model_hash = model_hash + 1 WHERE id = 'mh0'")
+    con.execute("UPDATE series SET state = zeroblob(length(state)) WHERE id = 'mh1'")
+    con.commit()
+    con.close()
+    d.start()
+    st = d.stats()
+    assert st["restored"] == 4 and st["model_reset"] == 2
+    # Reset series start afresh (no last time); the others kept theirs.
+    assert d.ctl("get", s="mh0")["last_t"] == 0
+    assert d.ctl("get", s="mh1")["last_t"] == 0
+    assert d.ctl("get", s="mh2")["last_t"] == 104
+    sub = d.subscriber(b"f.mh0")
+    sub.sync()
+    d.send({"s": "mh0", "t": 50, "v": 1.0})
+    got = sub.collect(lambda g: len(g) >= 1)
+    check_forecast(got[0][1])
+    assert d.stop() == 0
