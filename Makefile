@@ -78,6 +78,46 @@ model: deps
 	@$(MAKE) --no-print-directory build-all
 	$(CLI) train $(MODEL_TRAIN_ARGS) -o model/default.rwkv
 
+# `make demo`: about DEMO_SECONDS of live forecasts and alerts from simulated
+# sensors on the terminal (tools/demo.sh), then every process it started is
+# stopped (also on Ctrl-C) and the daemon's stats are printed.
+DEMO_SECONDS ?= 30
+demo: deps
+	@$(MAKE) --no-print-directory build-all
+	@BUILD=$(BUILD) DEMO_SECONDS=$(DEMO_SECONDS) sh tools/demo.sh
+
+# `make install DESTDIR=... PREFIX=...`: binaries, the default model if built,
+# the example config (as rwkvcast.yaml only when none exists), the unit file
+# (its paths rewritten for SBINDIR/DATADIR/SYSCONFDIR) and the man pages.
+install: deps
+	@$(MAKE) --no-print-directory build-all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR) \
+	  $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/rwkvcast
+	install -m 755 $(DAEMON) $(DESTDIR)$(SBINDIR)/rwkvcastd
+	if [ -f model/default.rwkv ]; then install -m 644 model/default.rwkv $(DESTDIR)$(DATADIR)/default.rwkv; fi
+	install -m 644 config/rwkvcast.example.yaml $(DESTDIR)$(DATADIR)/rwkvcast.example.yaml
+	[ -e $(DESTDIR)$(SYSCONFDIR)/rwkvcast.yaml ] || \
+	  install -m 644 config/rwkvcast.example.yaml $(DESTDIR)$(SYSCONFDIR)/rwkvcast.yaml
+	sed -e 's|/usr/local/sbin|$(SBINDIR)|g' -e 's|/usr/local/share/rwkvcast|$(DATADIR)|g' \
+	  -e 's|/etc/rwkvcast|$(SYSCONFDIR)|g' systemd/rwkvcast.service > $(DESTDIR)$(UNITDIR)/rwkvcast.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/rwkvcast.service
+	install -m 644 man/rwkvcast.1 $(DESTDIR)$(MANDIR)/man1/rwkvcast.1
+	install -m 644 man/rwkvcast.yaml.5 $(DESTDIR)$(MANDIR)/man5/rwkvcast.yaml.5
+	install -m 644 man/rwkvcastd.8 $(DESTDIR)$(MANDIR)/man8/rwkvcastd.8
+	@echo ">>> Installed. As root: systemctl daemon-reload && systemctl enable --now rwkvcast"
+
+# Removes what `install` put there except the config in SYSCONFDIR and the
+# state in /var/lib/rwkvcast, which hold the operator's data.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/rwkvcast $(DESTDIR)$(SBINDIR)/rwkvcastd \
+	  $(DESTDIR)$(DATADIR)/default.rwkv $(DESTDIR)$(DATADIR)/rwkvcast.example.yaml \
+	  $(DESTDIR)$(UNITDIR)/rwkvcast.service $(DESTDIR)$(MANDIR)/man1/rwkvcast.1 \
+	  $(DESTDIR)$(MANDIR)/man5/rwkvcast.yaml.5 $(DESTDIR)$(MANDIR)/man8/rwkvcastd.8
+	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
+	@echo ">>> Kept $(DESTDIR)$(SYSCONFDIR)/rwkvcast.yaml and /var/lib/rwkvcast (remove them by hand)."
+
 build-all: $(PROGS) $(BENCH_BIN)
 build-tests: $(TEST_BIN)
 
