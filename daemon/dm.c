@@ -90,6 +90,7 @@ typedef struct dm {
     int ckpt_want;          /* a checkpoint waits for the writer to be idle */
     int ckpt_full;          /* next checkpoint writes every series (after a failure) */
     int ckpt_reply;         /* a control client waits for the job in flight */
+    int job_is_ckpt;        /* the job in flight carries a snapshot (else only evictions) */
     int stopping;           /* SIGTERM/SIGINT seen */
     double wd_interval;     /* seconds between WATCHDOG=1, 0 = off */
 } dm;
@@ -284,13 +285,28 @@ static void start_checkpoint(dm *d) {
         rows++;
     }
     d->ckpt_full = 0;
+    d->job_is_ckpt = 1;
     ck_submit(d->ck);
     LOG(LG_DEBUG, "store", "Checkpoint of %u series handed to the writer.", rows);
 }
 
 static void send_reply(dm *d, mp_wr *w);
 
+/* Sends evicted states and deletions to the store without a snapshot, so
+ * eviction churn does not turn into back-to-back full checkpoints. */
+static void flush_evictions(dm *d) {
+    d->job_is_ckpt = 0;
+    ck_submit(d->ck);
+}
+
 static void checkpoint_done(dm *d, const ck_result *r) {
+    if (!d->job_is_ckpt) {
+        if (r->rc != RC_OK) {
+            d->ckpt_fail++;
+            LOG(LG_WARNING, "store", "Writing evicted series failed (%s); their states are lost.", r->error);
+        }
+        return;
+    }
     d->ckpt_last = *r;
     d->ckpt_have_last = 1;
     if (r->rc == RC_OK) {
@@ -661,7 +677,8 @@ static void before_sleep(ev_loop *l, void *ctx) {
     ck_result r;
     if (ck_poll(d->ck, &r)) checkpoint_done(d, &r);
     /* Evictions waiting while no checkpoint is due still go out promptly. */
-    if (!ck_busy(d->ck) && (d->ckpt_want || ck_pending(d->ck))) start_checkpoint(d);
+    if (!ck_busy(d->ck) && d->ckpt_want) start_checkpoint(d);
+    else if (!ck_busy(d->ck) && ck_pending(d->ck)) flush_evictions(d);
     /* Poll more often while the writer works, to collect its result soon. */
     ev_set_max_wait(l, ck_busy(d->ck) ? 0.02 : 1.0);
 }

@@ -201,3 +201,23 @@ def test_max_series_evict_and_bring_back(daemon_factory):
     st = d.wait_stats(lambda s: s["steps"] >= 21)
     assert st["dropped"]["old_timestamp"] == 1
     assert d.stop() == 0
+
+
+def test_alert_topic_on_level_change(daemon_factory):
+    # Thresholds at 0 make every judged sample after the warm-up an alert, so
+    # this checks the daemon's "a." path, not the anomaly scorer's tuning.
+    d = daemon_factory(anomaly={"warmup": 5, "warn": 0, "alert": 0, "clear": 0}).start()
+    sub = d.subscriber(b"a.lvl")
+    sub.sync()
+    t0 = 1700000000
+    for i in range(30):
+        d.send({"s": "lvl", "t": t0 + 60 * i, "v": 10 + math.sin(i / 4.0)})
+    got = sub.collect(lambda g: len(g) >= 1, timeout=30)
+    topic, m = got[0]
+    assert topic == "a.lvl" and m["level"] == 2, m
+    check_forecast(m)
+    time.sleep(0.3)
+    st = d.stats()
+    # Sent once, on the change, not for every later sample.
+    assert st["alerts"] == 1, st
+    assert d.stop() == 0
