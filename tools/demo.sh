@@ -93,12 +93,16 @@ until "$C" ctl -e "$CTL" --timeout 200 ping >/dev/null 2>&1; do
 done
 grep -E ' # ' "$tmp/daemon.log" | sed 's/^/>>> daemon warning: /'
 echo ">>> forecasts: one line per sensor every 3 s; '>>>' lines are alert-level changes"
-echo ">>> anomalies are injected from second 10 and announced as 'simulate: ... inject'"
+echo ">>> anomalies are injected from second $(( SECS / 3 > 10 ? 10 : SECS / 3 )) and announced as 'simulate: ... inject'"
 echo
 
 "$C" tail -e "$OUT" --throttle 3 --duration $((SECS + 2)) &
 tpid=$!
-"$C" simulate -e "$IN" -n "$SENSORS" --rate 10 --period 20 --warmup 10 \
+# Anomalies start after a third of the run (at most 10 s): the daemon's scorer
+# needs a warm-up before its scores mean anything.
+warm=$((SECS / 3))
+[ "$warm" -gt 10 ] && warm=10
+"$C" simulate -e "$IN" -n "$SENSORS" --rate 10 --period 20 --warmup "$warm" \
     --anomaly-rate 0.04 --duration "$SECS" --seed "$(date +%s)" &
 spid=$!
 wait "$spid"

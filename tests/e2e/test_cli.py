@@ -276,3 +276,41 @@ def test_simulate_csv_is_deterministic():
     b = subprocess.run(args, capture_output=True, timeout=10)
     # Same seed, same values (timestamps differ between runs).
     assert [r[2] for r in rows][:20] == [l.split(",")[2] for l in b.stdout.decode().splitlines()][:20]
+
+
+def test_yaml_man_page_matches_example_config():
+    # man/rwkvcast.yaml.5 is generated from config/rwkvcast.example.yaml; a key
+    # added to one and not the other fails here (STYLE.md §8).
+    gen = os.path.join(ROOT, "tools", "gen_yaml_man.py")
+    r = subprocess.run(["/usr/bin/python3", gen, "--print"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(ROOT, "man", "rwkvcast.yaml.5")) as f:
+        assert f.read() == r.stdout.decode(), "run: /usr/bin/python3 tools/gen_yaml_man.py"
+    import yaml
+    with open(os.path.join(ROOT, "config", "rwkvcast.example.yaml")) as f:
+        doc = yaml.safe_load(f)
+
+    def paths(node, prefix):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                p = prefix + k
+                yield p
+                yield from paths(v, p + ".")
+        elif isinstance(node, list) and node and isinstance(node[0], dict):
+            yield from paths(node[0], prefix[:-1] + "[].")
+
+    page = r.stdout.decode().replace("\\-", "-")
+    for p in paths(doc, ""):
+        assert "\n.B %s\n" % p in page or "\n.SS %s\n" % p in page, p
+
+
+def test_unit_file_hardening_score():
+    unit = os.path.join(ROOT, "systemd", "rwkvcast.service")
+    try:
+        r = subprocess.run(["systemd-analyze", "security", "--offline=yes", unit], capture_output=True,
+                           timeout=60)
+    except FileNotFoundError:
+        pytest.skip("systemd-analyze not installed")
+    m = re.search(r"Overall exposure level for rwkvcast.service: ([0-9.]+)", r.stdout.decode())
+    assert m, r.stdout.decode() + r.stderr.decode()
+    assert float(m.group(1)) <= 2.0
