@@ -65,6 +65,13 @@ bench: deps
 	@$(MAKE) --no-print-directory build-all
 	@$(MAKE) --no-print-directory run-bench
 
+# End-to-end: rwkvcastd driven by bench/loadgen (bench/bench_e2e.py), with the
+# model-only number of rk_bench in the same run. E2E_ARGS=--quick: N <= 100k.
+.PHONY: bench-e2e
+bench-e2e: deps
+	@$(MAKE) --no-print-directory build-all
+	/usr/bin/python3 bench/bench_e2e.py --build $(BUILD) $(E2E_ARGS)
+
 # Anomaly benchmark (bench/RESULTS.md "Anomaly detection"): SKAB + generated set,
 # NAB-style scores for rwkvcast and two baselines, in one run.
 bench-anomaly: deps

@@ -1,0 +1,478 @@
+#!/usr/bin/python3
+# bench_e2e.py: the end-to-end benchmark behind `make bench-e2e` (issue 7).
+#
+# Orchestration only; the load itself comes from build/bench/loadgen (C).
+# For each series count N it starts build/rwkvcastd with a temp config (state
+# db in a temp dir, free 127.0.0.1 ports, max_series N + 16, max_batch 256),
+# then measures, in this order:
+#   1. populate: one sample for each of the N series; RSS per series from
+#      /proc/PID/status VmRSS minus the RSS before any series existed;
+#   2. capacity probe: loadgen as fast as the daemon accepts (--nodrop);
+#   3. sustained rate: bisection on the rate with short fixed-rate runs; a
+#      rate passes when every sample's forecast arrived (lost = late = 0,
+#      daemon drop counters unchanged) and p99.9 latency stays under --slo-ms
+#      (an overloaded daemon queues before it drops, so a growing backlog
+#      shows first as latency);
+#   4. latency p50/p99/p99.9 at 25%, 50% and 90% of the sustained rate;
+#   5. a checkpoint with every state dirty ("checkpoint" on the control
+#      socket), its duration and rows as the daemon reports them, and the
+#      ingest latency of a 25%-rate run while it runs (max per 100 ms);
+#   6. restart: SIGTERM (final checkpoint), start again, time until the
+#      control socket answers (the daemon restores every state before it
+#      binds), and 'restored' from stats;
+# and in the same run build/bench/rk_bench --quick for the model-only batched
+# B=256 steps/s of the default model, so end-to-end / model-only is measured.
+# ipc:// is measured on a second daemon for the smallest N (ingest and output
+# over ipc). Prints Markdown for bench/RESULTS.md (with the CPU model) and
+# writes every raw loadgen JSON line to OUTDIR/e2e.json.
+#
+# Every wait is bounded; every process started here is stopped here.
+#
+# SPDX-License-Identifier: MIT
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import msgpack
+import zmq
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def log(*a):
+    print("[bench-e2e %s]" % time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Daemon:
+    """One rwkvcastd with its own temp dir, config, ports and SQLite store."""
+
+    def __init__(self, binary, workdir, n, transport, model, rcvhwm):
+        self.binary = binary
+        self.dir = workdir
+        os.makedirs(self.dir, exist_ok=True)
+        if transport == "ipc":
+            self.ingest = "ipc://%s/in.sock" % self.dir
+            self.out = "ipc://%s/out.sock" % self.dir
+        else:
+            self.ingest = "tcp://127.0.0.1:%d" % free_port()
+            self.out = "tcp://127.0.0.1:%d" % free_port()
+        self.ctl_ep = "ipc://%s/ctl.sock" % self.dir
+        cfg = {
+            "log_level": "notice",
+            "state_db": os.path.join(self.dir, "state.db"),
+            # Checkpoints only when asked, so they do not land inside other runs.
+            "checkpoint_interval": 86400,
+            "stats_interval": 0,
+            "shutdown_timeout": 300,
+            "input": {"endpoints": [{"type": "sub", "endpoint": self.ingest, "bind": True, "topics": []}],
+                      "rcvhwm": rcvhwm},
+            "output": {"endpoint": self.out, "bind": True, "sndhwm": 100000},
+            "control": {"endpoint": self.ctl_ep},
+            "series": {"max": n + 16, "policy": "refuse"},
+            "engine": {"max_batch": 256},
+        }
+        if model:
+            cfg["model"] = model
+        self.cfg_path = os.path.join(self.dir, "rwkvcast.yaml")
+        with open(self.cfg_path, "w") as f:
+            json.dump(cfg, f, indent=2)  # JSON is YAML
+        self.proc = None
+        self.logf = None
+        self.zctx = zmq.Context.instance()
+
+    def start(self, timeout=600):
+        """Starts the daemon; returns seconds until the control socket answered."""
+        self.logf = open(os.path.join(self.dir, "daemon.log"), "ab")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen([self.binary, "-c", self.cfg_path], stdout=self.logf,
+                                     stderr=subprocess.STDOUT, cwd=ROOT)
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError("rwkvcastd exited with %d; see %s/daemon.log" % (self.proc.returncode, self.dir))
+            r = self.ctl({"cmd": "ping"}, timeout=0.5)
+            if r and r.get("ok"):
+                return time.monotonic() - t0
+        raise RuntimeError("rwkvcastd did not answer ping within %d s" % timeout)
+
+    def stop(self, timeout=600):
+        """SIGTERM; returns (seconds until exit, exit code)."""
+        if not self.proc:
+            return 0.0, 0
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait(10)
+        dt = time.monotonic() - t0
+        self.proc = None
+        self.logf.close()
+        return dt, rc
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def ctl(self, req, timeout=5.0):
+        """One REQ/REP round trip; None on timeout (the REQ socket is discarded)."""
+        s = self.zctx.socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        try:
+            s.connect(self.ctl_ep)
+            s.send(msgpack.packb(req, use_bin_type=True))
+            if s.poll(int(timeout * 1000)) == 0:
+                return None
+            return msgpack.unpackb(s.recv(), raw=False)
+        except zmq.ZMQError:
+            return None
+        finally:
+            s.close()
+
+    def stats(self):
+        return self.ctl({"cmd": "stats"}) or {}
+
+    def rss_kb(self):
+        return rss_kb(self.proc.pid) if self.proc else 0
+
+    def wait_idle(self, timeout=120, quiet=0.5):
+        """Waits until no sample is decoded or stepped for `quiet` s and the engine queue is empty."""
+        t_end = time.monotonic() + timeout
+        last = None
+        since = time.monotonic()
+        while time.monotonic() < t_end:
+            st = self.stats()
+            key = (st.get("decoded"), st.get("steps"), st.get("dropped_total"))
+            busy = (st.get("queues") or {}).get("engine", 0)
+            if key != last or busy:
+                last = key
+                since = time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return st
+            time.sleep(0.1)
+        log("warning: daemon still busy after %d s" % timeout)
+        return self.stats()
+
+
+class Runner:
+    """Runs loadgen against one daemon, keeping series times increasing across runs."""
+
+    def __init__(self, loadgen, d, n, args, all_runs):
+        self.loadgen = loadgen
+        self.d = d
+        self.n = n
+        self.args = args
+        self.t0 = 1.7e9  # fixed start: runs are reproducible; chained by next_t0
+        self.all = all_runs
+
+    def run(self, label, rate, duration, extra=(), background=False):
+        cmd = [self.loadgen, "--in", self.d.ingest, "--out", self.d.out, "-n", str(self.n),
+               "--shape", self.args.shape, "--batch", str(self.args.batch), "--rate", "%.1f" % rate,
+               "--duration", "%.3f" % duration, "--t0", "%.6f" % self.t0, "--drain", str(self.args.drain),
+               "--label", label] + list(extra)
+        before = self.d.stats()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if background:
+            return p, before
+        return self.finish(p, before, duration)
+
+    def finish(self, p, before, duration):
+        try:
+            out, err = p.communicate(timeout=duration + self.args.drain + 60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        line = next((ln for ln in out.splitlines() if ln.startswith("{")), "{}")
+        r = json.loads(line)
+        if "error" in r or "next_t0" not in r:
+            raise RuntimeError("loadgen failed: %s %s" % (line, err.strip()))
+        self.t0 = r["next_t0"] + 1.0
+        after = self.d.stats()
+        r["daemon_dropped"] = after.get("dropped_total", 0) - before.get("dropped_total", 0)
+        r["daemon_decoded"] = after.get("decoded", 0) - before.get("decoded", 0)
+        r["daemon_published"] = after.get("published", 0) - before.get("published", 0)
+        self.all.append(r)
+        lat = r["lat_us"]
+        log("%-16s rate %9.0f sent %9d lost %7d late %6d ddrop %6d  p50 %8.0f p99 %8.0f p99.9 %8.0f max %8.0f us"
+            % (r["label"], r["target_rate"], r["sent"], r["lost"], r["late"], r["daemon_dropped"],
+               lat["p50"], lat["p99"], lat["p999"], lat["max"]))
+        return r
+
+    def passes(self, r):
+        return (r["lost"] == 0 and r["late"] == 0 and r["daemon_dropped"] == 0 and r["sent"] > 0
+                and r["lat_us"]["p999"] < self.args.slo_ms * 1000.0
+                and r["rate_sent"] >= 0.97 * r["target_rate"])
+
+
+def populate(rn, d, n, args):
+    """One sample for every series (new series cost a store lookup each)."""
+    for attempt in range(3):
+        dur = max(10.0, n / 2000.0)
+        rn.run("populate", 0, dur, ["--rounds", "1", "--nodrop", "--sndhwm", "100"])
+        st = d.wait_idle()
+        if st.get("series", 0) >= n:
+            return st
+        log("populate: %d of %d series exist; another round" % (st.get("series", 0), n))
+    return d.stats()
+
+
+def sustained(rn, d, args):
+    """Bisection on the rate; returns (sustained rate, capacity probe result)."""
+    cap = rn.run("capacity", 0, args.run_s, ["--nodrop", "--sndhwm", "100"])
+    d.wait_idle()
+    top = max(cap["rate_fc"], 1000.0)
+    lo, hi = 0.0, None
+    rate = top
+    for it in range(args.search_steps):
+        r = rn.run("search", rate, args.run_s)
+        d.wait_idle()
+        if rn.passes(r):
+            lo = rate
+            rate = (lo + hi) / 2 if hi else rate * 1.3
+        else:
+            hi = rate
+            rate = (lo + hi) / 2 if lo else rate * 0.6
+    if lo == 0:
+        log("warning: no rate passed; the sustained rate is below %.0f/s" % rate)
+    return lo, cap
+
+
+def checkpoint_under_load(rn, d, n, rate, args):
+    """A 25%-rate load while a checkpoint of every state runs. No checkpoint
+    has run since populate (checkpoint_interval is a day), so every state is dirty."""
+    run_s = args.ck_run_s
+    p, before = rn.run("during-ckpt", max(rate * 0.25, 100.0), run_s, ["--timeline"], background=True)
+    time.sleep(1.0)
+    t_req = time.monotonic()
+    rep = d.ctl({"cmd": "checkpoint"}, timeout=600) or {}
+    t_rep = time.monotonic()
+    r = rn.finish(p, before, run_s)
+    st = d.stats().get("checkpoint", {})
+    # The loadgen timeline is max latency per 100 ms of send time from its own
+    # start; the checkpoint began ~1 s after it (probe time varies slightly).
+    tl = r.get("max_us_by_100ms", [])
+    during = tl[5:10 + int((t_rep - t_req) * 10) + 5] if tl else []
+    return {
+        "rows": rep.get("rows", st.get("last_rows")),
+        "duration_s": rep.get("duration", st.get("last_duration")),
+        "reply_s": t_rep - t_req,
+        "ok": rep.get("ok", False),
+        "ingest_max_us_during": max(during) if during else None,
+        "ingest_p99_us": r["lat_us"]["p99"],
+        "ingest_max_us": r["lat_us"]["max"],
+        "lost": r["lost"],
+    }
+
+
+def restart(rn, d, n, args):
+    stop_s, code = d.stop()
+    start_s = d.start()
+    st = d.stats()
+    return {"stop_s": stop_s, "exit_code": code, "restore_s": start_s, "restored": st.get("restored", 0),
+            "series": st.get("series", 0), "rss_kb": d.rss_kb()}
+
+
+def model_only(build, quick):
+    exe = os.path.join(build, "bench", "rk_bench")
+    out = subprocess.run([exe] + (["--quick"] if quick else []), capture_output=True, text=True,
+                         timeout=600).stdout
+    res = {"cpu": None, "batched256": None, "engine": None}
+    sect = None
+    for line in out.splitlines():
+        if line.startswith("CPU:"):
+            res["cpu"] = line[4:].split(",")[0].strip()
+        if line.startswith("## "):
+            sect = line
+        m = re.match(r"\|\s*batched B=256\s*\|\s*([0-9.]+)", line)
+        if m and sect and sect.startswith("## default"):
+            res["batched256"] = float(m.group(1))
+        m = re.match(r"\|\s*engine \(.*?\)\s*\|\s*([0-9.]+)", line)
+        if m:
+            res["engine"] = float(m.group(1))
+    return res
+
+
+def bench_one(args, n, transport, all_runs, full):
+    work = tempfile.mkdtemp(prefix="rwkvcast-e2e-%s-%d-" % (transport, n))
+    d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm)
+    res = {"series": n, "transport": transport}
+    try:
+        d.start()
+        time.sleep(0.3)
+        res["rss_base_kb"] = d.rss_kb()
+        rn = Runner(args.loadgen, d, n, args, all_runs)
+        st = populate(rn, d, n, args)
+        res["series_created"] = st.get("series", 0)
+        res["rss_kb"] = d.rss_kb()
+        res["rss_per_series_b"] = (res["rss_kb"] - res["rss_base_kb"]) * 1024.0 / max(n, 1)
+        rate, cap = sustained(rn, d, args)
+        res["capacity_fc"] = cap["rate_fc"]
+        res["sustained"] = rate
+        for f in (0.25, 0.5, 0.9):
+            r = rn.run("lat-%d%%" % int(f * 100), max(rate * f, 100.0), args.run_s)
+            d.wait_idle()
+            res["lat%d" % int(f * 100)] = r["lat_us"]
+            res["lost%d" % int(f * 100)] = r["lost"] + r["late"]
+        if full:
+            res["ckpt"] = checkpoint_under_load(rn, d, n, rate, args)
+            res["rss_after_ckpt_kb"] = d.rss_kb()
+            res["restart"] = restart(rn, d, n, args)
+            r = rn.run("after-restart", max(rate * 0.5, 100.0), min(args.run_s, 2.0))
+            res["after_restart_lost"] = r["lost"]
+        d.stop()
+    except Exception as e:  # keep going with the other sizes; the table says what failed
+        log("error at N=%d %s: %s" % (n, transport, e))
+        res["error"] = str(e)
+        d.kill()
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log("kept %s" % work)
+    return res
+
+
+def fmt(x, f="%.0f"):
+    return "n/a" if x is None else f % x
+
+
+def markdown(cpu, mo, results, args):
+    out = []
+    out.append("CPU: %s (%d logical CPUs visible). Mode: %s; runs of %.1f s; shape %s x%d; SLO for "
+               "'sustained': every forecast back and p99.9 < %g ms." %
+               (cpu, os.cpu_count() or 0, "quick" if args.quick else "full", args.run_s, args.shape, args.batch,
+                args.slo_ms))
+    out.append("")
+    out.append("Model-only (rk_bench%s, default model, batched B=256): %s steps/s; engine path (featurize + score + "
+               "step + denormalize, no sockets): %s steps/s." %
+               (" --quick" if args.quick else "", fmt(mo.get("batched256")), fmt(mo.get("engine"))))
+    out.append("")
+    out.append("| N series | transport | sustained samples/s | e2e / model-only | capacity probe /s "
+               "| p50 / p99 / p99.9 @25% (us) | @50% (us) | @90% (us) | RSS/series (B) |")
+    out.append("|---:|---|---:|---:|---:|---|---|---|---:|")
+    for r in results:
+        if "error" in r and "sustained" not in r:
+            out.append("| %d | %s | error: %s | | | | | | |" % (r["series"], r["transport"], r["error"]))
+            continue
+        ratio = r["sustained"] / mo["batched256"] if mo.get("batched256") else None
+
+        def lat(k):
+            v = r.get(k)
+            return "%.0f / %.0f / %.0f" % (v["p50"], v["p99"], v["p999"]) if v else "n/a"
+        out.append("| %d | %s | %.0f | %s | %.0f | %s | %s | %s | %s |" % (
+            r["series"], r["transport"], r["sustained"], fmt(ratio, "%.2f"), r["capacity_fc"], lat("lat25"),
+            lat("lat50"), lat("lat90"), fmt(r.get("rss_per_series_b"))))
+    ck = [r for r in results if "ckpt" in r]
+    if ck:
+        out.append("")
+        out.append("| N series | checkpoint rows | checkpoint s (writer) | ctl reply s | ingest max latency "
+                   "during it (us) | stop (SIGTERM) s | restart+restore s | restored | RSS after restore (MB) |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in ck:
+            c, s = r["ckpt"], r.get("restart", {})
+            out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                r["series"], fmt(c.get("rows")), fmt(c.get("duration_s"), "%.3f"), fmt(c.get("reply_s"), "%.3f"),
+                fmt(c.get("ingest_max_us_during")), fmt(s.get("stop_s"), "%.2f"), fmt(s.get("restore_s"), "%.2f"),
+                fmt(s.get("restored")), fmt(s.get("rss_kb", 0) / 1024.0 if s else None, "%.0f")))
+    errs = [r for r in results if "error" in r]
+    for r in errs:
+        out.append("")
+        out.append("Error at N=%d (%s): %s" % (r["series"], r["transport"], r["error"]))
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="End-to-end benchmark of rwkvcastd (issue 7).")
+    ap.add_argument("--quick", action="store_true", help="N up to 100k, short runs")
+    ap.add_argument("--series", help="comma-separated N list (default: 1000,100000[,1000000])")
+    ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
+    ap.add_argument("--model", default="", help="weights file (default: the daemon's default)")
+    ap.add_argument("--shape", default="batch", choices=["single", "batch", "columnar"])
+    ap.add_argument("--batch", type=int, default=64, help="samples per message")
+    ap.add_argument("--run-s", type=float, help="seconds per measured run")
+    ap.add_argument("--search-steps", type=int, help="bisection steps for the sustained rate")
+    ap.add_argument("--slo-ms", type=float, default=100.0, help="p99.9 bound for 'sustained'")
+    ap.add_argument("--drain", type=float, default=3.0)
+    ap.add_argument("--rcvhwm", type=int, default=1000,
+                    help="daemon input.rcvhwm (messages); small so overload shows within a short run")
+    ap.add_argument("--no-ipc", action="store_true", help="skip the ipc:// daemon")
+    ap.add_argument("--no-lifecycle", action="store_true", help="skip checkpoint and restart")
+    ap.add_argument("--keep", action="store_true", help="keep temp dirs (daemon logs)")
+    ap.add_argument("--outdir", default=None)
+    args = ap.parse_args()
+    if args.series:
+        sizes = [int(x) for x in args.series.split(",") if x]
+    else:
+        sizes = [1000, 100000] if args.quick else [1000, 100000, 1000000]
+    args.run_s = args.run_s or (2.0 if args.quick else 5.0)
+    args.search_steps = args.search_steps or (4 if args.quick else 7)
+    args.ck_run_s = 6.0 if args.quick else 15.0
+    args.daemon = os.path.join(ROOT, args.build, "rwkvcastd")
+    args.loadgen = os.path.join(ROOT, args.build, "bench", "loadgen")
+    outdir = args.outdir or os.path.join(ROOT, args.build, "bench-e2e")
+    os.makedirs(outdir, exist_ok=True)
+    for exe in (args.daemon, args.loadgen):
+        if not os.access(exe, os.X_OK):
+            sys.exit("Error: '%s' not built (make all)." % exe)
+
+    cpu = cpu_model()
+    log("CPU: %s; sizes %s; model-only first" % (cpu, sizes))
+    mo = model_only(os.path.join(ROOT, args.build), args.quick)
+    log("model-only default B=256: %s steps/s, engine path %s steps/s" % (mo["batched256"], mo["engine"]))
+    runs, results = [], []
+    for n in sizes:
+        log("N=%d over tcp" % n)
+        results.append(bench_one(args, n, "tcp", runs, not args.no_lifecycle))
+    if not args.no_ipc:
+        log("N=%d over ipc" % min(sizes))
+        results.append(bench_one(args, min(sizes), "ipc", runs, False))
+    md = markdown(cpu, mo, results, args)
+    with open(os.path.join(outdir, "e2e.json"), "w") as f:
+        json.dump({"cpu": cpu, "model_only": mo, "results": results, "runs": runs}, f, indent=1)
+    with open(os.path.join(outdir, "e2e.md"), "w") as f:
+        f.write(md + "\n")
+    print(md)
+    log("raw runs: %s/e2e.json; table: %s/e2e.md" % (outdir, outdir))
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
