@@ -395,3 +395,11 @@ int ck_wait(ck_store *s, double timeout, ck_result *r) {
     pthread_mutex_unlock(&s->mu);
     return done;
 }
+
+rc_err ck_test_max_pages(ck_store *s, long max_pages) {
+    if (s->busy) return RC_ERR_LIMIT;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %ld", max_pages);
+    /* The writer thread is idle (not busy), so its connection is free to use here. */
+    return sqlite3_exec(s->wdb, sql, NULL, NULL, NULL) == SQLITE_OK ? RC_OK : RC_ERR_IO;
+}

@@ -93,4 +93,8 @@ int ck_poll(ck_store *s, ck_result *r);
 /* Waits up to timeout seconds for the job in flight; returns ck_poll's value. */
 int ck_wait(ck_store *s, double timeout, ck_result *r);
 
+/* Test hook: caps the database at max_pages pages (PRAGMA max_page_count,
+ * min. the current size) to simulate a full disk. Only while not busy. */
+rc_err ck_test_max_pages(ck_store *s, long max_pages);
+
 #endif

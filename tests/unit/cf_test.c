@@ -120,5 +120,14 @@ TEST(errors) {
     ASSERT(strstr(err, "/nonexistent/x.yaml: Cannot open"));
 }
 
-TT_MAIN(TEST_ENTRY(defaults), TEST_ENTRY(example_file_equals_defaults), TEST_ENTRY(full_file),
+TEST(oom) {
+    for (long n = 1; n < 8; n++) {
+        rc_fail_after(n, 0);
+        rc_err rc = cf_load(&c, "config/rwkvcast.example.yaml", err, sizeof err);
+        rc_fail_after(0, 0);
+        ASSERT(rc == RC_OK || rc == RC_ERR_NOMEM);
+    }
+}
+
+TT_MAIN(TEST_ENTRY(defaults), TEST_ENTRY(oom), TEST_ENTRY(example_file_equals_defaults), TEST_ENTRY(full_file),
         TEST_ENTRY(errors))

@@ -20,11 +20,23 @@
 enum { BLOB = 64 };
 
 static char path[256];
+static char dir[64];
 
+/* The store lives in a fresh temp dir, removed again by cleanup(). */
 static void tmpdb(void) {
-    char dir[] = "/tmp/ck_testXXXXXX";
+    snprintf(dir, sizeof dir, "/tmp/ck_testXXXXXX");
     ASSERT(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/s.db", dir);
+}
+
+static void cleanup(void) {
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char f[300];
+        snprintf(f, sizeof f, "%s%s", path, suffix[i]);
+        unlink(f);
+    }
+    rmdir(dir);
 }
 
 static ck_store *open_store(void) {
@@ -85,6 +97,7 @@ TEST(round_trip_and_order) {
     ASSERT_EQ(lookup(&sn, "c"), 3);
     ASSERT_EQ(sn.hash[0], 7);
     ck_close(s);
+    cleanup();
 }
 
 TEST(fetch_rings_then_db) {
@@ -115,6 +128,7 @@ TEST(fetch_rings_then_db) {
     ASSERT(ck_evict_add(s, "z", 1, 1) == NULL);
     ASSERT_EQ(ck_delete(s, "z", 1), RC_ERR_LIMIT);
     ck_close(s);
+    cleanup();
 }
 
 TEST(schema_version) {
@@ -138,14 +152,18 @@ TEST(schema_version) {
     ASSERT(ck_open("/nonexistent/dir/s.db", BLOB, 10, 2, &err, msg, sizeof msg) == NULL);
     ASSERT_EQ(err, RC_ERR_IO);
     ASSERT(strstr(msg, "/nonexistent/dir/s.db"));
+    cleanup();
 }
 
 TEST(kill9_during_checkpoints) {
     tmpdb();
     for (int round = 0; round < 5; round++) {
+        int ready[2];
+        ASSERT_EQ(pipe(ready), 0);
         pid_t pid = fork();
         if (pid == 0) {
             ck_store *s = open_store();
+            (void)!write(ready[1], "r", 1);
             for (int k = 0;; k++) {
                 for (int i = 0; i < 100; i++) {
                     char id[16];
@@ -158,6 +176,10 @@ TEST(kill9_during_checkpoints) {
                 ck_wait(s, 10, &r);
             }
         }
+        char c;
+        ASSERT_EQ(read(ready[0], &c, 1), 1); /* killed while checkpointing, not while opening */
+        close(ready[0]);
+        close(ready[1]);
         struct timespec ts = {0, 30000000L + 17000000L * round};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
@@ -180,7 +202,51 @@ TEST(kill9_during_checkpoints) {
         sqlite3_finalize(q);
         sqlite3_close(db);
     }
+    cleanup();
 }
 
-TT_MAIN(TEST_ENTRY(round_trip_and_order), TEST_ENTRY(fetch_rings_then_db), TEST_ENTRY(schema_version),
+TEST(oom_at_open) {
+    tmpdb();
+    for (long n = 1; n < 10; n++) {
+        rc_err err;
+        char msg[256];
+        rc_fail_after(n, 0);
+        ck_store *s = ck_open(path, BLOB, 10, 2, &err, msg, sizeof msg);
+        rc_fail_after(0, 0);
+        if (s) { ck_close(s); continue; }
+        ASSERT_EQ(err, RC_ERR_NOMEM);
+    }
+    cleanup();
+}
+
+TEST(disk_full_fails_job_then_recovers) {
+    tmpdb();
+    ck_store *s = open_store();
+    fill(ck_snap_add(s, "a", 1, 7), 1);
+    run(s);
+    /* A full disk, simulated by capping the file at its current size. */
+    ASSERT_EQ(ck_test_max_pages(s, 1), RC_OK);
+    for (int i = 0; i < 100; i++) {
+        char id[16];
+        int n = snprintf(id, sizeof id, "full%d", i);
+        fill(ck_snap_add(s, id, (size_t)n, 7), 2);
+    }
+    ck_result r;
+    ASSERT_EQ(ck_submit(s), RC_OK);
+    ASSERT(ck_wait(s, 10, &r));
+    ASSERT_EQ(r.rc, RC_ERR_IO);
+    ASSERT(strstr(r.error, "full"));
+    ASSERT_EQ(r.rows, 0);
+    /* Rolled back: the old row is intact, none of the new ones exist. */
+    seen sn = {0};
+    ASSERT_EQ(ck_restore(s, on_row, &sn), 1);
+    ASSERT_EQ(lookup(&sn, "a"), 1);
+    ASSERT_EQ(ck_test_max_pages(s, 1000000), RC_OK);
+    fill(ck_snap_add(s, "b", 1, 7), 3);
+    run(s);
+    ck_close(s);
+    cleanup();
+}
+
+TT_MAIN(TEST_ENTRY(round_trip_and_order), TEST_ENTRY(oom_at_open), TEST_ENTRY(disk_full_fails_job_then_recovers), TEST_ENTRY(fetch_rings_then_db), TEST_ENTRY(schema_version),
         TEST_ENTRY(kill9_during_checkpoints))

@@ -86,4 +86,15 @@ TEST(random_against_model) {
     rg_free(r);
 }
 
-TT_MAIN(TEST_ENTRY(basic_and_limit), TEST_ENTRY(random_against_model))
+TEST(oom) {
+    for (long n = 1; n < 6; n++) {
+        rc_err err;
+        rc_fail_after(n, 0);
+        rg_registry *r = rg_new(100, &err);
+        rc_fail_after(0, 0);
+        if (r) rg_free(r);
+        else ASSERT_EQ(err, RC_ERR_NOMEM);
+    }
+}
+
+TT_MAIN(TEST_ENTRY(basic_and_limit), TEST_ENTRY(oom), TEST_ENTRY(random_against_model))
