@@ -250,3 +250,39 @@ def test_state_from_other_model_is_reset_and_counted(daemon_factory):
     got = sub.collect(lambda g: len(g) >= 1)
     check_forecast(got[0][1])
     assert d.stop() == 0
+
+
+def test_sigterm_during_flood_is_bounded_and_clean(daemon_factory):
+    d = daemon_factory(checkpoint_interval=3600).start()
+    series = ["fl%03d" % i for i in range(100)]
+    stop = threading.Event()
+
+    def producer():
+        while not stop.is_set():
+            t = time.time()
+            try:
+                d.send([{"s": s, "t": t, "v": 1.0} for s in series])
+            except Exception:
+                return
+
+    th = threading.Thread(target=producer, daemon=True)
+    th.start()
+    time.sleep(1.0 * SLOW)
+    before = d.ctl("get", s="fl042")
+    assert before["ok"]
+    t0 = time.time()
+    d.proc.send_signal(signal.SIGTERM)
+    rc = d.proc.wait(timeout=20 * SLOW)
+    took = time.time() - t0
+    stop.set()
+    th.join(timeout=5)
+    d.proc = None
+    d.log.close()
+    d.close_push()
+    assert rc == 0 and took < 10 * SLOW, (rc, took, d.logtext())
+    assert integrity_ok(d.db)
+    d.start()
+    after = d.ctl("get", s="fl042")
+    # Nothing processed before the signal was lost.
+    assert after["last_t"] >= before["last_t"]
+    assert d.stop() == 0
