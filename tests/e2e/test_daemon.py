@@ -221,3 +221,39 @@ def test_alert_topic_on_level_change(daemon_factory):
     # Sent once, on the change, not for every later sample.
     assert st["alerts"] == 1, st
     assert d.stop() == 0
+
+
+def test_connect_mode_and_topic_filter(daemon_factory, tmp_path):
+    """The daemon connects out (SUB with a topic filter, PUB) instead of binding."""
+    import zmq as z
+    from conftest import free_port
+    ctx = z.Context.instance()
+    src = ctx.socket(z.PUB)
+    src.setsockopt(z.LINGER, 0)
+    src_ep = "tcp://127.0.0.1:%d" % free_port()
+    src.bind(src_ep)
+    sink = ctx.socket(z.SUB)
+    sink.setsockopt(z.LINGER, 0)
+    sink.setsockopt(z.SUBSCRIBE, b"f.")
+    sink_ep = "ipc://%s/sink.sock" % tmp_path
+    sink.bind(sink_ep)
+    d = daemon_factory(input={"endpoints": [{"type": "sub", "endpoint": src_ep, "bind": False,
+                                             "topics": ["keep."]}]},
+                       output={"endpoint": sink_ep, "bind": False}).start()
+    deadline = time.time() + 15 * SLOW
+    t = 1000
+    got = []
+    while time.time() < deadline and not got:
+        t += 1
+        src.send_multipart([b"drop.x", pack({"s": "dropped", "t": t, "v": 1.0})])
+        src.send_multipart([b"keep.x", pack({"s": "kept", "t": t, "v": 1.0})])
+        if sink.poll(200):
+            topic, data = sink.recv_multipart()
+            got.append((topic, msgpack.unpackb(data)))
+    assert got and got[0][0] == b"f.kept", d.logtext()
+    check_forecast(got[0][1])
+    r = d.ctl("series")
+    assert r["series"] == ["kept"]
+    assert d.stop() == 0
+    src.close()
+    sink.close()
