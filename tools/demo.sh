@@ -38,8 +38,20 @@ cleanup() {
     wait 2>/dev/null
     rm -rf "$tmp"
 }
+stats() {
+    out=$("$C" ctl -e "$CTL" --timeout 2000 --json stats) || return
+    printf '%s\n' "$out" | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+c = s.get("checkpoint", {})
+print(">>> rwkvcastd stats: %d samples in %d messages, %d dropped; %d series; "
+      "%d forecasts published, %d alert events; %d checkpoints (last %d rows in %.3f s)"
+      % (s["decoded"], s["received"], s["dropped_total"], s["series"], s["published"],
+         s["alerts"], c.get("count", 0), c.get("last_rows", 0), c.get("last_duration", 0)))
+' 2>/dev/null || printf '>>> rwkvcast ctl stats:\n%s\n' "$out"
+}
 trap cleanup EXIT
-trap 'echo; echo "demo: interrupted, stopping"; cleanup; exit 130' INT TERM HUP
+trap 'echo; echo "demo: interrupted, stopping"; [ -n "$dpid" ] && stats; cleanup; exit 130' INT TERM HUP
 
 # Two free TCP ports on 127.0.0.1 (the kernel picks them; 7701/7702 may be taken).
 ports=$(/usr/bin/python3 -c '
@@ -77,7 +89,9 @@ EOF
 
 echo ">>> rwkvcast demo: $SENSORS sensors at 10 Hz for $SECS s"
 echo ">>> daemon: $D -c $tmp/demo.yaml (ingest $IN, output $OUT)"
-"$D" -c "$tmp/demo.yaml" 2> "$tmp/daemon.log" &
+# Its own session, so a Ctrl-C on the terminal reaches only this script,
+# which then asks the daemon for its stats before stopping it.
+setsid "$D" -c "$tmp/demo.yaml" 2> "$tmp/daemon.log" &
 dpid=$!
 
 # Ready when it answers ping (it binds its sockets before that).
@@ -113,9 +127,7 @@ wait "$tpid" 2>/dev/null
 tpid=""
 
 echo
-echo ">>> rwkvcast ctl stats (selected):"
-"$C" ctl -e "$CTL" stats | grep -E '"(uptime|received|decoded|dropped_total|series|steps|steps_per_s|published|alerts|count|last_rows)"' |
-    sed 's/^ */    /; s/,$//'
+stats
 echo ">>> done; stopping rwkvcastd"
 cleanup
 echo ">>> next: 'make test', or run it yourself: $D  and  $C --help"
