@@ -17,7 +17,8 @@ import pytest
 import zmq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLI = os.path.abspath(os.path.join(ROOT, os.environ.get("BUILD", "build"), "rwkvcast"))
+# `make test`/`make check` pass the binary under test in $RWKVCAST.
+CLI = os.environ.get("RWKVCAST") or os.path.abspath(os.path.join(ROOT, os.environ.get("BUILD", "build"), "rwkvcast"))
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CLI), reason="rwkvcast not built")
 
