@@ -444,7 +444,7 @@ static void reply_error(dm *d, mp_wr *w, const char *msg) {
 static void ctl_stats(dm *d, mp_wr *w) {
     char hash[20];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)d->model->hash);
-    mp_w_map(w, 24);
+    mp_w_map(w, 25);
     mp_w_kv_bool(w, "ok", 1);
     mp_w_kv_str(w, "version", DM_VERSION);
     mp_w_kv_f64(w, "uptime", lg_wall_s() - d->started);
@@ -478,6 +478,8 @@ static void ctl_stats(dm *d, mp_wr *w) {
     mp_w_kv_f64(w, "last_duration", d->ckpt_have_last ? d->ckpt_last.duration : 0);
     mp_w_kv_int(w, "last_rows", d->ckpt_have_last ? d->ckpt_last.rows : 0);
     mp_w_kv_bool(w, "busy", ck_busy(d->ck));
+    /* Our own heap (rc_malloc); flat after startup since nothing per sample allocates. */
+    mp_w_kv_int(w, "heap_bytes", (int64_t)rc_mem_used());
     mp_w_cstr(w, "queues");
     mp_w_map(w, 2);
     mp_w_kv_int(w, "engine", en_pending(d->en));

@@ -257,3 +257,18 @@ def test_connect_mode_and_topic_filter(daemon_factory, tmp_path):
     assert d.stop() == 0
     src.close()
     sink.close()
+
+
+def test_heap_flat_while_ingesting(daemon):
+    """No allocation on the per-sample path: our heap does not grow with samples."""
+    series = ["hp%d" % k for k in range(10)]
+    for i in range(20):
+        daemon.send([{"s": s, "t": 100 + i, "v": float(i)} for s in series])
+    daemon.wait_stats(lambda s: s["steps"] >= 200)
+    heap0 = daemon.stats()["heap_bytes"]
+    for i in range(20, 520):
+        daemon.send([{"s": s, "t": 100 + i, "v": float(i % 7)} for s in series])
+    daemon.send({"s": "hp0", "t": 50, "v": 1})   # and a few drops
+    daemon.send(b"\xc1")
+    st = daemon.wait_stats(lambda s: s["steps"] >= 5200 and s["dropped_total"] >= 2)
+    assert st["heap_bytes"] == heap0, (heap0, st["heap_bytes"])
