@@ -82,7 +82,7 @@ def rss_kb(pid):
 class Daemon:
     """One rwkvcastd with its own temp dir, config, ports and SQLite store."""
 
-    def __init__(self, binary, workdir, n, transport, model, rcvhwm):
+    def __init__(self, binary, workdir, n, transport, model, rcvhwm, threads=None):
         self.binary = binary
         self.dir = workdir
         os.makedirs(self.dir, exist_ok=True)
@@ -109,6 +109,11 @@ class Daemon:
         }
         if model:
             cfg["model"] = model
+        if threads is not None:
+            # Issue 7 item 3: engine threads with series sharded by hash. The
+            # key is what this harness expects the daemon to accept; a daemon
+            # without it rejects the config (exit 2) and the row says so.
+            cfg["engine"]["threads"] = threads
         self.cfg_path = os.path.join(self.dir, "rwkvcast.yaml")
         with open(self.cfg_path, "w") as f:
             json.dump(cfg, f, indent=2)  # JSON is YAML
@@ -124,7 +129,10 @@ class Daemon:
                                      stderr=subprocess.STDOUT, cwd=ROOT)
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError("rwkvcastd exited with %d; see %s/daemon.log" % (self.proc.returncode, self.dir))
+                self.logf.close()
+                with open(os.path.join(self.dir, "daemon.log"), "rb") as f:
+                    tail = f.read().decode(errors="replace").strip().splitlines()[-2:]
+                raise RuntimeError("rwkvcastd exited with %d: %s" % (self.proc.returncode, " / ".join(tail)))
             r = self.ctl({"cmd": "ping"}, timeout=0.5)
             if r and r.get("ok"):
                 return time.monotonic() - t0
@@ -330,10 +338,11 @@ def model_only(build, quick):
     return res
 
 
-def bench_one(args, n, transport, all_runs, full):
+def bench_one(args, n, transport, all_runs, full, threads=None):
     work = tempfile.mkdtemp(prefix="rwkvcast-e2e-%s-%d-" % (transport, n))
-    d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm)
-    res = {"series": n, "transport": transport}
+    d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm, threads)
+    res = {"series": n, "transport": transport if threads is None else "%s, %d engine thread%s" % (
+        transport, threads, "s" if threads > 1 else "")}
     try:
         d.start()
         time.sleep(0.3)
@@ -341,8 +350,11 @@ def bench_one(args, n, transport, all_runs, full):
         rn = Runner(args.loadgen, d, n, args, all_runs)
         st = populate(rn, d, n, args)
         res["series_created"] = st.get("series", 0)
+        # The engine touches every preallocated slot at start (en_new resets
+        # them all), so RSS minus this daemon's own empty RSS would hide the
+        # per-series cost; the baseline is a daemon with max_series 16.
         res["rss_kb"] = d.rss_kb()
-        res["rss_per_series_b"] = (res["rss_kb"] - res["rss_base_kb"]) * 1024.0 / max(n, 1)
+        res["rss_per_series_b"] = (res["rss_kb"] - args.rss_tiny_kb) * 1024.0 / max(n, 1)
         rate, cap = sustained(rn, d, args)
         res["capacity_fc"] = cap["rate_fc"]
         res["sustained"] = rate
@@ -353,7 +365,9 @@ def bench_one(args, n, transport, all_runs, full):
             res["lost%d" % int(f * 100)] = r["lost"] + r["late"]
         if full:
             res["ckpt"] = checkpoint_under_load(rn, d, n, rate, args)
+            # The checkpoint snapshot buffer (max_series rows) is touched now.
             res["rss_after_ckpt_kb"] = d.rss_kb()
+            res["rss_per_series_ckpt_b"] = (res["rss_after_ckpt_kb"] - args.rss_tiny_kb) * 1024.0 / max(n, 1)
             res["restart"] = restart(rn, d, n, args)
             r = rn.run("after-restart", max(rate * 0.5, 100.0), min(args.run_s, 2.0))
             res["after_restart_lost"] = r["lost"]
@@ -386,20 +400,20 @@ def markdown(cpu, mo, results, args):
                (" --quick" if args.quick else "", fmt(mo.get("batched256")), fmt(mo.get("engine"))))
     out.append("")
     out.append("| N series | transport | sustained samples/s | e2e / model-only | capacity probe /s "
-               "| p50 / p99 / p99.9 @25% (us) | @50% (us) | @90% (us) | RSS/series (B) |")
-    out.append("|---:|---|---:|---:|---:|---|---|---|---:|")
+               "| p50 / p99 / p99.9 @25% (us) | @50% (us) | @90% (us) | RSS/series (B) | RSS/series after a checkpoint (B) |")
+    out.append("|---:|---|---:|---:|---:|---|---|---|---:|---:|")
     for r in results:
         if "error" in r and "sustained" not in r:
-            out.append("| %d | %s | error: %s | | | | | | |" % (r["series"], r["transport"], r["error"]))
+            out.append("| %d | %s | error: %s | | | | | | | |" % (r["series"], r["transport"], r["error"]))
             continue
         ratio = r["sustained"] / mo["batched256"] if mo.get("batched256") else None
 
         def lat(k):
             v = r.get(k)
             return "%.0f / %.0f / %.0f" % (v["p50"], v["p99"], v["p999"]) if v else "n/a"
-        out.append("| %d | %s | %.0f | %s | %.0f | %s | %s | %s | %s |" % (
+        out.append("| %d | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s |" % (
             r["series"], r["transport"], r["sustained"], fmt(ratio, "%.2f"), r["capacity_fc"], lat("lat25"),
-            lat("lat50"), lat("lat90"), fmt(r.get("rss_per_series_b"))))
+            lat("lat50"), lat("lat90"), fmt(r.get("rss_per_series_b")), fmt(r.get("rss_per_series_ckpt_b"))))
     ck = [r for r in results if "ckpt" in r]
     if ck:
         out.append("")
@@ -434,6 +448,8 @@ def main():
     ap.add_argument("--rcvhwm", type=int, default=1000,
                     help="daemon input.rcvhwm (messages); small so overload shows within a short run")
     ap.add_argument("--no-ipc", action="store_true", help="skip the ipc:// daemon")
+    ap.add_argument("--engine-threads", default="",
+                    help="e.g. 1,2: repeat the tcp runs with engine.threads set to each (needs daemon support)")
     ap.add_argument("--no-lifecycle", action="store_true", help="skip checkpoint and restart")
     ap.add_argument("--keep", action="store_true", help="keep temp dirs (daemon logs)")
     ap.add_argument("--outdir", default=None)
@@ -457,10 +473,22 @@ def main():
     log("CPU: %s; sizes %s; model-only first" % (cpu, sizes))
     mo = model_only(os.path.join(ROOT, args.build), args.quick)
     log("model-only default B=256: %s steps/s, engine path %s steps/s" % (mo["batched256"], mo["engine"]))
+    tiny = Daemon(args.daemon, tempfile.mkdtemp(prefix="rwkvcast-e2e-tiny-"), 0, "tcp", args.model, args.rcvhwm)
+    try:
+        tiny.start()
+        time.sleep(0.5)
+        args.rss_tiny_kb = tiny.rss_kb()
+        tiny.stop()
+    finally:
+        tiny.kill()
+        shutil.rmtree(tiny.dir, ignore_errors=True)
+    log("RSS of an empty daemon (max_series 16): %d kB" % args.rss_tiny_kb)
     runs, results = [], []
+    threads = [int(x) for x in args.engine_threads.split(",") if x] or [None]
     for n in sizes:
-        log("N=%d over tcp" % n)
-        results.append(bench_one(args, n, "tcp", runs, not args.no_lifecycle))
+        for th in threads:
+            log("N=%d over tcp%s" % (n, "" if th is None else ", engine.threads %d" % th))
+            results.append(bench_one(args, n, "tcp", runs, not args.no_lifecycle, th))
     if not args.no_ipc:
         log("N=%d over ipc" % min(sizes))
         results.append(bench_one(args, min(sizes), "ipc", runs, False))
