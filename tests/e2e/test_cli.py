@@ -315,3 +315,39 @@ def test_unit_file_hardening_score():
     m = re.search(r"Overall exposure level for rwkvcast.service: ([0-9.]+)", r.stdout.decode())
     assert m, r.stdout.decode() + r.stderr.decode()
     assert float(m.group(1)) <= 2.0
+
+
+def test_tools_against_real_daemon(daemon):
+    # send (PUB and PUSH) -> rwkvcastd -> tail, then ctl: the newcomer's path.
+    tail = subprocess.Popen([CLI, "tail", "-e", daemon.out, "--series", "cli-", "--json", "--count", "60",
+                             "--duration", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.5)  # let tail's subscription reach the daemon's PUB
+    rows = "".join("%d,%g\n" % (1700000000 + i, 10 + math.sin(i / 3.0)) for i in range(40))
+    r = subprocess.run([CLI, "send", "-e", daemon.sub, "--series", "cli-a", "--batch", "8"], input=rows.encode(),
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    rows = "series,timestamp,value\n" + "".join("cli-b,%d,%d\n" % (1700000000 + i, i) for i in range(20))
+    r = subprocess.run([CLI, "send", "-e", daemon.pull, "--pull"], input=rows.encode(), capture_output=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    out, err = tail.communicate(timeout=90)
+    assert tail.returncode == 0, err
+    msgs = [json.loads(l) for l in out.decode().splitlines()]
+    fc = [m for m in msgs if m["topic"].startswith("f.")]
+    assert len([m for m in fc if m["s"] == "cli-a"]) == 40
+    assert len([m for m in fc if m["s"] == "cli-b"]) >= 20 - (60 - len(msgs))
+    assert [m["t"] for m in fc if m["s"] == "cli-a"] == [1700000000 + i for i in range(40)]
+    for m in fc:
+        assert len(m["yhat"]) == len(m["h"]) and m["lo"][0] <= m["yhat"][0] <= m["hi"][0]
+
+    r = subprocess.run([CLI, "ctl", "-e", daemon.ctl_ep, "--json", "stats"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    assert st["ok"] is True and st["decoded"] >= 60 and st["series"] >= 2
+    r = subprocess.run([CLI, "ctl", "-e", daemon.ctl_ep, "get", "s=cli-a"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ok"] is True
+    r = subprocess.run([CLI, "ctl", "-e", daemon.ctl_ep, "get", "s=nope"], capture_output=True, timeout=30)
+    assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
+    r = subprocess.run([CLI, "ctl", "-e", daemon.ctl_ep, "checkpoint"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
