@@ -772,6 +772,9 @@ int dm_run(const cf_config *cfg) {
     d->started = lg_wall_s();
     lg_verbosity = cfg->log_level;
     for (int i = 0; i < DROP__COUNT; i++) lg_rl_init(&d->rl[i], 1.0, 10.0);
+    /* Signals first: a SIGTERM during a long restore is then queued on the
+     * self-pipe and handled (with the final checkpoint) once the loop runs. */
+    if (setup_signals(d) != RC_OK) goto err;
 
     if (!(d->model = load_model(cfg))) goto err;
     en_cfg ec;
@@ -800,7 +803,6 @@ int dm_run(const cf_config *cfg) {
 
     if (!open_sockets(d)) goto err;
     if (!(d->ev = ev_new(CF_MAX_INPUTS + 2, 8, &err))) goto err;
-    if (setup_signals(d) != RC_OK) goto err;
     static void *in_ctx[CF_MAX_INPUTS][2];
     for (int i = 0; i < cfg->n_inputs; i++) {
         in_ctx[i][0] = d;
