@@ -38,7 +38,7 @@ static void usage(FILE *f) {
             "  --no-train          synthetic series only\n"
             "  --holdout N         keep the last N values of each CSV series out of the loss (0)\n"
             "  --synthetic N       generated series per kind (80)\n"
-            "  --exclude-kind K    generated kind left out of training (trend; 'none')\n"
+            "  --exclude-kind K    generated kind left out of training (weekly; 'none')\n"
             "  --steps N           optimizer steps (3000)\n"
             "  --seed S            init and data seed (1)\n"
             "  --lanes B --window T --chunks G   batch shape (32, 48, 8)\n"
@@ -67,7 +67,7 @@ static void fmt_dur(char *b, size_t n, double s) {
 
 int cmd_train(int argc, char **argv) {
     const char *train = M4_TRAIN_DEFAULT, *out = "model/default.rwkv", *ckpt = NULL;
-    const char *exclude = "trend";
+    const char *exclude = "weekly";
     int holdout = 0, nsyn = 80, resume = 0, threads = 0, layers = 2, dmodel = 64;
     char ckbuf[4096];
     tr_cfg tc;
