@@ -34,7 +34,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: rwkvcast send [-e ENDPOINT] [--pull] [--bind] [--series ID] [--rate N]\n"
-            "                     [--batch N] [FILE.csv|-]\n"
+            "                     [--batch N] [--topic] [FILE.csv|-]\n"
             "\n"
             "Reads samples from a CSV file (or stdin for '-' or no file) and sends them as\n"
             "msgpack to rwkvcastd's ingest socket.\n"
@@ -52,6 +52,9 @@ static void usage(FILE *f) {
             "                     (default: the file name without extension, 'stdin')\n"
             "  -r, --rate N       at most N samples per second (default: as fast as possible)\n"
             "  -b, --batch N      N samples per message, as a msgpack array (default 1)\n"
+            "  -t, --topic        send the series id as a first frame (ZeroMQ topic), for\n"
+            "                     daemons subscribed to series prefixes; batches then hold\n"
+            "                     one series each\n"
             "  -w, --wait MS      wait up to MS for a subscriber in PUB mode (default 3000)\n"
             "  -q, --quiet        no summary line\n"
             "  -h, --help         this text\n"
@@ -65,6 +68,8 @@ typedef struct send_ctx {
     msgpack_sbuffer items;   /* packed samples waiting for the next message */
     msgpack_sbuffer msg;     /* the message being assembled */
     long pending;            /* samples in items */
+    int topic;               /* 1: send the series id as a first (topic) frame */
+    char series[256];        /* series of the pending samples (topic mode) */
     long batch;              /* samples per message */
     double rate;             /* samples per second, 0 = unlimited */
     double start;            /* wall time of the first send, s */
@@ -91,6 +96,12 @@ static int flush(send_ctx *sc) {
         double now = cli_now();
         if (due > now) cli_sleep(due - now);
     }
+    /* The topic frame lets a daemon (or a shard) subscribe to series prefixes. */
+    while (sc->topic && zmq_send(sc->sock, sc->series, strlen(sc->series), ZMQ_SNDMORE) < 0) {
+        if (errno == EINTR && !cli_stop) continue;
+        if (!cli_stop) fprintf(stderr, "Error: Sending failed (%s).\n", zmq_strerror(errno));
+        return -1;
+    }
     while (zmq_send(sc->sock, data, size, 0) < 0) {
         if (errno == EINTR && !cli_stop) continue;
         if (cli_stop) return -1;
@@ -105,6 +116,9 @@ static int flush(send_ctx *sc) {
 }
 
 static int add_sample(send_ctx *sc, const char *series, int has_t, double t, double v) {
+    /* In topic mode a message holds one series only, so a new series flushes. */
+    if (sc->topic && sc->pending > 0 && strcmp(series, sc->series) != 0 && flush(sc) != 0) return -1;
+    if (sc->topic) snprintf(sc->series, sizeof sc->series, "%s", series);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sc->items, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, has_t ? 3 : 2);
@@ -169,6 +183,7 @@ int cmd_send(int argc, char **argv) {
         {"series", required_argument, NULL, 's'},   {"rate", required_argument, NULL, 'r'},
         {"batch", required_argument, NULL, 'b'},    {"wait", required_argument, NULL, 'w'},
         {"quiet", no_argument, NULL, 'q'},          {"help", no_argument, NULL, 'h'},
+        {"topic", no_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
     static const char *const s_names[] = {"series", "s", "id", "series_id", "sensor", "name", NULL};
@@ -176,12 +191,12 @@ int cmd_send(int argc, char **argv) {
     static const char *const v_names[] = {"value", "v", "y", NULL};
     const char *endpoint = CLI_INGEST_DEFAULT;
     const char *series_opt = NULL;
-    int mode = 'p', bind = 0, quiet = 0;
+    int mode = 'p', bind = 0, quiet = 0, topic = 0;
     long batch = 1, wait_ms = 3000;
     double rate = 0;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "e:s:r:b:w:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "e:s:r:b:w:tqh", opts, NULL)) != -1) {
         switch (c) {
         case 'e': endpoint = optarg; break;
         case 'P': mode = 'u'; break;
@@ -207,6 +222,7 @@ int cmd_send(int argc, char **argv) {
             }
             break;
         case 'q': quiet = 1; break;
+        case 't': topic = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -246,6 +262,7 @@ int cmd_send(int argc, char **argv) {
     msgpack_sbuffer_init(&sc.msg);
     sc.batch = batch;
     sc.rate = rate;
+    sc.topic = topic;
     char *line = rc_malloc(SEND_LINE_MAX);
     if (!line) {
         fprintf(stderr, "Error: Out of memory.\n");

@@ -103,6 +103,22 @@ def test_send_series_column_batches(ctx):
     assert [x["v"] for x in flat] == [float(i) for i in range(10)]
 
 
+def test_send_topic_frames_filter_by_series(ctx):
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"pump")
+    ep = "tcp://127.0.0.1:%d" % sub.bind_to_random_port("tcp://127.0.0.1")
+    rows = "".join("%s,%d,%d\n" % (s, 1000 + i, i) for i, s in enumerate(["pump-1", "pump-1", "fan", "pump-2"]))
+    p = subprocess.Popen([CLI, "send", "-e", ep, "--topic", "--batch", "10"], stdin=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdin.write(rows.encode())
+    p.stdin.close()
+    msgs = collect(sub, p)
+    assert p.wait(10) == 0, p.stderr.read()
+    assert [m[0] for m in msgs] == [b"pump-1", b"pump-2"]
+    assert [[x["v"] for x in msgpack.unpackb(m[1])] for m in msgs] == [[0.0, 1.0], [3.0]]
+
+
 def test_send_pull_and_rate(ctx):
     pull, ep = bound(ctx, zmq.PULL)
     rows = "".join("%d,%d\n" % (i, i) for i in range(10))
