@@ -165,6 +165,19 @@ static rc_err get_str(px *x, yaml_node_t *n, const char *key, int allow_empty, c
     return RC_OK;
 }
 
+/* A ZeroMQ endpoint: a transport this daemon can use, then an address. */
+static rc_err get_endpoint(px *x, yaml_node_t *n, const char *key, int allow_empty, char *out) {
+    if (get_str(x, n, key, allow_empty, out, CF_STR)) return RC_ERR_CONFIG;
+    if (!*out) return RC_OK;
+    static const char *const tr[] = {"tcp://", "ipc://", "inproc://"};
+    for (int i = 0; i < 3; i++) {
+        size_t k = strlen(tr[i]);
+        if (!strncmp(out, tr[i], k) && out[k]) return RC_OK;
+    }
+    return fail(x, n->start_mark, "Invalid '%s' value (%s): expected tcp://HOST:PORT, ipc://PATH or inproc://NAME.",
+                key, out);
+}
+
 /* ---- Generic mapping walker ---- */
 
 typedef rc_err key_fn(px *x, yaml_node_t *v, const char *key, void *obj);
@@ -232,7 +245,7 @@ static rc_err k_in_type(px *x, yaml_node_t *v, const char *key, void *obj) {
     return RC_OK;
 }
 static rc_err k_in_endpoint(px *x, yaml_node_t *v, const char *key, void *obj) {
-    return get_str(x, v, key, 0, ((cf_input *)obj)->endpoint, CF_STR);
+    return get_endpoint(x, v, key, 0, ((cf_input *)obj)->endpoint);
 }
 static rc_err k_in_bind(px *x, yaml_node_t *v, const char *key, void *obj) {
     return get_bool(x, v, key, &((cf_input *)obj)->bind);
@@ -294,7 +307,7 @@ static rc_err k_input(px *x, yaml_node_t *v, const char *key, void *obj) {
 }
 
 static rc_err k_out_endpoint(px *x, yaml_node_t *v, const char *key, void *obj) {
-    return get_str(x, v, key, 0, CFG->out_endpoint, CF_STR);
+    return get_endpoint(x, v, key, 0, CFG->out_endpoint);
 }
 static rc_err k_out_bind(px *x, yaml_node_t *v, const char *key, void *obj) {
     return get_bool(x, v, key, &CFG->out_bind);
@@ -311,7 +324,7 @@ static rc_err k_output(px *x, yaml_node_t *v, const char *key, void *obj) {
 }
 
 static rc_err k_ctl_endpoint(px *x, yaml_node_t *v, const char *key, void *obj) {
-    return get_str(x, v, key, 1, CFG->control_endpoint, CF_STR);
+    return get_endpoint(x, v, key, 1, CFG->control_endpoint);
 }
 static const key_def ctl_keys[] = {{"endpoint", k_ctl_endpoint}};
 static rc_err k_control(px *x, yaml_node_t *v, const char *key, void *obj) {

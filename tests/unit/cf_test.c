@@ -114,6 +114,9 @@ TEST(errors) {
     expect_err("checkpoint_interval: 0\n", "t.yaml:1:22: Invalid 'checkpoint_interval' value (0)");
     expect_err("output:\n  bind: maybe\n", "t.yaml:2:9: Invalid 'output.bind' value (maybe)");
     expect_err("a: [\n", "t.yaml:2:1: YAML syntax error");
+    expect_err("output: {endpoint: 'localhost:7702'}\n",
+               "t.yaml:1:20: Invalid 'output.endpoint' value (localhost:7702): expected tcp://");
+    expect_err("control:\n  endpoint: 'ipc://'\n", "t.yaml:2:13: Invalid 'control.endpoint' value (ipc://)");
     expect_err("{\"log_level\": \"debug\"}\nbogus: 1\n", "t.yaml:2:");
     expect_err("log_level: debug\n---\nbogus: 1\n", "t.yaml:3:1: More than one YAML document");
     ASSERT_EQ(cf_load(&c, "/nonexistent/x.yaml", err, sizeof err), RC_ERR_IO);
