@@ -350,6 +350,8 @@ def bench_one(args, n, transport, all_runs, full, threads=None):
         rn = Runner(args.loadgen, d, n, args, all_runs)
         st = populate(rn, d, n, args)
         res["series_created"] = st.get("series", 0)
+        if res["series_created"] < n:
+            log("warning: only %d of %d series exist after populate" % (res["series_created"], n))
         # The engine touches every preallocated slot at start (en_new resets
         # them all), so RSS minus this daemon's own empty RSS would hide the
         # per-series cost; the baseline is a daemon with max_series 16.
