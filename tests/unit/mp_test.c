@@ -266,7 +266,123 @@ TEST(utf8) {
     ASSERT(!mp_utf8_valid((const uint8_t *)"\xe2\x82", 2));     /* truncated */
 }
 
-TT_MAIN(TEST_ENTRY(single_sample), TEST_ENTRY(missing_t_uses_now_and_nan_is_missing),
+/* Every header form of the reader, from raw bytes. */
+TEST(reader_all_forms) {
+    static const uint8_t b[] = {
+        0xc0,                               /* nil */
+        0xc4, 1, 'x', 0xc5, 0, 1, 'y', 0xc6, 0, 0, 0, 1, 'z', /* bin 8/16/32 */
+        0xc7, 1, 5, 'a', 0xc8, 0, 1, 6, 'b', 0xc9, 0, 0, 0, 1, 7, 'c', /* ext 8/16/32 */
+        0xdb, 0, 0, 0, 2, 'h', 'i',         /* str32 */
+        0xdd, 0, 0, 0, 1, 0x01,             /* arr32 [1] */
+        0xde, 0, 1, 0xa1, 'k', 0x02,        /* map16 {k: 2} */
+        0xdf, 0, 0, 0, 1, 0xa1, 'k', 0x03,  /* map32 {k: 3} */
+        0xd0, 0x80, 0xd1, 0xff, 0x00,       /* int8 -128, int16 -256 */
+        0xd0, 0x05,                         /* int8 5 -> reported as uint */
+        0xd4, 1, 9,                         /* fixext1 */
+    };
+    mp_rd r;
+    mp_rd_init(&r, b, sizeof b);
+    mp_obj o;
+    mp_type want[] = {MP_NIL, MP_BIN, MP_BIN, MP_BIN, MP_EXT, MP_EXT, MP_EXT, MP_STR};
+    for (int i = 0; i < 8; i++) {
+        ASSERT_EQ(mp_next(&r, &o), RC_OK);
+        ASSERT_EQ(o.type, want[i]);
+        if (o.type == MP_EXT) ASSERT_EQ(o.ext, 5 + (i - 4));
+    }
+    ASSERT_EQ(o.len, 2);
+    for (int i = 0; i < 3; i++) ASSERT_EQ(mp_skip(&r), RC_OK);
+    ASSERT_EQ(mp_next(&r, &o), RC_OK);
+    ASSERT_EQ(o.i, -128);
+    ASSERT_EQ(mp_next(&r, &o), RC_OK);
+    ASSERT_EQ(o.i, -256);
+    ASSERT_EQ(mp_next(&r, &o), RC_OK);
+    ASSERT_EQ(o.type, MP_UINT);
+    ASSERT_EQ(o.u, 5);
+    ASSERT_EQ(mp_next(&r, &o), RC_OK);
+    ASSERT_EQ(o.type, MP_EXT);
+    ASSERT_EQ(r.p, r.end);
+    ASSERT_EQ(mp_next(&r, &o), RC_ERR_PROTO);
+    /* Truncated ext type byte and truncated body. */
+    static const uint8_t t1[] = {0xc7, 5};
+    mp_rd_init(&r, t1, sizeof t1);
+    ASSERT_EQ(mp_next(&r, &o), RC_ERR_PROTO);
+    static const uint8_t t2[] = {0xc4, 5, 'a'};
+    mp_rd_init(&r, t2, sizeof t2);
+    ASSERT_EQ(mp_next(&r, &o), RC_ERR_PROTO);
+    double dd;
+    o.type = MP_STR;
+    ASSERT(!mp_as_double(&o, &dd));
+    ASSERT_STREQ(mp_reason_name(MP_R_ID), "bad_id");
+    ASSERT_STREQ(mp_reason_name((mp_reason)99), "unknown");
+}
+
+TEST(odd_keys_and_shapes) {
+    uint8_t b[256];
+    mp_wr w;
+    /* An integer key and a container key make the sample a type error. */
+    mp_wr_init(&w, b, sizeof b);
+    mp_w_map(&w, 3); mp_w_kv_str(&w, "s", "a"); mp_w_kv_f64(&w, "v", 1); mp_w_int(&w, 7); mp_w_nil(&w);
+    got g = decode(&w);
+    ASSERT_EQ(g.n, 0);
+    ASSERT_EQ(g.why[MP_R_TYPE], 1);
+    mp_wr_init(&w, b, sizeof b);
+    mp_w_map(&w, 3); mp_w_kv_str(&w, "s", "a"); mp_w_kv_f64(&w, "v", 1);
+    mp_w_arr(&w, 1); mp_w_int(&w, 1); mp_w_map(&w, 1); mp_w_kv_int(&w, "x", 1);
+    g = decode(&w);
+    ASSERT_EQ(g.why[MP_R_TYPE], 1);
+    /* Top-level scalar. */
+    mp_wr_init(&w, b, sizeof b);
+    mp_w_bool(&w, 1);
+    g = decode(&w);
+    ASSERT_EQ(g.why[MP_R_TYPE], 1);
+    /* nil v is missing; nil t is the receive time; 96-bit timestamp ext. */
+    mp_wr_init(&w, b, sizeof b);
+    mp_w_arr(&w, 2);
+    mp_w_map(&w, 3); mp_w_kv_str(&w, "s", "a"); mp_w_cstr(&w, "t"); mp_w_nil(&w); mp_w_cstr(&w, "v"); mp_w_nil(&w);
+    mp_w_map(&w, 3); mp_w_kv_str(&w, "s", "b"); mp_w_cstr(&w, "t");
+    static const uint8_t ts96[] = {0xc7, 12, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7};
+    memcpy(w.buf + w.len, ts96, sizeof ts96);
+    w.len += sizeof ts96;
+    mp_w_kv_int(&w, "v", 1);
+    g = decode(&w);
+    ASSERT_EQ(g.n, 2);
+    ASSERT_NEAR(g.t[0], 99, 0);
+    ASSERT(isnan(g.v[0]));
+    ASSERT_NEAR(g.t[1], 7, 0);
+    /* A timestamp ext of a bad size, and an ext of another type. */
+    static const uint8_t bad_ts[] = {0x83, 0xa1, 's', 0xa1, 'a', 0xa1, 't', 0xd5, 0xff, 0, 0, 0xa1, 'v', 1};
+    memset(&g, 0, sizeof g);
+    mp_decode_samples(bad_ts, sizeof bad_ts, 0, on_s, on_e, &g);
+    ASSERT_EQ(g.why[MP_R_TYPE], 1);
+    /* Wide writer forms. */
+    static char big[70000];
+    memset(big, 'q', sizeof big);
+    static uint8_t wb[80000];
+    mp_wr_init(&w, wb, sizeof wb);
+    mp_w_str(&w, big, sizeof big);
+    mp_w_arr(&w, 70000);
+    mp_w_map(&w, 20);
+    mp_w_map(&w, 70000);
+    mp_w_nil(&w);
+    mp_w_kv_bool(&w, "b", 0);
+    ASSERT(!w.overflow);
+    ASSERT_EQ(wb[0], 0xdb);
+    mp_rd r;
+    mp_rd_init(&r, wb, w.len);
+    mp_obj o;
+    ASSERT_EQ(mp_next(&r, &o), RC_OK);
+    ASSERT_EQ(o.len, 70000);
+    ASSERT_EQ(mp_next(&r, &o), RC_OK);
+    ASSERT_EQ(o.type, MP_ARR);
+    ASSERT_EQ(o.len, 70000);
+    ASSERT_EQ(mp_next(&r, &o), RC_OK);
+    ASSERT_EQ(o.type, MP_MAP);
+    ASSERT_EQ(o.len, 20);
+    ASSERT_EQ(mp_next(&r, &o), RC_OK);
+    ASSERT_EQ(o.len, 70000);
+}
+
+TT_MAIN(TEST_ENTRY(single_sample), TEST_ENTRY(reader_all_forms), TEST_ENTRY(odd_keys_and_shapes), TEST_ENTRY(missing_t_uses_now_and_nan_is_missing),
         TEST_ENTRY(batch_with_one_bad_element), TEST_ENTRY(columnar),
         TEST_ENTRY(bad_inputs_by_reason), TEST_ENTRY(timestamp_ext),
         TEST_ENTRY(writer_round_trip_and_overflow), TEST_ENTRY(forecast_encoding),
