@@ -119,6 +119,21 @@ TEST(errors) {
     expect_err("control:\n  endpoint: 'ipc://'\n", "t.yaml:2:13: Invalid 'control.endpoint' value (ipc://)");
     expect_err("{\"log_level\": \"debug\"}\nbogus: 1\n", "t.yaml:2:");
     expect_err("log_level: debug\n---\nbogus: 1\n", "t.yaml:3:1: More than one YAML document");
+    expect_err("input:\n  endpoints:\n    - {endpoint: 'tcp://a:1', topics: x}\n",
+               "t.yaml:3:39: Invalid 'input.endpoints[0].topics' value: expected a list");
+    expect_err("input:\n  endpoints: {a: 1}\n", "t.yaml:2:14: Invalid 'input.endpoints' value: expected a list");
+    expect_err("input:\n  endpoints: []\n", "t.yaml:2:14: Empty 'input.endpoints' list");
+    expect_err("input:\n  endpoints:\n    - {endpoint: 'tcp://a:1', topics: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]}\n",
+               "t.yaml:3:72: Too many 'input.endpoints[0].topics' entries (max 16).");
+    expect_err("anomaly:\n  zcap: lots\n", "t.yaml:2:9: Invalid 'anomaly.zcap' value (lots)");
+    expect_err("hello\n", "t.yaml:1:1: Invalid '(top level)' value: expected a mapping.");
+    expect_err("? [a]\n: 1\n", "t.yaml:1:3: Invalid key in");
+    char longp[1200] = "model: ";
+    memset(longp + 7, 'm', 1100);
+    longp[1107] = 0;
+    expect_err(longp, "t.yaml:1:8: Invalid 'model' value: longer than 1023 bytes.");
+    ASSERT_EQ(load("~\n"), RC_OK);
+    ASSERT_EQ(load("log_level: notice\n...\n"), RC_OK);
     ASSERT_EQ(cf_load(&c, "/nonexistent/x.yaml", err, sizeof err), RC_ERR_IO);
     ASSERT(strstr(err, "/nonexistent/x.yaml: Cannot open"));
 }

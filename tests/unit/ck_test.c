@@ -69,6 +69,14 @@ static void run(ck_store *s) {
     ASSERT_EQ(ck_submit(s), RC_OK);
     ASSERT(ck_busy(s));
     ASSERT_EQ(ck_submit(s), RC_ERR_LIMIT);
+    ASSERT(ck_snap_add(s, "late", 4, 1) == NULL); /* the snapshot is the writer's now */
+    /* Poll the way the event loop does, bounded. */
+    for (int i = 0; i < 1000 && !ck_poll(s, &r); i++) usleep(5000);
+    ASSERT(!ck_busy(s));
+    ASSERT_EQ(r.rc, RC_OK);
+    ASSERT_EQ(ck_poll(s, &r), 0);
+    ASSERT_EQ(ck_wait(s, 1, &r), 0);
+    ASSERT_EQ(ck_submit(s), RC_OK); /* an empty job is fine */
     ASSERT(ck_wait(s, 10, &r));
     ASSERT_EQ(r.rc, RC_OK);
     ASSERT(!ck_busy(s));
