@@ -268,7 +268,13 @@ static void print_double(FILE *f, double v) {
     if (isnan(v)) fputs("NaN", f);
     else if (isinf(v)) fputs(v > 0 ? "Infinity" : "-Infinity", f);
     else if (v == floor(v) && fabs(v) < 1e15) fprintf(f, "%.1f", v);
-    else fprintf(f, "%.10g", v);
+    else {
+        /* Shortest form that reads back exactly: epoch times need 16 digits. */
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.15g", v);
+        if (strtod(buf, NULL) != v) snprintf(buf, sizeof buf, "%.17g", v);
+        fputs(buf, f);
+    }
 }
 
 static int is_container(const msgpack_object *o) {

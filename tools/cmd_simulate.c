@@ -81,6 +81,8 @@ static void usage(FILE *f) {
             "  -d, --duration S       stop after S seconds (default: until Ctrl-C)\n"
             "  -a, --anomaly-rate P   anomalies per sensor per second (default 0.02)\n"
             "      --warmup S         no anomalies in the first S seconds (default 10)\n"
+            "      --kinds LIST       anomaly kinds to inject, comma-separated (default: all of\n"
+            "                         spike,shift,stuck,dropout,noise)\n"
             "  -p, --period S         seasonal period in seconds (default 30)\n"
             "      --prefix P         series ids are P00, P01, ... (default 'sensor-')\n"
             "      --seed S           random seed (default 1)\n"
@@ -112,20 +114,24 @@ static void sim_value(sim_sensor *x, sim_rng *r, double t, double t0, double per
     *v = y;
 }
 
-static void inject(sim_sensor *x, sim_rng *r, double t, int quiet) {
-    x->kind = 1 + (int)(rng_u01(r) * (AN__COUNT - 1));
-    if (x->kind >= AN__COUNT) x->kind = AN__COUNT - 1;
+/* Picks one of the kinds enabled in the bit mask `kinds` (bit k = kind k). */
+static void inject(sim_sensor *x, sim_rng *r, double t, unsigned kinds, int quiet) {
+    int on[AN__COUNT], n = 0;
+    for (int k = 1; k < AN__COUNT; k++)
+        if (kinds & (1u << k)) on[n++] = k;
+    int pick = (int)(rng_u01(r) * n);
+    x->kind = on[pick < n ? pick : n - 1];
     double sign = rng_u01(r) < 0.5 ? -1.0 : 1.0;
     double len = 3.0 + 5.0 * rng_u01(r);
     char what[96] = "";
     switch (x->kind) {
     case AN_SPIKE:
-        x->magnitude = sign * (x->amp + 10.0 * x->sd) * (1.0 + rng_u01(r));
+        x->magnitude = sign * x->amp * (3.0 + 2.0 * rng_u01(r));
         x->until = t + 1e9;
         snprintf(what, sizeof what, "%+.3g for one sample", x->magnitude);
         break;
     case AN_SHIFT:
-        x->magnitude = sign * x->amp * (0.8 + 0.7 * rng_u01(r));
+        x->magnitude = sign * x->amp * (1.5 + rng_u01(r));
         x->until = t + len;
         snprintf(what, sizeof what, "level %+.3g for %.1f s", x->magnitude, len);
         break;
@@ -138,7 +144,7 @@ static void inject(sim_sensor *x, sim_rng *r, double t, int quiet) {
         snprintf(what, sizeof what, "no samples for %.1f s", len * 0.5);
         break;
     default:
-        x->magnitude = 5.0 + 5.0 * rng_u01(r);
+        x->magnitude = 8.0 + 4.0 * rng_u01(r);
         x->until = t + len;
         snprintf(what, sizeof what, "noise x%.1f for %.1f s", x->magnitude, len);
         break;
@@ -150,6 +156,24 @@ static void inject(sim_sensor *x, sim_rng *r, double t, int quiet) {
     }
 }
 
+/* Parses "spike,shift,..." into a bit mask; 0 on success, -1 on an unknown name. */
+static int parse_kinds(const char *list, unsigned *mask) {
+    unsigned m = 0;
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        int found = 0;
+        for (int k = 1; k < AN__COUNT; k++)
+            if (strlen(an_names[k]) == n && strncmp(p, an_names[k], n) == 0) m |= 1u << k, found = 1;
+        if (!found) return -1;
+        p += n;
+        if (*p == ',') p++;
+    }
+    if (m == 0) return -1;
+    *mask = m;
+    return 0;
+}
+
 int cmd_simulate(int argc, char **argv) {
     static const struct option opts[] = {
         {"endpoint", required_argument, NULL, 'e'}, {"pull", no_argument, NULL, 'P'},
@@ -158,11 +182,13 @@ int cmd_simulate(int argc, char **argv) {
         {"anomaly-rate", required_argument, NULL, 'a'}, {"warmup", required_argument, NULL, 'W'},
         {"period", required_argument, NULL, 'p'},   {"prefix", required_argument, NULL, 'X'},
         {"seed", required_argument, NULL, 'S'},     {"csv", no_argument, NULL, 'c'},
+        {"kinds", required_argument, NULL, 'K'},
         {"wait", required_argument, NULL, 'w'},     {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *endpoint = CLI_INGEST_DEFAULT, *prefix = "sensor-";
     int mode = 'p', bind = 0, csv = 0, quiet = 0;
+    unsigned kinds = ((1u << AN__COUNT) - 1) & ~1u;
     long n = 8, seed = 1, wait_ms = 5000;
     double rate = 5, duration = 0, arate = 0.02, warmup = 10, period = 30;
     int c;
@@ -180,6 +206,7 @@ int cmd_simulate(int argc, char **argv) {
         case 'W': if (cli_parse_double(optarg, &warmup) || !(warmup >= 0)) bad = "--warmup"; break;
         case 'p': if (cli_parse_double(optarg, &period) || !(period > 0)) bad = "--period"; break;
         case 'X': if (strlen(optarg) > 48) bad = "--prefix"; else prefix = optarg; break;
+        case 'K': if (parse_kinds(optarg, &kinds)) bad = "--kinds"; break;
         case 'S': if (cli_parse_long(optarg, &seed)) bad = "--seed"; break;
         case 'w': if (cli_parse_long(optarg, &wait_ms) || wait_ms < 0) bad = "--wait"; break;
         case 'c': csv = 1; break;
@@ -240,7 +267,7 @@ int cmd_simulate(int argc, char **argv) {
         for (long i = 0; i < n; i++) {
             sim_sensor *x = &xs[i];
             if (x->kind == AN_NONE && t - t0 >= warmup && rng_u01(&rng) < arate * dt) {
-                inject(x, &rng, t, quiet);
+                inject(x, &rng, t, kinds, quiet);
                 injected++;
             }
             double v;

@@ -7,6 +7,9 @@
 # started and prints the daemon's stats. Works without a terminal too.
 #
 # Usage: BUILD=build DEMO_SECONDS=30 sh tools/demo.sh
+# Also: DEMO_SENSORS (6), DEMO_SEED (the clock), DEMO_KINDS (anomaly kinds;
+# 'stuck' is left out by default because the default scorer has calm_weight 0
+# and so does not flag a frozen sensor).
 #
 # SPDX-License-Identifier: MIT
 set -u
@@ -116,8 +119,9 @@ tpid=$!
 # needs a warm-up before its scores mean anything.
 warm=$((SECS / 3))
 [ "$warm" -gt 10 ] && warm=10
-"$C" simulate -e "$IN" -n "$SENSORS" --rate 10 --period 20 --warmup "$warm" \
-    --anomaly-rate 0.04 --duration "$SECS" --seed "$(date +%s)" &
+"$C" simulate -e "$IN" -n "$SENSORS" --rate 10 --period 30 --warmup "$warm" \
+    --anomaly-rate 0.04 --kinds "${DEMO_KINDS:-spike,shift,dropout,noise}" \
+    --duration "$SECS" --seed "${DEMO_SEED:-$(date +%s)}" &
 spid=$!
 wait "$spid"
 spid=""

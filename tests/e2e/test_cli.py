@@ -367,3 +367,13 @@ def test_tools_against_real_daemon(daemon):
     assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
     r = subprocess.run([CLI, "ctl", "-e", daemon.ctl_ep, "checkpoint"], capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def test_simulate_kinds_filter():
+    r = subprocess.run([CLI, "simulate", "--csv", "-n", "3", "--rate", "50", "--duration", "1", "--warmup", "0",
+                        "--anomaly-rate", "20", "--kinds", "spike,noise"], capture_output=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    kinds = set(re.findall(r"inject (\w+)", r.stderr.decode()))
+    assert kinds and kinds <= {"spike", "noise"}
+    bad = subprocess.run([CLI, "simulate", "--kinds", "spike,meteor"], capture_output=True, timeout=10)
+    assert bad.returncode == 2 and b"--kinds" in bad.stderr
