@@ -176,6 +176,90 @@ static int parse_value(const char *f, double *v) {
     return cli_parse_double(f, v) == 0 && isfinite(*v) ? 0 : -1;
 }
 
+/*
+ * Reads every row of `in` into samples on sc. The first non-comment row
+ * decides the layout (header or column count). Bad rows are reported (the
+ * first SEND_MAX_REPORTED) and counted in *badp. line is a SEND_LINE_MAX
+ * buffer. Returns 0, or -1 on a fatal error (layout, read or send failure).
+ */
+static int read_rows(send_ctx *sc, FILE *in, const char *label, const char *series_opt, const char *defseries,
+                     char *line, long *badp) {
+    static const char *const s_names[] = {"series", "s", "id", "series_id", "sensor", "name", NULL};
+    static const char *const t_names[] = {"timestamp", "time", "t", "ts", "date", "datetime", NULL};
+    static const char *const v_names[] = {"value", "v", "y", NULL};
+    int col_s = -1, col_t = -1, col_v = -1, ncols = -1;
+    long lineno = 0, bad = 0;
+    while (!cli_stop && fgets(line, SEND_LINE_MAX, in)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == SEND_LINE_MAX - 1 && line[len - 1] != '\n') {
+            if (bad++ < SEND_MAX_REPORTED)
+                fprintf(stderr, "%s:%ld: Line longer than %d bytes, skipped.\n", label, lineno,
+                        SEND_LINE_MAX - 2);
+            int ch;
+            while ((ch = fgetc(in)) != EOF && ch != '\n') {}
+            continue;
+        }
+        char *p = trim(line);
+        if (*p == '\0' || *p == '#') continue;
+        char *f[SEND_MAX_FIELDS];
+        int n = split(p, f);
+        if (ncols < 0) {
+            /* The first row decides the layout: a header if it names columns. */
+            for (int i = 0; i < n; i++) {
+                if (name_is(f[i], s_names)) col_s = i;
+                else if (name_is(f[i], t_names)) col_t = i;
+                else if (name_is(f[i], v_names)) col_v = i;
+            }
+            ncols = n;
+            if (col_v >= 0) continue;
+            if (col_s >= 0 || col_t >= 0) {
+                fprintf(stderr, "Error: %s:%ld: Header has no 'value' column.\n", label, lineno);
+                return -1;
+            }
+            if (n == 1) col_v = 0;
+            else if (n == 2) col_t = 0, col_v = 1;
+            else if (n == 3) col_s = 0, col_t = 1, col_v = 2;
+            else {
+                fprintf(stderr,
+                        "Error: %s:%ld: %d columns and no header; expected value, "
+                        "timestamp,value or series,timestamp,value.\n",
+                        label, lineno, n);
+                return -1;
+            }
+        }
+        const char *why = NULL;
+        const char *what = "";
+        double t = 0, v = 0;
+        const char *series = series_opt ? series_opt : defseries;
+        if (n != ncols) {
+            why = "wrong number of columns";
+        } else if (col_v >= n || parse_value(f[col_v], &v) != 0) {
+            why = "bad value", what = f[col_v];
+        } else if (col_t >= 0 && cli_parse_time(f[col_t], &t) != 0) {
+            why = "bad timestamp", what = f[col_t];
+        } else if (col_s >= 0 && !series_opt) {
+            series = f[col_s];
+            if (strlen(series) < 1 || strlen(series) > 255) why = "series id not 1..255 bytes";
+        }
+        if (why) {
+            if (bad++ < SEND_MAX_REPORTED) {
+                if (*what) fprintf(stderr, "%s:%ld: %s ('%s'), row skipped.\n", label, lineno, why, what);
+                else fprintf(stderr, "%s:%ld: %s (%d, expected %d), row skipped.\n", label, lineno, why,
+                             n, ncols);
+            }
+            continue;
+        }
+        if (add_sample(sc, series, col_t >= 0, t, v) != 0) return -1;
+    }
+    if (ferror(in)) {
+        fprintf(stderr, "Error: Reading '%s' failed (%s).\n", label, strerror(errno));
+        return -1;
+    }
+    *badp = bad;
+    return 0;
+}
+
 int cmd_send(int argc, char **argv) {
     static const struct option opts[] = {
         {"endpoint", required_argument, NULL, 'e'}, {"pull", no_argument, NULL, 'P'},
@@ -186,9 +270,6 @@ int cmd_send(int argc, char **argv) {
         {"topic", no_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
-    static const char *const s_names[] = {"series", "s", "id", "series_id", "sensor", "name", NULL};
-    static const char *const t_names[] = {"timestamp", "time", "t", "ts", "date", "datetime", NULL};
-    static const char *const v_names[] = {"value", "v", "y", NULL};
     const char *endpoint = CLI_INGEST_DEFAULT;
     const char *series_opt = NULL;
     int mode = 'p', bind = 0, quiet = 0, topic = 0;
@@ -273,75 +354,8 @@ int cmd_send(int argc, char **argv) {
     if (!sc.sock) goto err;
     sc.start = cli_now();
 
-    int col_s = -1, col_t = -1, col_v = -1, ncols = -1;
-    long lineno = 0, bad = 0;
-    while (!cli_stop && fgets(line, SEND_LINE_MAX, in)) {
-        lineno++;
-        size_t len = strlen(line);
-        if (len == SEND_LINE_MAX - 1 && line[len - 1] != '\n') {
-            if (bad++ < SEND_MAX_REPORTED)
-                fprintf(stderr, "%s:%ld: Line longer than %d bytes, skipped.\n", label, lineno,
-                        SEND_LINE_MAX - 2);
-            int ch;
-            while ((ch = fgetc(in)) != EOF && ch != '\n') {}
-            continue;
-        }
-        char *p = trim(line);
-        if (*p == '\0' || *p == '#') continue;
-        char *f[SEND_MAX_FIELDS];
-        int n = split(p, f);
-        if (ncols < 0) {
-            /* The first row decides the layout: a header if it names columns. */
-            for (int i = 0; i < n; i++) {
-                if (name_is(f[i], s_names)) col_s = i;
-                else if (name_is(f[i], t_names)) col_t = i;
-                else if (name_is(f[i], v_names)) col_v = i;
-            }
-            ncols = n;
-            if (col_v >= 0) continue;
-            if (col_s >= 0 || col_t >= 0) {
-                fprintf(stderr, "Error: %s:%ld: Header has no 'value' column.\n", label, lineno);
-                goto err;
-            }
-            if (n == 1) col_v = 0;
-            else if (n == 2) col_t = 0, col_v = 1;
-            else if (n == 3) col_s = 0, col_t = 1, col_v = 2;
-            else {
-                fprintf(stderr,
-                        "Error: %s:%ld: %d columns and no header; expected value, "
-                        "timestamp,value or series,timestamp,value.\n",
-                        label, lineno, n);
-                goto err;
-            }
-        }
-        const char *why = NULL;
-        const char *what = "";
-        double t = 0, v = 0;
-        const char *series = series_opt ? series_opt : defseries;
-        if (n != ncols) {
-            why = "wrong number of columns";
-        } else if (col_v >= n || parse_value(f[col_v], &v) != 0) {
-            why = "bad value", what = f[col_v];
-        } else if (col_t >= 0 && cli_parse_time(f[col_t], &t) != 0) {
-            why = "bad timestamp", what = f[col_t];
-        } else if (col_s >= 0 && !series_opt) {
-            series = f[col_s];
-            if (strlen(series) < 1 || strlen(series) > 255) why = "series id not 1..255 bytes";
-        }
-        if (why) {
-            if (bad++ < SEND_MAX_REPORTED) {
-                if (*what) fprintf(stderr, "%s:%ld: %s ('%s'), row skipped.\n", label, lineno, why, what);
-                else fprintf(stderr, "%s:%ld: %s (%d, expected %d), row skipped.\n", label, lineno, why,
-                             n, ncols);
-            }
-            continue;
-        }
-        if (add_sample(&sc, series, col_t >= 0, t, v) != 0) goto err;
-    }
-    if (ferror(in)) {
-        fprintf(stderr, "Error: Reading '%s' failed (%s).\n", label, strerror(errno));
-        goto err;
-    }
+    long bad = 0;
+    if (read_rows(&sc, in, label, series_opt, defseries, line, &bad) != 0) goto err;
     if (flush(&sc) != 0) goto err;
     if (!quiet)
         fprintf(stderr, "send: %ld samples in %ld messages to %s; %ld bad rows skipped\n", sc.sent,

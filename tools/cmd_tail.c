@@ -232,7 +232,7 @@ int cmd_tail(int argc, char **argv) {
         int nframes = 0, more = 1;
         while (more) {
             if (zmq_msg_recv(&frame, s, 0) < 0) {
-                if (errno == EINTR) goto done;
+                if (errno == EINTR) break;
                 fprintf(stderr, "Error: Receiving failed (%s).\n", zmq_strerror(errno));
                 goto err;
             }
@@ -244,6 +244,7 @@ int cmd_tail(int argc, char **argv) {
             }
             nframes++;
         }
+        if (more) break; /* interrupted inside a message */
         size_t off = 0;
         if (msgpack_unpack_next(&up, zmq_msg_data(&frame), zmq_msg_size(&frame), &off) !=
                 MSGPACK_UNPACK_SUCCESS ||
@@ -260,22 +261,22 @@ int cmd_tail(int argc, char **argv) {
                              : 1;
             if (h == 0) h = 1;
             double now = cli_now();
+            int quiet = 0;
             for (size_t i = 0; i < TAIL_SLOTS; i++) {
                 tail_slot *sl = &slots[(h + i) % TAIL_SLOTS];
                 if (sl->hash == 0) sl->hash = h, sl->last = -1e300;
                 if (sl->hash != h) continue;
-                if (now - sl->last < throttle) goto next;
-                sl->last = now;
+                if (now - sl->last < throttle) quiet = 1;
+                else sl->last = now;
                 break;
             }
+            if (quiet) continue;
         }
         if (json) print_json_line(tp[0] ? tp : "?", &up.data);
         else print_line(is_alert, &up.data, color);
         fflush(stdout);
         printed++;
-    next:;
     }
-done:
     ret = 0;
 err:
     msgpack_unpacked_destroy(&up);
