@@ -394,6 +394,8 @@ static const key_def anomaly_keys[] = {
     {"err_rate", k_an_float}, {"short_rate", k_an_float}, {"long_rate", k_an_float},
     {"zcap", k_an_float}, {"interval_weight", k_an_float}, {"calm_weight", k_an_float},
     {"point_weight", k_an_float}, {"guard", k_an_float}, {"drift_rate", k_an_float}};
+int cf_anomaly_keys(void) { return (int)(sizeof anomaly_keys / sizeof anomaly_keys[0]); }
+
 static rc_err k_anomaly(px *x, yaml_node_t *v, const char *key, void *obj) {
     if (walk(x, v, key, anomaly_keys, (int)(sizeof anomaly_keys / sizeof anomaly_keys[0]), obj))
         return RC_ERR_CONFIG;

@@ -89,4 +89,8 @@ rc_err cf_load_mem(cf_config *c, const char *name, const char *text, size_t len,
  */
 void cf_resolve(cf_config *c);
 
+/* Number of keys in the 'anomaly' section. cf_test checks it against
+ * sizeof(an_cfg), so a new an_cfg field cannot go unconfigurable unnoticed. */
+int cf_anomaly_keys(void);
+
 #endif

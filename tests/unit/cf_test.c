@@ -50,6 +50,13 @@ TEST(example_file_equals_defaults) {
     ASSERT(memcmp(&c, &d, sizeof c) == 0);
 }
 
+/* Every an_cfg field (all 4 bytes wide) has a key in the 'anomaly' section;
+ * when this fails, add the new field to config/cf.c (an_floats, anomaly_keys)
+ * and to config/rwkvcast.example.yaml (then regenerate the man page). */
+TEST(every_anomaly_field_has_a_key) {
+    ASSERT_EQ(sizeof(an_cfg), 4 * (size_t)cf_anomaly_keys());
+}
+
 TEST(full_file) {
     unsetenv("RUNTIME_DIRECTORY");
     const char *y =
@@ -147,5 +154,5 @@ TEST(oom) {
     }
 }
 
-TT_MAIN(TEST_ENTRY(defaults), TEST_ENTRY(oom), TEST_ENTRY(example_file_equals_defaults), TEST_ENTRY(full_file),
+TT_MAIN(TEST_ENTRY(defaults), TEST_ENTRY(oom), TEST_ENTRY(example_file_equals_defaults), TEST_ENTRY(every_anomaly_field_has_a_key), TEST_ENTRY(full_file),
         TEST_ENTRY(errors))
