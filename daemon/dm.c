@@ -346,6 +346,8 @@ static double ckpt_tick(ev_loop *l, void *ctx) {
 
 /* ---- Timers ---- */
 
+static uint64_t dropped_total(const dm *d);
+
 static double rate_tick(ev_loop *l, void *ctx) {
     (void)l;
     dm *d = ctx;
@@ -354,6 +356,14 @@ static double rate_tick(ev_loop *l, void *ctx) {
     if (dt > 0) d->rate = (double)(d->steps - d->rate_steps) / dt;
     d->rate_steps = d->steps;
     d->rate_ns = now;
+    /* `systemctl status` shows this line; every 5 s is plenty. */
+    static int tick;
+    if (++tick % 5 == 0 && getenv("NOTIFY_SOCKET")) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "STATUS=%u series, %.0f steps/s, %llu dropped, %llu checkpoints",
+                 rg_count(d->rg), d->rate, (unsigned long long)dropped_total(d), (unsigned long long)d->ckpt_count);
+        notify(msg);
+    }
     return 1.0;
 }
 
