@@ -125,6 +125,28 @@ static void print_line(int is_alert, const msgpack_object *m, int color) {
     }
 }
 
+/*
+ * Returns 1 if a forecast of m's series was printed less than `throttle`
+ * seconds ago, else records now and returns 0. slots has TAIL_SLOTS entries;
+ * when it is full, series that find no slot are never throttled.
+ */
+static int throttled(tail_slot *slots, const msgpack_object *m, double throttle) {
+    const msgpack_object *so = cli_map_get(m, "s");
+    uint64_t h = so && so->type == MSGPACK_OBJECT_STR ? rc_hash64(RC_HASH_INIT, so->via.str.ptr, so->via.str.size)
+                                                      : 1;
+    if (h == 0) h = 1;
+    double now = cli_now();
+    for (size_t i = 0; i < TAIL_SLOTS; i++) {
+        tail_slot *sl = &slots[(h + i) % TAIL_SLOTS];
+        if (sl->hash == 0) sl->hash = h, sl->last = -1e300;
+        if (sl->hash != h) continue;
+        if (now - sl->last < throttle) return 1;
+        sl->last = now;
+        return 0;
+    }
+    return 0;
+}
+
 int cmd_tail(int argc, char **argv) {
     static const struct option opts[] = {
         {"endpoint", required_argument, NULL, 'e'}, {"bind", no_argument, NULL, 'B'},
@@ -254,24 +276,7 @@ int cmd_tail(int argc, char **argv) {
         }
         int is_alert = tp[0] == 'a' && tp[1] == '.';
         if (alerts_only && !is_alert) continue;
-        if (!is_alert && slots) {
-            const msgpack_object *so = cli_map_get(&up.data, "s");
-            uint64_t h = so && so->type == MSGPACK_OBJECT_STR
-                             ? rc_hash64(RC_HASH_INIT, so->via.str.ptr, so->via.str.size)
-                             : 1;
-            if (h == 0) h = 1;
-            double now = cli_now();
-            int quiet = 0;
-            for (size_t i = 0; i < TAIL_SLOTS; i++) {
-                tail_slot *sl = &slots[(h + i) % TAIL_SLOTS];
-                if (sl->hash == 0) sl->hash = h, sl->last = -1e300;
-                if (sl->hash != h) continue;
-                if (now - sl->last < throttle) quiet = 1;
-                else sl->last = now;
-                break;
-            }
-            if (quiet) continue;
-        }
+        if (!is_alert && slots && throttled(slots, &up.data, throttle)) continue;
         if (json) print_json_line(tp[0] ? tp : "?", &up.data);
         else print_line(is_alert, &up.data, color);
         fflush(stdout);

@@ -377,3 +377,18 @@ def test_simulate_kinds_filter():
     assert kinds and kinds <= {"spike", "noise"}
     bad = subprocess.run([CLI, "simulate", "--kinds", "spike,meteor"], capture_output=True, timeout=10)
     assert bad.returncode == 2 and b"--kinds" in bad.stderr
+
+
+def test_tail_throttle_one_line_per_series(ctx):
+    stop = threading.Event()
+    msgs = [("f.a", fc("a", 1.0)), ("f.b", fc("b", 2.0)), ("a.a", fc("a", 9.0, 2, 0.9))]
+    ep, th = publish_forecasts(ctx, msgs, stop)
+    r = subprocess.run([CLI, "tail", "-e", ep, "--throttle", "30", "--duration", "1.5", "--no-color"],
+                       capture_output=True, timeout=15)
+    stop.set()
+    th.join(5)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    plain = [l for l in lines if not l.startswith(">>>")]
+    assert sorted(l.split()[1] for l in plain) == ["a", "b"]
+    assert len([l for l in lines if l.startswith(">>>")]) > 3  # alert events are never throttled
