@@ -156,6 +156,36 @@ static void inject(sim_sensor *x, sim_rng *r, double t, unsigned kinds, int quie
     }
 }
 
+/* Draws each sensor's level, amplitude, phase, trend and noise. */
+static void sim_init(sim_sensor *xs, long n, const char *prefix, sim_rng *r) {
+    for (long i = 0; i < n; i++) {
+        sim_sensor *x = &xs[i];
+        snprintf(x->id, sizeof x->id, "%s%02ld", prefix, i);
+        x->base = 20.0 + 80.0 * rng_u01(r);
+        x->amp = 2.0 + 8.0 * rng_u01(r);
+        x->phase = 6.283185307179586 * rng_u01(r);
+        x->trend = (rng_u01(r) - 0.5) * 0.02 * x->amp;
+        x->sd = x->amp * (0.03 + 0.05 * rng_u01(r));
+        x->last = x->base;
+    }
+}
+
+/* Packs this tick's nsend samples (sensors with send set) as one batch array. */
+static void pack_tick(msgpack_packer *pk, const sim_sensor *xs, long n, long nsend, double t) {
+    msgpack_pack_array(pk, (size_t)nsend);
+    for (long i = 0; i < n; i++) {
+        const sim_sensor *x = &xs[i];
+        if (!x->send) continue;
+        msgpack_pack_map(pk, 3);
+        msgpack_pack_str_with_body(pk, "s", 1);
+        msgpack_pack_str_with_body(pk, x->id, strlen(x->id));
+        msgpack_pack_str_with_body(pk, "t", 1);
+        msgpack_pack_double(pk, t);
+        msgpack_pack_str_with_body(pk, "v", 1);
+        msgpack_pack_double(pk, x->last);
+    }
+}
+
 /* Parses "spike,shift,..." into a bit mask; 0 on success, -1 on an unknown name. */
 static int parse_kinds(const char *list, unsigned *mask) {
     unsigned m = 0;
@@ -235,16 +265,7 @@ int cmd_simulate(int argc, char **argv) {
         fprintf(stderr, "Error: Out of memory for %ld sensors.\n", n);
         goto err;
     }
-    for (long i = 0; i < n; i++) {
-        sim_sensor *x = &xs[i];
-        snprintf(x->id, sizeof x->id, "%s%02ld", prefix, i);
-        x->base = 20.0 + 80.0 * rng_u01(&rng);
-        x->amp = 2.0 + 8.0 * rng_u01(&rng);
-        x->phase = 6.283185307179586 * rng_u01(&rng);
-        x->trend = (rng_u01(&rng) - 0.5) * 0.02 * x->amp;
-        x->sd = x->amp * (0.03 + 0.05 * rng_u01(&rng));
-        x->last = x->base;
-    }
+    sim_init(xs, n, prefix, &rng);
     cli_install_signals();
     if (!csv) {
         sock = cli_ingest_open(&ctx, endpoint, mode, bind, (int)wait_ms);
@@ -278,18 +299,7 @@ int cmd_simulate(int argc, char **argv) {
             if (csv && send) printf("%s,%.3f,%.6g\n", x->id, t, v);
         }
         if (!csv && nsend > 0) {
-            msgpack_pack_array(&pk, (size_t)nsend);
-            for (long i = 0; i < n; i++) {
-                sim_sensor *x = &xs[i];
-                if (!x->send) continue;
-                msgpack_pack_map(&pk, 3);
-                msgpack_pack_str_with_body(&pk, "s", 1);
-                msgpack_pack_str_with_body(&pk, x->id, strlen(x->id));
-                msgpack_pack_str_with_body(&pk, "t", 1);
-                msgpack_pack_double(&pk, t);
-                msgpack_pack_str_with_body(&pk, "v", 1);
-                msgpack_pack_double(&pk, x->last);
-            }
+            pack_tick(&pk, xs, n, nsend, t);
             if (zmq_send(sock, sb.data, sb.size, 0) < 0 && !cli_stop) {
                 fprintf(stderr, "Error: Sending to '%s' failed (%s).\n", endpoint, zmq_strerror(errno));
                 goto err;
