@@ -173,7 +173,8 @@ void *cli_ingest_open(void **ctx, const char *endpoint, int mode, int bind, int 
         /* Wait for the subscriber's SUBSCRIBE message (first byte 1). */
         zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
         double deadline = cli_now() + wait_ms / 1000.0;
-        int subscribed = 0;
+        int subscribed = 0, everything = 0;
+        char prefix[64] = "";
         while (!subscribed && !cli_stop) {
             double left = deadline - cli_now();
             if (left <= 0) break;
@@ -182,8 +183,24 @@ void *cli_ingest_open(void **ctx, const char *endpoint, int mode, int bind, int 
             if (pr <= 0) break;
             char msg[256];
             int len = zmq_recv(s, msg, sizeof msg, ZMQ_DONTWAIT);
-            if (len > 0 && msg[0] == 1) subscribed = 1;
+            if (len > 0 && msg[0] == 1) {
+                subscribed = 1;
+                everything = len == 1;
+                if (len > 1) snprintf(prefix, sizeof prefix, "%.*s", len - 1 < 63 ? len - 1 : 63, msg + 1);
+            }
         }
+        /* A subscriber that filters on prefixes only sees messages whose topic
+         * frame matches; say so rather than let samples vanish silently. */
+        if (subscribed && !everything && zmq_poll(&it, 1, 100) > 0) {
+            char msg[256];
+            int len = zmq_recv(s, msg, sizeof msg, ZMQ_DONTWAIT);
+            everything = len == 1 && msg[0] == 1;
+        }
+        if (subscribed && !everything)
+            fprintf(stderr,
+                    "Note: The subscriber on '%s' filters on topic prefixes (e.g. '%s'); only messages "
+                    "with a matching topic frame reach it (send --topic sends the series id).\n",
+                    endpoint, prefix);
         if (!subscribed) {
             if (!cli_stop)
                 fprintf(stderr,

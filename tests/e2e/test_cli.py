@@ -114,7 +114,9 @@ def test_send_topic_frames_filter_by_series(ctx):
     p.stdin.write(rows.encode())
     p.stdin.close()
     msgs = collect(sub, p)
-    assert p.wait(10) == 0, p.stderr.read()
+    err = p.stderr.read().decode()
+    assert p.wait(10) == 0, err
+    assert "filters on topic prefixes (e.g. 'pump')" in err
     assert [m[0] for m in msgs] == [b"pump-1", b"pump-2"]
     assert [[x["v"] for x in msgpack.unpackb(m[1])] for m in msgs] == [[0.0, 1.0], [3.0]]
 
