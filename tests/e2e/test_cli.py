@@ -394,3 +394,32 @@ def test_tail_throttle_one_line_per_series(ctx):
     plain = [l for l in lines if not l.startswith(">>>")]
     assert sorted(l.split()[1] for l in plain) == ["a", "b"]
     assert len([l for l in lines if l.startswith(">>>")]) > 3  # alert events are never throttled
+
+
+def test_ctl_default_endpoint_finds_daemon_started_in_cwd(tmp_path):
+    # Without systemd the daemon's control socket is ./rwkvcastd.sock next to
+    # the default ./rwkvcast.db; `rwkvcast ctl` run there needs no -e.
+    from conftest import BINARY, free_port
+    if os.path.exists("/run/rwkvcast/control.sock"):
+        pytest.skip("a packaged rwkvcastd is running on this machine")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("input:\n  endpoints:\n    - type: sub\n      endpoint: tcp://127.0.0.1:%d\n      bind: true\n"
+                   "output:\n  endpoint: tcp://127.0.0.1:%d\n" % (free_port(), free_port()))
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY",
+                                                            "RWKVCAST_CONTROL", "NOTIFY_SOCKET")}
+    d = subprocess.Popen([BINARY, "-c", str(cfg)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        end = time.time() + 20
+        while True:
+            r = subprocess.run([CLI, "ctl", "--timeout", "300", "ping"], cwd=tmp_path, env=env,
+                               capture_output=True, timeout=10)
+            if r.returncode == 0 or time.time() > end:
+                break
+            time.sleep(0.2)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["pong"] is True
+        assert os.path.exists(tmp_path / "rwkvcastd.sock")
+    finally:
+        d.terminate()
+        d.wait(30)
