@@ -20,23 +20,25 @@
 #define AN_N_CAL 10u
 /* Mean of |N(0,1)|: converts a mean absolute error into a sigma. */
 #define AN_MEAN_ABS_N 0.7978845608f
-/* Scores are -log10(tail probability) / AN_LOG_SPAN, clamped to [0,1]. */
-#define AN_LOG_SPAN 12.0
+/* Scores are 1 - exp(-(-log10 P) / AN_LOG_SPAN) for a tail probability P. */
+#define AN_LOG_SPAN 8.656170245 /* 6 / ln 2 */
 
 void an_cfg_default(an_cfg *c) {
     c->warn = 0.5f;   /* tail probability 1e-6 */
-    c->alert = 0.75f; /* tail probability 1e-9 */
-    c->clear = 0.25f; /* tail probability 1e-3 */
+    c->alert = 0.75f; /* tail probability 1e-12 */
+    c->clear = 0.3f;  /* tail probability ~5e-2 */
     c->warmup = 60;
-    c->err_rate = 0.02f;
-    c->short_rate = 0.15f;
+    c->err_rate = 0.005f;
+    c->short_rate = 0.4f;
     c->long_rate = 0.01f;
     c->zcap = 6.0f;
     c->interval_weight = 0.5f;
     c->calm_weight = 0.0f;
-    c->point_weight = 0.5f;
-    c->guard = 1.0f;
-    c->drift_rate = 0.05f;
+    c->point_weight = 1.0f;
+    c->guard = 0.0f;
+    c->drift_rate = 0.0f;
+    c->regime_rate = 0.0f;
+    c->regime_weight = 0.0f;
 }
 
 static int in01(float x) { return x >= 0.0f && x <= 1.0f; }
@@ -50,7 +52,8 @@ rc_err an_cfg_check(const an_cfg *c) {
     if (!(c->zcap >= 1.0f && c->zcap <= 100.0f)) return RC_ERR_CONFIG;
     if (!in01(c->interval_weight) || !in01(c->calm_weight) || !in01(c->point_weight) ||
         !(c->guard == 0.0f || c->guard == 1.0f) ||
-        !(c->drift_rate >= 0.0f && c->drift_rate <= 1.0f))
+        !(c->drift_rate >= 0.0f && c->drift_rate <= 1.0f) || !in01(c->regime_rate) ||
+        !in01(c->regime_weight))
         return RC_ERR_CONFIG;
     return RC_OK;
 }
@@ -82,8 +85,11 @@ static float tail_score(double x) {
         /* Mills-ratio asymptote, where erfc would underflow: Q(x) ~ phi(x)/x. */
         lg = (-0.5 * x * x - log(x * sqrt(2.0 * M_PI))) / M_LN10;
     }
-    double sc = -lg / AN_LOG_SPAN;
-    return sc >= 1.0 ? 1.0f : (float)sc;
+    /* 1 - e^(-L/span) with L = -log10 P: monotone in P over the whole
+     * tail (no plateau at 1 that would tie a 7-sigma event with a
+     * 30-sigma one), P = 1e-6 -> 0.5, P = 1e-12 -> 0.75. */
+    double sc = 1.0 - exp(-(-lg) / AN_LOG_SPAN);
+    return sc >= 1.0 ? 1.0f : sc <= 0.0 ? 0.0f : (float)sc;
 }
 
 static float ew_rate(float rate, uint32_t k) {
@@ -152,18 +158,29 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
             float lo = c->calm_weight * tail_score(-x);
             /* Two-sided tail of the sample alone: P = 2 Q(z), so -log10 P
              * = -log10 Q(z) - log10 2. */
-            float pt = tail_score(zraw) - (float)(M_LN2 / M_LN10 / AN_LOG_SPAN);
-            pt = c->point_weight * (pt > 0.0f ? pt : 0.0f);
+            float pt = c->point_weight * tail_score(zraw);
             sc = hi > lo ? hi : lo;
             if (pt > sc) sc = pt;
+        }
+        if (c->regime_rate > 0.0f) {
+            double fd = fabs((double)q[mid] - (double)s->f_slow);
+            double fs = (double)s->f_dev / AN_MEAN_ABS_N;
+            if (!(fs > floor_)) fs = floor_;
+            if (k >= 2) {
+                float rg = c->regime_weight * tail_score(fd / fs);
+                if (rg > sc) sc = rg;
+            }
+            float ra = ew_rate(c->regime_rate, k);
+            double fw = fd < 4.0 * fs || k < 2 ? fd : 4.0 * fs;
+            s->f_dev += ra * ((float)fw - s->f_dev);
+            s->f_slow += ra * (q[mid] - s->f_slow);
         }
         if (c->drift_rate > 0.0f) {
             s->d_short += ew_rate(c->drift_rate, k) * (zs - s->d_short);
             double dsd = sqrt((double)s->d_var);
             if (dsd < 0.05) dsd = 0.05;
             if (k >= 2) {
-                float dr = tail_score(fabs((double)s->d_short - (double)s->d_mu) / dsd) -
-                           (float)(M_LN2 / M_LN10 / AN_LOG_SPAN);
+                float dr = tail_score(fabs((double)s->d_short - (double)s->d_mu) / dsd);
                 if (dr > sc) sc = dr;
             }
             float dl = (float)(3.0 * dsd);
@@ -242,10 +259,10 @@ void an_save(const an_state *s, uint8_t *buf) {
     rc_put_u32(buf, AN_MAGIC);
     rc_put_u32(buf + 4, s->n);
     rc_put_u32(buf + 8, (uint32_t)s->level);
-    const float f[15] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
+    const float f[17] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
                          s->nbias, s->nmae, s->m_short, s->mu_long, s->var_long,
-                         s->d_short, s->d_mu, s->d_var};
-    for (int i = 0; i < 15; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
+                         s->d_short, s->d_mu, s->d_var, s->f_slow, s->f_dev};
+    for (int i = 0; i < 17; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
 }
 
 rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
@@ -254,8 +271,8 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
     t.n = rc_get_u32(buf + 4);
     t.level = (int32_t)rc_get_u32(buf + 8);
     if (t.level < 0 || t.level > 2) return RC_ERR_FORMAT;
-    float f[15];
-    for (int i = 0; i < 15; i++) {
+    float f[17];
+    for (int i = 0; i < 17; i++) {
         f[i] = rc_get_f32(buf + 12 + 4 * i);
         if (!isfinite(f[i])) return RC_ERR_NUMERIC;
     }
@@ -263,9 +280,10 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
     t.last_v = f[5]; t.step = f[6]; t.nbias = f[7]; t.nmae = f[8];
     t.m_short = f[9]; t.mu_long = f[10]; t.var_long = f[11];
     t.d_short = f[12]; t.d_mu = f[13]; t.d_var = f[14];
+    t.f_slow = f[15]; t.f_dev = f[16];
     if (!(t.score >= 0.0f && t.score <= 1.0f) || t.mae < 0.0f || t.ratio < 0.0f ||
         t.var_long < 0.0f || t.step < 0.0f || t.nmae < 0.0f ||
-        t.d_var < 0.0f)
+        t.d_var < 0.0f || t.f_dev < 0.0f)
         return RC_ERR_FORMAT;
     *s = t;
     return RC_OK;

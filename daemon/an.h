@@ -34,13 +34,22 @@
  *     A drift chart (EWMA of the signed surprise against its own long-run
  *     law, two-sided) catches slow changes that a one-step forecaster
  *     follows with a lag: each residual is small but they share a sign.
+ *     A regime channel judges the forecast itself: how far the median
+ *     forecast now sits from its own slow average, in units of its usual
+ *     distance. A good forecaster follows a level change within a few
+ *     samples, so its residuals stop being surprising; that the forecast
+ *     had to move unusually far is the lasting evidence of the change.
  *     A single sample far in the tail (two-sided Gaussian tail of z itself,
  *     weighted by point_weight) also scores: a 10-sigma jump is news even
  *     before the short window fills, while a 4-sigma one stays below warn.
- *  3. score = min(1, -log10(P) / 12): P = 1e-6 -> 0.5, P = 1e-12 -> 1. A
- *     score is thus a tail probability on a log scale, the same on every
- *     series (the span is wide so that scores still rank events far in
- *     the tail instead of saturating at 1).
+ *  3. score = 1 - exp(-(-log10 P) / (6 / ln 2)): P = 1e-6 -> 0.5,
+ *     P = 1e-12 -> 0.75. A score is thus a tail probability on a log
+ *     scale, the same on every series, and it keeps ranking events far in
+ *     the tail instead of saturating at 1. The final score is the largest
+ *     of the enabled channels (likelihood, point, calm, drift, regime).
+ *  Defaults were chosen on SKAB and the generated set of
+ *  bench/anomaly_bench.c (bench/RESULTS.md); guard, drift and regime
+ *  channels are off by default because they did not improve those scores.
  *  4. Levels: raised to 1 at score >= warn, to 2 at score >= alert, and
  *     dropped back to 0 only when score < clear (hysteresis). No level and
  *     score 0 during the first `warmup` judged samples of a series.
@@ -68,15 +77,17 @@ typedef struct an_cfg {
     float clear;        /* score below which a raised level falls back to 0 */
     uint32_t warmup;    /* judged samples per series before any level (and score) is raised */
     /* Calibration and likelihood (rates are EW weights per sample, in (0,1]) */
-    float err_rate;     /* calibration of forecast errors; ~1/window, default 0.02 */
-    float short_rate;   /* short-window mean surprise; default 0.15 */
+    float err_rate;     /* calibration of forecast errors; ~1/window, default 0.005 */
+    float short_rate;   /* short-window mean surprise; default 0.4 */
     float long_rate;    /* long-run distribution of the short mean; default 0.01 */
     float zcap;         /* surprise above this (sigmas) is capped, default 6 */
     float interval_weight; /* 0..1: share of the forecast interval in the scale, default 0.5 */
     float calm_weight;  /* 0..1: weight of the "too predictable" lower tail, default 0 */
-    float point_weight; /* 0..1: weight of the single-sample tail of z itself */
-    float guard;        /* 0 or 1: surprise is min(model z, persistence z) when 1 */
-    float drift_rate;   /* 0..1: EW rate of the signed-surprise drift chart, 0 = off */
+    float point_weight; /* 0..1: weight of the single-sample tail of z itself, default 1 */
+    float guard;        /* 0 or 1: surprise is min(model z, persistence z) when 1; default 0 */
+    float drift_rate;   /* 0..1: EW rate of the signed-surprise drift chart, 0 = off (default) */
+    float regime_rate;  /* 0..1: EW rate of the forecast's slow reference, 0 = off (default) */
+    float regime_weight;/* 0..1: weight of the regime channel's score, default 0 */
 } an_cfg;
 
 void an_cfg_default(an_cfg *c);
@@ -105,6 +116,9 @@ typedef struct an_state {
     float d_short;      /* EW mean of signed, capped z at drift_rate */
     float d_mu;         /* EW long-run mean of d_short */
     float d_var;        /* EW long-run variance of d_short */
+    /* Regime channel (how far the forecast itself moved) */
+    float f_slow;       /* EW mean of the forecast median at regime_rate, value units */
+    float f_dev;        /* EW mean |median - f_slow|, value units */
 } an_state;
 
 void an_init(an_state *s);
@@ -119,8 +133,8 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
                 const float *qlev, int Q, int *level);
 
 /* Fixed-size little-endian serialization of an_state: magic "ANS1" as u32
- * version tag, then the fields above in order (u32, i32, 15 x f32). */
-#define AN_BLOB_SIZE 72
+ * version tag, then the fields above in order (u32, i32, 17 x f32). */
+#define AN_BLOB_SIZE 80
 void an_save(const an_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT on a short or foreign blob, RC_ERR_NUMERIC on non-finite
  * fields; s is untouched on failure. */

@@ -47,6 +47,13 @@ TEST(score_in_range_on_hostile_input) {
     an_cfg c;
     an_cfg_default(&c);
     c.warmup = 5;
+    /* Every optional channel on, so all of them see the hostile input. */
+    c.guard = 1.0f;
+    c.drift_rate = 0.05f;
+    c.regime_rate = 0.01f;
+    c.regime_weight = 1.0f;
+    c.calm_weight = 0.5f;
+    ASSERT_EQ(an_cfg_check(&c), RC_OK);
     an_state s;
     an_init(&s);
     const double vals[] = {0, 1, -1, NAN, INFINITY, -INFINITY, 1e300, -1e300, 1e-300,
@@ -64,6 +71,8 @@ TEST(score_in_range_on_hostile_input) {
             ASSERT(lvl >= 0 && lvl <= 2);
             ASSERT(isfinite(s.bias) && isfinite(s.mae) && isfinite(s.ratio));
             ASSERT(isfinite(s.m_short) && isfinite(s.mu_long) && isfinite(s.var_long));
+            ASSERT(isfinite(s.d_short) && isfinite(s.d_var) && isfinite(s.f_slow) &&
+                   isfinite(s.f_dev) && isfinite(s.nmae) && isfinite(s.step));
         }
     }
     /* Q = 1 (median only) still works. */
