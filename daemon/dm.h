@@ -7,6 +7,28 @@
  * -> sockets -> READY=1. Shutdown (SIGTERM/SIGINT): stop intake, flush the
  * engine, STOPPING=1, final checkpoint (bounded by shutdown_timeout), exit.
  *
+ * Control protocol (REP; request and reply are one msgpack map each; every
+ * reply has "ok", failures add "error": "message"):
+ *   {"cmd":"ping"}                      -> pong, version, pid
+ *   {"cmd":"stats"}                     -> received (messages), bytes, decoded
+ *        (samples), missing (NaN values accepted), dropped {reason: n} with
+ *        reasons msgpack type missing_key bad_id inf length oversize frames
+ *        old_timestamp limit, dropped_total, series, max_series, steps,
+ *        steps_per_s, published, alerts, new_series, evicted, brought_back,
+ *        restored, model_reset, forgotten, heap_bytes, model_hash (hex),
+ *        uptime, checkpoint {count failures interval last_time last_duration
+ *        last_rows busy}, queues {engine store}
+ *   {"cmd":"series","offset":N,"limit":M} -> total, series [ids] (slot order,
+ *        M <= 1000, default 100), next (offset of the next page or nil);
+ *        "cursor" is accepted for "offset"
+ *   {"cmd":"get","s":ID}                -> s, last_t, score, level, forecast
+ *        (the "f." map of the last step, or nil); error if not in memory
+ *   {"cmd":"checkpoint"}                -> rows, duration, time; the reply
+ *        comes once the transaction has committed
+ *   {"cmd":"forget","s":ID}             -> was_loaded; the state is dropped
+ *        from memory and deleted from the store
+ *   {"cmd":"reload"}                    -> ok, or the config error text
+ *
  * Threads: the calling thread runs everything except the store's writer.
  *
  * SPDX-License-Identifier: MIT
