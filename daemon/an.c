@@ -32,9 +32,9 @@ void an_cfg_default(an_cfg *c) {
     c->short_rate = 0.4f;
     c->long_rate = 0.01f;
     c->zcap = 6.0f;
-    c->interval_weight = 0.5f;
+    c->interval_weight = 0.8f;
     c->calm_weight = 0.0f;
-    c->point_weight = 1.0f;
+    c->point_weight = 0.0f;
     c->guard = 0.0f;
     c->drift_rate = 0.0f;
     c->regime_rate = 0.0f;
@@ -75,8 +75,8 @@ static double probit(double p) {
 }
 
 /* -log10 of a tail probability, mapped to [0,1]. */
-static float tail_score(double x) {
-    if (!(x > 0.0)) return 0.0f;
+static float tail_score_w(double x, double w) {
+    if (!(x > 0.0) || !(w > 0.0)) return 0.0f;
     if (x > 1e6) return 1.0f;
     double lg;
     if (x < 8.0) {
@@ -88,9 +88,13 @@ static float tail_score(double x) {
     /* 1 - e^(-L/span) with L = -log10 P: monotone in P over the whole
      * tail (no plateau at 1 that would tie a 7-sigma event with a
      * 30-sigma one), P = 1e-6 -> 0.5, P = 1e-12 -> 0.75. */
-    double sc = 1.0 - exp(-(-lg) / AN_LOG_SPAN);
+    double sc = 1.0 - exp(-w * (-lg) / AN_LOG_SPAN);
     return sc >= 1.0 ? 1.0f : sc <= 0.0 ? 0.0f : (float)sc;
 }
+
+/* Weights act on -log10 P (evidence), not on the score: a weighted
+ * channel can still reach any score, it just needs a rarer event. */
+static float tail_score(double x) { return tail_score_w(x, 1.0); }
 
 static float ew_rate(float rate, uint32_t k) {
     /* Running mean for the first samples, EW after: fast, unbiased start. */
@@ -155,19 +159,23 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
         if (k >= 2) {
             double x = ((double)s->m_short - (double)s->mu_long) / sd;
             float hi = tail_score(x);
-            float lo = c->calm_weight * tail_score(-x);
+            float lo = tail_score_w(-x, c->calm_weight);
             /* Two-sided tail of the sample alone: P = 2 Q(z), so -log10 P
              * = -log10 Q(z) - log10 2. */
-            float pt = c->point_weight * tail_score(zraw);
+            float pt = tail_score_w(zraw, c->point_weight);
             sc = hi > lo ? hi : lo;
             if (pt > sc) sc = pt;
         }
         if (c->regime_rate > 0.0f) {
             double fd = fabs((double)q[mid] - (double)s->f_slow);
+            /* In units of the larger of the forecast's usual wander and the
+             * forecast error: a smooth forecast of a noisy series must
+             * move by more than the noise to count. */
             double fs = (double)s->f_dev / AN_MEAN_ABS_N;
+            if (fs < sigma) fs = sigma;
             if (!(fs > floor_)) fs = floor_;
             if (k >= 2) {
-                float rg = c->regime_weight * tail_score(fd / fs);
+                float rg = tail_score_w(fd / fs, c->regime_weight);
                 if (rg > sc) sc = rg;
             }
             float ra = ew_rate(c->regime_rate, k);

@@ -40,16 +40,17 @@
  *     samples, so its residuals stop being surprising; that the forecast
  *     had to move unusually far is the lasting evidence of the change.
  *     A single sample far in the tail (two-sided Gaussian tail of z itself,
- *     weighted by point_weight) also scores: a 10-sigma jump is news even
- *     before the short window fills, while a 4-sigma one stays below warn.
+ *     weighted by point_weight) can also score: a 10-sigma jump is news
+ *     even before the short window fills.
  *  3. score = 1 - exp(-(-log10 P) / (6 / ln 2)): P = 1e-6 -> 0.5,
  *     P = 1e-12 -> 0.75. A score is thus a tail probability on a log
  *     scale, the same on every series, and it keeps ranking events far in
  *     the tail instead of saturating at 1. The final score is the largest
  *     of the enabled channels (likelihood, point, calm, drift, regime).
  *  Defaults were chosen on SKAB and the generated set of
- *  bench/anomaly_bench.c (bench/RESULTS.md); guard, drift and regime
- *  channels are off by default because they did not improve those scores.
+ *  bench/anomaly_bench.c (bench/RESULTS.md); the guard and the point,
+ *  calm, drift and regime channels are off by default because they did
+ *  not improve those scores (they stay available as settings).
  *  4. Levels: raised to 1 at score >= warn, to 2 at score >= alert, and
  *     dropped back to 0 only when score < clear (hysteresis). No level and
  *     score 0 during the first `warmup` judged samples of a series.
@@ -81,13 +82,13 @@ typedef struct an_cfg {
     float short_rate;   /* short-window mean surprise; default 0.4 */
     float long_rate;    /* long-run distribution of the short mean; default 0.01 */
     float zcap;         /* surprise above this (sigmas) is capped, default 6 */
-    float interval_weight; /* 0..1: share of the forecast interval in the scale, default 0.5 */
-    float calm_weight;  /* 0..1: weight of the "too predictable" lower tail, default 0 */
-    float point_weight; /* 0..1: weight of the single-sample tail of z itself, default 1 */
+    float interval_weight; /* 0..1: share of the forecast interval in the scale, default 0.8 */
+    float calm_weight;  /* 0..1: weight (on -log10 P) of the "too predictable" lower tail, default 0 */
+    float point_weight; /* 0..1: weight (on -log10 P) of the single-sample tail of z, default 0 */
     float guard;        /* 0 or 1: surprise is min(model z, persistence z) when 1; default 0 */
     float drift_rate;   /* 0..1: EW rate of the signed-surprise drift chart, 0 = off (default) */
     float regime_rate;  /* 0..1: EW rate of the forecast's slow reference, 0 = off (default) */
-    float regime_weight;/* 0..1: weight of the regime channel's score, default 0 */
+    float regime_weight;/* 0..1: weight (on -log10 P) of the regime channel, default 0 */
 } an_cfg;
 
 void an_cfg_default(an_cfg *c);
