@@ -371,7 +371,8 @@ static rc_err k_engine(px *x, yaml_node_t *v, const char *key, void *obj) {
 #define AF(f) {#f, offsetof(an_cfg, f)}
 static const struct { const char *name; size_t off; } an_floats[] = {
     AF(warn), AF(alert), AF(clear), AF(err_rate), AF(short_rate), AF(long_rate),
-    AF(zcap), AF(interval_weight), AF(calm_weight), AF(point_weight), AF(guard), AF(drift_rate)};
+    AF(zcap), AF(interval_weight), AF(calm_weight), AF(point_weight), AF(guard), AF(drift_rate),
+    AF(regime_rate), AF(regime_weight)};
 #define N_AF ((int)(sizeof an_floats / sizeof an_floats[0]))
 static rc_err k_an_float(px *x, yaml_node_t *v, const char *key, void *obj) {
     const char *leaf = strrchr(key, '.') + 1;
@@ -393,7 +394,8 @@ static const key_def anomaly_keys[] = {
     {"warn", k_an_float}, {"alert", k_an_float}, {"clear", k_an_float}, {"warmup", k_an_warmup},
     {"err_rate", k_an_float}, {"short_rate", k_an_float}, {"long_rate", k_an_float},
     {"zcap", k_an_float}, {"interval_weight", k_an_float}, {"calm_weight", k_an_float},
-    {"point_weight", k_an_float}, {"guard", k_an_float}, {"drift_rate", k_an_float}};
+    {"point_weight", k_an_float}, {"guard", k_an_float}, {"drift_rate", k_an_float},
+    {"regime_rate", k_an_float}, {"regime_weight", k_an_float}};
 int cf_anomaly_keys(void) { return (int)(sizeof anomaly_keys / sizeof anomaly_keys[0]); }
 
 static rc_err k_anomaly(px *x, yaml_node_t *v, const char *key, void *obj) {
@@ -401,7 +403,7 @@ static rc_err k_anomaly(px *x, yaml_node_t *v, const char *key, void *obj) {
         return RC_ERR_CONFIG;
     if (an_cfg_check(&CFG->anomaly))
         return fail(x, v->start_mark, "Invalid '%s' settings: need 0 <= clear <= warn <= alert <= 1, "
-                    "rates in (0,1], zcap in 1..100, weights and drift_rate in 0..1, guard 0 or 1.", key);
+                    "rates in (0,1], zcap in 1..100, weights, drift_rate and regime_rate in 0..1, guard 0 or 1.", key);
     return RC_OK;
 }
 
