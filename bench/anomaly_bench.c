@@ -53,7 +53,8 @@ static void combine(float *acc, float v) {
     else if (v > *acc) *acc = v;
 }
 
-static const char *DET_NAME[N_DET] = {"rwkvcast", "rolling z-score", "seasonal-naive z-score"};
+static const char *DET_NAME[N_DET] = {"rwkvcast", "rolling z-score",
+                                      "seasonal-naive z-score (true period)"};
 static const char *KIND_NAME[N_KIND] = {"spike", "dip", "level shift", "variance change",
                                         "trend change", "seasonality break", "stuck sensor",
                                         "dropout"};
@@ -528,7 +529,9 @@ static void debug_maxes(const bset *s) {
 
 static void report(const bset *s, int with_kinds) {
     if (getenv("ANB_DEBUG")) debug_maxes(s);
-    printf("\n### %s (%d files, %d windows)\n\n", s->name, s->nf, 0);
+    int nwin = 0;
+    for (int fi = 0; fi < s->nf; fi++) nwin += s->f[fi].nw;
+    printf("\n### %s (%d files, %d windows)\n\n", s->name, s->nf, nwin);
     printf("| detector | NAB standard | reward_low_FP | reward_low_FN | threshold (std) | windows detected | FP detections / 1000 samples |\n");
     printf("|---|---|---|---|---|---|---|\n");
     eval bstd[N_DET];
