@@ -570,7 +570,7 @@ static int set_an(an_cfg *c, const char *kv) {
     size_t l = (size_t)(eq - kv);
 #define AN_KEY(name) if (l == strlen(#name) && !strncmp(kv, #name, l)) { c->name = v; return 0; }
     AN_KEY(err_rate) AN_KEY(short_rate) AN_KEY(long_rate) AN_KEY(zcap) AN_KEY(interval_weight)
-    AN_KEY(calm_weight) AN_KEY(point_weight) AN_KEY(guard) AN_KEY(drift_rate) AN_KEY(regime_rate) AN_KEY(regime_weight) AN_KEY(warn) AN_KEY(alert) AN_KEY(clear)
+    AN_KEY(calm_weight) AN_KEY(point_weight) AN_KEY(guard) AN_KEY(drift_rate) AN_KEY(regime_rate) AN_KEY(regime_weight) AN_KEY(stuck_weight) AN_KEY(warn) AN_KEY(alert) AN_KEY(clear)
 #undef AN_KEY
     if (l == 6 && !strncmp(kv, "warmup", 6)) { c->warmup = (uint32_t)v; return 0; }
     return -1;
@@ -612,9 +612,9 @@ int main(int argc, char **argv) {
            model_path ? model_path : en_default_model_path());
     printf("channels combined per timestamp by: %s (same rule for every detector)\n",
            g_combine ? "sum" : "max");
-    printf("anomaly settings: warmup %u, err_rate %g, short_rate %g, long_rate %g, zcap %g, interval_weight %g, calm_weight %g, point_weight %g, guard %g, drift_rate %g, regime_rate %g, regime_weight %g\n",
+    printf("anomaly settings: warmup %u, err_rate %g, short_rate %g, long_rate %g, zcap %g, interval_weight %g, calm_weight %g, point_weight %g, guard %g, drift_rate %g, regime_rate %g, regime_weight %g, stuck_weight %g\n",
            ac.warmup, ac.err_rate, ac.short_rate, ac.long_rate, ac.zcap, ac.interval_weight, ac.calm_weight,
-           ac.point_weight, ac.guard, ac.drift_rate, ac.regime_rate, ac.regime_weight);
+           ac.point_weight, ac.guard, ac.drift_rate, ac.regime_rate, ac.regime_weight, ac.stuck_weight);
     bset skab = {.name = "SKAB, NAB windows centred on anomaly onsets"};
     bset skab2 = {.name = "SKAB, leaderboard windows (60 s after each change point)"};
     bset gen = {.name = "Generated set (8 kinds x 3 periods x 2 noise levels x 2 seeds)"};

@@ -39,6 +39,7 @@ void an_cfg_default(an_cfg *c) {
     c->drift_rate = 0.0f;
     c->regime_rate = 0.0f;
     c->regime_weight = 0.0f;
+    c->stuck_weight = 0.0f;
 }
 
 static int in01(float x) { return x >= 0.0f && x <= 1.0f; }
@@ -53,7 +54,7 @@ rc_err an_cfg_check(const an_cfg *c) {
     if (!in01(c->interval_weight) || !in01(c->calm_weight) || !in01(c->point_weight) ||
         !(c->guard == 0.0f || c->guard == 1.0f) ||
         !(c->drift_rate >= 0.0f && c->drift_rate <= 1.0f) || !in01(c->regime_rate) ||
-        !in01(c->regime_weight))
+        !in01(c->regime_weight) || !in01(c->stuck_weight))
         return RC_ERR_CONFIG;
     return RC_OK;
 }
@@ -166,6 +167,14 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
             sc = hi > lo ? hi : lo;
             if (pt > sc) sc = pt;
         }
+        if (c->stuck_weight > 0.0f && s->same_n >= 1.0f && k >= 2) {
+            /* -log10 P of the run, P = p^run; mapped like every tail. */
+            double p = (double)s->p_same < 0.01 ? 0.01 : (double)s->p_same;
+            double lg = (double)s->same_n * log10(p);
+            double st = 1.0 - exp(c->stuck_weight * lg / AN_LOG_SPAN);
+            float stf = st >= 1.0 ? 1.0f : st <= 0.0 ? 0.0f : (float)st;
+            if (stf > sc) sc = stf;
+        }
         if (c->regime_rate > 0.0f) {
             double fd = fabs((double)q[mid] - (double)s->f_slow);
             /* In units of the larger of the forecast's usual wander and the
@@ -236,6 +245,13 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
             s->nbias += a * (float)dnw;
             s->nmae += a * ((float)fabs(dnw) - s->nmae);
         }
+        if (s->n > 0) {
+            int same = (float)v == s->last_v;
+            /* The run judges itself, so it does not teach p_same while it lasts. */
+            if (!same || s->same_n < 2.0f) s->p_same += a * ((float)same - s->p_same);
+            s->same_n = same ? s->same_n + 1.0f : 0.0f;
+            if (s->same_n > 1e6f) s->same_n = 1e6f;
+        }
         s->last_v = (float)v;
         if (!isfinite(s->bias) || !isfinite(s->mae) || !isfinite(s->ratio) ||
             !isfinite(s->last_v) || !isfinite(s->step) || !isfinite(s->nbias) ||
@@ -267,10 +283,11 @@ void an_save(const an_state *s, uint8_t *buf) {
     rc_put_u32(buf, AN_MAGIC);
     rc_put_u32(buf + 4, s->n);
     rc_put_u32(buf + 8, (uint32_t)s->level);
-    const float f[17] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
+    const float f[19] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
                          s->nbias, s->nmae, s->m_short, s->mu_long, s->var_long,
-                         s->d_short, s->d_mu, s->d_var, s->f_slow, s->f_dev};
-    for (int i = 0; i < 17; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
+                         s->d_short, s->d_mu, s->d_var, s->f_slow, s->f_dev,
+                         s->p_same, s->same_n};
+    for (int i = 0; i < 19; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
 }
 
 rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
@@ -279,8 +296,8 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
     t.n = rc_get_u32(buf + 4);
     t.level = (int32_t)rc_get_u32(buf + 8);
     if (t.level < 0 || t.level > 2) return RC_ERR_FORMAT;
-    float f[17];
-    for (int i = 0; i < 17; i++) {
+    float f[19];
+    for (int i = 0; i < 19; i++) {
         f[i] = rc_get_f32(buf + 12 + 4 * i);
         if (!isfinite(f[i])) return RC_ERR_NUMERIC;
     }
@@ -289,9 +306,11 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
     t.m_short = f[9]; t.mu_long = f[10]; t.var_long = f[11];
     t.d_short = f[12]; t.d_mu = f[13]; t.d_var = f[14];
     t.f_slow = f[15]; t.f_dev = f[16];
+    t.p_same = f[17]; t.same_n = f[18];
     if (!(t.score >= 0.0f && t.score <= 1.0f) || t.mae < 0.0f || t.ratio < 0.0f ||
         t.var_long < 0.0f || t.step < 0.0f || t.nmae < 0.0f ||
-        t.d_var < 0.0f || t.f_dev < 0.0f)
+        t.d_var < 0.0f || t.f_dev < 0.0f ||
+        t.p_same < 0.0f || t.p_same > 1.0f || t.same_n < 0.0f)
         return RC_ERR_FORMAT;
     *s = t;
     return RC_OK;

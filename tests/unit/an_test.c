@@ -53,6 +53,8 @@ TEST(score_in_range_on_hostile_input) {
     c.regime_rate = 0.01f;
     c.regime_weight = 1.0f;
     c.calm_weight = 0.5f;
+    c.point_weight = 1.0f;
+    c.stuck_weight = 1.0f;
     ASSERT_EQ(an_cfg_check(&c), RC_OK);
     an_state s;
     an_init(&s);
@@ -224,7 +226,24 @@ TEST(save_load_round_trip) {
     ASSERT_EQ(memcmp(&u, &t, sizeof t), 0);
 }
 
-TT_MAIN(TEST_ENTRY(cfg_default_is_valid), TEST_ENTRY(score_in_range_on_hostile_input),
+TEST(stuck_sensor_channel) {
+    an_cfg c;
+    an_cfg_default(&c);
+    c.stuck_weight = 1.0f;
+    an_state s;
+    an_init(&s);
+    int lvl;
+    for (int i = 0; i < 500; i++) judge(&s, &c, gauss(), 0, &lvl);
+    ASSERT_EQ(lvl, 0);
+    /* The sensor freezes: a continuous series never repeats a value, so a
+     * short run is already very unlikely (p floored at 1%: 0.01^6 = 1e-12). */
+    float sc = 0.0f;
+    for (int i = 0; i < 8; i++) sc = judge(&s, &c, 0.1234, 0, &lvl);
+    ASSERT(sc >= c.alert);
+    ASSERT_EQ(lvl, 2);
+}
+
+TT_MAIN(TEST_ENTRY(stuck_sensor_channel), TEST_ENTRY(cfg_default_is_valid), TEST_ENTRY(score_in_range_on_hostile_input),
         TEST_ENTRY(nan_is_missing), TEST_ENTRY(one_outlier_does_not_alert),
         TEST_ENTRY(quiet_noise_rarely_warns), TEST_ENTRY(sustained_shift_alerts),
         TEST_ENTRY(hysteresis_and_clear), TEST_ENTRY(warmup_suppresses_levels),
