@@ -372,7 +372,7 @@ static rc_err k_engine(px *x, yaml_node_t *v, const char *key, void *obj) {
 static const struct { const char *name; size_t off; } an_floats[] = {
     AF(warn), AF(alert), AF(clear), AF(err_rate), AF(short_rate), AF(long_rate),
     AF(zcap), AF(interval_weight), AF(calm_weight), AF(point_weight), AF(guard), AF(drift_rate),
-    AF(regime_rate), AF(regime_weight)};
+    AF(regime_rate), AF(regime_weight), AF(stuck_weight)};
 #define N_AF ((int)(sizeof an_floats / sizeof an_floats[0]))
 static rc_err k_an_float(px *x, yaml_node_t *v, const char *key, void *obj) {
     const char *leaf = strrchr(key, '.') + 1;
@@ -395,7 +395,7 @@ static const key_def anomaly_keys[] = {
     {"err_rate", k_an_float}, {"short_rate", k_an_float}, {"long_rate", k_an_float},
     {"zcap", k_an_float}, {"interval_weight", k_an_float}, {"calm_weight", k_an_float},
     {"point_weight", k_an_float}, {"guard", k_an_float}, {"drift_rate", k_an_float},
-    {"regime_rate", k_an_float}, {"regime_weight", k_an_float}};
+    {"regime_rate", k_an_float}, {"regime_weight", k_an_float}, {"stuck_weight", k_an_float}};
 int cf_anomaly_keys(void) { return (int)(sizeof anomaly_keys / sizeof anomaly_keys[0]); }
 
 static rc_err k_anomaly(px *x, yaml_node_t *v, const char *key, void *obj) {
