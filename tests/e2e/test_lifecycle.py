@@ -74,6 +74,7 @@ def test_restart_gives_same_forecasts(daemon_factory):
                 worst = max(worst, abs(x - y) / max(1.0, abs(y)))
         assert abs(ka[k]["score"] - kb[k]["score"]) < 1e-4
         assert ka[k]["dt"] == kb[k]["dt"]
+    print("restart vs never-stopped: max relative forecast difference %.3g" % worst)
     assert worst < 1e-4, worst
     assert a.stop() == 0 and b.stop() == 0
 
@@ -132,6 +133,7 @@ def test_kill9_during_ingest_and_checkpoints(daemon_factory):
         after = d.ctl("get", s="k007")
         assert after["ok"], (rnd, after, d.logtext())
         lost = before["last_t"] - after["last_t"]
+        print("kill -9 round %d: lost %.3f s of updates (interval %.1f s)" % (rnd, lost, interval))
         # At most one interval plus the writer's own time to commit.
         assert lost <= interval + 1.0 * SLOW, (rnd, lost)
         st = d.stats()
