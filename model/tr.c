@@ -7,7 +7,6 @@
  */
 #include "model/tr.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -562,6 +561,5 @@ rc_err tr_forward_window(const rk_model *m, int B, int T, const float *feat,
     memcpy(out, a.q, (size_t)B * T * HQ * sizeof(float));
     rc_free(mem);
     rc_free(wtm);
-    (void)errno;
     return RC_OK;
 }
