@@ -39,7 +39,7 @@ void an_cfg_default(an_cfg *c) {
     c->drift_rate = 0.0f;
     c->regime_rate = 0.0f;
     c->regime_weight = 0.0f;
-    c->stuck_weight = 0.0f;
+    c->stuck_weight = 0.5f;
 }
 
 static int in01(float x) { return x >= 0.0f && x <= 1.0f; }
@@ -135,6 +135,7 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
     if (!(sigma > floor_)) sigma = floor_;
 
     float z = 0.0f, zs = 0.0f;
+    int run_odd = 0; /* the current run of repeats is already suspicious */
     double zraw = 0.0;
     /* Persistence forecast, calibrated like the model's. */
     double dn = v - (double)s->last_v - (double)s->nbias;
@@ -170,9 +171,18 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
         if (c->stuck_weight > 0.0f && s->same_n >= 1.0f && k >= 2) {
             /* -log10 P of the run, P = p^run; mapped like every tail. */
             double p = (double)s->p_same < 0.01 ? 0.01 : (double)s->p_same;
-            double lg = (double)s->same_n * log10(p);
+            double pc = (double)s->p_cont < 0.01 ? 0.01 : (double)s->p_cont;
+            double lg = log10(p) + ((double)s->same_n - 1.0) * log10(pc);
             double st = 1.0 - exp(c->stuck_weight * lg / AN_LOG_SPAN);
             float stf = st >= 1.0 ? 1.0f : st <= 0.0 ? 0.0f : (float)st;
+            run_odd = stf >= c->clear;
+            /* Once the run is itself an alert, a longer run is no news:
+             * the channel then holds the score just above clear, which
+             * keeps the raised level (hysteresis) without re-alerting. */
+            double prev_lg = s->same_n >= 2.0f ? lg - log10(pc) : 0.0;
+            double prev_st = 1.0 - exp(c->stuck_weight * prev_lg / AN_LOG_SPAN);
+            /* The margin keeps rounding from holding a run that never alerted. */
+            if (prev_st >= (double)c->alert + 1e-3 && stf > c->clear) stf = c->clear + 0.5f * (c->warn - c->clear);
             if (stf > sc) sc = stf;
         }
         if (c->regime_rate > 0.0f) {
@@ -247,8 +257,12 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
         }
         if (s->n > 0) {
             int same = (float)v == s->last_v;
-            /* The run judges itself, so it does not teach p_same while it lasts. */
-            if (!same || s->same_n < 2.0f) s->p_same += a * ((float)same - s->p_same);
+            /* A run that is already suspicious does not teach the repeat
+             * rates, or a frozen sensor would slowly make itself normal. */
+            if (!(same && run_odd)) {
+                s->p_same += a * ((float)same - s->p_same);
+                if (s->same_n >= 1.0f) s->p_cont += a * ((float)same - s->p_cont);
+            }
             s->same_n = same ? s->same_n + 1.0f : 0.0f;
             if (s->same_n > 1e6f) s->same_n = 1e6f;
         }
@@ -283,11 +297,11 @@ void an_save(const an_state *s, uint8_t *buf) {
     rc_put_u32(buf, AN_MAGIC);
     rc_put_u32(buf + 4, s->n);
     rc_put_u32(buf + 8, (uint32_t)s->level);
-    const float f[19] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
+    const float f[20] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
                          s->nbias, s->nmae, s->m_short, s->mu_long, s->var_long,
                          s->d_short, s->d_mu, s->d_var, s->f_slow, s->f_dev,
-                         s->p_same, s->same_n};
-    for (int i = 0; i < 19; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
+                         s->p_same, s->same_n, s->p_cont};
+    for (int i = 0; i < 20; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
 }
 
 rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
@@ -296,8 +310,8 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
     t.n = rc_get_u32(buf + 4);
     t.level = (int32_t)rc_get_u32(buf + 8);
     if (t.level < 0 || t.level > 2) return RC_ERR_FORMAT;
-    float f[19];
-    for (int i = 0; i < 19; i++) {
+    float f[20];
+    for (int i = 0; i < 20; i++) {
         f[i] = rc_get_f32(buf + 12 + 4 * i);
         if (!isfinite(f[i])) return RC_ERR_NUMERIC;
     }
@@ -306,11 +320,12 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
     t.m_short = f[9]; t.mu_long = f[10]; t.var_long = f[11];
     t.d_short = f[12]; t.d_mu = f[13]; t.d_var = f[14];
     t.f_slow = f[15]; t.f_dev = f[16];
-    t.p_same = f[17]; t.same_n = f[18];
+    t.p_same = f[17]; t.same_n = f[18]; t.p_cont = f[19];
     if (!(t.score >= 0.0f && t.score <= 1.0f) || t.mae < 0.0f || t.ratio < 0.0f ||
         t.var_long < 0.0f || t.step < 0.0f || t.nmae < 0.0f ||
         t.d_var < 0.0f || t.f_dev < 0.0f ||
-        t.p_same < 0.0f || t.p_same > 1.0f || t.same_n < 0.0f)
+        t.p_same < 0.0f || t.p_same > 1.0f || t.same_n < 0.0f ||
+        t.p_cont < 0.0f || t.p_cont > 1.0f)
         return RC_ERR_FORMAT;
     *s = t;
     return RC_OK;

@@ -40,9 +40,13 @@
  *     samples, so its residuals stop being surprising; that the forecast
  *     had to move unusually far is the lasting evidence of the change.
  *     A stuck-sensor channel: a run of k values identical to the previous
- *     one has probability p^k under the series' own rate p of repeated
- *     values (floored at 1%), so a continuous sensor that freezes scores
- *     within a few samples while a coarsely quantized one needs a long run.
+ *     one has probability p * c^(k-1) under the series' own rate p of
+ *     repeats and rate c of a repeat following a repeat (both floored at
+ *     1%), so a continuous sensor that freezes scores within a few samples
+ *     while a coarsely quantized one, whose runs are normal, needs a run
+ *     far longer than its usual ones. Once the run is an alert, the
+ *     channel holds a score between clear and warn: the level stays
+ *     raised, and a longer run is not reported as new evidence.
  *     A single sample far in the tail (two-sided Gaussian tail of z itself,
  *     weighted by point_weight) can also score: a 10-sigma jump is news
  *     even before the short window fills.
@@ -52,11 +56,10 @@
  *     the tail instead of saturating at 1. The final score is the largest
  *     of the enabled channels (likelihood, point, calm, drift, regime).
  *  Defaults were chosen on SKAB and the generated set of
- *  bench/anomaly_bench.c (bench/RESULTS.md); the guard and the point,
- *  calm, drift, regime and stuck channels are off by default because they
- *  did not improve the NAB scores there (the stuck channel finds every
- *  frozen sensor but keeps firing for the whole run, which NAB counts as
- *  false positives); they stay available as settings.
+ *  bench/anomaly_bench.c (bench/RESULTS.md): likelihood and stuck
+ *  channels on; the guard and the point, calm, drift and regime channels
+ *  off, because they did not improve the NAB scores there (they stay
+ *  available as settings).
  *  4. Levels: raised to 1 at score >= warn, to 2 at score >= alert, and
  *     dropped back to 0 only when score < clear (hysteresis). No level and
  *     score 0 during the first `warmup` judged samples of a series.
@@ -95,7 +98,7 @@ typedef struct an_cfg {
     float drift_rate;   /* 0..1: EW rate of the signed-surprise drift chart, 0 = off (default) */
     float regime_rate;  /* 0..1: EW rate of the forecast's slow reference, 0 = off (default) */
     float regime_weight;/* 0..1: weight (on -log10 P) of the regime channel, default 0 */
-    float stuck_weight; /* 0..1: weight (on -log10 P) of the stuck-sensor channel, default 0 */
+    float stuck_weight; /* 0..1: weight (on -log10 P) of the stuck-sensor channel, default 0.5 */
 } an_cfg;
 
 void an_cfg_default(an_cfg *c);
@@ -130,6 +133,7 @@ typedef struct an_state {
     /* Stuck-sensor channel */
     float p_same;       /* EW fraction of judged samples equal to the previous one */
     float same_n;       /* current run of samples equal to the previous one */
+    float p_cont;       /* EW rate of a repeat right after a repeat (run persistence) */
 } an_state;
 
 void an_init(an_state *s);
@@ -144,8 +148,8 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
                 const float *qlev, int Q, int *level);
 
 /* Fixed-size little-endian serialization of an_state: magic "ANS1" as u32
- * version tag, then the fields above in order (u32, i32, 19 x f32). */
-#define AN_BLOB_SIZE 88
+ * version tag, then the fields above in order (u32, i32, 20 x f32). */
+#define AN_BLOB_SIZE 92
 void an_save(const an_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT on a short or foreign blob, RC_ERR_NUMERIC on non-finite
  * fields; s is untouched on failure. */
