@@ -28,8 +28,8 @@ void an_cfg_default(an_cfg *c) {
     c->alert = 0.75f; /* tail probability 1e-12 */
     c->clear = 0.3f;  /* tail probability ~5e-2 */
     c->warmup = 60;
-    c->err_rate = 0.005f;
-    c->short_rate = 0.4f;
+    c->err_rate = 0.0075f;
+    c->short_rate = 0.7f;
     c->long_rate = 0.01f;
     c->zcap = 6.0f;
     c->interval_weight = 0.8f;

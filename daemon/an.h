@@ -87,8 +87,8 @@ typedef struct an_cfg {
     float clear;        /* score below which a raised level falls back to 0 */
     uint32_t warmup;    /* judged samples per series before any level (and score) is raised */
     /* Calibration and likelihood (rates are EW weights per sample, in (0,1]) */
-    float err_rate;     /* calibration of forecast errors; ~1/window, default 0.005 */
-    float short_rate;   /* short-window mean surprise; default 0.4 */
+    float err_rate;     /* calibration of forecast errors; ~1/window, default 0.0075 */
+    float short_rate;   /* short-window mean surprise; default 0.7 */
     float long_rate;    /* long-run distribution of the short mean; default 0.01 */
     float zcap;         /* surprise above this (sigmas) is capped, default 6 */
     float interval_weight; /* 0..1: share of the forecast interval in the scale, default 0.8 */
