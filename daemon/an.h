@@ -54,7 +54,7 @@
  *     P = 1e-12 -> 0.75. A score is thus a tail probability on a log
  *     scale, the same on every series, and it keeps ranking events far in
  *     the tail instead of saturating at 1. The final score is the largest
- *     of the enabled channels (likelihood, point, calm, drift, regime).
+ *     of the enabled channels (likelihood, calm, point, drift, regime, stuck).
  *  Defaults were chosen on SKAB and the generated set of
  *  bench/anomaly_bench.c (bench/RESULTS.md): likelihood and stuck
  *  channels on; the guard and the point, calm, drift and regime channels
