@@ -290,7 +290,7 @@ def checkpoint_under_load(rn, d, n, rate, args):
     p, before = rn.run("during-ckpt", max(rate * 0.25, 100.0), run_s, ["--timeline"], background=True)
     time.sleep(1.0)
     t_req = time.monotonic()
-    rep = d.ctl({"cmd": "checkpoint"}, timeout=600) or {}
+    rep = d.ctl({"cmd": "checkpoint", "wait": True}, timeout=600) or {}
     t_rep = time.monotonic()
     r = rn.finish(p, before, run_s)
     st = d.stats().get("checkpoint", {})

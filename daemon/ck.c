@@ -14,7 +14,11 @@
 
 #include "common/lg.h"
 
-enum { OP_PUT = 1, OP_DEL = 2 };
+enum { OP_PUT = 1, OP_DEL = 2, OP_NONE = 3 /* taken back by ck_fetch: skipped */ };
+
+/* Snapshot chunks: the loop fills one while the writer writes another, so
+ * snapshot memory is CHUNKS x chunk_rows rows whatever max_series is. */
+enum { CHUNKS = 4 };
 
 /* Row header; the blob follows at the next 8-byte boundary. */
 typedef struct row {
@@ -40,15 +44,21 @@ struct ck_store {
     size_t stride;         /* bytes per row */
     rowbuf ring[2];        /* pending / in-flight evictions and deletions */
     int pend;              /* index of the pending ring */
-    rowbuf snap;           /* snapshot of the next (or in-flight) job */
+    rowbuf chunk[CHUNKS];  /* snapshot chunks, reused across chunks and jobs */
+    int fill;              /* chunk the loop fills, or -1 (loop thread only) */
     /* Handoff, under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thr;
     int thr_started;
-    int job;               /* 1 from ck_submit until the writer finishes */
-    int busy;              /* 1 from ck_submit until ck_poll collects */
+    int job;               /* 1 from ck_begin until the writer finishes */
+    int sealed;            /* 1 once the job's last chunk is queued */
+    int busy;              /* 1 from ck_begin until ck_poll collects (loop thread only) */
     int stop;              /* writer should exit */
+    int is_free[CHUNKS];   /* chunk neither filled, queued nor being written */
+    int queue[CHUNKS];     /* chunks handed to the writer, FIFO */
+    int q_head, q_len;     /* queue position and length */
+    uint32_t snap_rows;    /* snapshot rows added to the open job (loop thread only) */
     ck_result res;         /* last job's result, written by the writer */
 };
 
@@ -112,47 +122,92 @@ fail:
 
 static double wall(void) { return lg_wall_s(); }
 
-/* Writes one job in one transaction. Runs on the writer thread. */
+/* Binds and steps one row; 0 on failure. */
+static int put_row(ck_store *s, sqlite3_stmt *put, sqlite3_stmt *del, row *r, double now) {
+    if (r->op == OP_NONE) return 1;
+    sqlite3_stmt *st = r->op == OP_DEL ? del : put;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, r->id, r->id_len, SQLITE_STATIC);
+    if (r->op == OP_PUT) {
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)r->model_hash);
+        sqlite3_bind_double(st, 3, now);
+        sqlite3_bind_blob(st, 4, row_blob(r), (int)s->blob_size, SQLITE_STATIC);
+    }
+    return sqlite3_step(st) == SQLITE_DONE;
+}
+
+/* Next queued chunk, waiting for the loop; -1 when the job is sealed and
+ * drained (or the store is closing). mu held. */
+static int next_chunk(ck_store *s) {
+    while (!s->q_len && !s->sealed && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
+    if (!s->q_len) return -1;
+    return s->queue[s->q_head];
+}
+
+/* Writes one job in ONE transaction: the ring first (evictions and
+ * deletions are older than every snapshot row), then the snapshot chunks in
+ * the order the loop queued them, as they arrive. Runs on the writer
+ * thread with mu held on entry and exit. The transaction stays open while
+ * chunks arrive; WAL readers (ck_fetch, restore) see the previous commit.
+ * After a failure the remaining chunks are still consumed (and discarded)
+ * so the loop never waits on a dead job. */
 static void run_job(ck_store *s, const rowbuf *ring, ck_result *res) {
     sqlite3_stmt *put = NULL, *del = NULL;
     memset(res, 0, sizeof *res);
     res->started = wall();
     int64_t t0 = lg_mono_ns();
     sqlite3 *db = s->wdb;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) goto fail;
+    int ok = 0;
+    pthread_mutex_unlock(&s->mu);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) goto ring_done;
     if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO series(id, model_hash, updated, state) "
-                               "VALUES(?1, ?2, ?3, ?4)", -1, &put, NULL) != SQLITE_OK) goto fail;
-    if (sqlite3_prepare_v2(db, "DELETE FROM series WHERE id = ?1", -1, &del, NULL) != SQLITE_OK) goto fail;
-    const rowbuf *parts[2] = {ring, &s->snap};
-    /* Evictions and deletions first: the snapshot is newer than all of them. */
-    for (int p = 0; p < 2; p++) {
-        for (uint32_t i = 0; i < parts[p]->n; i++) {
-            row *r = row_at(s, parts[p], i);
-            sqlite3_stmt *st = r->op == OP_DEL ? del : put;
-            sqlite3_reset(st);
-            sqlite3_bind_text(st, 1, r->id, r->id_len, SQLITE_STATIC);
-            if (r->op == OP_PUT) {
-                sqlite3_bind_int64(st, 2, (sqlite3_int64)r->model_hash);
-                sqlite3_bind_double(st, 3, res->started);
-                sqlite3_bind_blob(st, 4, row_blob(r), (int)s->blob_size, SQLITE_STATIC);
-            }
-            if (sqlite3_step(st) != SQLITE_DONE) goto fail;
-            res->rows++;
-        }
+                               "VALUES(?1, ?2, ?3, ?4)", -1, &put, NULL) != SQLITE_OK) goto ring_done;
+    if (sqlite3_prepare_v2(db, "DELETE FROM series WHERE id = ?1", -1, &del, NULL) != SQLITE_OK) goto ring_done;
+    for (uint32_t i = 0; i < ring->n; i++) {
+        if (!put_row(s, put, del, row_at(s, ring, i), res->started)) goto ring_done;
+        res->rows++;
     }
-    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) goto fail;
+    ok = 1;
+ring_done:
+    if (!ok) snprintf(res->error, sizeof res->error, "%s", sqlite3_errmsg(db));
+    pthread_mutex_lock(&s->mu);
+    int c;
+    while ((c = next_chunk(s)) >= 0) {
+        /* The chunk is frozen once queued, so write it unlocked. */
+        pthread_mutex_unlock(&s->mu);
+        const rowbuf *b = &s->chunk[c];
+        for (uint32_t i = 0; ok && i < b->n; i++) {
+            if (!put_row(s, put, del, row_at(s, b, i), res->started)) {
+                ok = 0;
+                snprintf(res->error, sizeof res->error, "%s", sqlite3_errmsg(db));
+            } else {
+                res->rows++;
+            }
+        }
+        pthread_mutex_lock(&s->mu);
+        s->chunk[c].n = 0;
+        s->is_free[c] = 1;
+        s->q_head = (s->q_head + 1) % CHUNKS;
+        s->q_len--;
+    }
+    if (!s->sealed) {
+        ok = 0; /* closing with the job open: never commit half a snapshot */
+        snprintf(res->error, sizeof res->error, "Store closed during the checkpoint");
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (ok && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        ok = 0;
+        snprintf(res->error, sizeof res->error, "%s", sqlite3_errmsg(db));
+    }
     sqlite3_finalize(put);
     sqlite3_finalize(del);
+    if (!ok) {
+        res->rc = RC_ERR_IO;
+        if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        res->rows = 0;
+    }
     res->duration = (double)(lg_mono_ns() - t0) * 1e-9;
-    return;
-fail:
-    res->rc = RC_ERR_IO;
-    snprintf(res->error, sizeof res->error, "%s", sqlite3_errmsg(db));
-    sqlite3_finalize(put);
-    sqlite3_finalize(del);
-    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    res->rows = 0;
-    res->duration = (double)(lg_mono_ns() - t0) * 1e-9;
+    pthread_mutex_lock(&s->mu);
 }
 
 static void *writer(void *arg) {
@@ -161,12 +216,10 @@ static void *writer(void *arg) {
     for (;;) {
         while (!s->job && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
         if (!s->job && s->stop) break;
-        /* The job's buffers are frozen until ck_poll, so write them unlocked. */
+        /* The job's ring is frozen until ck_poll. */
         const rowbuf *ring = &s->ring[1 - s->pend];
-        pthread_mutex_unlock(&s->mu);
         ck_result res;
         run_job(s, ring, &res);
-        pthread_mutex_lock(&s->mu);
         s->res = res;
         s->job = 0;
         pthread_cond_broadcast(&s->cv);
@@ -196,7 +249,7 @@ static rc_err rowbuf_init(rowbuf *b, uint32_t cap, size_t stride) {
     return b->base ? RC_OK : RC_ERR_NOMEM;
 }
 
-ck_store *ck_open(const char *path, size_t blob_size, uint32_t snap_rows, uint32_t evict_rows,
+ck_store *ck_open(const char *path, size_t blob_size, uint32_t chunk_rows, uint32_t evict_rows,
                   rc_err *err, char *errbuf, size_t errlen) {
     ck_store *s = rc_calloc(1, sizeof *s);
     if (errbuf && errlen) errbuf[0] = 0;
@@ -206,9 +259,13 @@ ck_store *ck_open(const char *path, size_t blob_size, uint32_t snap_rows, uint32
     pthread_cond_init(&s->cv, NULL);
     s->blob_size = blob_size;
     s->stride = (((sizeof(row) + 7) & ~(size_t)7) + blob_size + 7) & ~(size_t)7;
-    if (rowbuf_init(&s->ring[0], evict_rows, s->stride) || rowbuf_init(&s->ring[1], evict_rows, s->stride) ||
-        rowbuf_init(&s->snap, snap_rows, s->stride))
+    if (rowbuf_init(&s->ring[0], evict_rows, s->stride) || rowbuf_init(&s->ring[1], evict_rows, s->stride))
         goto err;
+    for (int c = 0; c < CHUNKS; c++) {
+        if (rowbuf_init(&s->chunk[c], chunk_rows ? chunk_rows : 1, s->stride)) goto err;
+        s->is_free[c] = 1;
+    }
+    s->fill = -1;
     if ((*err = open_db(path, &s->wdb, errbuf, errlen))) goto err;
     if ((*err = migrate(s->wdb, path, errbuf, errlen))) goto err;
     if ((*err = open_db(path, &s->rdb, errbuf, errlen))) goto err;
@@ -243,7 +300,7 @@ void ck_close(ck_store *s) {
     sqlite3_close(s->wdb);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
-    rc_free(s->snap.base);
+    for (int c = 0; c < CHUNKS; c++) rc_free(s->chunk[c].base);
     rc_free(s->ring[1].base);
     rc_free(s->ring[0].base);
     rc_free(s);
@@ -279,7 +336,7 @@ long ck_restore(ck_store *s, ck_row_cb *cb, void *ctx) {
 static row *find_in(const ck_store *s, const rowbuf *b, const char *id, size_t len) {
     for (uint32_t i = b->n; i-- > 0;) {
         row *r = row_at(s, b, i);
-        if (r->id_len == len && memcmp(r->id, id, len) == 0) return r;
+        if (r->op != OP_NONE && r->id_len == len && memcmp(r->id, id, len) == 0) return r;
     }
     return NULL;
 }
@@ -287,12 +344,18 @@ static row *find_in(const ck_store *s, const rowbuf *b, const char *id, size_t l
 int ck_fetch(ck_store *s, const char *id, size_t id_len, uint8_t *buf, size_t cap,
              size_t *len, uint64_t *model_hash) {
     row *r = find_in(s, &s->ring[s->pend], id, id_len);
+    int in_pending = r != NULL;
     /* The in-flight ring is frozen while busy, so reading it here is safe;
-     * its snapshot part cannot hold a newer state of an absent series
-     * (anything evicted after the submit is in the pending ring). */
+     * its snapshot chunks cannot hold a newer state of an absent series
+     * (anything evicted or deleted after a row was snapshotted is in the
+     * pending ring). */
     if (!r && s->busy) r = find_in(s, &s->ring[1 - s->pend], id, id_len);
     if (r) {
-        if (r->op == OP_DEL) return 0;
+        int op = r->op;
+        /* Taken back into memory: a pending row must not overwrite the
+         * state the loop snapshots from now on (see ck.h). */
+        if (in_pending) r->op = OP_NONE;
+        if (op == OP_DEL) return 0;
         size_t n = s->blob_size < cap ? s->blob_size : cap;
         memcpy(buf, row_blob(r), n);
         *len = n;
@@ -332,10 +395,45 @@ static row *add(ck_store *s, rowbuf *b, int op, const char *id, size_t len, uint
     return r;
 }
 
+/* Queues the fill chunk for the writer (loop thread). */
+static void queue_fill(ck_store *s) {
+    pthread_mutex_lock(&s->mu);
+    s->queue[(s->q_head + s->q_len) % CHUNKS] = s->fill;
+    s->q_len++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    s->fill = -1;
+}
+
+/* Takes a free chunk as the fill chunk; 0 when all are in use. */
+static int take_chunk(ck_store *s) {
+    pthread_mutex_lock(&s->mu);
+    for (int c = 0; c < CHUNKS && s->fill < 0; c++)
+        if (s->is_free[c]) {
+            s->is_free[c] = 0;
+            s->fill = c;
+        }
+    pthread_mutex_unlock(&s->mu);
+    return s->fill >= 0;
+}
+
 uint8_t *ck_snap_add(ck_store *s, const char *id, size_t id_len, uint64_t model_hash) {
-    if (s->busy) return NULL;
-    row *r = add(s, &s->snap, OP_PUT, id, id_len, model_hash);
+    if (!s->busy || s->sealed) return NULL;
+    if (s->fill >= 0 && s->chunk[s->fill].n == s->chunk[s->fill].cap) queue_fill(s);
+    if (s->fill < 0 && !take_chunk(s)) return NULL;
+    row *r = add(s, &s->chunk[s->fill], OP_PUT, id, id_len, model_hash);
+    if (r) s->snap_rows++;
     return r ? row_blob(r) : NULL;
+}
+
+int ck_snap_room(ck_store *s) {
+    if (!s->busy || s->sealed) return 0;
+    if (s->fill >= 0 && s->chunk[s->fill].n < s->chunk[s->fill].cap) return 1;
+    pthread_mutex_lock(&s->mu);
+    int room = 0;
+    for (int c = 0; c < CHUNKS; c++) room |= s->is_free[c];
+    pthread_mutex_unlock(&s->mu);
+    return room;
 }
 
 uint8_t *ck_evict_add(ck_store *s, const char *id, size_t id_len, uint64_t model_hash) {
@@ -347,18 +445,37 @@ rc_err ck_delete(ck_store *s, const char *id, size_t id_len) {
     return add(s, &s->ring[s->pend], OP_DEL, id, id_len, 0) ? RC_OK : RC_ERR_LIMIT;
 }
 
-uint32_t ck_pending(const ck_store *s) { return s->ring[s->pend].n + (s->busy ? 0 : s->snap.n); }
+uint32_t ck_pending(const ck_store *s) { return s->ring[s->pend].n; }
 
-rc_err ck_submit(ck_store *s) {
+rc_err ck_begin(ck_store *s) {
     if (s->busy) return RC_ERR_LIMIT;
     pthread_mutex_lock(&s->mu);
     s->pend = 1 - s->pend; /* the old pending ring travels with the job */
     s->ring[s->pend].n = 0;
     s->busy = 1;
     s->job = 1;
+    s->sealed = 0;
+    s->snap_rows = 0;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return RC_OK;
+}
+
+rc_err ck_seal(ck_store *s) {
+    if (!s->busy || s->sealed) return RC_ERR_LIMIT;
+    if (s->fill >= 0 && s->chunk[s->fill].n) queue_fill(s);
+    pthread_mutex_lock(&s->mu);
+    if (s->fill >= 0) s->is_free[s->fill] = 1; /* taken but empty */
+    s->fill = -1;
+    s->sealed = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return RC_OK;
+}
+
+rc_err ck_submit(ck_store *s) {
+    rc_err rc = ck_begin(s);
+    return rc != RC_OK ? rc : ck_seal(s);
 }
 
 /* Collects a finished job; mu held. */
@@ -366,7 +483,6 @@ static int collect(ck_store *s, ck_result *r) {
     if (!s->busy || s->job) return 0;
     if (r) *r = s->res;
     s->busy = 0;
-    s->snap.n = 0;
     s->ring[1 - s->pend].n = 0;
     return 1;
 }

@@ -7,6 +7,13 @@
  * here allocates per sample (libzmq itself copies messages above 33 bytes
  * into its own buffers; that is inside the library and bounded by HWMs).
  *
+ * Checkpoints never stall ingest for long: the snapshot is copied in slices
+ * of at most SNAP_SLICE_NS of loop time, one per loop iteration, into the
+ * store's fixed chunks while the writer thread writes earlier chunks inside
+ * the checkpoint's single transaction (ck.h). A slot is copied at most once
+ * per checkpoint, when the cursor passes it; a slot changed after that is
+ * dirty again and goes into the next checkpoint.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include "daemon/dm.h"
@@ -47,6 +54,11 @@ enum {
 static const char *const drop_names[DROP__COUNT] = {
     "", "msgpack", "type", "missing_key", "bad_id", "inf", "length",
     "oversize", "frames", "old_timestamp", "limit"};
+
+/* Loop time one snapshot slice may take: the ingest stall bound of a checkpoint. */
+#define SNAP_SLICE_NS 2000000
+/* Rows per snapshot chunk (the store keeps 4): about 1 MB each for the default model. */
+#define SNAP_CHUNK_ROWS 256
 
 typedef struct dm {
     cf_config cfg;          /* active settings */
@@ -89,8 +101,18 @@ typedef struct dm {
     int stats_timer;
     int ckpt_want;          /* a checkpoint waits for the writer to be idle */
     int ckpt_full;          /* next checkpoint writes every series (after a failure) */
-    int ckpt_reply;         /* a control client waits for the job in flight */
+    int ckpt_reply;         /* a control client waits for checkpoint number reply_gen */
+    uint64_t reply_gen;     /* the checkpoint that client waits for */
+    uint64_t ckpt_gen;      /* checkpoints begun so far (the in-flight one's number) */
     int job_is_ckpt;        /* the job in flight carries a snapshot (else only evictions) */
+    /* Snapshot in progress (between ck_begin and ck_seal) */
+    int snap_active;        /* copying slices */
+    uint32_t snap_cursor;   /* next slot to look at */
+    uint32_t snap_rows;     /* rows copied so far */
+    int64_t snap_ns;        /* loop time spent copying, this checkpoint */
+    double last_snapshot_s; /* loop time the last finished snapshot took, seconds */
+    double restore_s;       /* reading the store at startup, seconds */
+    double startup_s;       /* start to READY=1, seconds */
     int stopping;           /* SIGTERM/SIGINT seen */
     double wd_interval;     /* seconds between WATCHDOG=1, 0 = off */
 } dm;
@@ -212,6 +234,8 @@ static uint32_t slot_for(dm *d, const char *id, size_t len) {
         en_slot_reset(d->en, slot);
         d->new_series++;
     }
+    /* ck_fetch took any pending row of id back: snapshots write it from now on. */
+    en_slot_mark_dirty(d->en, slot);
     return slot;
 }
 
@@ -269,25 +293,55 @@ static void on_input(ev_loop *l, void *ctx) {
 
 /* ---- Checkpoints ---- */
 
+/* Opens a checkpoint job; the snapshot is then copied slice by slice from
+ * before_sleep. While a job is in flight the request waits (ckpt_want). */
 static void start_checkpoint(dm *d) {
     if (ck_busy(d->ck)) { d->ckpt_want = 1; return; }
     d->ckpt_want = 0;
-    en_flush(d->en);
-    uint32_t rows = 0;
-    for (uint32_t s = rg_next(d->rg, 0); s != RG_NONE; s = rg_next(d->rg, s + 1)) {
+    if (ck_begin(d->ck) != RC_OK) { d->ckpt_want = 1; return; }
+    d->ckpt_gen++;
+    d->job_is_ckpt = 1;
+    d->snap_active = 1;
+    d->snap_cursor = 0;
+    d->snap_rows = 0;
+    d->snap_ns = 0;
+}
+
+/* Copies dirty slots from the cursor on for at most budget_ns of loop time,
+ * or until every chunk is with the writer; seals the job at the end.
+ * Returns 1 when it made progress (or finished), 0 when blocked on the
+ * writer. The time is read every 32 slots: one en_slot_save is a few us. */
+static int snapshot_slice(dm *d, int64_t budget_ns) {
+    int64_t t0 = lg_mono_ns();
+    uint32_t done = 0, s = d->snap_cursor;
+    int progress = 0;
+    /* A queued sample must be stepped before its slot is saved. */
+    if (en_pending(d->en)) en_flush(d->en);
+    for (s = rg_next(d->rg, s); s != RG_NONE; s = rg_next(d->rg, s + 1)) {
+        if ((++done & 31) == 0 && lg_mono_ns() - t0 > budget_ns) break;
         if (!d->ckpt_full && !en_slot_dirty(d->en, s)) continue;
         size_t len;
         const char *id = rg_id(d->rg, s, &len);
         uint8_t *b = ck_snap_add(d->ck, id, len, d->model->hash);
-        if (NEVER(!b)) break;
+        if (!b) break; /* every chunk is with the writer: resume here later */
         en_slot_save(d->en, s, b);
         en_slot_clear_dirty(d->en, s);
-        rows++;
+        d->snap_rows++;
+        progress = 1;
     }
-    d->ckpt_full = 0;
-    d->job_is_ckpt = 1;
-    ck_submit(d->ck);
-    LOG(LG_DEBUG, "store", "Checkpoint of %u series handed to the writer.", rows);
+    if (s == RG_NONE) {
+        ck_seal(d->ck);
+        d->snap_active = 0;
+        d->ckpt_full = 0;
+        progress = 1;
+        LOG(LG_DEBUG, "store", "Checkpoint snapshot of %u series handed to the writer.", d->snap_rows);
+    } else {
+        progress |= s != d->snap_cursor;
+        d->snap_cursor = s;
+    }
+    d->snap_ns += lg_mono_ns() - t0;
+    if (!d->snap_active) d->last_snapshot_s = (double)d->snap_ns * 1e-9;
+    return progress;
 }
 
 static void send_reply(dm *d, mp_wr *w);
@@ -295,8 +349,7 @@ static void send_reply(dm *d, mp_wr *w);
 /* Sends evicted states and deletions to the store without a snapshot, so
  * eviction churn does not turn into back-to-back full checkpoints. */
 static void flush_evictions(dm *d) {
-    d->job_is_ckpt = 0;
-    ck_submit(d->ck);
+    if (ck_submit(d->ck) == RC_OK) d->job_is_ckpt = 0;
 }
 
 static void checkpoint_done(dm *d, const ck_result *r) {
@@ -317,7 +370,7 @@ static void checkpoint_done(dm *d, const ck_result *r) {
         d->ckpt_full = 1;
         LOG(LG_WARNING, "store", "Checkpoint failed (%s); the next one rewrites every series.", r->error);
     }
-    if (d->ckpt_reply) {
+    if (d->ckpt_reply && d->ckpt_gen >= d->reply_gen) {
         mp_wr w;
         mp_wr_init(&w, d->ctl_buf, d->ctl_cap);
         if (r->rc == RC_OK) {
@@ -454,7 +507,7 @@ static void reply_error(dm *d, mp_wr *w, const char *msg) {
 static void ctl_stats(dm *d, mp_wr *w) {
     char hash[20];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)d->model->hash);
-    mp_w_map(w, 25);
+    mp_w_map(w, 28);
     mp_w_kv_bool(w, "ok", 1);
     mp_w_kv_str(w, "version", DM_VERSION);
     mp_w_kv_f64(w, "uptime", lg_wall_s() - d->started);
@@ -479,8 +532,12 @@ static void ctl_stats(dm *d, mp_wr *w) {
     mp_w_kv_int(w, "restored", (int64_t)d->restored);
     mp_w_kv_int(w, "model_reset", (int64_t)d->model_reset);
     mp_w_kv_int(w, "forgotten", (int64_t)d->forgotten);
+    mp_w_kv_f64(w, "restore_s", d->restore_s);
+    mp_w_kv_f64(w, "startup_s", d->startup_s);
+    /* Since the previous stats request: the worst wait a message could see. */
+    mp_w_kv_f64(w, "loop_max_s", ev_max_busy(d->ev, 1));
     mp_w_cstr(w, "checkpoint");
-    mp_w_map(w, 7);
+    mp_w_map(w, 9);
     mp_w_kv_int(w, "count", (int64_t)d->ckpt_count);
     mp_w_kv_int(w, "failures", (int64_t)d->ckpt_fail);
     mp_w_kv_f64(w, "interval", d->cfg.checkpoint_interval);
@@ -488,6 +545,8 @@ static void ctl_stats(dm *d, mp_wr *w) {
     mp_w_kv_f64(w, "last_duration", d->ckpt_have_last ? d->ckpt_last.duration : 0);
     mp_w_kv_int(w, "last_rows", d->ckpt_have_last ? d->ckpt_last.rows : 0);
     mp_w_kv_bool(w, "busy", ck_busy(d->ck));
+    mp_w_kv_f64(w, "last_snapshot_s", d->last_snapshot_s);
+    mp_w_kv_bool(w, "snapshotting", d->snap_active);
     /* Our own heap (rc_malloc); flat after startup since nothing per sample allocates. */
     mp_w_kv_int(w, "heap_bytes", (int64_t)rc_mem_used());
     mp_w_cstr(w, "queues");
@@ -572,6 +631,7 @@ static void on_control(ev_loop *l, void *ctx) {
     const char *sid = NULL;
     size_t slen = 0;
     uint64_t cursor = 0, limit = 0;
+    int wait = 0;
     int ok = mp_next(&r, &o) == RC_OK && o.type == MP_MAP;
     for (uint32_t i = 0; ok && i < o.len; i++) {
         mp_rd at;
@@ -590,6 +650,8 @@ static void on_control(ev_loop *l, void *ctx) {
             cursor = v.u;
         } else if (k.len == 5 && !memcmp(k.p, "limit", 5) && v.type == MP_UINT) {
             limit = v.u;
+        } else if (k.len == 4 && !memcmp(k.p, "wait", 4) && v.type == MP_BOOL) {
+            wait = v.b;
         }
     }
     if (!ok || !cmd[0]) {
@@ -609,13 +671,23 @@ static void on_control(ev_loop *l, void *ctx) {
     } else if (!strcmp(cmd, "forget")) {
         ctl_forget(d, &w, sid, slen);
     } else if (!strcmp(cmd, "checkpoint")) {
-        /* Replied when the job finishes; the REP socket is paused meanwhile
-         * (REP must answer before it may read the next request). */
+        /* A job in flight may have passed slots that changed since: the
+         * request is for the next checkpoint to begin. */
+        int queued = ck_busy(d->ck);
         start_checkpoint(d);
-        d->ckpt_reply = 1;
-        ev_io_enable(d->ev, d->rep_h, 0);
-        zmq_msg_close(&m);
-        return;
+        if (wait) {
+            /* Replied when that checkpoint commits; the REP socket is paused
+             * meanwhile (REP must answer before it may read the next request). */
+            d->reply_gen = d->ckpt_gen + (uint64_t)queued;
+            d->ckpt_reply = 1;
+            ev_io_enable(d->ev, d->rep_h, 0);
+            zmq_msg_close(&m);
+            return;
+        }
+        mp_w_map(&w, 3);
+        mp_w_kv_bool(&w, "ok", 1);
+        mp_w_kv_bool(&w, "started", 1);
+        mp_w_kv_bool(&w, "queued", queued);
     } else if (!strcmp(cmd, "reload")) {
         char err[1024];
         if (reload(d, err, sizeof err) == RC_OK) {
@@ -691,8 +763,11 @@ static void before_sleep(ev_loop *l, void *ctx) {
     /* Evictions waiting while no checkpoint is due still go out promptly. */
     if (!ck_busy(d->ck) && d->ckpt_want) start_checkpoint(d);
     else if (!ck_busy(d->ck) && ck_pending(d->ck)) flush_evictions(d);
-    /* Poll more often while the writer works, to collect its result soon. */
-    ev_set_max_wait(l, ck_busy(d->ck) ? 0.02 : 1.0);
+    /* One bounded slice per iteration; come back at once while it moves,
+     * soon when it waits for the writer to free a chunk. Poll more often
+     * while the writer works, to collect its result soon. */
+    if (d->snap_active) ev_set_max_wait(l, snapshot_slice(d, SNAP_SLICE_NS) && d->snap_active ? 0 : 0.002);
+    else ev_set_max_wait(l, ck_busy(d->ck) ? 0.02 : 1.0);
 }
 
 /* ---- Startup ---- */
@@ -759,12 +834,20 @@ static int shutdown_checkpoint(dm *d) {
     ck_result r;
     double tmo = d->cfg.shutdown_timeout;
     if (ck_busy(d->ck)) {
-        if (ck_wait(d->ck, tmo, &r)) checkpoint_done(d, &r);
+        /* A snapshot in progress is finished first (it is one transaction). */
+        int64_t until = lg_mono_ns() + (int64_t)(tmo * 1e9);
+        while (d->snap_active && lg_mono_ns() < until)
+            if (!snapshot_slice(d, INT64_MAX / 2)) usleep(500);
+        if (!d->snap_active && ck_wait(d->ck, tmo, &r)) checkpoint_done(d, &r);
         else return 0;
     }
     d->ckpt_full = d->ckpt_full || d->ckpt_fail > 0;
     start_checkpoint(d);
-    if (!ck_wait(d->ck, tmo, &r)) return 0;
+    /* Intake is stopped: copy the rest without slicing, waiting on the writer for chunks. */
+    int64_t until = lg_mono_ns() + (int64_t)(tmo * 1e9);
+    while (d->snap_active && lg_mono_ns() < until)
+        if (!snapshot_slice(d, INT64_MAX / 2)) usleep(500);
+    if (d->snap_active || !ck_wait(d->ck, tmo, &r)) return 0;
     checkpoint_done(d, &r);
     if (r.rc != RC_OK) return 0;
     LOG(LG_NOTICE, "store", "Final checkpoint: %u rows in %.3f s.", r.rows, r.duration);
@@ -780,6 +863,7 @@ int dm_run(const cf_config *cfg) {
     d->cfg = *cfg;
     d->sigpipe[0] = d->sigpipe[1] = -1;
     d->started = lg_wall_s();
+    int64_t t_start = lg_mono_ns();
     lg_verbosity = cfg->log_level;
     for (int i = 0; i < DROP__COUNT; i++) lg_rl_init(&d->rl[i], 1.0, 10.0);
     /* Signals first: a SIGTERM during a long restore is then queued on the
@@ -805,11 +889,15 @@ int dm_run(const cf_config *cfg) {
     d->ctl_buf = rc_malloc(d->ctl_cap);
     if (!d->fetch_buf || !d->pub_buf || !d->ctl_buf) goto err;
 
-    d->ck = ck_open(cfg->state_db, d->blob_size, cfg->max_series, cfg->evict_queue, &err, msg, sizeof msg);
+    uint32_t chunk = cfg->max_series < SNAP_CHUNK_ROWS ? (uint32_t)cfg->max_series : SNAP_CHUNK_ROWS;
+    d->ck = ck_open(cfg->state_db, d->blob_size, chunk, cfg->evict_queue, &err, msg, sizeof msg);
     if (!d->ck) { LOG(LG_WARNING, "store", "%s", msg); goto err; }
+    int64_t t_restore = lg_mono_ns();
     long rows = ck_restore(d->ck, restore_row, d);
-    LOG(LG_NOTICE, "store", "Restored %llu of %ld stored series from '%s' (%llu reset: other model or damaged).",
-        (unsigned long long)d->restored, rows, cfg->state_db, (unsigned long long)d->model_reset);
+    d->restore_s = (double)(lg_mono_ns() - t_restore) * 1e-9;
+    LOG(LG_NOTICE, "store", "Restored %llu of %ld stored series from '%s' in %.3f s (%llu reset: other model "
+        "or damaged).", (unsigned long long)d->restored, rows, cfg->state_db, d->restore_s,
+        (unsigned long long)d->model_reset);
 
     if (!open_sockets(d)) goto err;
     if (!(d->ev = ev_new(CF_MAX_INPUTS + 2, 8, &err))) goto err;
@@ -832,6 +920,7 @@ int dm_run(const cf_config *cfg) {
     if (d->wd_interval > 0) ev_add_timer(d->ev, d->wd_interval, watchdog_tick, d);
     ev_set_before_sleep(d->ev, before_sleep, d);
 
+    d->startup_s = (double)(lg_mono_ns() - t_start) * 1e-9;
     snprintf(msg, sizeof msg, "READY=1\nSTATUS=Serving %u series\nMAINPID=%d", rg_count(d->rg), (int)getpid());
     notify(msg);
     LOG(LG_NOTICE, "daemon", "rwkvcastd %s ready (pid %d, %u series, config %s).", DM_VERSION, (int)getpid(),

@@ -16,15 +16,20 @@
  *        old_timestamp limit, dropped_total, series, max_series, steps,
  *        steps_per_s, published, alerts, new_series, evicted, brought_back,
  *        restored, model_reset, forgotten, heap_bytes, model_hash (hex),
- *        uptime, checkpoint {count failures interval last_time last_duration
- *        last_rows busy}, queues {engine store}
+ *        uptime, restore_s (reading the store at startup), startup_s (start to
+ *        READY), loop_max_s (longest busy loop iteration since the previous
+ *        stats request), checkpoint {count failures interval last_time
+ *        last_duration (writer, seconds) last_rows busy last_snapshot_s (loop
+ *        time the last snapshot took) snapshotting}, queues {engine store}
  *   {"cmd":"series","offset":N,"limit":M} -> total, series [ids] (slot order,
  *        M <= 1000, default 100), next (offset of the next page or nil);
  *        "cursor" is accepted for "offset"
  *   {"cmd":"get","s":ID}                -> s, last_t, score, level, forecast
  *        (the "f." map of the last step, or nil); error if not in memory
- *   {"cmd":"checkpoint"}                -> rows, duration, time; the reply
- *        comes once the transaction has committed
+ *   {"cmd":"checkpoint"}                -> started, queued (true when a job
+ *        was in flight: the new checkpoint begins after it); replies at once
+ *   {"cmd":"checkpoint","wait":true}    -> rows, duration, time; the reply
+ *        comes once a checkpoint begun after the request has committed
  *   {"cmd":"forget","s":ID}             -> was_loaded; the state is dropped
  *        from memory and deleted from the store
  *   {"cmd":"reload"}                    -> ok, or the config error text

@@ -235,6 +235,10 @@ void en_slot_clear_dirty(en_engine *e, uint32_t slot) {
     if (slot < e->max_series) e->meta[slot].flags &= (uint8_t)~SLOT_DIRTY;
 }
 
+void en_slot_mark_dirty(en_engine *e, uint32_t slot) {
+    if (slot < e->max_series) e->meta[slot].flags |= SLOT_DIRTY;
+}
+
 /* Splits slot's horizon-major forecast into yhat/lo/hi arrays. */
 static void split_forecast(const en_engine *e, uint32_t slot, float *yhat, float *lo, float *hi) {
     const float *fc = e->fc + (size_t)slot * e->HQ;

@@ -92,6 +92,9 @@ const en_result *en_slot_last(en_engine *e, uint32_t slot);
 /* Dirty tracking for checkpoints: set by every stepped sample and reset. */
 int en_slot_dirty(const en_engine *e, uint32_t slot);
 void en_slot_clear_dirty(en_engine *e, uint32_t slot);
+/* Marks slot dirty without a step (a series taken back from the store's
+ * pending queue must be written by the next snapshot; see ck.h). */
+void en_slot_mark_dirty(en_engine *e, uint32_t slot);
 
 /*
  * Versioned little-endian blob of one slot (model state, featurizer,

@@ -41,6 +41,11 @@ void ev_set_before_sleep(ev_loop *l, ev_io_cb *cb, void *ctx);
 /* Upper bound for one poll wait, seconds (default 1). */
 void ev_set_max_wait(ev_loop *l, double seconds);
 
+/* Longest busy part of one loop iteration (handlers, timers and the
+ * before-sleep hook, not the poll wait) in seconds since the last call with
+ * reset = 1: how long an arriving message could wait for the loop. */
+double ev_max_busy(ev_loop *l, int reset);
+
 /* Runs until ev_stop; returns RC_OK, or RC_ERR_IO when zmq_poll fails. */
 rc_err ev_run(ev_loop *l);
 void ev_stop(ev_loop *l);

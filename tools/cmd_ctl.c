@@ -41,6 +41,7 @@ static void usage(FILE *f) {
             "  rwkvcast ctl stats\n"
             "  rwkvcast ctl series offset=0 limit=50\n"
             "  rwkvcast ctl get s=sensor-00\n"
+            "  rwkvcast ctl checkpoint wait=true   (reply after the commit)\n"
             "\n"
             "Exit status: 0 if the daemon answered ok, 1 if it refused, timed out or was\n"
             "unreachable, 2 on a usage error.\n");

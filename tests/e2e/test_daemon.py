@@ -144,12 +144,12 @@ def test_control_commands(daemon):
     assert g["ok"] and g["last_t"] == 1000
     check_forecast(g["forecast"])
     assert not daemon.ctl("get", s="nope")["ok"]
-    r = daemon.ctl("checkpoint")
+    r = daemon.ctl("checkpoint", wait=True)
     assert r["ok"] and r["rows"] == 25
     r = daemon.ctl("forget", s="c07")
     assert r["ok"] and r["was_loaded"]
     assert not daemon.ctl("get", s="c07")["ok"]
-    assert daemon.ctl("checkpoint")["ok"]
+    assert daemon.ctl("checkpoint", wait=True)["ok"]
     st = daemon.stats()
     assert st["series"] == 24 and st["forgotten"] == 1
     assert st["checkpoint"]["count"] >= 2

@@ -43,7 +43,7 @@ def test_restart_gives_same_forecasts(daemon_factory):
     a = daemon_factory("a").start()
     feed(a, series, first, value)
     a.wait_stats(lambda s: s["steps"] >= 180)
-    r = a.ctl("checkpoint")
+    r = a.ctl("checkpoint", wait=True)
     assert r["ok"] and r["rows"] == 3
     assert a.stop() == 0
     a.start()
@@ -77,6 +77,45 @@ def test_restart_gives_same_forecasts(daemon_factory):
     print("restart vs never-stopped: max relative forecast difference %.3g" % worst)
     assert worst < 1e-4, worst
     assert a.stop() == 0 and b.stop() == 0
+
+
+def test_checkpoint_in_chunks_while_ingesting(daemon_factory):
+    """3000 dirty series span 12 snapshot chunks (256 rows each, 4 kept): the
+    'checkpoint' command answers at once, ingest goes on while the snapshot is
+    copied in slices, and one transaction holds every row (wait=true)."""
+    n = 3000
+    d = daemon_factory(checkpoint_interval=3600, series={"max": 4000}).start()
+    names = ["ck%04d" % k for k in range(n)]
+    for j in range(0, n, 500):
+        feed(d, names[j:j + 500], [1000], lambda s, t: 1.0)
+    d.wait_stats(lambda s: s["steps"] >= n)
+    st = d.stats()
+    for key in ("restore_s", "startup_s", "loop_max_s"):
+        assert key in st and st[key] >= 0
+    r = d.ctl("checkpoint")
+    assert r["ok"] and r["started"] is True and "rows" not in r
+    # Samples sent while the snapshot is in progress are stepped meanwhile.
+    feed(d, names[:200], [1001], lambda s, t: 2.0)
+    st = d.wait_stats(lambda s: s["checkpoint"]["count"] >= 1 and s["steps"] >= n + 200)
+    assert st["checkpoint"]["last_rows"] == n, st["checkpoint"]
+    assert st["checkpoint"]["last_snapshot_s"] > 0
+    assert st["checkpoint"]["snapshotting"] is False
+    print("checkpoint of %d series: snapshot %.4f s on the loop, writer %.4f s, loop max %.4f s"
+          % (n, st["checkpoint"]["last_snapshot_s"], st["checkpoint"]["last_duration"], st["loop_max_s"]))
+    # The 200 updated series (if the cursor had passed them) are in the next one.
+    r = d.ctl("checkpoint", wait=True)
+    assert r["ok"] and r["rows"] <= 200
+    con = sqlite3.connect(d.db)
+    assert con.execute("SELECT count(*) FROM series").fetchone()[0] == n
+    con.close()
+    assert d.stop(signal.SIGKILL) != 0
+    assert integrity_ok(d.db)
+    d.start()
+    st = d.stats()
+    assert st["restored"] == n and st["restore_s"] > 0
+    assert d.ctl("get", s="ck0007")["last_t"] == 1001
+    assert d.ctl("get", s="ck2999")["last_t"] == 1000
+    assert d.stop() == 0
 
 
 def test_sigterm_writes_final_checkpoint(daemon_factory):

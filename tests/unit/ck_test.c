@@ -1,7 +1,8 @@
 /*
  * ck_test.c: the checkpoint store: a job round trip, eviction and deletion
- * ordering, fetch from the rings and the database, schema version checks,
- * and kill -9 of a writing child followed by PRAGMA integrity_check.
+ * ordering, fetch from the rings and the database (and taking pending rows
+ * back), a job of many small chunks, schema version checks, and kill -9 of
+ * a child writing multi-chunk jobs followed by PRAGMA integrity_check.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -39,12 +40,20 @@ static void cleanup(void) {
     rmdir(dir);
 }
 
-static ck_store *open_store(void) {
+static ck_store *open_chunks(uint32_t chunk_rows) {
     rc_err err;
     char msg[512];
-    ck_store *s = ck_open(path, BLOB, 100, 8, &err, msg, sizeof msg);
+    ck_store *s = ck_open(path, BLOB, chunk_rows, 8, &err, msg, sizeof msg);
     if (!s) TT_FAIL_("ck_open: %s", msg);
     return s;
+}
+static ck_store *open_store(void) { return open_chunks(100); }
+
+/* ck_snap_add, retrying (bounded) while every chunk is with the writer. */
+static uint8_t *snap(ck_store *s, const char *id, uint64_t h) {
+    uint8_t *b = NULL;
+    for (int i = 0; i < 2000 && !(b = ck_snap_add(s, id, strlen(id), h)); i++) usleep(1000);
+    return b;
 }
 
 static void fill(uint8_t *b, int v) { memset(b, v, BLOB); }
@@ -64,12 +73,17 @@ static int lookup(const seen *s, const char *id) {
     return -1;
 }
 
+/* Seals the open job and waits for it, then runs an empty job. */
 static void run(ck_store *s) {
     ck_result r;
-    ASSERT_EQ(ck_submit(s), RC_OK);
     ASSERT(ck_busy(s));
+    ASSERT_EQ(ck_seal(s), RC_OK);
+    ASSERT(ck_busy(s));
+    ASSERT_EQ(ck_seal(s), RC_ERR_LIMIT);
     ASSERT_EQ(ck_submit(s), RC_ERR_LIMIT);
-    ASSERT(ck_snap_add(s, "late", 4, 1) == NULL); /* the snapshot is the writer's now */
+    ASSERT_EQ(ck_begin(s), RC_ERR_LIMIT);
+    ASSERT(ck_snap_add(s, "late", 4, 1) == NULL); /* sealed */
+    ASSERT(!ck_snap_room(s));
     /* Poll the way the event loop does, bounded. */
     for (int i = 0; i < 1000 && !ck_poll(s, &r); i++) usleep(5000);
     ASSERT(!ck_busy(s));
@@ -85,15 +99,20 @@ static void run(ck_store *s) {
 TEST(round_trip_and_order) {
     tmpdb();
     ck_store *s = open_store();
+    ASSERT(ck_snap_add(s, "a", 1, 7) == NULL); /* no job open */
+    fill(ck_evict_add(s, "c", 1, 7), 3);
+    ASSERT_EQ(ck_pending(s), 1);
+    ASSERT_EQ(ck_begin(s), RC_OK);
+    ASSERT_EQ(ck_pending(s), 0); /* the ring travels with the job */
+    ASSERT(ck_snap_room(s));
     fill(ck_snap_add(s, "a", 1, 7), 1);
     fill(ck_snap_add(s, "b", 1, 7), 2);
-    fill(ck_evict_add(s, "c", 1, 7), 3);
-    ASSERT_EQ(ck_pending(s), 3);
     run(s);
     /* An eviction of b and a newer snapshot of b in the same job: the snapshot wins. */
     fill(ck_evict_add(s, "b", 1, 7), 20);
-    fill(ck_snap_add(s, "b", 1, 7), 21);
     ASSERT_EQ(ck_delete(s, "a", 1), RC_OK);
+    ASSERT_EQ(ck_begin(s), RC_OK);
+    fill(ck_snap_add(s, "b", 1, 7), 21);
     run(s);
     ck_close(s);
 
@@ -119,6 +138,9 @@ TEST(fetch_rings_then_db) {
     ASSERT_EQ(ck_fetch(s, "x", 1, buf, sizeof buf, &n, &h), 1);
     ASSERT_EQ(buf[0], 5);
     ASSERT_EQ(h, 9);
+    /* Taken back from the pending ring: not found there a second time. */
+    ASSERT_EQ(ck_fetch(s, "x", 1, buf, sizeof buf, &n, &h), 0);
+    fill(ck_evict_add(s, "x", 1, 9), 5);
     ASSERT_EQ(ck_submit(s), RC_OK);
     /* Found while in flight (ring) and after (database). */
     ASSERT_EQ(ck_fetch(s, "x", 1, buf, sizeof buf, &n, &h), 1);
@@ -131,10 +153,51 @@ TEST(fetch_rings_then_db) {
     ASSERT_EQ(n, BLOB);
     ASSERT_EQ(ck_delete(s, "x", 1), RC_OK);
     ASSERT_EQ(ck_fetch(s, "x", 1, buf, sizeof buf, &n, &h), 0);
+    /* The deletion was taken back too (the series lives again in memory):
+     * the database row stays until a snapshot overwrites it. */
+    ASSERT_EQ(ck_submit(s), RC_OK);
+    ASSERT(ck_wait(s, 10, &r));
+    ASSERT_EQ(ck_fetch(s, "x", 1, buf, sizeof buf, &n, &h), 1);
+    ASSERT_EQ(ck_delete(s, "x", 1), RC_OK);
+    ASSERT_EQ(ck_submit(s), RC_OK);
+    ASSERT(ck_wait(s, 10, &r));
+    ASSERT_EQ(ck_fetch(s, "x", 1, buf, sizeof buf, &n, &h), 0);
     /* The pending ring holds 8 rows. */
-    for (int i = 1; i < 8; i++) ASSERT(ck_evict_add(s, "y", 1, 1));
+    for (int i = 0; i < 8; i++) ASSERT(ck_evict_add(s, "y", 1, 1));
     ASSERT(ck_evict_add(s, "z", 1, 1) == NULL);
     ASSERT_EQ(ck_delete(s, "z", 1), RC_ERR_LIMIT);
+    ck_close(s);
+    cleanup();
+}
+
+TEST(many_chunks_one_job) {
+    tmpdb();
+    ck_store *s = open_chunks(3);
+    ASSERT_EQ(ck_begin(s), RC_OK);
+    for (int i = 0; i < 50; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%02d", i);
+        uint8_t *b = snap(s, id, 5);
+        ASSERT(b);
+        fill(b, i);
+    }
+    ck_result r;
+    ASSERT_EQ(ck_seal(s), RC_OK);
+    ASSERT(ck_wait(s, 10, &r));
+    ASSERT_EQ(r.rc, RC_OK);
+    ASSERT_EQ(r.rows, 50);
+    seen sn = {0};
+    ASSERT_EQ(ck_restore(s, on_row, &sn), 50);
+    ASSERT_EQ(lookup(&sn, "m00"), 0);
+    ASSERT_EQ(lookup(&sn, "m49"), 49);
+    /* Closing with a job open (never sealed) rolls it back, without hanging. */
+    ASSERT_EQ(ck_begin(s), RC_OK);
+    for (int i = 0; i < 10; i++) fill(snap(s, "late", 5), 99);
+    ck_close(s);
+    s = open_store();
+    sn.n = 0;
+    ASSERT_EQ(ck_restore(s, on_row, &sn), 50);
+    ASSERT_EQ(lookup(&sn, "late"), -1);
     ck_close(s);
     cleanup();
 }
@@ -170,16 +233,19 @@ TEST(kill9_during_checkpoints) {
         ASSERT_EQ(pipe(ready), 0);
         pid_t pid = fork();
         if (pid == 0) {
-            ck_store *s = open_store();
+            /* 7-row chunks: each job is 15 chunks in one transaction. */
+            ck_store *s = open_chunks(7);
             (void)!write(ready[1], "r", 1);
             for (int k = 0;; k++) {
+                ck_begin(s);
                 for (int i = 0; i < 100; i++) {
                     char id[16];
-                    int n = snprintf(id, sizeof id, "s%d", i);
-                    uint8_t *b = ck_snap_add(s, id, (size_t)n, 1);
+                    snprintf(id, sizeof id, "s%d", i);
+                    uint8_t *b = snap(s, id, 1);
+                    if (!b) _exit(3);
                     fill(b, k & 0xff);
                 }
-                ck_submit(s);
+                ck_seal(s);
                 ck_result r;
                 ck_wait(s, 10, &r);
             }
@@ -229,18 +295,23 @@ TEST(oom_at_open) {
 
 TEST(disk_full_fails_job_then_recovers) {
     tmpdb();
-    ck_store *s = open_store();
+    ck_store *s = open_chunks(10);
+    ASSERT_EQ(ck_begin(s), RC_OK);
     fill(ck_snap_add(s, "a", 1, 7), 1);
     run(s);
-    /* A full disk, simulated by capping the file at its current size. */
+    /* A full disk, simulated by capping the file at its current size. The
+     * job spans 10 chunks; the failure comes early, the rest is consumed. */
     ASSERT_EQ(ck_test_max_pages(s, 1), RC_OK);
+    ASSERT_EQ(ck_begin(s), RC_OK);
     for (int i = 0; i < 100; i++) {
         char id[16];
-        int n = snprintf(id, sizeof id, "full%d", i);
-        fill(ck_snap_add(s, id, (size_t)n, 7), 2);
+        snprintf(id, sizeof id, "full%d", i);
+        uint8_t *b = snap(s, id, 7);
+        ASSERT(b);
+        fill(b, 2);
     }
     ck_result r;
-    ASSERT_EQ(ck_submit(s), RC_OK);
+    ASSERT_EQ(ck_seal(s), RC_OK);
     ASSERT(ck_wait(s, 10, &r));
     ASSERT_EQ(r.rc, RC_ERR_IO);
     ASSERT(strstr(r.error, "full"));
@@ -250,11 +321,12 @@ TEST(disk_full_fails_job_then_recovers) {
     ASSERT_EQ(ck_restore(s, on_row, &sn), 1);
     ASSERT_EQ(lookup(&sn, "a"), 1);
     ASSERT_EQ(ck_test_max_pages(s, 1000000), RC_OK);
+    ASSERT_EQ(ck_begin(s), RC_OK);
     fill(ck_snap_add(s, "b", 1, 7), 3);
     run(s);
     ck_close(s);
     cleanup();
 }
 
-TT_MAIN(TEST_ENTRY(round_trip_and_order), TEST_ENTRY(oom_at_open), TEST_ENTRY(disk_full_fails_job_then_recovers), TEST_ENTRY(fetch_rings_then_db), TEST_ENTRY(schema_version),
+TT_MAIN(TEST_ENTRY(round_trip_and_order), TEST_ENTRY(oom_at_open), TEST_ENTRY(disk_full_fails_job_then_recovers), TEST_ENTRY(fetch_rings_then_db), TEST_ENTRY(schema_version), TEST_ENTRY(many_chunks_one_job),
         TEST_ENTRY(kill9_during_checkpoints))

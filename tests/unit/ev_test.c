@@ -1,6 +1,7 @@
 /*
  * ev_test.c: the event loop: timers (order, re-arm, EV_NOMORE, reset), fd
- * readiness, io pause, the before-sleep hook and ev_stop.
+ * readiness, io pause, the before-sleep hook, ev_stop and the busy-time
+ * maximum.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -76,4 +77,26 @@ TEST(fd_readiness_and_pause) {
     ev_free(l);
 }
 
-TT_MAIN(TEST_ENTRY(timers_and_hook), TEST_ENTRY(fd_readiness_and_pause))
+static int slow_runs;
+static double t_slow(ev_loop *l, void *ctx) {
+    (void)ctx;
+    usleep(30000); /* a 30 ms handler: the iteration's busy time */
+    if (++slow_runs == 2) ev_stop(l);
+    return 0.005;
+}
+
+TEST(max_busy) {
+    rc_err err;
+    ev_loop *l = ev_new(1, 1, &err);
+    ASSERT(l);
+    ASSERT_EQ(ev_max_busy(l, 1), 0.0);
+    ASSERT(ev_add_timer(l, 0.001, t_slow, NULL) >= 0);
+    ASSERT_EQ(ev_run(l), RC_OK);
+    double b = ev_max_busy(l, 1);
+    ASSERT_LE(0.029, b); /* the poll wait (5 ms) is not busy time */
+    ASSERT_LT(b, 1.0);
+    ASSERT_EQ(ev_max_busy(l, 0), 0.0); /* reset by the read */
+    ev_free(l);
+}
+
+TT_MAIN(TEST_ENTRY(timers_and_hook), TEST_ENTRY(fd_readiness_and_pause), TEST_ENTRY(max_busy))
