@@ -386,7 +386,8 @@ void mp_w_kv_f64(mp_wr *w, const char *k, double v) { mp_w_cstr(w, k); mp_w_f64(
 void mp_w_kv_str(mp_wr *w, const char *k, const char *v) { mp_w_cstr(w, k); mp_w_cstr(w, v); }
 void mp_w_kv_bool(mp_wr *w, const char *k, int v) { mp_w_cstr(w, k); mp_w_bool(w, v); }
 
-void mp_encode_forecast(mp_wr *w, const mp_forecast *f) {
+/* The general path, through the checked writers (overflow, any H). */
+static void encode_forecast_slow(mp_wr *w, const mp_forecast *f) {
     mp_w_map(w, 10);
     mp_w_cstr(w, "s");
     mp_w_str(w, f->s, f->s_len);
@@ -405,4 +406,84 @@ void mp_encode_forecast(mp_wr *w, const mp_forecast *f) {
     }
     mp_w_kv_f64(w, "score", f->score);
     mp_w_kv_int(w, "level", f->level);
+}
+
+static uint8_t *fast_f64(uint8_t *p, double v) {
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    *p++ = 0xcb;
+    for (int i = 7; i >= 0; i--) *p++ = (uint8_t)(u >> (8 * i));
+    return p;
+}
+
+/* Array header (H <= 0xffff) then H float32s, big-endian. */
+static uint8_t *fast_f32s(uint8_t *p, const float *x, int H) {
+    if (H <= 15) *p++ = (uint8_t)(0x90 | H);
+    else { *p++ = 0xdc; *p++ = (uint8_t)(H >> 8); *p++ = (uint8_t)H; }
+    for (int h = 0; h < H; h++, p += 5) {
+        uint32_t u;
+        memcpy(&u, &x[h], 4);
+        p[0] = 0xca;
+        p[1] = (uint8_t)(u >> 24);
+        p[2] = (uint8_t)(u >> 16);
+        p[3] = (uint8_t)(u >> 8);
+        p[4] = (uint8_t)u;
+    }
+    return p;
+}
+
+/* "h": [1..H] for H <= 127: the header and positive fixints, as bytes. */
+static const uint8_t h_ints[128] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+    32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60,
+    61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89,
+    90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114,
+    115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127};
+
+/* Published once per stepped sample, so it is on the hot path: a profile
+ * put it at ~11% of daemon time through the checked writers (a bounds
+ * check and a byte loop per float). When the worst case fits, write the
+ * same bytes with one check: constant keys as literals, "h" from a table,
+ * floats as 5-byte stores. Anything unusual takes the general path, so
+ * the encoding is identical by construction (mp_test compares them). */
+void mp_encode_forecast(mp_wr *w, const mp_forecast *f) {
+    size_t need = 128 + (size_t)f->s_len + 16 * (size_t)(f->H > 0 ? f->H : 0);
+    if (w->overflow || f->H < 0 || f->H > 127 || f->s_len > 0xff || f->level < 0 || f->level > 127 ||
+        w->cap - w->len < need) {
+        encode_forecast_slow(w, f);
+        return;
+    }
+    uint8_t *p = w->buf + w->len;
+    int H = f->H;
+    *p++ = 0x8a; /* map of 10 */
+    *p++ = 0xa1;
+    *p++ = 's';
+    if (f->s_len <= 31) *p++ = (uint8_t)(0xa0 | f->s_len);
+    else { *p++ = 0xd9; *p++ = (uint8_t)f->s_len; }
+    memcpy(p, f->s, f->s_len);
+    p += f->s_len;
+    memcpy(p, "\xa1t", 2);
+    p = fast_f64(p + 2, f->t);
+    memcpy(p, "\xa1v", 2);
+    p = fast_f64(p + 2, f->v);
+    memcpy(p, "\xa2" "dt", 3);
+    p = fast_f64(p + 3, f->dt);
+    memcpy(p, "\xa1h", 2);
+    p += 2;
+    if (H <= 15) *p++ = (uint8_t)(0x90 | H);
+    else { *p++ = 0xdc; *p++ = 0; *p++ = (uint8_t)H; }
+    memcpy(p, h_ints + 1, (size_t)H);
+    p += H;
+    memcpy(p, "\xa4yhat", 5);
+    p = fast_f32s(p + 5, f->yhat, H);
+    memcpy(p, "\xa2lo", 3);
+    p = fast_f32s(p + 3, f->lo, H);
+    memcpy(p, "\xa2hi", 3);
+    p = fast_f32s(p + 3, f->hi, H);
+    memcpy(p, "\xa5score", 6);
+    p = fast_f64(p + 6, f->score);
+    memcpy(p, "\xa5level", 6);
+    p += 6;
+    *p++ = (uint8_t)f->level;
+    w->len = (size_t)(p - w->buf);
 }

@@ -259,6 +259,71 @@ TEST(forecast_encoding) {
     ASSERT_EQ(r.p, r.end);
 }
 
+/* The forecast map through the generic writers: the reference for the fast path. */
+static void forecast_ref(mp_wr *w, const mp_forecast *f) {
+    mp_w_map(w, 10);
+    mp_w_cstr(w, "s");
+    mp_w_str(w, f->s, f->s_len);
+    mp_w_kv_f64(w, "t", f->t);
+    mp_w_kv_f64(w, "v", f->v);
+    mp_w_kv_f64(w, "dt", f->dt);
+    mp_w_cstr(w, "h");
+    mp_w_arr(w, (uint32_t)f->H);
+    for (int h = 1; h <= f->H; h++) mp_w_uint(w, (uint64_t)h);
+    const float *arrs[3] = {f->yhat, f->lo, f->hi};
+    const char *names[3] = {"yhat", "lo", "hi"};
+    for (int a = 0; a < 3; a++) {
+        mp_w_cstr(w, names[a]);
+        mp_w_arr(w, (uint32_t)f->H);
+        for (int h = 0; h < f->H; h++) mp_w_f32(w, arrs[a][h]);
+    }
+    mp_w_kv_f64(w, "score", f->score);
+    mp_w_kv_int(w, "level", f->level);
+}
+
+/* Same bytes as the reference for every header size class of the id and
+ * the arrays, at an offset, with room to spare and with barely enough. */
+TEST(forecast_fast_path_same_bytes) {
+    static float x[3][200];
+    static uint8_t a[8192], b[8192];
+    static char id[300];
+    for (int i = 0; i < 200; i++) {
+        x[0][i] = (float)i * 1.25f - 7;
+        x[1][i] = -(float)i / 3;
+        x[2][i] = i == 5 ? NAN : (float)i * 1e6f;
+    }
+    memset(id, 'q', sizeof id);
+    const int Hs[] = {0, 1, 15, 16, 48, 127, 128, 200};
+    const uint32_t Ls[] = {1, 31, 32, 255, 256};
+    for (size_t hi = 0; hi < sizeof Hs / sizeof Hs[0]; hi++)
+        for (size_t li = 0; li < sizeof Ls / sizeof Ls[0]; li++)
+            for (int level = 0; level < 3; level++) {
+                mp_forecast f = {id, Ls[li], 1.7e9 + 0.5, level ? NAN : 3.25, 60, Hs[hi], x[0], x[1], x[2],
+                                 0.125f * (float)level, level};
+                mp_wr wa, wb;
+                mp_wr_init(&wa, a, sizeof a);
+                mp_wr_init(&wb, b, sizeof b);
+                mp_w_nil(&wa); /* an offset */
+                mp_w_nil(&wb);
+                mp_encode_forecast(&wa, &f);
+                forecast_ref(&wb, &f);
+                ASSERT(!wa.overflow && !wb.overflow);
+                ASSERT_EQ(wa.len, wb.len);
+                ASSERT(memcmp(a, b, wa.len) == 0);
+                /* Exactly enough room (the general path) gives the same bytes;
+                 * one byte less overflows. */
+                mp_wr_init(&wa, a, wb.len);
+                mp_w_nil(&wa);
+                mp_encode_forecast(&wa, &f);
+                ASSERT(!wa.overflow);
+                ASSERT(memcmp(a, b, wb.len) == 0);
+                mp_wr_init(&wa, a, wb.len - 1);
+                mp_w_nil(&wa);
+                mp_encode_forecast(&wa, &f);
+                ASSERT(wa.overflow);
+            }
+}
+
 TEST(utf8) {
     ASSERT(mp_utf8_valid((const uint8_t *)"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 16));
     ASSERT(!mp_utf8_valid((const uint8_t *)"\xc0\xaf", 2));     /* overlong */
@@ -385,5 +450,5 @@ TEST(odd_keys_and_shapes) {
 TT_MAIN(TEST_ENTRY(single_sample), TEST_ENTRY(reader_all_forms), TEST_ENTRY(odd_keys_and_shapes), TEST_ENTRY(missing_t_uses_now_and_nan_is_missing),
         TEST_ENTRY(batch_with_one_bad_element), TEST_ENTRY(columnar),
         TEST_ENTRY(bad_inputs_by_reason), TEST_ENTRY(timestamp_ext),
-        TEST_ENTRY(writer_round_trip_and_overflow), TEST_ENTRY(forecast_encoding),
+        TEST_ENTRY(writer_round_trip_and_overflow), TEST_ENTRY(forecast_encoding), TEST_ENTRY(forecast_fast_path_same_bytes),
         TEST_ENTRY(utf8))
