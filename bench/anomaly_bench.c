@@ -15,11 +15,22 @@
  * same z-score of r; m = the true season on the generated set, m = 1 on
  * SKAB, which has no seasonality).
  * Thresholds are optimized per detector, data set and NAB profile over the
- * whole data set (one threshold for all files, as NAB does).
+ * files scored (one threshold for all of them, as NAB does).
+ * Honest evaluation: every data set is split in two fixed halves, a tuning
+ * half (SKAB files with an even number in their folder, generated seed 0)
+ * on which settings are chosen, and a held-out half (odd numbers, seed 1)
+ * that only confirms. Every table is printed for the tuning half, the
+ * held-out half and the whole set; the held-out half is also scored at the
+ * thresholds optimized on the tuning half (nothing fitted on it at all).
+ * The engine runs once per set; its one-step quantile forecasts are kept,
+ * and rwkvcast's score is recomputed from them with an_update (the very
+ * call the engine makes), so `--try` can compare anomaly settings without
+ * re-running the model. The first pass checks that both agree.
  *
  * Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [--combine-sum] [-m MODEL]
- *                      [--an KEY=VALUE ...]
- * Output: markdown tables on stdout.
+ *                      [--an KEY=VALUE ...] [--try "KEY=VALUE,KEY=VALUE" ...]
+ * Output: markdown tables on stdout; with --try, one summary line per
+ * setting (NAB standard, rwkvcast, per set and half) instead.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -42,6 +53,7 @@
 #define MAX_WIN 8
 #define N_DET 3
 #define N_KIND 8
+#define N_HALF 3 /* 0 tuning, 1 held-out, 2 whole */
 #define ZWIN 100
 
 /* How a multichannel file's per-timestamp score is formed from its
@@ -58,6 +70,9 @@ static const char *DET_NAME[N_DET] = {"rwkvcast", "rolling z-score",
 static const char *KIND_NAME[N_KIND] = {"spike", "dip", "level shift", "variance change",
                                         "trend change", "seasonality break", "stuck sensor",
                                         "dropout"};
+static const char *SKAB_KIND[N_KIND] = {"valve1 (inlet valve closing)", "valve2 (outlet valve closing)",
+                                        "other (leaks, imbalance, cavitation, ...)"};
+static const char *HALF_NAME[N_HALF] = {"tuning half", "held-out half", "whole set"};
 
 /* One labelled file (multichannel) and its detector scores. */
 typedef struct bfile {
@@ -70,12 +85,16 @@ typedef struct bfile {
     int nw;                   /* windows */
     nab_window w[MAX_WIN];    /* scoring windows */
     long onset[MAX_WIN];      /* labelled onset of each window */
-    int kind[MAX_WIN];        /* generated kind, -1 for SKAB */
+    int kind[MAX_WIN];        /* generated kind, or SKAB folder (0 valve1, 1 valve2, 2 other) */
+    int half;                 /* 0 tuning, 1 held-out */
     float *score[N_DET];      /* (n) combined score per detector */
+    float *fq;                /* (C, n, Q) one-step forecast each value was judged against */
+    unsigned char *fst;       /* (C, n) 0 sample rejected, 1 judged without forecast, 2 with */
 } bfile;
 
 typedef struct bset {
     const char *name; /* data set name */
+    const char **kinds; /* names of kind[] values */
     bfile *f;         /* files */
     int nf;           /* count */
     int cap;          /* allocated */
@@ -112,6 +131,8 @@ static void set_free(bset *s) {
         rc_free(s->f[i].t);
         rc_free(s->f[i].x);
         for (int d = 0; d < N_DET; d++) rc_free(s->f[i].score[d]);
+        rc_free(s->f[i].fq);
+        rc_free(s->f[i].fst);
     }
     rc_free(s->f);
 }
@@ -122,7 +143,7 @@ typedef struct skab_opts {
     int skab_windows; /* 0: NAB windows centred on anomaly onsets; 1: SKAB's 60 s after change points */
 } skab_opts;
 
-static int load_skab_file(bset *s, bset *s2, const char *path) {
+static int load_skab_file(bset *s, bset *s2, const char *path, int folder, int half) {
     FILE *in = fopen(path, "r");
     if (!in) return -1;
     char *line = NULL;
@@ -171,6 +192,7 @@ static int load_skab_file(bset *s, bset *s2, const char *path) {
         size_t pl = strlen(path);
         snprintf(f->name, sizeof f->name, "%.90s", pl > 90 ? path + pl - 90 : path);
         f->season = 1;
+        f->half = half;
         for (long i = 0; i < n; i++) {
             f->t[i] = t[i];
             for (int c = 0; c < C; c++) f->x[(size_t)c * (size_t)n + (size_t)i] = x[i * MAX_CH + c];
@@ -182,7 +204,10 @@ static int load_skab_file(bset *s, bset *s2, const char *path) {
             for (long i = 0; i < n && nl < MAX_WIN; i++)
                 if (an[i] && (i == 0 || !an[i - 1])) lab[nl++] = i;
             f->nw = nab_windows_centered(lab, nl, n, f->w);
-            for (int k = 0; k < f->nw; k++) f->onset[k] = lab[k] > f->w[k].start ? lab[k] : f->w[k].start;
+            for (int k = 0; k < f->nw; k++) {
+                f->onset[k] = lab[k] > f->w[k].start ? lab[k] : f->w[k].start;
+                f->kind[k] = folder;
+            }
         } else {
             /* SKAB leaderboard windows: [change point, change point + 60 s]. */
             for (long i = 0; i < n && f->nw < MAX_WIN; i++) {
@@ -196,6 +221,7 @@ static int load_skab_file(bset *s, bset *s2, const char *path) {
                 f->w[f->nw].start = i;
                 f->w[f->nw].end = e;
                 f->onset[f->nw] = i;
+                f->kind[f->nw] = folder;
                 f->nw++;
             }
         }
@@ -237,7 +263,9 @@ static int load_skab(bset *s, bset *s2, const char *dir) {
         for (int i = 0; i < nn; i++) {
             char p[800];
             snprintf(p, sizeof p, "%s/%s", dpath, names[i]);
-            if (load_skab_file(s, s2, p)) fprintf(stderr, "Warning: Skipped '%s'.\n", p);
+            /* Halves by the file's number: even -> tuning, odd -> held-out. */
+            int half = atoi(names[i]) % 2;
+            if (load_skab_file(s, s2, p, (int)k, half)) fprintf(stderr, "Warning: Skipped '%s'.\n", p);
             rc_free(names[i]);
         }
     }
@@ -270,6 +298,7 @@ static int gen_series(bset *s, int kind, double dt, int P, double noise, int rep
     snprintf(f->name, sizeof f->name, "%.20s dt=%g P=%d noise=%g rep=%d", KIND_NAME[kind], dt, P,
              noise, rep);
     f->season = P;
+    f->half = rep; /* seed 0 -> tuning, seed 1 -> held-out */
     long o = (long)(n * (0.45 + 0.35 * unif()));
     double phase = 2 * M_PI * unif(), drift = 0.0, ar = 0.0, t0 = 1.7e9;
     double a2 = 0.3 * unif();
@@ -317,13 +346,39 @@ static int gen_set(bset *s) {
 
 typedef struct eng_ctx {
     float *buf;  /* (C, n) per-channel scores */
+    bfile *f;    /* file being stepped (forecast cache) */
+    int Q;       /* quantiles */
     long n;      /* rows */
     long row;    /* row being stepped */
 } eng_ctx;
 
 static void eng_cb(void *vctx, const en_result *r) {
     eng_ctx *c = vctx;
-    c->buf[(size_t)r->slot * (size_t)c->n + (size_t)c->row] = r->score;
+    size_t at = (size_t)r->slot * (size_t)c->n + (size_t)c->row;
+    c->buf[at] = r->score;
+    c->f->fst[at] = r->prev ? 2 : 1;
+    if (r->prev) memcpy(c->f->fq + at * (size_t)c->Q, r->prev, sizeof(float) * (size_t)c->Q);
+}
+
+/* rwkvcast's combined score from the cached forecasts: the same an_update
+ * calls, in the same order, as the engine makes. */
+static void score_cached(bfile *f, const an_cfg *ac, const float *qlev, int Q, float *out) {
+    an_state st[MAX_CH];
+    for (int c = 0; c < f->C; c++) an_init(&st[c]);
+    float last[MAX_CH] = {0};
+    for (long i = 0; i < f->n; i++) {
+        float mx = 0.0f;
+        for (int c = 0; c < f->C; c++) {
+            size_t at = (size_t)c * (size_t)f->n + (size_t)i;
+            if (f->fst[at]) {
+                int lvl;
+                last[c] = an_update(&st[c], ac, f->x[at], f->fst[at] == 2 ? f->fq + at * (size_t)Q : NULL,
+                                    qlev, Q, &lvl);
+            }
+            combine(&mx, last[c]);
+        }
+        out[i] = mx;
+    }
 }
 
 static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
@@ -332,6 +387,8 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
     cfg.max_batch = MAX_CH;
     cfg.anomaly = *ac;
     eng_ctx ctx = {0};
+    int Q = (int)m->dims.n_quant;
+    ctx.Q = Q;
     rc_err err;
     en_engine *e = en_new(m, &cfg, MAX_CH, eng_cb, &ctx, &err);
     if (!e) {
@@ -341,9 +398,16 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
     for (int fi = 0; fi < s->nf; fi++) {
         bfile *f = &s->f[fi];
         float *buf = rc_malloc(sizeof(float) * (size_t)f->n * (size_t)f->C);
-        if (!buf) break;
+        f->fq = rc_calloc((size_t)f->n * (size_t)f->C * (size_t)Q, sizeof(float));
+        f->fst = rc_calloc((size_t)f->n * (size_t)f->C, 1);
+        if (!buf || !f->fq || !f->fst) {
+            rc_free(buf);
+            en_free(e);
+            return -1;
+        }
         for (long i = 0; i < f->n * f->C; i++) buf[i] = -1.0f;
         ctx.buf = buf;
+        ctx.f = f;
         ctx.n = f->n;
         for (int c = 0; c < f->C; c++) en_slot_reset(e, (uint32_t)c);
         for (long i = 0; i < f->n; i++) {
@@ -361,6 +425,18 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
             f->score[0][i] = mx;
         }
         rc_free(buf);
+        /* The cache must reproduce the engine exactly, or --try would lie. */
+        float *chk = rc_malloc(sizeof(float) * (size_t)f->n);
+        if (!chk) break;
+        score_cached(f, ac, m->meta.quantiles, Q, chk);
+        long bad = 0;
+        for (long i = 0; i < f->n; i++) bad += chk[i] != f->score[0][i];
+        rc_free(chk);
+        if (bad) {
+            fprintf(stderr, "Error: Cached scores differ from the engine's on %ld rows of '%s'.\n", bad, f->name);
+            en_free(e);
+            return -1;
+        }
     }
     en_free(e);
     return 0;
@@ -425,11 +501,15 @@ typedef struct eval {
     long scored;   /* samples after probation */
 } eval;
 
-static eval eval_at(const bset *s, int det, double thr, const nab_profile *p, unsigned char *mask) {
+/* File fi takes part in `half` (0 tuning, 1 held-out, 2 whole). */
+static int in_half(const bfile *f, int half) { return half == 2 || f->half == half; }
+
+static eval eval_at(const bset *s, int det, double thr, const nab_profile *p, unsigned char *mask, int half) {
     eval r = {0};
     double S = 0, Sn = 0, Sp = 0;
     for (int fi = 0; fi < s->nf; fi++) {
         const bfile *f = &s->f[fi];
+        if (!in_half(f, half)) continue;
         long prob = (long)(0.15 * f->n);
         for (long i = 0; i < f->n; i++) mask[i] = f->score[det][i] >= thr;
         nab_result nr = nab_score_file(mask, f->n, f->w, f->nw, prob, p, NULL);
@@ -446,6 +526,21 @@ static eval eval_at(const bset *s, int det, double thr, const nab_profile *p, un
     return r;
 }
 
+static long max_rows(const bset *s) {
+    long maxn = 0;
+    for (int fi = 0; fi < s->nf; fi++)
+        if (s->f[fi].n > maxn) maxn = s->f[fi].n;
+    return maxn;
+}
+
+static eval eval_thr(const bset *s, int det, double thr, const nab_profile *p, int half) {
+    unsigned char *mask = rc_malloc((size_t)max_rows(s));
+    eval r = {.norm = NAN, .thr = thr};
+    if (mask) r = eval_at(s, det, thr, p, mask, half);
+    rc_free(mask);
+    return r;
+}
+
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
@@ -453,19 +548,18 @@ static int cmp_float(const void *a, const void *b) {
 
 /* Sweeps thresholds: distinct score values at ranks spaced geometrically
  * from the top (the interesting thresholds are rare exceedances). */
-static eval best_threshold(const bset *s, int det, const nab_profile *p) {
-    long total = 0, maxn = 0;
-    for (int fi = 0; fi < s->nf; fi++) {
-        total += s->f[fi].n;
-        if (s->f[fi].n > maxn) maxn = s->f[fi].n;
-    }
-    float *all = rc_malloc(sizeof(float) * (size_t)total);
-    unsigned char *mask = rc_malloc((size_t)maxn);
+static eval best_threshold(const bset *s, int det, const nab_profile *p, int half) {
+    long total = 0;
+    for (int fi = 0; fi < s->nf; fi++)
+        if (in_half(&s->f[fi], half)) total += s->f[fi].n;
+    float *all = rc_malloc(sizeof(float) * (size_t)(total + 1));
+    unsigned char *mask = rc_malloc((size_t)max_rows(s));
     eval best = {.norm = -1e300};
-    if (!all || !mask) goto out;
+    if (!all || !mask || total == 0) goto out;
     long k = 0;
     for (int fi = 0; fi < s->nf; fi++)
-        for (long i = (long)(0.15 * s->f[fi].n); i < s->f[fi].n; i++) all[k++] = s->f[fi].score[det][i];
+        if (in_half(&s->f[fi], half))
+            for (long i = (long)(0.15 * s->f[fi].n); i < s->f[fi].n; i++) all[k++] = s->f[fi].score[det][i];
     qsort(all, (size_t)k, sizeof(float), cmp_float);
     double prev = NAN;
     for (double r = 1.0; r < (double)k; r *= 1.04) {
@@ -473,11 +567,11 @@ static eval best_threshold(const bset *s, int det, const nab_profile *p) {
         if (thr == prev) continue;
         prev = thr;
         if (!(thr > 0.0)) break;
-        eval e = eval_at(s, det, thr, p, mask);
+        eval e = eval_at(s, det, thr, p, mask, half);
         if (e.norm > best.norm) best = e;
     }
     /* Above the maximum: the null detector. */
-    eval e = eval_at(s, det, (double)all[k - 1] + 1.0, p, mask);
+    eval e = eval_at(s, det, (double)all[k - 1] + 1.0, p, mask, half);
     if (e.norm > best.norm) best = e;
 out:
     rc_free(all);
@@ -485,14 +579,15 @@ out:
     return best;
 }
 
-static void per_kind(const bset *s, int det, double thr, int *hit, int *tot, double *delay_sum,
+static void per_kind(const bset *s, int det, double thr, int half, int *hit, int *tot, double *delay_sum,
                      int *delay_n) {
+    unsigned char *mask = rc_malloc((size_t)max_rows(s));
+    if (!mask) return;
     for (int fi = 0; fi < s->nf; fi++) {
         const bfile *f = &s->f[fi];
+        if (!in_half(f, half)) continue;
         long prob = (long)(0.15 * f->n);
-        unsigned char *mask = rc_malloc((size_t)f->n);
         long first[MAX_WIN];
-        if (!mask) return;
         for (long i = 0; i < f->n; i++) mask[i] = f->score[det][i] >= thr;
         nab_score_file(mask, f->n, f->w, f->nw, prob, &NAB_PROFILES[0], first);
         for (int w = 0; w < f->nw; w++) {
@@ -504,8 +599,8 @@ static void per_kind(const bset *s, int det, double thr, int *hit, int *tot, dou
                 delay_n[kd]++;
             }
         }
-        rc_free(mask);
     }
+    rc_free(mask);
 }
 
 static void debug_maxes(const bset *s) {
@@ -527,24 +622,9 @@ static void debug_maxes(const bset *s) {
     }
 }
 
-static void report(const bset *s, int with_kinds) {
-    if (getenv("ANB_DEBUG")) debug_maxes(s);
-    int nwin = 0;
-    for (int fi = 0; fi < s->nf; fi++) nwin += s->f[fi].nw;
-    printf("\n### %s (%d files, %d windows)\n\n", s->name, s->nf, nwin);
-    printf("| detector | NAB standard | reward_low_FP | reward_low_FN | threshold (std) | windows detected | FP detections / 1000 samples |\n");
-    printf("|---|---|---|---|---|---|---|\n");
-    eval bstd[N_DET];
-    for (int d = 0; d < N_DET; d++) {
-        eval e[3];
-        for (int p = 0; p < 3; p++) e[p] = best_threshold(s, d, &NAB_PROFILES[p]);
-        bstd[d] = e[0];
-        printf("| %s | %.1f | %.1f | %.1f | %.4g | %d/%d | %.2f |\n", DET_NAME[d], e[0].norm, e[1].norm,
-               e[2].norm, e[0].thr, e[0].tp, e[0].tp + e[0].fn,
-               e[0].scored ? 1000.0 * (double)e[0].fp / (double)e[0].scored : 0.0);
-    }
-    if (!with_kinds) return;
-    printf("\nPer kind at each detector's standard-profile threshold: detection rate, mean delay in samples from onset (negative: fired inside the window before the onset).\n\n");
+static void kind_table(const bset *s, const eval *bstd, int half) {
+    printf("\nPer kind (%s) at each detector's standard-profile threshold for this part: detected windows, mean delay in samples from onset (negative: fired inside the window before the onset).\n\n",
+           HALF_NAME[half]);
     printf("| kind |");
     for (int d = 0; d < N_DET; d++) printf(" %s |", DET_NAME[d]);
     printf("\n|---|");
@@ -552,15 +632,61 @@ static void report(const bset *s, int with_kinds) {
     printf("\n");
     int hit[N_DET][N_KIND] = {{0}}, tot[N_DET][N_KIND] = {{0}}, dn[N_DET][N_KIND] = {{0}};
     double ds[N_DET][N_KIND] = {{0}};
-    for (int d = 0; d < N_DET; d++) per_kind(s, d, bstd[d].thr, hit[d], tot[d], ds[d], dn[d]);
+    for (int d = 0; d < N_DET; d++) per_kind(s, d, bstd[d].thr, half, hit[d], tot[d], ds[d], dn[d]);
     for (int k = 0; k < N_KIND; k++) {
-        printf("| %s |", KIND_NAME[k]);
+        if (!s->kinds[k] || tot[0][k] == 0) continue;
+        printf("| %s |", s->kinds[k]);
         for (int d = 0; d < N_DET; d++) {
             if (dn[d][k]) printf(" %d/%d, %+.0f |", hit[d][k], tot[d][k], ds[d][k] / dn[d][k]);
             else printf(" %d/%d, - |", hit[d][k], tot[d][k]);
         }
         printf("\n");
     }
+}
+
+static void report(const bset *s) {
+    if (getenv("ANB_DEBUG")) debug_maxes(s);
+    eval tune_thr[N_DET];
+    for (int half = 0; half < N_HALF; half++) {
+        int nwin = 0, nf = 0;
+        for (int fi = 0; fi < s->nf; fi++)
+            if (in_half(&s->f[fi], half)) {
+                nwin += s->f[fi].nw;
+                nf++;
+            }
+        printf("\n### %s: %s (%d files, %d windows)\n\n", s->name, HALF_NAME[half], nf, nwin);
+        printf("| detector | NAB standard | reward_low_FP | reward_low_FN | threshold (std) | windows detected | FP detections / 1000 samples |%s\n",
+               half == 1 ? " NAB standard at the tuning half's threshold |" : "");
+        printf("|---|---|---|---|---|---|---|%s\n", half == 1 ? "---|" : "");
+        eval bstd[N_DET];
+        for (int d = 0; d < N_DET; d++) {
+            eval e[3];
+            for (int p = 0; p < 3; p++) e[p] = best_threshold(s, d, &NAB_PROFILES[p], half);
+            bstd[d] = e[0];
+            if (half == 0) tune_thr[d] = e[0];
+            printf("| %s | %.1f | %.1f | %.1f | %.4g | %d/%d | %.2f |", DET_NAME[d], e[0].norm, e[1].norm,
+                   e[2].norm, e[0].thr, e[0].tp, e[0].tp + e[0].fn,
+                   e[0].scored ? 1000.0 * (double)e[0].fp / (double)e[0].scored : 0.0);
+            if (half == 1) printf(" %.1f |", eval_thr(s, d, tune_thr[d].thr, &NAB_PROFILES[0], 1).norm);
+            printf("\n");
+        }
+        if (half > 0) kind_table(s, bstd, half);
+    }
+}
+
+/* One line per --try setting: rwkvcast's NAB standard score per set and
+ * half (thresholds optimized per part, as in the tables). */
+static void try_line(bset **sets, int ns, const an_cfg *ac, const float *qlev, int Q, const char *spec) {
+    printf("| %s |", spec);
+    for (int k = 0; k < ns; k++) {
+        bset *s = sets[k];
+        if (s->nf == 0) continue;
+        for (int fi = 0; fi < s->nf; fi++) score_cached(&s->f[fi], ac, qlev, Q, s->f[fi].score[0]);
+        for (int half = 0; half < N_HALF; half++)
+            printf(" %.1f |", best_threshold(s, 0, &NAB_PROFILES[0], half).norm);
+    }
+    printf("\n");
+    fflush(stdout);
 }
 
 static int set_an(an_cfg *c, const char *kv) {
@@ -578,7 +704,8 @@ static int set_an(an_cfg *c, const char *kv) {
 
 int main(int argc, char **argv) {
     const char *skab_dir = "../shared/data/skab", *model_path = NULL;
-    int do_skab = 1, do_gen = 1, rc = 1;
+    int do_skab = 1, do_gen = 1, rc = 1, ntry = 0;
+    const char *tries[64];
     an_cfg ac;
     an_cfg_default(&ac);
     for (int i = 1; i < argc; i++) {
@@ -592,8 +719,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "Error: Bad '--an' setting (%s).\n", argv[i]);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--try") && i + 1 < argc && ntry < 64) {
+            tries[ntry++] = argv[++i];
         } else {
-            fprintf(stderr, "Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [--combine-sum] [-m MODEL] [--an KEY=VALUE]...\n");
+            fprintf(stderr, "Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [--combine-sum] [-m MODEL] [--an KEY=VALUE]... [--try KEY=VALUE,...]...\n");
             return 2;
         }
     }
@@ -615,17 +744,36 @@ int main(int argc, char **argv) {
     printf("anomaly settings: warmup %u, err_rate %g, short_rate %g, long_rate %g, zcap %g, interval_weight %g, calm_weight %g, point_weight %g, guard %g, drift_rate %g, regime_rate %g, regime_weight %g, stuck_weight %g\n",
            ac.warmup, ac.err_rate, ac.short_rate, ac.long_rate, ac.zcap, ac.interval_weight, ac.calm_weight,
            ac.point_weight, ac.guard, ac.drift_rate, ac.regime_rate, ac.regime_weight, ac.stuck_weight);
-    bset skab = {.name = "SKAB, NAB windows centred on anomaly onsets"};
-    bset skab2 = {.name = "SKAB, leaderboard windows (60 s after each change point)"};
-    bset gen = {.name = "Generated set (8 kinds x 3 periods x 2 noise levels x 2 seeds)"};
+    printf("halves: tuning = SKAB files with an even number in each folder + generated seed 0; held-out = odd numbers + seed 1\n");
+    bset skab = {.name = "SKAB, NAB windows centred on anomaly onsets", .kinds = SKAB_KIND};
+    bset skab2 = {.name = "SKAB, leaderboard windows (60 s after each change point)", .kinds = SKAB_KIND};
+    bset gen = {.name = "Generated set (8 kinds x 3 periods x 2 noise levels x 2 seeds)", .kinds = KIND_NAME};
     if (do_skab && load_skab(&skab, &skab2, skab_dir)) goto out;
     if (do_gen && gen_set(&gen)) goto out;
     bset *sets[3] = {&skab, &skab2, &gen};
     for (int k = 0; k < 3; k++) {
         if (sets[k]->nf == 0) continue;
         if (run_rwkv(sets[k], m, &ac) || run_baselines(sets[k])) goto out;
-        report(sets[k], k == 2);
+        if (ntry) continue;
+        report(sets[k]);
         fflush(stdout);
+    }
+    if (ntry) {
+        printf("\nrwkvcast, NAB standard: SKAB NAB windows tune / held / whole | SKAB leaderboard windows tune / held / whole | generated tune / held / whole\n\n");
+        printf("| setting | SKAB-NAB T | H | W | SKAB-LB T | H | W | gen T | H | W |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        for (int t = 0; t < ntry; t++) {
+            an_cfg tc = ac;
+            char buf[512];
+            snprintf(buf, sizeof buf, "%s", tries[t]);
+            int ok = 1;
+            for (char *kv = strtok(buf, ","); kv; kv = strtok(NULL, ","))
+                if (set_an(&tc, kv)) ok = 0;
+            if (!ok || an_cfg_check(&tc) != RC_OK) {
+                printf("| %s | invalid |\n", tries[t]);
+                continue;
+            }
+            try_line(sets, 3, &tc, m->meta.quantiles, (int)m->dims.n_quant, tries[t]);
+        }
     }
     rc = 0;
 out:
