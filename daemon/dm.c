@@ -794,7 +794,8 @@ static rk_model *load_model(const cf_config *c) {
 static void restore_row(void *ctx, const char *id, size_t len, uint64_t hash, const uint8_t *b, size_t n) {
     dm *d = ctx;
     uint32_t slot;
-    if (rg_find(d->rg, id, len) != RG_NONE) return;
+    /* No rg_find first: ids are the table's primary key, so each comes once
+     * (the probe was 5% of a 1M-series restore). */
     if (rg_insert(d->rg, id, len, &slot) != RC_OK) return; /* full: the rest stays in the store */
     load_slot(d, slot, id, len, hash, b, n);
     d->restored++;
