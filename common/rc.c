@@ -140,17 +140,6 @@ char *rc_strdup(const char *s) {
 
 size_t rc_mem_used(void) { return atomic_load(&rc_used); }
 
-void rc_put_f32(uint8_t *p, float v) {
-    uint32_t u;
-    memcpy(&u, &v, 4);
-    rc_put_u32(p, u);
-}
-float rc_get_f32(const uint8_t *p) {
-    uint32_t u = rc_get_u32(p);
-    float v;
-    memcpy(&v, &u, 4);
-    return v;
-}
 void rc_put_f64(uint8_t *p, double v) {
     uint64_t u;
     memcpy(&u, &v, 8);

@@ -66,8 +66,16 @@ static inline void rc_put_u64(uint8_t *p, uint64_t v) {
 static inline uint64_t rc_get_u64(const uint8_t *p) {
     return (uint64_t)rc_get_u32(p) | (uint64_t)rc_get_u32(p + 4) << 32;
 }
-void rc_put_f32(uint8_t *p, float v);
-float rc_get_f32(const uint8_t *p);
+/* Inline: state blobs are converted a float at a time (a call per float
+ * was 15% of restoring 1M series). */
+static inline void rc_put_f32(uint8_t *p, float v) {
+    union { float f; uint32_t u; } x = {v};
+    rc_put_u32(p, x.u);
+}
+static inline float rc_get_f32(const uint8_t *p) {
+    union { uint32_t u; float f; } x = {rc_get_u32(p)};
+    return x.f;
+}
 void rc_put_f64(uint8_t *p, double v);
 double rc_get_f64(const uint8_t *p);
 
