@@ -89,7 +89,8 @@ typedef struct bfile {
     int half;                 /* 0 tuning, 1 held-out */
     float *score[N_DET];      /* (n) combined score per detector */
     float *fq;                /* (C, n, Q) one-step forecast each value was judged against */
-    unsigned char *fst;       /* (C, n) 0 sample rejected, 1 judged without forecast, 2 with */
+    unsigned char *fst;       /* (C, n) 0 sample rejected, 1 judged without forecast, 2 with, 3 with its path */
+    float *fp;                /* (C, n, H) median forecast path (state 3) */
 } bfile;
 
 typedef struct bset {
@@ -133,6 +134,7 @@ static void set_free(bset *s) {
         for (int d = 0; d < N_DET; d++) rc_free(s->f[i].score[d]);
         rc_free(s->f[i].fq);
         rc_free(s->f[i].fst);
+        rc_free(s->f[i].fp);
     }
     rc_free(s->f);
 }
@@ -348,8 +350,12 @@ typedef struct eng_ctx {
     float *buf;  /* (C, n) per-channel scores */
     bfile *f;    /* file being stepped (forecast cache) */
     int Q;       /* quantiles */
+    int H;       /* horizons */
     long n;      /* rows */
     long row;    /* row being stepped */
+    float *last_yhat;      /* (MAX_CH, H) each slot's latest median path */
+    double last_t[MAX_CH]; /* its time */
+    double last_dt[MAX_CH];/* its period estimate */
 } eng_ctx;
 
 static void eng_cb(void *vctx, const en_result *r) {
@@ -357,28 +363,63 @@ static void eng_cb(void *vctx, const en_result *r) {
     size_t at = (size_t)r->slot * (size_t)c->n + (size_t)c->row;
     c->buf[at] = r->score;
     c->f->fst[at] = r->prev ? 2 : 1;
-    if (r->prev) memcpy(c->f->fq + at * (size_t)c->Q, r->prev, sizeof(float) * (size_t)c->Q);
+    if (r->prev) {
+        memcpy(c->f->fq + at * (size_t)c->Q, r->prev, sizeof(float) * (size_t)c->Q);
+        /* The engine passes the path when v is the forecast's horizon 1
+         * (en.c horizon_of); the same rule from what the callbacks saw. */
+        int h = 1;
+        double dt = c->last_dt[r->slot], lt = c->last_t[r->slot];
+        if (dt > 0 && isfinite(lt)) {
+            double k = floor((r->t - lt) / dt + 0.5);
+            h = !(k >= 1) ? 1 : k > c->H ? 0 : (int)k;
+        }
+        if (h == 1) {
+            c->f->fst[at] = 3;
+            memcpy(c->f->fp + at * (size_t)c->H, c->last_yhat + (size_t)r->slot * (size_t)c->H,
+                   sizeof(float) * (size_t)c->H);
+        }
+    }
+    memcpy(c->last_yhat + (size_t)r->slot * (size_t)c->H, r->yhat, sizeof(float) * (size_t)c->H);
+    c->last_t[r->slot] = r->t;
+    c->last_dt[r->slot] = r->dt;
 }
 
 /* rwkvcast's combined score from the cached forecasts: the same an_update
  * calls, in the same order, as the engine makes. */
-static void score_cached(bfile *f, const an_cfg *ac, const float *qlev, int Q, float *out) {
+static void score_cached(bfile *f, const an_cfg *ac, const float *qlev, int Q, int H, float *out) {
     an_state st[MAX_CH];
+    float *path = rc_malloc(sizeof(float) * (size_t)H * (size_t)Q);
+    if (!path) {
+        for (long i = 0; i < f->n; i++) out[i] = NAN; /* fails the engine check loudly */
+        return;
+    }
     for (int c = 0; c < f->C; c++) an_init(&st[c]);
     float last[MAX_CH] = {0};
+    /* ANB_TRACE=substring: per-sample trace of matching files near their first window. */
+    const char *tr = getenv("ANB_TRACE");
+    int trace = tr && strstr(f->name, tr) && f->nw > 0;
     for (long i = 0; i < f->n; i++) {
         float mx = 0.0f;
         for (int c = 0; c < f->C; c++) {
             size_t at = (size_t)c * (size_t)f->n + (size_t)i;
             if (f->fst[at]) {
                 int lvl;
-                last[c] = an_update(&st[c], ac, f->x[at], f->fst[at] == 2 ? f->fq + at * (size_t)Q : NULL,
-                                    qlev, Q, &lvl);
+                if (f->fst[at] == 3)
+                    for (int h = 0; h < H; h++)
+                        for (int k = 0; k < Q; k++) path[h * Q + k] = f->fp[at * (size_t)H + (size_t)h];
+                last[c] = an_update_path(&st[c], ac, f->x[at], f->fst[at] >= 2 ? f->fq + at * (size_t)Q : NULL,
+                                         qlev, Q, f->fst[at] == 3 ? path : NULL, H, &lvl);
+                if (trace && c == 0 && i >= f->w[0].start - 10 && i <= f->w[0].end)
+                    fprintf(stderr, "%s %ld%s v %.3f q %.3f %.3f %.3f z %.2f score %.3f\n", f->name, i,
+                            i == f->onset[0] ? "*" : " ", f->x[at], f->fq[at * (size_t)Q],
+                            f->fq[at * (size_t)Q + (size_t)Q / 2], f->fq[at * (size_t)Q + (size_t)Q - 1],
+                            st[c].z, last[c]);
             }
             combine(&mx, last[c]);
         }
         out[i] = mx;
     }
+    rc_free(path);
 }
 
 static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
@@ -387,12 +428,16 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
     cfg.max_batch = MAX_CH;
     cfg.anomaly = *ac;
     eng_ctx ctx = {0};
-    int Q = (int)m->dims.n_quant;
+    int Q = (int)m->dims.n_quant, H = (int)m->dims.n_horizon;
     ctx.Q = Q;
+    ctx.H = H;
+    ctx.last_yhat = rc_calloc((size_t)MAX_CH * (size_t)H, sizeof(float));
+    if (!ctx.last_yhat) return -1;
     rc_err err;
     en_engine *e = en_new(m, &cfg, MAX_CH, eng_cb, &ctx, &err);
     if (!e) {
         fprintf(stderr, "Error: en_new failed (%s).\n", rc_strerror(err));
+        rc_free(ctx.last_yhat);
         return -1;
     }
     for (int fi = 0; fi < s->nf; fi++) {
@@ -400,7 +445,9 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
         float *buf = rc_malloc(sizeof(float) * (size_t)f->n * (size_t)f->C);
         f->fq = rc_calloc((size_t)f->n * (size_t)f->C * (size_t)Q, sizeof(float));
         f->fst = rc_calloc((size_t)f->n * (size_t)f->C, 1);
-        if (!buf || !f->fq || !f->fst) {
+        f->fp = rc_calloc((size_t)f->n * (size_t)f->C * (size_t)H, sizeof(float));
+        if (!buf || !f->fq || !f->fst || !f->fp) {
+            rc_free(ctx.last_yhat);
             rc_free(buf);
             en_free(e);
             return -1;
@@ -408,6 +455,10 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
         for (long i = 0; i < f->n * f->C; i++) buf[i] = -1.0f;
         ctx.buf = buf;
         ctx.f = f;
+        for (int c = 0; c < MAX_CH; c++) {
+            ctx.last_t[c] = NAN;
+            ctx.last_dt[c] = 0.0;
+        }
         ctx.n = f->n;
         for (int c = 0; c < f->C; c++) en_slot_reset(e, (uint32_t)c);
         for (long i = 0; i < f->n; i++) {
@@ -428,16 +479,18 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
         /* The cache must reproduce the engine exactly, or --try would lie. */
         float *chk = rc_malloc(sizeof(float) * (size_t)f->n);
         if (!chk) break;
-        score_cached(f, ac, m->meta.quantiles, Q, chk);
+        score_cached(f, ac, m->meta.quantiles, Q, H, chk);
         long bad = 0;
         for (long i = 0; i < f->n; i++) bad += chk[i] != f->score[0][i];
         rc_free(chk);
         if (bad) {
             fprintf(stderr, "Error: Cached scores differ from the engine's on %ld rows of '%s'.\n", bad, f->name);
+            rc_free(ctx.last_yhat);
             en_free(e);
             return -1;
         }
     }
+    rc_free(ctx.last_yhat);
     en_free(e);
     return 0;
 }
@@ -676,12 +729,12 @@ static void report(const bset *s) {
 
 /* One line per --try setting: rwkvcast's NAB standard score per set and
  * half (thresholds optimized per part, as in the tables). */
-static void try_line(bset **sets, int ns, const an_cfg *ac, const float *qlev, int Q, const char *spec) {
+static void try_line(bset **sets, int ns, const an_cfg *ac, const float *qlev, int Q, int H, const char *spec) {
     printf("| %s |", spec);
     for (int k = 0; k < ns; k++) {
         bset *s = sets[k];
         if (s->nf == 0) continue;
-        for (int fi = 0; fi < s->nf; fi++) score_cached(&s->f[fi], ac, qlev, Q, s->f[fi].score[0]);
+        for (int fi = 0; fi < s->nf; fi++) score_cached(&s->f[fi], ac, qlev, Q, H, s->f[fi].score[0]);
         for (int half = 0; half < N_HALF; half++)
             printf(" %.1f |", best_threshold(s, 0, &NAB_PROFILES[0], half).norm);
     }
@@ -696,7 +749,7 @@ static int set_an(an_cfg *c, const char *kv) {
     size_t l = (size_t)(eq - kv);
 #define AN_KEY(name) if (l == strlen(#name) && !strncmp(kv, #name, l)) { c->name = v; return 0; }
     AN_KEY(err_rate) AN_KEY(short_rate) AN_KEY(long_rate) AN_KEY(zcap) AN_KEY(interval_weight)
-    AN_KEY(calm_weight) AN_KEY(point_weight) AN_KEY(guard) AN_KEY(drift_rate) AN_KEY(regime_rate) AN_KEY(regime_weight) AN_KEY(stuck_weight) AN_KEY(warn) AN_KEY(alert) AN_KEY(clear)
+    AN_KEY(calm_weight) AN_KEY(point_weight) AN_KEY(guard) AN_KEY(drift_rate) AN_KEY(regime_rate) AN_KEY(regime_weight) AN_KEY(stuck_weight) AN_KEY(anchor_len) AN_KEY(anchor_weight) AN_KEY(anchor_rate) AN_KEY(warn) AN_KEY(alert) AN_KEY(clear)
 #undef AN_KEY
     if (l == 6 && !strncmp(kv, "warmup", 6)) { c->warmup = (uint32_t)v; return 0; }
     return -1;
@@ -741,9 +794,10 @@ int main(int argc, char **argv) {
            model_path ? model_path : en_default_model_path());
     printf("channels combined per timestamp by: %s (same rule for every detector)\n",
            g_combine ? "sum" : "max");
-    printf("anomaly settings: warmup %u, err_rate %g, short_rate %g, long_rate %g, zcap %g, interval_weight %g, calm_weight %g, point_weight %g, guard %g, drift_rate %g, regime_rate %g, regime_weight %g, stuck_weight %g\n",
+    printf("anomaly settings: warmup %u, err_rate %g, short_rate %g, long_rate %g, zcap %g, interval_weight %g, calm_weight %g, point_weight %g, guard %g, drift_rate %g, regime_rate %g, regime_weight %g, stuck_weight %g, anchor_len %g, anchor_weight %g, anchor_rate %g\n",
            ac.warmup, ac.err_rate, ac.short_rate, ac.long_rate, ac.zcap, ac.interval_weight, ac.calm_weight,
-           ac.point_weight, ac.guard, ac.drift_rate, ac.regime_rate, ac.regime_weight, ac.stuck_weight);
+           ac.point_weight, ac.guard, ac.drift_rate, ac.regime_rate, ac.regime_weight, ac.stuck_weight,
+           ac.anchor_len, ac.anchor_weight, ac.anchor_rate);
     printf("halves: tuning = SKAB files with an even number in each folder + generated seed 0; held-out = odd numbers + seed 1\n");
     bset skab = {.name = "SKAB, NAB windows centred on anomaly onsets", .kinds = SKAB_KIND};
     bset skab2 = {.name = "SKAB, leaderboard windows (60 s after each change point)", .kinds = SKAB_KIND};
@@ -772,7 +826,7 @@ int main(int argc, char **argv) {
                 printf("| %s | invalid |\n", tries[t]);
                 continue;
             }
-            try_line(sets, 3, &tc, m->meta.quantiles, (int)m->dims.n_quant, tries[t]);
+            try_line(sets, 3, &tc, m->meta.quantiles, (int)m->dims.n_quant, (int)m->dims.n_horizon, tries[t]);
         }
     }
     rc = 0;

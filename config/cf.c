@@ -372,14 +372,16 @@ static rc_err k_engine(px *x, yaml_node_t *v, const char *key, void *obj) {
 static const struct { const char *name; size_t off; } an_floats[] = {
     AF(warn), AF(alert), AF(clear), AF(err_rate), AF(short_rate), AF(long_rate),
     AF(zcap), AF(interval_weight), AF(calm_weight), AF(point_weight), AF(guard), AF(drift_rate),
-    AF(regime_rate), AF(regime_weight), AF(stuck_weight)};
+    AF(regime_rate), AF(regime_weight), AF(stuck_weight), AF(anchor_len), AF(anchor_weight),
+    AF(anchor_rate)};
 #define N_AF ((int)(sizeof an_floats / sizeof an_floats[0]))
 static rc_err k_an_float(px *x, yaml_node_t *v, const char *key, void *obj) {
     const char *leaf = strrchr(key, '.') + 1;
     for (int i = 0; i < N_AF; i++) {
         if (strcmp(an_floats[i].name, leaf)) continue;
         double d;
-        if (get_double(x, v, key, 0, 100, &d)) return RC_ERR_CONFIG;
+        /* anchor_len counts samples; every other field is a rate, weight or sigma count. */
+        if (get_double(x, v, key, 0, strcmp(leaf, "anchor_len") ? 100 : 4096, &d)) return RC_ERR_CONFIG;
         *(float *)((char *)&CFG->anomaly + an_floats[i].off) = (float)d;
     }
     return RC_OK;
@@ -395,7 +397,8 @@ static const key_def anomaly_keys[] = {
     {"err_rate", k_an_float}, {"short_rate", k_an_float}, {"long_rate", k_an_float},
     {"zcap", k_an_float}, {"interval_weight", k_an_float}, {"calm_weight", k_an_float},
     {"point_weight", k_an_float}, {"guard", k_an_float}, {"drift_rate", k_an_float},
-    {"regime_rate", k_an_float}, {"regime_weight", k_an_float}, {"stuck_weight", k_an_float}};
+    {"regime_rate", k_an_float}, {"regime_weight", k_an_float}, {"stuck_weight", k_an_float},
+    {"anchor_len", k_an_float}, {"anchor_weight", k_an_float}, {"anchor_rate", k_an_float}};
 int cf_anomaly_keys(void) { return (int)(sizeof anomaly_keys / sizeof anomaly_keys[0]); }
 
 static rc_err k_anomaly(px *x, yaml_node_t *v, const char *key, void *obj) {
@@ -403,7 +406,8 @@ static rc_err k_anomaly(px *x, yaml_node_t *v, const char *key, void *obj) {
         return RC_ERR_CONFIG;
     if (an_cfg_check(&CFG->anomaly))
         return fail(x, v->start_mark, "Invalid '%s' settings: need 0 <= clear <= warn <= alert <= 1, "
-                    "rates in (0,1], zcap in 1..100, weights, drift_rate and regime_rate in 0..1, guard 0 or 1.", key);
+                    "rates in (0,1], zcap in 1..100, weights, drift_rate and regime_rate in 0..1, guard 0 or 1, "
+                    "anchor_len 0 or 2..4096.", key);
     return RC_OK;
 }
 

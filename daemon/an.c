@@ -14,7 +14,10 @@
 #include <math.h>
 #include <string.h>
 
-#define AN_MAGIC 0x31534e41u /* "ANS1" little-endian */
+#define AN_MAGIC 0x32534e41u /* "ANS2" little-endian (ANS1 had no anchored blocks) */
+#define AN_NF 29              /* f32 fields in the blob */
+/* Blocks judged before the anchored channel's calibration is trusted. */
+#define AN_A_CAL 8.0f
 /* Judged samples used to seed the error calibration before any surprise is
  * trusted; the likelihood layer only starts learning after them. */
 #define AN_N_CAL 10u
@@ -40,6 +43,10 @@ void an_cfg_default(an_cfg *c) {
     c->regime_rate = 0.0f;
     c->regime_weight = 0.0f;
     c->stuck_weight = 0.5f;
+    /* Chosen on the tuning half of bench/anomaly_bench.c (bench/RESULTS.md). */
+    c->anchor_len = 24.0f;
+    c->anchor_weight = 1.0f;
+    c->anchor_rate = 0.1f;
 }
 
 static int in01(float x) { return x >= 0.0f && x <= 1.0f; }
@@ -54,7 +61,9 @@ rc_err an_cfg_check(const an_cfg *c) {
     if (!in01(c->interval_weight) || !in01(c->calm_weight) || !in01(c->point_weight) ||
         !(c->guard == 0.0f || c->guard == 1.0f) ||
         !(c->drift_rate >= 0.0f && c->drift_rate <= 1.0f) || !in01(c->regime_rate) ||
-        !in01(c->regime_weight) || !in01(c->stuck_weight))
+        !in01(c->regime_weight) || !in01(c->stuck_weight) ||
+        !(c->anchor_len == 0.0f || (c->anchor_len >= 2.0f && c->anchor_len <= 4096.0f)) ||
+        !in01(c->anchor_weight) || !rate_ok(c->anchor_rate))
         return RC_ERR_CONFIG;
     return RC_OK;
 }
@@ -109,7 +118,15 @@ static float clampf(float x, float lo, float hi) {
 
 float an_update(an_state *s, const an_cfg *c, double v, const float *q,
                 const float *qlev, int Q, int *level) {
+    return an_update_path(s, c, v, q, qlev, Q, NULL, 0, level);
+}
+
+float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
+                     const float *qlev, int Q, const float *path, int H, int *level) {
     if (!isfinite(v) || q == NULL || Q < 1) goto out;
+    if (H < 1) path = NULL;
+    for (int i = 0; path && i < H * Q; i++)
+        if (!isfinite(path[i])) path = NULL;
     for (int i = 0; i < Q; i++)
         if (!isfinite(q[i])) goto out;
 
@@ -217,6 +234,59 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
             s->d_mu += da * dd;
             s->d_var = (1.0f - da) * (s->d_var + da * dd * dd);
         }
+        int K = (int)c->anchor_len < H ? (int)c->anchor_len : H;
+        if (K >= 2 && c->anchor_weight > 0.0f) {
+            /* Anchored blocks: the mean of v over a block of K samples
+             * against the mean of the forecast path made before the
+             * block's first sample. A one-step forecaster follows a level
+             * shift or a slow fault within a few samples, so its one-step
+             * residuals stop being surprising; the forecast made before
+             * the change does not move, and the whole block's mean sits
+             * off it. The block residual is judged against its own
+             * running bias and mean absolute size on this series, so the
+             * score means the same everywhere. Two blocks staggered by K/2
+             * bound the wait to about K/2 samples after a block ends. A
+             * block opens only on a sample that has the path (horizon 1);
+             * a gap inside a block just stretches it by the missing steps. */
+            {
+                /* Block 0 reopens at once; block 1 opens K/2 samples into block 0. */
+                int open[2] = {s->a_cnt[0] > 0.0f, s->a_cnt[1] > 0.0f};
+                int start[2] = {path && !open[0], path && !open[1] && s->a_cnt[0] == (float)(K / 2)};
+                for (int j = 0; j < 2; j++) {
+                    if (!start[j]) continue;
+                    double m = 0.0;
+                    for (int i = 0; i < K; i++) m += (double)path[(size_t)i * (size_t)Q + (size_t)mid];
+                    s->a_ref[j] = (float)(m / K);
+                    s->a_acc[j] = 0.0f;
+                }
+                for (int j = 0; j < 2; j++) {
+                    if (!open[j] && !start[j]) continue;
+                    s->a_acc[j] += (float)(v - (double)s->a_ref[j]);
+                    s->a_cnt[j] += 1.0f;
+                    if (s->a_cnt[j] < (float)K) continue;
+                    s->a_cnt[j] = 0.0f;
+                    double R = (double)s->a_acc[j] / K, dr = R - (double)s->a_bias;
+                    /* Floored like the one-step scale (half the typical
+                     * nonzero step): on quantized or long-flat sensors the
+                     * block residuals would otherwise shrink to nothing.
+                     * (A floor of step / sqrt(K) was tried: far more false
+                     * alarms on SKAB.) */
+                    double as = (double)s->a_mae / AN_MEAN_ABS_N;
+                    if (!(as > floor_)) as = floor_;
+                    if (s->a_n >= AN_A_CAL) {
+                        float an = tail_score_w(fabs(dr) / as, c->anchor_weight);
+                        if (an > sc) sc = an;
+                        /* Winsorized, so a lasting change is not learned at once. */
+                        if (dr > 4.0 * as) dr = 4.0 * as;
+                        if (dr < -4.0 * as) dr = -4.0 * as;
+                    }
+                    float aa = ew_rate(c->anchor_rate, (uint32_t)s->a_n);
+                    s->a_bias += aa * (float)dr;
+                    s->a_mae += aa * ((float)fabs(dr) - s->a_mae);
+                    if (s->a_n < 1e6f) s->a_n += 1.0f;
+                }
+            }
+        }
         float lim = (float)(3.0 * sd);
         float mw = k >= 2 ? clampf(s->m_short, s->mu_long - lim, s->mu_long + lim) : s->m_short;
         float a = ew_rate(c->long_rate, k);
@@ -297,11 +367,13 @@ void an_save(const an_state *s, uint8_t *buf) {
     rc_put_u32(buf, AN_MAGIC);
     rc_put_u32(buf + 4, s->n);
     rc_put_u32(buf + 8, (uint32_t)s->level);
-    const float f[20] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
-                         s->nbias, s->nmae, s->m_short, s->mu_long, s->var_long,
-                         s->d_short, s->d_mu, s->d_var, s->f_slow, s->f_dev,
-                         s->p_same, s->same_n, s->p_cont};
-    for (int i = 0; i < 20; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
+    const float f[AN_NF] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
+                            s->nbias, s->nmae, s->m_short, s->mu_long, s->var_long,
+                            s->d_short, s->d_mu, s->d_var, s->f_slow, s->f_dev,
+                            s->p_same, s->same_n, s->p_cont,
+                            s->a_ref[0], s->a_ref[1], s->a_acc[0], s->a_acc[1],
+                            s->a_cnt[0], s->a_cnt[1], s->a_bias, s->a_mae, s->a_n};
+    for (int i = 0; i < AN_NF; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
 }
 
 rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
@@ -310,8 +382,8 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
     t.n = rc_get_u32(buf + 4);
     t.level = (int32_t)rc_get_u32(buf + 8);
     if (t.level < 0 || t.level > 2) return RC_ERR_FORMAT;
-    float f[20];
-    for (int i = 0; i < 20; i++) {
+    float f[AN_NF];
+    for (int i = 0; i < AN_NF; i++) {
         f[i] = rc_get_f32(buf + 12 + 4 * i);
         if (!isfinite(f[i])) return RC_ERR_NUMERIC;
     }
@@ -321,11 +393,14 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
     t.d_short = f[12]; t.d_mu = f[13]; t.d_var = f[14];
     t.f_slow = f[15]; t.f_dev = f[16];
     t.p_same = f[17]; t.same_n = f[18]; t.p_cont = f[19];
+    t.a_ref[0] = f[20]; t.a_ref[1] = f[21]; t.a_acc[0] = f[22]; t.a_acc[1] = f[23];
+    t.a_cnt[0] = f[24]; t.a_cnt[1] = f[25]; t.a_bias = f[26]; t.a_mae = f[27]; t.a_n = f[28];
     if (!(t.score >= 0.0f && t.score <= 1.0f) || t.mae < 0.0f || t.ratio < 0.0f ||
         t.var_long < 0.0f || t.step < 0.0f || t.nmae < 0.0f ||
         t.d_var < 0.0f || t.f_dev < 0.0f ||
         t.p_same < 0.0f || t.p_same > 1.0f || t.same_n < 0.0f ||
-        t.p_cont < 0.0f || t.p_cont > 1.0f)
+        t.p_cont < 0.0f || t.p_cont > 1.0f ||
+        t.a_cnt[0] < 0.0f || t.a_cnt[1] < 0.0f || t.a_mae < 0.0f || t.a_n < 0.0f)
         return RC_ERR_FORMAT;
     *s = t;
     return RC_OK;

@@ -50,6 +50,15 @@
  *     A single sample far in the tail (two-sided Gaussian tail of z itself,
  *     weighted by point_weight) can also score: a 10-sigma jump is news
  *     even before the short window fills.
+ *     An anchored-block channel (an_update_path) catches sustained changes
+ *     a one-step forecaster follows within a few samples (level shifts,
+ *     slow faults): at a block's first sample it keeps the mean of the
+ *     median forecast path for the next anchor_len samples, made before
+ *     them; when the block is complete, the block mean of v minus that
+ *     reference is judged against the series' own running bias and mean
+ *     absolute size of such block residuals (Gaussian tail, winsorized
+ *     learning, trusted after 8 blocks). Two blocks run staggered by half
+ *     a block, so a change waits at most about 1.5 blocks for a verdict.
  *  3. score = 1 - exp(-(-log10 P) / (6 / ln 2)): P = 1e-6 -> 0.5,
  *     P = 1e-12 -> 0.75. A score is thus a tail probability on a log
  *     scale, the same on every series, and it keeps ranking events far in
@@ -59,7 +68,9 @@
  *  bench/anomaly_bench.c (bench/RESULTS.md): likelihood and stuck
  *  channels on; the guard and the point, calm, drift and regime channels
  *  off, because they did not improve the NAB scores there (they stay
- *  available as settings).
+ *  available as settings). The anchored channel (on) and its settings
+ *  were chosen on the tuning half only and confirmed on the held-out
+ *  half; a CUSUM of the signed surprise was tried and dropped (no gain).
  *  4. Levels: raised to 1 at score >= warn, to 2 at score >= alert, and
  *     dropped back to 0 only when score < clear (hysteresis). No level and
  *     score 0 during the first `warmup` judged samples of a series.
@@ -99,6 +110,9 @@ typedef struct an_cfg {
     float regime_rate;  /* 0..1: EW rate of the forecast's slow reference, 0 = off (default) */
     float regime_weight;/* 0..1: weight (on -log10 P) of the regime channel, default 0 */
     float stuck_weight; /* 0..1: weight (on -log10 P) of the stuck-sensor channel, default 0.5 */
+    float anchor_len;   /* 0 (off) or 2..4096: samples per anchored block, capped at the horizon; default 24 */
+    float anchor_weight;/* 0..1: weight (on -log10 P) of the anchored-block channel, default 1 */
+    float anchor_rate;  /* (0,1]: EW weight per block of the block-residual calibration, default 0.1 */
 } an_cfg;
 
 void an_cfg_default(an_cfg *c);
@@ -134,6 +148,13 @@ typedef struct an_state {
     float p_same;       /* EW fraction of judged samples equal to the previous one */
     float same_n;       /* current run of samples equal to the previous one */
     float p_cont;       /* EW rate of a repeat right after a repeat (run persistence) */
+    /* Anchored-block channel: two blocks, staggered by half a block */
+    float a_ref[2];     /* mean median forecast over the block, made before its first sample, value units */
+    float a_acc[2];     /* sum of v - a_ref over the block so far, value units */
+    float a_cnt[2];     /* samples in the block so far (0: not open) */
+    float a_bias;       /* EW mean of the block residual (block mean of v - a_ref), value units */
+    float a_mae;        /* EW mean |block residual - a_bias|, value units */
+    float a_n;          /* blocks judged */
 } an_state;
 
 void an_init(an_state *s);
@@ -143,13 +164,26 @@ void an_init(an_state *s);
  * levels are qlev (Q, e.g. 0.1 0.5 0.9). q == NULL means no forecast yet.
  * NaN v leaves the state as it is and returns the last score. Returns the
  * score in [0,1] and stores the level (0 ok, 1 warn, 2 alert) in *level.
+ * Same as an_update_path without a path (the anchored channel then idles).
  */
 float an_update(an_state *s, const an_cfg *c, double v, const float *q,
                 const float *qlev, int Q, int *level);
 
-/* Fixed-size little-endian serialization of an_state: magic "ANS1" as u32
- * version tag, then the fields above in order (u32, i32, 20 x f32). */
-#define AN_BLOB_SIZE 92
+/*
+ * an_update plus the whole forecast made one step earlier: path is (H, Q),
+ * horizon-major, horizon 1 being v's own (so q == path when given). Only
+ * the medians are read, by the anchored-block channel, which opens a block
+ * only on a sample with a path. path == NULL (e.g. after a gap, when v is
+ * judged at a horizon > 1) is fine: open blocks go on.
+ */
+float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
+                     const float *qlev, int Q, const float *path, int H, int *level);
+
+/* Fixed-size little-endian serialization of an_state: magic "ANS2" as u32
+ * version tag, then the fields above in order (u32, i32, 29 x f32);
+ * docs/FILE_FORMAT.md. Blobs of the older "ANS1" layouts are refused
+ * (RC_ERR_FORMAT): the engine then starts the series afresh. */
+#define AN_BLOB_SIZE 128
 void an_save(const an_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT on a short or foreign blob, RC_ERR_NUMERIC on non-finite
  * fields; s is untouched on failure. */

@@ -196,8 +196,8 @@ static void load_slot(dm *d, uint32_t slot, const char *id, size_t len, uint64_t
     if (rc == RC_OK) return;
     en_slot_reset(d->en, slot);
     d->model_reset++;
-    LOG(LG_NOTICE, "store", "State of series '%.*s' was %s; starting it afresh.", (int)len, id,
-        rc == RC_ERR_MODEL ? "saved under another model" : "unreadable");
+    LOG(LG_NOTICE, "store", "State of series '%.*s' was %s (%s); starting it afresh.", (int)len, id,
+        rc == RC_ERR_MODEL ? "saved under another model" : "unreadable", rc_strerror(rc));
 }
 
 /* Frees the least recently seen slot by queueing its state for the store. */

@@ -25,7 +25,7 @@
 #endif
 
 #define EN_BLOB_MAGIC 0x31534e45u /* "ENS1" */
-#define EN_BLOB_VERSION 1
+#define EN_BLOB_VERSION 2 /* 2: anomaly blob ANS2 (anchored blocks) */
 #define EN_BLOB_HDR 48
 
 enum {
@@ -314,7 +314,9 @@ rc_err en_push(en_engine *e, uint32_t slot, double t, double v) {
 
     int level = 0;
     int8_t before = e->meta[slot].level;
-    float score = an_update(&e->an[slot], &e->cfg.anomaly, v, h > 0 ? prev : NULL, e->m->meta.quantiles, e->Q, &level);
+    /* The whole path too when v is its horizon 1: the anchored channel compares blocks with it. */
+    float score = an_update_path(&e->an[slot], &e->cfg.anomaly, v, h > 0 ? prev : NULL, e->m->meta.quantiles, e->Q,
+                                 h == 1 ? e->fc + (size_t)slot * e->HQ : NULL, e->H, &level);
     e->b_slot[i] = slot;
     e->b_t[i] = t;
     e->b_v[i] = v;

@@ -29,6 +29,18 @@ static float judge(an_state *s, const an_cfg *c, double v, double mu, int *lvl) 
     return an_update(s, c, v, q, qlev, 3, lvl);
 }
 
+/* The same forecaster with its whole path: flat at mu for PH horizons. */
+#define PH 48
+static float judge_path(an_state *s, const an_cfg *c, double v, double mu, int *lvl) {
+    float path[PH * 3];
+    for (int h = 0; h < PH; h++) {
+        path[h * 3] = (float)(mu - 1.2816);
+        path[h * 3 + 1] = (float)mu;
+        path[h * 3 + 2] = (float)(mu + 1.2816);
+    }
+    return an_update_path(s, c, v, path, qlev, 3, path, PH, lvl);
+}
+
 TEST(cfg_default_is_valid) {
     an_cfg c;
     an_cfg_default(&c);
@@ -55,6 +67,7 @@ TEST(score_in_range_on_hostile_input) {
     c.calm_weight = 0.5f;
     c.point_weight = 1.0f;
     c.stuck_weight = 1.0f;
+    c.anchor_len = 3.0f;
     c.clear = 0.0f;
     ASSERT_EQ(an_cfg_check(&c), RC_OK);
     an_state s;
@@ -69,13 +82,20 @@ TEST(score_in_range_on_hostile_input) {
         for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
             int lvl = -1;
             const float *q = (i + rep) % 7 == 0 ? NULL : qs[(i * 3 + rep) % nq];
-            float sc = an_update(&s, &c, vals[i], q, qlev, 3, &lvl);
+            /* A path of hostile forecasts too (the anchored channel). */
+            float path[4 * 3];
+            for (int h = 0; h < 4; h++)
+                for (int k = 0; k < 3; k++) path[h * 3 + k] = qs[(i + h + rep) % nq][k];
+            float sc = (i + rep) % 3 == 0 ? an_update(&s, &c, vals[i], q, qlev, 3, &lvl)
+                                          : an_update_path(&s, &c, vals[i], q, qlev, 3, path, 4, &lvl);
             ASSERT(sc >= 0.0f && sc <= 1.0f);
             ASSERT(lvl >= 0 && lvl <= 2);
             ASSERT(isfinite(s.bias) && isfinite(s.mae) && isfinite(s.ratio));
             ASSERT(isfinite(s.m_short) && isfinite(s.mu_long) && isfinite(s.var_long));
             ASSERT(isfinite(s.d_short) && isfinite(s.d_var) && isfinite(s.f_slow) &&
                    isfinite(s.f_dev) && isfinite(s.nmae) && isfinite(s.step));
+            ASSERT(isfinite(s.a_ref[0]) && isfinite(s.a_ref[1]) && isfinite(s.a_acc[0]) &&
+                   isfinite(s.a_acc[1]) && isfinite(s.a_bias) && isfinite(s.a_mae));
         }
     }
     /* Q = 1 (median only) still works. */
@@ -203,7 +223,9 @@ TEST(save_load_round_trip) {
     an_state s, t, u;
     an_init(&s);
     int lvl;
-    for (int i = 0; i < 300; i++) judge(&s, &c, gauss() + (i > 280 ? 5 : 0), 0, &lvl);
+    /* 301 samples: the anchored blocks are mid-way when saved. */
+    for (int i = 0; i < 301; i++) judge_path(&s, &c, gauss() + (i > 280 ? 5 : 0), 0, &lvl);
+    ASSERT(s.a_n > 8.0f && s.a_cnt[0] > 0.0f);
     uint8_t buf[AN_BLOB_SIZE];
     ASSERT_LE(AN_BLOB_SIZE, 128);
     an_save(&s, buf);
@@ -213,7 +235,7 @@ TEST(save_load_round_trip) {
     /* Both continue identically. */
     for (int i = 0; i < 50; i++) {
         double v = gauss();
-        float a = judge(&s, &c, v, 0, &lvl), b = judge(&t, &c, v, 0, &lvl);
+        float a = judge_path(&s, &c, v, 0, &lvl), b = judge_path(&t, &c, v, 0, &lvl);
         ASSERT_EQ(memcmp(&a, &b, sizeof a), 0);
     }
     /* Damaged blobs are refused and leave the target untouched. */
@@ -225,6 +247,67 @@ TEST(save_load_round_trip) {
     rc_put_f32(buf + 20, NAN);
     ASSERT_EQ(an_load(&t, buf, sizeof buf), RC_ERR_NUMERIC);
     ASSERT_EQ(memcmp(&u, &t, sizeof t), 0);
+    /* A blob of the older layout (magic "ANS1", 92 bytes) is refused. */
+    an_save(&s, buf);
+    rc_put_u32(buf, 0x31534e41u);
+    ASSERT_EQ(an_load(&t, buf, 92), RC_ERR_FORMAT);
+    ASSERT_EQ(an_load(&t, buf, sizeof buf), RC_ERR_FORMAT);
+    ASSERT_EQ(memcmp(&u, &t, sizeof t), 0);
+}
+
+/* A slow fault (a valve closing): the level ramps by 8 sigma over 16
+ * samples and stays. A good forecaster follows it (its level moves
+ * half-way to the true one per sample; flat path), so each one-step
+ * residual is only about 1 sigma and the one-step channels do not alert,
+ * but the mean of a block sits several sigma off the path forecast made
+ * before the block: the anchored channel alerts. Returns the first sample
+ * after the onset at level 2, or -1; counts level-2 samples before it. */
+static int first_alert_after_followed_shift(const an_cfg *c, int *quiet_alerts) {
+    an_state s;
+    an_init(&s);
+    rng = 12345;
+    double m = 0.0;
+    int lvl, first = -1;
+    *quiet_alerts = 0;
+    for (int i = 0; i < 2000; i++) {
+        double level = i < 1500 ? 0.0 : i < 1516 ? 0.5 * (i - 1500 + 1) : 8.0, v = level + gauss();
+        judge_path(&s, c, v, m, &lvl);
+        if (i < 1500) *quiet_alerts += lvl == 2;
+        if (i >= 1500 && lvl == 2 && first < 0) first = i - 1500;
+        m += 0.5 * (level - m);
+    }
+    return first;
+}
+
+TEST(anchored_channel_catches_followed_shift) {
+    an_cfg c;
+    an_cfg_default(&c);
+    ASSERT(c.anchor_len > 0.0f && c.anchor_weight > 0.0f);
+    int quiet;
+    int first = first_alert_after_followed_shift(&c, &quiet);
+    ASSERT(first >= 0);
+    /* Two staggered blocks of 24: a verdict within ~1.5 blocks. */
+    ASSERT_LE(first, 40);
+    /* The same noise before the ramp: alerts well under 1%. */
+    ASSERT_LT(quiet, 15);
+    /* Without the anchored channel the same change goes unnoticed. */
+    c.anchor_weight = 0.0f;
+    ASSERT_EQ(first_alert_after_followed_shift(&c, &quiet), -1);
+}
+
+TEST(anchored_channel_needs_the_path) {
+    an_cfg c;
+    an_cfg_default(&c);
+    an_state s;
+    an_init(&s);
+    int lvl;
+    /* Without a path no block ever opens: an_update is the old score. */
+    for (int i = 0; i < 300; i++) judge(&s, &c, gauss(), 0, &lvl);
+    ASSERT_EQ(s.a_n, 0.0f);
+    ASSERT_EQ(s.a_cnt[0], 0.0f);
+    /* With it, blocks of anchor_len complete, two per anchor_len samples. */
+    for (int i = 0; i < 240; i++) judge_path(&s, &c, gauss(), 0, &lvl);
+    ASSERT(s.a_n >= 18.0f && s.a_n <= 20.0f);
 }
 
 TEST(stuck_sensor_channel) {
@@ -262,4 +345,5 @@ TT_MAIN(TEST_ENTRY(stuck_sensor_channel), TEST_ENTRY(cfg_default_is_valid), TEST
         TEST_ENTRY(nan_is_missing), TEST_ENTRY(one_outlier_does_not_alert),
         TEST_ENTRY(quiet_noise_rarely_warns), TEST_ENTRY(sustained_shift_alerts),
         TEST_ENTRY(hysteresis_and_clear), TEST_ENTRY(warmup_suppresses_levels),
-        TEST_ENTRY(save_load_round_trip))
+        TEST_ENTRY(save_load_round_trip), TEST_ENTRY(anchored_channel_catches_followed_shift),
+        TEST_ENTRY(anchored_channel_needs_the_path))
