@@ -16,6 +16,10 @@
 #include <msgpack/timestamp.h>
 #include <zmq.h>
 
+/* For rp_days_from_civil only: rp.h is header-only so bench programs, which
+ * do not link the tools' objects, share the same date arithmetic. */
+#include "tools/rp.h"
+
 volatile sig_atomic_t cli_stop;
 
 static void on_signal(int sig) {
@@ -82,16 +86,6 @@ int cli_parse_double(const char *s, double *out) {
     return 0;
 }
 
-/* Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static long days_from_civil(long y, long m, long d) {
-    y -= m <= 2;
-    long era = (y >= 0 ? y : y - 399) / 400;
-    long yoe = y - era * 400;
-    long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 int cli_parse_time(const char *s, double *out) {
     while (isspace((unsigned char)*s)) s++;
     /* Epoch seconds: a plain number without a date dash after the first digits. */
@@ -134,7 +128,7 @@ int cli_parse_time(const char *s, double *out) {
     while (isspace((unsigned char)*p)) p++;
     if (*p != '\0') return -1;
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec < 0 || sec >= 61) return -1;
-    *out = (double)days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec - off;
+    *out = (double)rp_days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec - off;
     return 0;
 }
 

@@ -3,6 +3,8 @@
  * anomaly benchmark (bench/anomaly_bench.c): timestamp parsing, CSV field
  * splitting and opening the model (with the documented random fallback).
  * Header-only because bench programs do not link the tools' objects.
+ * tools/cli_util.c uses rp_days_from_civil too, so the tools have one copy
+ * of the date arithmetic (the two time parsers accept different formats).
  *
  * Threads: every function is reentrant. Errors: see each function.
  *
