@@ -83,6 +83,19 @@ double rc_get_f64(const uint8_t *p);
 #define RC_HASH_INIT 0xcbf29ce484222325ULL
 uint64_t rc_hash64(uint64_t h, const void *data, size_t n);
 
+/*
+ * MurmurHash3's 64-bit finalizer: a bijection that spreads a counter-like
+ * key (seed * k + index) over all 64 bits. The tools derive per-series seeds
+ * and start times with it; changing it changes every generated data set.
+ */
+static inline uint64_t rc_mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
 /* Believed-true conditions that are still handled in release builds (SQLite style). */
 #define ALWAYS(x) (x)
 #define NEVER(x) (x)

@@ -164,14 +164,6 @@ static void naive2(const double *x, int n, int H, double *f, double *lo, double 
     }
 }
 
-static uint64_t mix(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
 int cmd_eval(int argc, char **argv) {
     const char *trainp = EV_TRAIN_DEFAULT, *testp = EV_TEST_DEFAULT, *modelp = NULL, *outp = NULL;
     const char *synth = NULL;
@@ -246,7 +238,7 @@ int cmd_eval(int argc, char **argv) {
         buf = rc_malloc(4000 * sizeof(double));
         if (!xs || !ys || !nx || !buf) goto oom;
         for (int s = 0; s < ns; s++) {
-            uint64_t r = mix(seed * 31337u + (uint64_t)s);
+            uint64_t r = rc_mix64(seed * 31337u + (uint64_t)s);
             sy_params p;
             sy_draw(&p, kind, r);
             p.p_missing = 0;
@@ -313,7 +305,7 @@ int cmd_eval(int argc, char **argv) {
         for (int s = 0; s < ns; s++) {
             if (i >= nx[s]) continue;
             /* Hourly timestamps from an arbitrary per-series start: M4 has none. */
-            double t0 = 1420070400.0 + 3600.0 * (double)(mix((uint64_t)s + 77) % 43800);
+            double t0 = 1420070400.0 + 3600.0 * (double)(rc_mix64((uint64_t)s + 77) % 43800);
             ft_push(&fs[s], &fc, t0 + 3600.0 * i, xs[s][i], feat + (size_t)B * F);
             sp[B] = states + (size_t)s * S;
             idx[B++] = s;

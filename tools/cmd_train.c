@@ -51,14 +51,6 @@ static void usage(FILE *f) {
             "  --resume            continue from the checkpoint\n");
 }
 
-static uint64_t mix(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
 static void fmt_dur(char *b, size_t n, double s) {
     if (s < 0 || !isfinite(s)) s = 0;
     int m = (int)(s / 60);
@@ -183,7 +175,7 @@ int cmd_train(int argc, char **argv) {
         if (!tt) goto oom;
         for (int s = 0; s < w->n; s++) {
             /* A random hour-aligned start in 2015..2020 per series. */
-            uint64_t r = mix(tc.seed * 1000003u + (uint64_t)s);
+            uint64_t r = rc_mix64(tc.seed * 1000003u + (uint64_t)s);
             double t0 = 1420070400.0 + 3600.0 * (double)(r % 43800);
             for (int i = 0; i < w->len[s]; i++) tt[i] = t0 + 3600.0 * i;
             if (tr_data_add(td, &fc, tt, w->v[s], w->len[s], w->len[s] - holdout,
@@ -202,7 +194,7 @@ int cmd_train(int argc, char **argv) {
     for (int k = 0; k < SY_KIND_COUNT; k++) {
         if (k == excl) continue;
         for (int j = 0; j < nsyn; j++) {
-            uint64_t r = mix(tc.seed * 7919u + (uint64_t)k * 100003u + (uint64_t)j);
+            uint64_t r = rc_mix64(tc.seed * 7919u + (uint64_t)k * 100003u + (uint64_t)j);
             sy_params sp;
             sy_draw(&sp, k, r);
             double dt = dts[r % 8];
