@@ -387,7 +387,7 @@ void mp_w_kv_str(mp_wr *w, const char *k, const char *v) { mp_w_cstr(w, k); mp_w
 void mp_w_kv_bool(mp_wr *w, const char *k, int v) { mp_w_cstr(w, k); mp_w_bool(w, v); }
 
 /* The general path, through the checked writers (overflow, any H). */
-static void encode_forecast_slow(mp_wr *w, const mp_forecast *f) {
+void mp_encode_forecast_general(mp_wr *w, const mp_forecast *f) {
     mp_w_map(w, 10);
     mp_w_cstr(w, "s");
     mp_w_str(w, f->s, f->s_len);
@@ -450,7 +450,7 @@ void mp_encode_forecast(mp_wr *w, const mp_forecast *f) {
     size_t need = 128 + (size_t)f->s_len + 16 * (size_t)(f->H > 0 ? f->H : 0);
     if (w->overflow || f->H < 0 || f->H > 127 || f->s_len > 0xff || f->level < 0 || f->level > 127 ||
         w->cap - w->len < need) {
-        encode_forecast_slow(w, f);
+        mp_encode_forecast_general(w, f);
         return;
     }
     uint8_t *p = w->buf + w->len;

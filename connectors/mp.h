@@ -144,5 +144,10 @@ typedef struct mp_forecast {
 /* Writes the map {"s","t","v","dt","h","yhat","lo","hi","score","level"}.
  * Size needed: at most 128 + s_len + 16*H bytes. */
 void mp_encode_forecast(mp_wr *w, const mp_forecast *f);
+/* The same map through the checked mp_w_* writers, a field at a time: any H
+ * and s_len, sets w->overflow when it does not fit. mp_encode_forecast takes
+ * this path whenever its single-check fast path does not apply; it is public
+ * so mp_test can compare the two byte for byte. Several times slower. */
+void mp_encode_forecast_general(mp_wr *w, const mp_forecast *f);
 
 #endif
