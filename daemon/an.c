@@ -116,6 +116,11 @@ static float clampf(float x, float lo, float hi) {
     return x < lo ? lo : x > hi ? hi : x;
 }
 
+/* x limited to [-lim, lim]; NaN x passes through. */
+static double clip_abs(double x, double lim) {
+    return x > lim ? lim : x < -lim ? -lim : x;
+}
+
 float an_update(an_state *s, const an_cfg *c, double v, const float *q,
                 const float *qlev, int Q, int *level) {
     return an_update_path(s, c, v, q, qlev, Q, NULL, 0, level);
@@ -298,11 +303,7 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
     /* Error calibration, winsorized at 4 sigma once it is trusted. */
     {
         float a = ew_rate(c->err_rate, s->n);
-        double dw = d;
-        if (s->n >= 3) {
-            double lim = 4.0 * sigma;
-            dw = d > lim ? lim : d < -lim ? -lim : d;
-        }
+        double dw = s->n >= 3 ? clip_abs(d, 4.0 * sigma) : d;
         s->bias += a * (float)dw;
         s->mae += a * ((float)fabs(dw) - s->mae);
         if (sig_q > 0.0) {
@@ -317,11 +318,7 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
             else s->step += c->err_rate * ((float)(dv < 10.0 * s->step ? dv : 10.0 * s->step) - s->step);
         }
         if (s->n > 0) {
-            double dnw = dn;
-            if (s->n >= 3) {
-                double lim = 4.0 * sig_n;
-                dnw = dn > lim ? lim : dn < -lim ? -lim : dn;
-            }
+            double dnw = s->n >= 3 ? clip_abs(dn, 4.0 * sig_n) : dn;
             s->nbias += a * (float)dnw;
             s->nmae += a * ((float)fabs(dnw) - s->nmae);
         }
