@@ -116,6 +116,19 @@ static float clampf(float x, float lo, float hi) {
     return x < lo ? lo : x > hi ? hi : x;
 }
 
+/*
+ * One step (rate a) of a slow EW mean *mu and variance *var of x. Once k
+ * (the steps taken so far) reaches 2, x is first clamped to 3 sd around *mu,
+ * so a lasting change moves the baseline gradually, not all at once.
+ */
+static void ew_baseline(float *mu, float *var, float x, double sd, float a, uint32_t k) {
+    float lim = (float)(3.0 * sd);
+    float xw = k >= 2 ? clampf(x, *mu - lim, *mu + lim) : x;
+    float delta = xw - *mu;
+    *mu += a * delta;
+    *var = (1.0f - a) * (*var + a * delta * delta);
+}
+
 /* x limited to [-lim, lim]; NaN x passes through. */
 static double clip_abs(double x, double lim) {
     return x > lim ? lim : x < -lim ? -lim : x;
@@ -232,12 +245,7 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
                 float dr = tail_score(fabs((double)s->d_short - (double)s->d_mu) / dsd);
                 if (dr > sc) sc = dr;
             }
-            float dl = (float)(3.0 * dsd);
-            float dw = k >= 2 ? clampf(s->d_short, s->d_mu - dl, s->d_mu + dl) : s->d_short;
-            float da = ew_rate(c->long_rate, k);
-            float dd = dw - s->d_mu;
-            s->d_mu += da * dd;
-            s->d_var = (1.0f - da) * (s->d_var + da * dd * dd);
+            ew_baseline(&s->d_mu, &s->d_var, s->d_short, dsd, ew_rate(c->long_rate, k), k);
         }
         int K = (int)c->anchor_len < H ? (int)c->anchor_len : H;
         if (K >= 2 && c->anchor_weight > 0.0f) {
@@ -292,12 +300,7 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
                 }
             }
         }
-        float lim = (float)(3.0 * sd);
-        float mw = k >= 2 ? clampf(s->m_short, s->mu_long - lim, s->mu_long + lim) : s->m_short;
-        float a = ew_rate(c->long_rate, k);
-        float delta = mw - s->mu_long;
-        s->mu_long += a * delta;
-        s->var_long = (1.0f - a) * (s->var_long + a * delta * delta);
+        ew_baseline(&s->mu_long, &s->var_long, s->m_short, sd, ew_rate(c->long_rate, k), k);
     }
 
     /* Error calibration, winsorized at 4 sigma once it is trusted. */
