@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/lg.h"
 #include "daemon/en.h"
@@ -159,13 +160,15 @@ static void count_result(void *ctx, const en_result *r) {
     ((engine_ctx *)ctx)->results++;
 }
 
-/* The whole engine path for the default model: featurize, judge, step, denormalize. */
-static double run_engine(const rk_dims *d, int S, int B, double seconds) {
+/* The whole engine path for the default model: featurize, judge, step,
+ * denormalize, on `threads` engine threads (series sharded by slot hash). */
+static double run_engine(const rk_dims *d, int S, int B, int threads, double seconds) {
     rk_model *m = rk_model_new(d, NULL);
     rk_model_init_random(m, 1);
     en_cfg c;
     en_cfg_default(&c);
     c.max_batch = B;
+    c.threads = threads;
     engine_ctx ctx = {0};
     en_engine *e = en_new(m, &c, (uint32_t)S, count_result, &ctx, NULL);
     if (!e) {
@@ -235,14 +238,19 @@ int main(int argc, char **argv) {
         printf("\n");
     }
     rk_dims d = rk_dims_default(FT_NFEAT);
-    double eng = run_engine(&d, 4096, 256, seconds * 2);
+    double eng = run_engine(&d, 4096, 256, 1, seconds * 2);
+    double eng2 = run_engine(&d, 4096, 256, 2, seconds * 2);
     setup s = make_setup(&d, 4096);
     double model_only = run(&s, 256, seconds);
     free_setup(&s);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
     printf("## Engine path, default model, 4096 series, B=256\n\n"
            "| path | steps/s | ns/step | ratio |\n|---|---:|---:|---:|\n"
-           "| model only (rk_step_batch) | %.0f | %.0f | 1.00 |\n"
-           "| engine (featurize + score + step + denormalize) | %.0f | %.0f | %.2f |\n",
-           model_only, 1e9 / model_only, eng, 1e9 / eng, eng / model_only);
+           "| model only (rk_step_batch), 1 thread | %.0f | %.0f | 1.00 |\n"
+           "| engine (featurize + score + step + denormalize), threads: 1 | %.0f | %.0f | %.2f |\n"
+           "| engine, threads: 2 (%ld cores online) | %.0f | %.0f | %.2f |\n\n"
+           "Engine threads 2 vs 1: %.2fx.\n",
+           model_only, 1e9 / model_only, eng, 1e9 / eng, eng / model_only, cores, eng2, 1e9 / eng2,
+           eng2 / model_only, eng2 / eng);
     return 0;
 }

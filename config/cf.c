@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "common/lg.h"
+#include "daemon/en.h"
 
 /* ---- Defaults ---- */
 
@@ -49,6 +50,7 @@ void cf_default(cf_config *c) {
     c->policy = CF_POLICY_REFUSE;
     c->evict_queue = 1024;
     c->max_batch = 256;
+    c->threads = 1;
     an_cfg_default(&c->anomaly);
     cf_resolve(c);
 }
@@ -362,9 +364,15 @@ static rc_err k_max_batch(px *x, yaml_node_t *v, const char *key, void *obj) {
     CFG->max_batch = (int)l;
     return RC_OK;
 }
-static const key_def engine_keys[] = {{"max_batch", k_max_batch}};
+static rc_err k_threads(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 1, EN_MAX_THREADS, &l)) return RC_ERR_CONFIG;
+    CFG->threads = (int)l;
+    return RC_OK;
+}
+static const key_def engine_keys[] = {{"max_batch", k_max_batch}, {"threads", k_threads}};
 static rc_err k_engine(px *x, yaml_node_t *v, const char *key, void *obj) {
-    return walk(x, v, key, engine_keys, 1, obj);
+    return walk(x, v, key, engine_keys, 2, obj);
 }
 
 /* anomaly.*: float fields of an_cfg by offset, plus warmup. */

@@ -64,6 +64,7 @@ typedef struct cf_config {
     uint32_t evict_queue;       /* evicted states waiting for the store, rows */
     /* Engine */
     int max_batch;              /* series stepped together, 1..4096 */
+    int threads;                /* engine threads (series shards), 1..64 */
     an_cfg anomaly;             /* anomaly scoring (an.h) */
 } cf_config;
 

@@ -465,7 +465,7 @@ static rc_err reload(dm *d, char *err, size_t errlen) {
                   o->out_bind != nc->out_bind || o->sndhwm != nc->sndhwm ||
                   strcmp(o->control_endpoint, nc->control_endpoint) || o->max_series != nc->max_series ||
                   o->policy != nc->policy || o->evict_queue != nc->evict_queue ||
-                  o->max_batch != nc->max_batch || strcmp(o->model, nc->model) ||
+                  o->max_batch != nc->max_batch || o->threads != nc->threads || strcmp(o->model, nc->model) ||
                   strcmp(o->state_db, nc->state_db);
     if (restart)
         LOG(LG_WARNING, "config", "Reload: sockets, series, engine, model or state_db settings changed; "
@@ -507,7 +507,7 @@ static void reply_error(dm *d, mp_wr *w, const char *msg) {
 static void ctl_stats(dm *d, mp_wr *w) {
     char hash[20];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)d->model->hash);
-    mp_w_map(w, 28);
+    mp_w_map(w, 29);
     mp_w_kv_bool(w, "ok", 1);
     mp_w_kv_str(w, "version", DM_VERSION);
     mp_w_kv_f64(w, "uptime", lg_wall_s() - d->started);
@@ -553,6 +553,25 @@ static void ctl_stats(dm *d, mp_wr *w) {
     mp_w_map(w, 2);
     mp_w_kv_int(w, "engine", en_pending(d->en));
     mp_w_kv_int(w, "store", ck_pending(d->ck));
+    /* Per engine shard (thread): samples stepped and busy seconds since start. */
+    int K = en_threads(d->en);
+    mp_w_cstr(w, "engine");
+    mp_w_map(w, 3);
+    mp_w_kv_int(w, "threads", K);
+    mp_w_cstr(w, "shard_steps");
+    mp_w_arr(w, (uint32_t)K);
+    for (int k = 0; k < K; k++) {
+        uint64_t rows, ns;
+        en_shard_stats(d->en, k, &rows, &ns);
+        mp_w_int(w, (int64_t)rows);
+    }
+    mp_w_cstr(w, "shard_busy_s");
+    mp_w_arr(w, (uint32_t)K);
+    for (int k = 0; k < K; k++) {
+        uint64_t rows, ns;
+        en_shard_stats(d->en, k, &rows, &ns);
+        mp_w_f64(w, (double)ns * 1e-9);
+    }
 }
 
 static void ctl_series(dm *d, mp_wr *w, uint64_t cursor, uint64_t limit) {
@@ -875,6 +894,7 @@ int dm_run(const cf_config *cfg) {
     en_cfg ec;
     en_cfg_default(&ec);
     ec.max_batch = cfg->max_batch;
+    ec.threads = cfg->threads;
     ec.anomaly = cfg->anomaly;
     if (!(d->en = en_new(d->model, &ec, cfg->max_series, on_result, d, &err))) {
         LOG(LG_WARNING, "engine", "Cannot create the engine: %s.", rc_strerror(err));

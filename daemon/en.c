@@ -14,8 +14,11 @@
 #include "daemon/en.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "model/ft.h"
@@ -44,6 +47,24 @@ typedef struct en_slot_meta {
     uint8_t pad_[2];
 } en_slot_meta;
 
+/* Below this many queued rows a flush runs on the calling thread alone:
+ * waking the workers (two futex round trips) costs more than stepping a few
+ * rows (about 6 us each with the default model). */
+#define EN_PAR_MIN_ROWS 16
+
+/* One shard: the series whose slot hashes to it, stepped by one thread. */
+typedef struct en_shard {
+    struct en_engine *e; /* owner */
+    int k;               /* shard index; 0 runs on the calling thread */
+    rk_ws *ws;           /* model workspace for max_batch rows */
+    int begin, n;        /* this flush: positions begin .. begin+n of the permuted batch */
+    int n_ok;            /* of which featurized and stepped */
+    uint64_t rows;       /* samples stepped, lifetime */
+    uint64_t busy_ns;    /* time spent stepping them, lifetime */
+    pthread_t th;        /* worker thread (k > 0) */
+    int started;         /* th was created */
+} en_shard;
+
 struct en_engine {
     const rk_model *m;   /* borrowed */
     en_cfg cfg;          /* settings */
@@ -61,19 +82,33 @@ struct en_engine {
     float *fc;           /* (max_series, H*Q) last forecast, value space */
     en_slot_meta *meta;  /* (max_series) */
 
-    /* The pending batch */
-    rk_ws *ws;           /* model workspace for max_batch rows */
+    /* The pending batch, in arrival order ("rows") */
     int n_pending;       /* rows queued */
     uint32_t *b_slot;    /* (max_batch) */
     double *b_t, *b_v;   /* (max_batch) */
+    /* Filled at flush, per row */
     float *b_score;      /* (max_batch) */
     int8_t *b_level;     /* (max_batch) */
     int8_t *b_changed;   /* (max_batch) */
     int8_t *b_has_prev;  /* (max_batch) */
     float *b_prev;       /* (max_batch, Q) forecast each sample was judged against */
+    int *b_pos;          /* (max_batch) row -> position of its model rows, -1 if not stepped */
+    /* Per position: rows grouped by shard so each shard's model inputs are contiguous */
+    int *b_row;          /* (max_batch) position -> row */
     float *b_feat;       /* (max_batch, F) */
     float **b_states;    /* (max_batch) pointers into states */
     float *b_out;        /* (max_batch, H*Q) normalized model output */
+
+    /* Shards and their workers (threads > 1): fork-join per flush */
+    int K;               /* shards = threads */
+    en_shard *sh;        /* (K) */
+    pthread_mutex_t mu;  /* guards gen, remaining, quit */
+    pthread_cond_t go;   /* gen moved or quit */
+    pthread_cond_t done; /* remaining reached 0 */
+    uint64_t gen;        /* flushes handed to the workers */
+    int remaining;       /* workers still stepping this flush */
+    int quit;            /* workers exit */
+    int sync_ok;         /* mu, go and done were initialized */
 
     /* Scratch for results */
     float *r_yhat, *r_lo, *r_hi; /* (H) callback view */
@@ -84,6 +119,7 @@ struct en_engine {
 
 void en_cfg_default(en_cfg *c) {
     c->max_batch = 256;
+    c->threads = 1;
     an_cfg_default(&c->anomaly);
 }
 
@@ -93,11 +129,57 @@ static void *alloc_zero(size_t n, size_t size, int *fail) {
     return p;
 }
 
+static void *shard_main(void *arg);
+
+/* Starts the workers of shards 1..K-1 with every signal blocked, so signals
+ * reach the daemon's own thread only. */
+static rc_err start_workers(en_engine *e) {
+    if (pthread_mutex_init(&e->mu, NULL)) return RC_ERR_NOMEM;
+    if (pthread_cond_init(&e->go, NULL)) {
+        pthread_mutex_destroy(&e->mu);
+        return RC_ERR_NOMEM;
+    }
+    if (pthread_cond_init(&e->done, NULL)) {
+        pthread_cond_destroy(&e->go);
+        pthread_mutex_destroy(&e->mu);
+        return RC_ERR_NOMEM;
+    }
+    e->sync_ok = 1;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc_err rc = RC_OK;
+    for (int k = 1; k < e->K; k++) {
+        if (pthread_create(&e->sh[k].th, NULL, shard_main, &e->sh[k])) {
+            rc = RC_ERR_NOMEM;
+            break;
+        }
+        e->sh[k].started = 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static void stop_workers(en_engine *e) {
+    if (!e->sync_ok) return;
+    pthread_mutex_lock(&e->mu);
+    e->quit = 1;
+    pthread_cond_broadcast(&e->go);
+    pthread_mutex_unlock(&e->mu);
+    for (int k = 1; k < e->K; k++)
+        if (e->sh[k].started) pthread_join(e->sh[k].th, NULL);
+    pthread_cond_destroy(&e->done);
+    pthread_cond_destroy(&e->go);
+    pthread_mutex_destroy(&e->mu);
+    e->sync_ok = 0;
+}
+
 en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_result_cb *cb, void *cb_ctx,
                   rc_err *err) {
     en_engine *e = NULL;
     rc_err rc = RC_ERR_CONFIG;
     if (max_series < 1 || cfg->max_batch < 1 || cfg->max_batch > 4096) goto err;
+    if (cfg->threads < 1 || cfg->threads > EN_MAX_THREADS) goto err;
     if (an_cfg_check(&cfg->anomaly) != RC_OK) goto err;
     rc = RC_ERR_SHAPE;
     if (m->dims.n_feat != FT_NFEAT) goto err;
@@ -138,20 +220,30 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
     e->b_changed = alloc_zero(B, 1, &fail);
     e->b_has_prev = alloc_zero(B, 1, &fail);
     e->b_prev = alloc_zero(B * (size_t)e->Q, sizeof(float), &fail);
+    e->b_pos = alloc_zero(B, sizeof(int), &fail);
+    e->b_row = alloc_zero(B, sizeof(int), &fail);
     e->b_feat = alloc_zero(B * (size_t)e->F, sizeof(float), &fail);
     e->b_states = alloc_zero(B, sizeof(float *), &fail);
     e->b_out = alloc_zero(B * (size_t)e->HQ, sizeof(float), &fail);
     e->r_yhat = alloc_zero((size_t)e->H * 6, sizeof(float), &fail);
     e->load_state = alloc_zero(e->state_len, sizeof(float), &fail);
+    e->K = cfg->threads;
+    e->sh = alloc_zero((size_t)e->K, sizeof(en_shard), &fail);
     if (fail) goto err;
     e->r_lo = e->r_yhat + e->H;
     e->r_hi = e->r_yhat + 2 * e->H;
     e->l_yhat = e->r_yhat + 3 * e->H;
     e->l_lo = e->r_yhat + 4 * e->H;
     e->l_hi = e->r_yhat + 5 * e->H;
-    e->ws = rk_ws_new(m, cfg->max_batch, &rc);
-    if (!e->ws) goto err;
+    for (int k = 0; k < e->K; k++) {
+        e->sh[k].e = e;
+        e->sh[k].k = k;
+        /* Any shard may get the whole batch (hashing is not a promise of balance). */
+        e->sh[k].ws = rk_ws_new(m, cfg->max_batch, &rc);
+        if (!e->sh[k].ws) goto err;
+    }
     for (uint32_t s = 0; s < max_series; s++) en_slot_reset(e, s);
+    if (e->K > 1 && (rc = start_workers(e)) != RC_OK) goto err;
     if (err) *err = RC_OK;
     return e;
 err:
@@ -162,12 +254,16 @@ err:
 
 void en_free(en_engine *e) {
     if (!e) return;
-    rk_ws_free(e->ws);
+    stop_workers(e);
+    for (int k = 0; e->sh && k < e->K; k++) rk_ws_free(e->sh[k].ws);
+    rc_free(e->sh);
     rc_free(e->load_state);
     rc_free(e->r_yhat);
     rc_free(e->b_out);
     rc_free(e->b_states);
     rc_free(e->b_feat);
+    rc_free(e->b_row);
+    rc_free(e->b_pos);
     rc_free(e->b_prev);
     rc_free(e->b_has_prev);
     rc_free(e->b_changed);
@@ -194,17 +290,9 @@ static void drop_pending(en_engine *e, uint32_t slot) {
     int w = 0;
     for (int i = 0; i < e->n_pending; i++) {
         if (e->b_slot[i] == slot) continue;
-        if (w != i) {
-            e->b_slot[w] = e->b_slot[i];
-            e->b_t[w] = e->b_t[i];
-            e->b_v[w] = e->b_v[i];
-            e->b_score[w] = e->b_score[i];
-            e->b_level[w] = e->b_level[i];
-            e->b_changed[w] = e->b_changed[i];
-            e->b_has_prev[w] = e->b_has_prev[i];
-            memcpy(e->b_prev + (size_t)w * e->Q, e->b_prev + (size_t)i * e->Q, (size_t)e->Q * sizeof(float));
-            memcpy(e->b_feat + (size_t)w * e->F, e->b_feat + (size_t)i * e->F, (size_t)e->F * sizeof(float));
-        }
+        e->b_slot[w] = e->b_slot[i];
+        e->b_t[w] = e->b_t[i];
+        e->b_v[w] = e->b_v[i];
         w++;
     }
     e->n_pending = w;
@@ -249,23 +337,150 @@ static void split_forecast(const en_engine *e, uint32_t slot, float *yhat, float
     }
 }
 
-void en_flush(en_engine *e) {
-    int n = e->n_pending;
-    if (n == 0) return;
-    for (int i = 0; i < n; i++) e->b_states[i] = e->states + (size_t)e->b_slot[i] * e->state_len;
-    rk_step_batch(e->m, e->ws, n, e->b_feat, e->b_states, e->b_out);
-    /* Clear the batch before the callbacks so a callback may push again. */
-    e->n_pending = 0;
-    for (int i = 0; i < n; i++) {
+/*
+ * Which horizon of the previous forecast the new sample answers: after a
+ * gap of k sampling periods it is step k, not step 1.
+ */
+static int horizon_of(const en_engine *e, uint32_t slot, double t) {
+    double dt = ft_period(&e->ft[slot]);
+    double last = e->ft[slot].last_t;
+    if (!(dt > 0) || !isfinite(last)) return 1;
+    double k = floor((t - last) / dt + 0.5);
+    if (!(k >= 1)) return 1;
+    if (k > e->H) return 0; /* beyond the forecast: nothing to judge against */
+    return (int)k;
+}
+
+/*
+ * Judges row i's sample against the slot's previous forecast and featurizes
+ * it into feat. Touches only the slot's own state, so shards run this in
+ * parallel. 0 if the featurizer refused the sample (en_push checked what it
+ * checks, so this does not happen; the row is then skipped, state untouched).
+ */
+static int prepare_row(en_engine *e, int i, float *feat) {
+    uint32_t slot = e->b_slot[i];
+    double t = e->b_t[i], v = e->b_v[i];
+    float *prev = e->b_prev + (size_t)i * e->Q;
+    int h = (e->meta[slot].flags & SLOT_HAS_FC) ? horizon_of(e, slot, t) : 0;
+    if (h > 0) memcpy(prev, e->fc + (size_t)slot * e->HQ + (size_t)(h - 1) * e->Q, (size_t)e->Q * sizeof(float));
+    if (ft_push(&e->ft[slot], &e->fcfg, t, v, feat) != RC_OK) return 0;
+    int level = 0;
+    int8_t before = e->meta[slot].level;
+    /* The whole path too when v is its horizon 1: the anchored channel compares blocks with it. */
+    float score = an_update_path(&e->an[slot], &e->cfg.anomaly, v, h > 0 ? prev : NULL, e->m->meta.quantiles, e->Q,
+                                 h == 1 ? e->fc + (size_t)slot * e->HQ : NULL, e->H, &level);
+    e->b_score[i] = score;
+    e->b_level[i] = (int8_t)level;
+    e->b_changed[i] = (int8_t)(level != before);
+    e->b_has_prev[i] = (int8_t)(h > 0);
+    return 1;
+}
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Everything a flush does for one shard's rows: judge and featurize, one
+ * batched model step, forecasts back to value space. Only this shard's
+ * slots and positions are written. */
+static void run_shard(en_engine *e, en_shard *sh) {
+    uint64_t t0 = mono_ns();
+    int n_ok = 0;
+    for (int p = sh->begin; p < sh->begin + sh->n; p++) {
+        int i = e->b_row[p], q = sh->begin + n_ok;
+        uint32_t slot = e->b_slot[i];
+        e->b_pos[i] = -1;
+        if (!prepare_row(e, i, e->b_feat + (size_t)q * e->F)) {
+            e->meta[slot].flags &= (uint8_t)~SLOT_QUEUED;
+            continue;
+        }
+        e->b_row[q] = i; /* q <= p: compaction never overwrites an unread entry */
+        e->b_pos[i] = q;
+        e->b_states[q] = e->states + (size_t)slot * e->state_len;
+        n_ok++;
+    }
+    sh->n_ok = n_ok;
+    if (n_ok == 0) return;
+    rk_step_batch(e->m, sh->ws, n_ok, e->b_feat + (size_t)sh->begin * e->F, e->b_states + sh->begin,
+                  e->b_out + (size_t)sh->begin * e->HQ);
+    for (int q = sh->begin; q < sh->begin + n_ok; q++) {
+        int i = e->b_row[q];
         uint32_t s = e->b_slot[i];
         en_slot_meta *mt = &e->meta[s];
-        ft_denorm(&e->ft[s], e->b_out + (size_t)i * e->HQ, e->fc + (size_t)s * e->HQ, e->HQ);
+        ft_denorm(&e->ft[s], e->b_out + (size_t)q * e->HQ, e->fc + (size_t)s * e->HQ, e->HQ);
         mt->t = e->b_t[i];
         mt->v = e->b_v[i];
         mt->score = e->b_score[i];
         mt->level = e->b_level[i];
         mt->flags = (uint8_t)((mt->flags & ~SLOT_QUEUED) | SLOT_HAS_FC | SLOT_DIRTY | SLOT_HAS_SAMPLE);
-        if (!e->cb) continue;
+    }
+    sh->rows += (uint64_t)n_ok;
+    sh->busy_ns += mono_ns() - t0;
+}
+
+static void *shard_main(void *arg) {
+    en_shard *sh = arg;
+    en_engine *e = sh->e;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (e->gen == seen && !e->quit) pthread_cond_wait(&e->go, &e->mu);
+        if (e->quit) break;
+        seen = e->gen;
+        pthread_mutex_unlock(&e->mu);
+        run_shard(e, sh);
+        pthread_mutex_lock(&e->mu);
+        if (--e->remaining == 0) pthread_cond_signal(&e->done);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* The shard a slot belongs to for as long as its series holds it: a fixed
+ * hash of the slot (Fibonacci hashing spreads consecutive slots). */
+static int shard_of(const en_engine *e, uint32_t slot) {
+    if (e->K == 1) return 0;
+    return (int)(((uint64_t)(uint32_t)(slot * 2654435761u) * (uint64_t)e->K) >> 32);
+}
+
+/* Groups the rows by shard (stable, so one shard sees them in arrival order). */
+static void partition(en_engine *e, int n) {
+    int cnt[EN_MAX_THREADS] = {0}, at[EN_MAX_THREADS];
+    for (int i = 0; i < n; i++) cnt[shard_of(e, e->b_slot[i])]++;
+    for (int k = 0, off = 0; k < e->K; k++) {
+        e->sh[k].begin = at[k] = off;
+        e->sh[k].n = cnt[k];
+        off += cnt[k];
+    }
+    for (int i = 0; i < n; i++) e->b_row[at[shard_of(e, e->b_slot[i])]++] = i;
+}
+
+void en_flush(en_engine *e) {
+    int n = e->n_pending;
+    if (n == 0) return;
+    partition(e, n);
+    if (e->K == 1 || n < EN_PAR_MIN_ROWS) {
+        for (int k = 0; k < e->K; k++) run_shard(e, &e->sh[k]);
+    } else {
+        pthread_mutex_lock(&e->mu);
+        e->remaining = e->K - 1;
+        e->gen++;
+        pthread_cond_broadcast(&e->go);
+        pthread_mutex_unlock(&e->mu);
+        run_shard(e, &e->sh[0]);
+        pthread_mutex_lock(&e->mu);
+        while (e->remaining > 0) pthread_cond_wait(&e->done, &e->mu);
+        pthread_mutex_unlock(&e->mu);
+    }
+    e->n_pending = 0;
+    if (!e->cb) return;
+    /* Results in arrival order, on the calling thread. */
+    for (int i = 0; i < n; i++) {
+        int q = e->b_pos[i];
+        if (q < 0) continue;
+        uint32_t s = e->b_slot[i];
         split_forecast(e, s, e->r_yhat, e->r_lo, e->r_hi);
         en_result r = {
             .slot = s,
@@ -285,50 +500,32 @@ void en_flush(en_engine *e) {
     }
 }
 
-/*
- * Which horizon of the previous forecast the new sample answers: after a
- * gap of k sampling periods it is step k, not step 1.
- */
-static int horizon_of(const en_engine *e, uint32_t slot, double t) {
-    double dt = ft_period(&e->ft[slot]);
-    double last = e->ft[slot].last_t;
-    if (!(dt > 0) || !isfinite(last)) return 1;
-    double k = floor((t - last) / dt + 0.5);
-    if (!(k >= 1)) return 1;
-    if (k > e->H) return 0; /* beyond the forecast: nothing to judge against */
-    return (int)k;
-}
-
 rc_err en_push(en_engine *e, uint32_t slot, double t, double v) {
     if (slot >= e->max_series) return RC_ERR_LIMIT;
     if (!isfinite(t) || isinf(v)) return RC_ERR_NUMERIC;
+    /* The slot's previous sample must be stepped before this one is judged
+     * against its forecast (and ft's last_t is only current after it). */
     if (e->meta[slot].flags & SLOT_QUEUED) en_flush(e);
     if (!(t > e->ft[slot].last_t)) return RC_ERR_PROTO;
-
     int i = e->n_pending;
-    float *prev = e->b_prev + (size_t)i * e->Q;
-    int h = (e->meta[slot].flags & SLOT_HAS_FC) ? horizon_of(e, slot, t) : 0;
-    if (h > 0) memcpy(prev, e->fc + (size_t)slot * e->HQ + (size_t)(h - 1) * e->Q, (size_t)e->Q * sizeof(float));
-    rc_err rc = ft_push(&e->ft[slot], &e->fcfg, t, v, e->b_feat + (size_t)i * e->F);
-    if (rc != RC_OK) return rc;
-
-    int level = 0;
-    int8_t before = e->meta[slot].level;
-    /* The whole path too when v is its horizon 1: the anchored channel compares blocks with it. */
-    float score = an_update_path(&e->an[slot], &e->cfg.anomaly, v, h > 0 ? prev : NULL, e->m->meta.quantiles, e->Q,
-                                 h == 1 ? e->fc + (size_t)slot * e->HQ : NULL, e->H, &level);
     e->b_slot[i] = slot;
     e->b_t[i] = t;
     e->b_v[i] = v;
-    e->b_score[i] = score;
-    e->b_level[i] = (int8_t)level;
-    e->b_changed[i] = (int8_t)(level != before);
-    e->b_has_prev[i] = (int8_t)(h > 0);
     e->meta[slot].flags |= SLOT_QUEUED;
-    e->meta[slot].level = (int8_t)level; /* the next push compares with this */
     e->n_pending = i + 1;
     if (e->n_pending == e->cfg.max_batch) en_flush(e);
     return RC_OK;
+}
+
+int en_threads(const en_engine *e) { return e->K; }
+
+void en_shard_stats(const en_engine *e, int k, uint64_t *rows, uint64_t *busy_ns) {
+    if (k < 0 || k >= e->K) {
+        *rows = *busy_ns = 0;
+        return;
+    }
+    *rows = e->sh[k].rows;
+    *busy_ns = e->sh[k].busy_ns;
 }
 
 const en_result *en_slot_last(en_engine *e, uint32_t slot) {

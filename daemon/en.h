@@ -14,8 +14,16 @@
  * (id -> slot); the engine never sees series ids. All memory is allocated in
  * en_new; en_push and en_flush never allocate.
  *
- * Threads: one engine is driven by one thread at a time. To use several
- * cores, create one engine per thread and shard series between them.
+ * Threads: the API is driven by one thread at a time (the caller's). With
+ * cfg.threads = K > 1 the engine shards its slots by a fixed hash of the
+ * slot into K shards and en_flush steps them in parallel: shard 0 on the
+ * calling thread, shards 1..K-1 on workers started by en_new, each with its
+ * own model workspace. A slot belongs to one shard for as long as it lives,
+ * so no two threads ever touch one series' state; per shard, the samples
+ * are judged, featurized, stepped and denormalized exactly as with K = 1,
+ * so results are bit-identical for every K. Callbacks still run on the
+ * calling thread, in arrival order, after the workers are done. Batches of
+ * fewer than 16 samples run on the calling thread alone.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -29,8 +37,11 @@
 #include "daemon/an.h"
 #include "model/rk.h"
 
+#define EN_MAX_THREADS 64
+
 typedef struct en_cfg {
     int max_batch;   /* series stepped together, 1..4096; default 256 */
+    int threads;     /* shards stepped in parallel, 1..EN_MAX_THREADS; default 1 */
     an_cfg anomaly;  /* anomaly scoring and alert levels (an.h) */
 } en_cfg;
 
@@ -58,8 +69,10 @@ typedef struct en_engine en_engine;
 
 /*
  * Creates an engine for up to max_series slots over model m (borrowed; must
- * outlive the engine). cb is called from en_push/en_flush for every stepped
- * sample. NULL with *err on failure. All slots start fresh (en_slot_reset).
+ * outlive the engine), and its cfg->threads - 1 worker threads. cb is called
+ * from en_push/en_flush for every stepped sample, on the calling thread; it
+ * must not call back into the engine. NULL with *err on failure. All slots
+ * start fresh (en_slot_reset).
  */
 en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series,
                   en_result_cb *cb, void *cb_ctx, rc_err *err);
@@ -71,9 +84,10 @@ uint32_t en_max_series(const en_engine *e);
 void en_set_anomaly_cfg(en_engine *e, const an_cfg *c);
 
 /*
- * Queues one sample of slot. A slot queued twice, or a full batch, flushes
- * the pending batch first, so per-series order is kept. Errors, with the
- * slot untouched: RC_ERR_PROTO when t is not after the slot's last accepted
+ * Queues one sample of slot; it is judged, featurized and stepped at the
+ * next flush. A slot queued twice, or a full batch, flushes the pending
+ * batch first, so per-series order is kept. Errors, with the slot
+ * untouched: RC_ERR_PROTO when t is not after the slot's last accepted
  * time, RC_ERR_NUMERIC when v or t is +-Inf (NaN v means missing and is fine).
  */
 rc_err en_push(en_engine *e, uint32_t slot, double t, double v);
@@ -81,6 +95,11 @@ rc_err en_push(en_engine *e, uint32_t slot, double t, double v);
 void en_flush(en_engine *e);
 /* Samples queued and not yet stepped. */
 int en_pending(const en_engine *e);
+
+/* Shards (= threads) and, per shard k, samples stepped and nanoseconds
+ * spent on them since en_new (read between flushes). */
+int en_threads(const en_engine *e);
+void en_shard_stats(const en_engine *e, int k, uint64_t *rows, uint64_t *busy_ns);
 
 /* Fresh state for a new series in slot (drops any queued sample of it first). */
 void en_slot_reset(en_engine *e, uint32_t slot);

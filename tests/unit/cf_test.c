@@ -79,7 +79,7 @@ TEST(full_file) {
         "  max_msg_size: 2048\n"
         "output: {endpoint: 'tcp://127.0.0.1:10', bind: no, sndhwm: 5}\n"
         "series: {max: 7, policy: evict}\n"
-        "engine: {max_batch: 3}\n"
+        "engine: {max_batch: 3, threads: 2}\n"
         "anomaly: {warn: 0.6, alert: 0.8, clear: 0.2, warmup: 5}\n";
     ASSERT_EQ(load(y), RC_OK);
     ASSERT_EQ(c.log_level, LG_DEBUG);
@@ -96,6 +96,7 @@ TEST(full_file) {
     ASSERT_EQ(c.max_series, 7);
     ASSERT_EQ(c.policy, CF_POLICY_EVICT);
     ASSERT_EQ(c.max_batch, 3);
+    ASSERT_EQ(c.threads, 2);
     ASSERT_NEAR(c.anomaly.warn, 0.6, 1e-6);
     ASSERT_EQ(c.anomaly.warmup, 5);
     ASSERT_STREQ(c.control_endpoint, "ipc:///tmp/x/rwkvcastd.sock");
@@ -139,6 +140,8 @@ TEST(errors) {
     expect_err("input:\n  endpoints: []\n", "t.yaml:2:14: Empty 'input.endpoints' list");
     expect_err("input:\n  endpoints:\n    - {endpoint: 'tcp://a:1', topics: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]}\n",
                "t.yaml:3:72: Too many 'input.endpoints[0].topics' entries (max 16).");
+    expect_err("engine:\n  threads: 0\n", "t.yaml:2:12: Invalid 'engine.threads' value (0)");
+    expect_err("engine:\n  threads: 65\n", "t.yaml:2:12: Invalid 'engine.threads' value (65)");
     expect_err("anomaly:\n  zcap: lots\n", "t.yaml:2:9: Invalid 'anomaly.zcap' value (lots)");
     expect_err("hello\n", "t.yaml:1:1: Invalid '(top level)' value: expected a mapping.");
     expect_err("? [a]\n: 1\n", "t.yaml:1:3: Invalid key in");

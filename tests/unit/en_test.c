@@ -1,7 +1,8 @@
 /*
  * en_test.c: the engine (daemon/en.c): one result per sample with ordered
  * intervals, batching that does not change results, per-series order,
- * input errors, blob round trips and their error paths.
+ * input errors, blob round trips and their error paths, threads that
+ * change no bit.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -230,7 +231,103 @@ TEST(reset_drops_queued_sample) {
     free(r);
 }
 
-TT_MAIN(TEST_ENTRY(one_result_per_sample), TEST_ENTRY(batching_does_not_change_results),
+
+/* A digest of every result in arrival order: slot, time, score, level and
+ * the whole forecast, bit for bit. */
+typedef struct digest {
+    uint64_t h;
+    long n;
+} digest;
+
+static void mix_bytes(digest *d, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) d->h = (d->h ^ b[i]) * 1099511628211ull;
+}
+
+static void on_digest(void *ctx, const en_result *r) {
+    digest *d = ctx;
+    mix_bytes(d, &r->slot, sizeof r->slot);
+    mix_bytes(d, &r->t, sizeof r->t);
+    mix_bytes(d, &r->score, sizeof r->score);
+    mix_bytes(d, &r->level, sizeof r->level);
+    mix_bytes(d, r->yhat, sizeof(float) * (size_t)r->H);
+    mix_bytes(d, r->lo, sizeof(float) * (size_t)r->H);
+    mix_bytes(d, r->hi, sizeof(float) * (size_t)r->H);
+    d->n++;
+}
+
+/* Drives 1000 series (gaps, missing values, a reset while queued, one
+ * series sending twice per round) through an engine of K threads. */
+static void drive_threads(const rk_model *m, int K, digest *d, uint8_t *blob0, uint64_t *shard_rows) {
+    en_cfg c;
+    en_cfg_default(&c);
+    c.max_batch = 256;
+    c.threads = K;
+    rc_err err;
+    d->h = 1469598103934665603ull;
+    d->n = 0;
+    en_engine *e = en_new(m, &c, 1000, on_digest, d, &err);
+    ASSERT(e != NULL);
+    ASSERT_EQ(en_threads(e), K);
+    for (int i = 0; i < 40; i++) {
+        for (uint32_t s = 0; s < 1000; s++) {
+            if ((s + (uint32_t)i) % 11 == 0) continue; /* a gap */
+            double v = (i * 7 + (int)s) % 29 == 0 ? NAN : value((int)s, i) + (s == 17 && i > 30 ? 40.0 : 0.0);
+            ASSERT_EQ(en_push(e, s, 1e9 + 60.0 * i, v), RC_OK);
+            if (s == 5) ASSERT_EQ(en_push(e, s, 1e9 + 60.0 * i + 30.0, v), RC_OK); /* flushes */
+        }
+        if (i == 20) en_slot_reset(e, 999); /* it is queued: dropped from the batch */
+    }
+    en_flush(e);
+    en_slot_save(e, 0, blob0);
+    uint64_t total = 0;
+    for (int k = 0; k < K; k++) {
+        uint64_t busy;
+        en_shard_stats(e, k, &shard_rows[k], &busy);
+        total += shard_rows[k];
+    }
+    ASSERT_EQ((long)total, d->n);
+    en_free(e);
+}
+
+/* Sharding across threads must not change a single bit, nor the order of
+ * results, and every shard must get work. */
+TEST(threads_do_not_change_results) {
+    rk_model *m = model();
+    en_cfg c;
+    en_cfg_default(&c);
+    size_t bs;
+    {
+        rc_err err;
+        en_engine *e = en_new(m, &c, 1, NULL, NULL, &err);
+        ASSERT(e != NULL);
+        bs = en_blob_size(e);
+        en_free(e);
+        c.threads = 0;
+        ASSERT(en_new(m, &c, 1, NULL, NULL, &err) == NULL);
+        ASSERT_EQ(err, RC_ERR_CONFIG);
+        c.threads = EN_MAX_THREADS + 1;
+        ASSERT(en_new(m, &c, 1, NULL, NULL, &err) == NULL);
+        ASSERT_EQ(err, RC_ERR_CONFIG);
+    }
+    digest d1, dk;
+    uint8_t *b1 = malloc(bs), *bk = malloc(bs);
+    uint64_t rows1[1], rows[3];
+    drive_threads(m, 1, &d1, b1, rows1);
+    ASSERT(d1.n > 30000);
+    for (int K = 2; K <= 3; K++) {
+        drive_threads(m, K, &dk, bk, rows);
+        ASSERT_EQ(dk.n, d1.n);
+        ASSERT(dk.h == d1.h);
+        ASSERT_EQ(memcmp(b1, bk, bs), 0);
+        for (int k = 0; k < K; k++) ASSERT((double)rows[k] > 0.6 * (double)d1.n / K);
+    }
+    free(b1);
+    free(bk);
+    rk_model_free(m);
+}
+
+TT_MAIN(TEST_ENTRY(threads_do_not_change_results), TEST_ENTRY(one_result_per_sample), TEST_ENTRY(batching_does_not_change_results),
         TEST_ENTRY(input_errors_leave_slot_untouched), TEST_ENTRY(blob_roundtrip_continues_identically),
         TEST_ENTRY(blob_errors_reset_slot), TEST_ENTRY(series_budget_default_model),
         TEST_ENTRY(reset_drops_queued_sample))
