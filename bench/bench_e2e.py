@@ -237,6 +237,9 @@ class Runner:
         r["daemon_dropped"] = after.get("dropped_total", 0) - before.get("dropped_total", 0)
         r["daemon_decoded"] = after.get("decoded", 0) - before.get("decoded", 0)
         r["daemon_published"] = after.get("published", 0) - before.get("published", 0)
+        # The longest event-loop iteration since the previous stats request:
+        # the longest any message could have waited on the daemon itself.
+        r["daemon_loop_max_s"] = after.get("loop_max_s")
         self.all.append(r)
         lat = r["lat_us"]
         log("%-16s rate %9.0f sent %9d lost %7d late %6d ddrop %6d  p50 %8.0f p99 %8.0f p99.9 %8.0f max %8.0f us"
@@ -304,6 +307,9 @@ def checkpoint_under_load(rn, d, n, rate, args):
         "reply_s": t_rep - t_req,
         "ok": rep.get("ok", False),
         "ingest_max_us_during": max(during) if during else None,
+        "loop_max_s": r.get("daemon_loop_max_s"),
+        "snapshot_s": st.get("last_snapshot_s"),
+        "slice_max_s": st.get("last_slice_max_s"),
         "ingest_p99_us": r["lat_us"]["p99"],
         "ingest_max_us": r["lat_us"]["max"],
         "lost": r["lost"],
@@ -322,7 +328,7 @@ def model_only(build, quick):
     exe = os.path.join(build, "bench", "rk_bench")
     out = subprocess.run([exe] + (["--quick"] if quick else []), capture_output=True, text=True,
                          timeout=600).stdout
-    res = {"cpu": None, "batched256": None, "engine": None}
+    res = {"cpu": None, "batched256": None, "engine": None, "engine2": None}
     sect = None
     for line in out.splitlines():
         if line.startswith("CPU:"):
@@ -332,9 +338,9 @@ def model_only(build, quick):
         m = re.match(r"\|\s*batched B=256\s*\|\s*([0-9.]+)", line)
         if m and sect and sect.startswith("## default"):
             res["batched256"] = float(m.group(1))
-        m = re.match(r"\|\s*engine \(.*?\)\s*\|\s*([0-9.]+)", line)
+        m = re.match(r"\|\s*engine\b.*?threads: ([0-9]+)[^|]*\|\s*([0-9.]+)", line)
         if m:
-            res["engine"] = float(m.group(1))
+            res["engine" if m.group(1) == "1" else "engine" + m.group(1)] = float(m.group(2))
     return res
 
 
@@ -398,8 +404,9 @@ def markdown(cpu, mo, results, args):
                 args.slo_ms))
     out.append("")
     out.append("Model-only (rk_bench%s, default model, batched B=256): %s steps/s; engine path (featurize + score + "
-               "step + denormalize, no sockets): %s steps/s." %
-               (" --quick" if args.quick else "", fmt(mo.get("batched256")), fmt(mo.get("engine"))))
+               "step + denormalize, no sockets): %s steps/s on 1 engine thread, %s on 2." %
+               (" --quick" if args.quick else "", fmt(mo.get("batched256")), fmt(mo.get("engine")),
+                fmt(mo.get("engine2"))))
     out.append("")
     out.append("| N series | transport | sustained samples/s | e2e / model-only | capacity probe /s "
                "| p50 / p99 / p99.9 @25% (us) | @50% (us) | @90% (us) | RSS/series (B) | RSS/series after a checkpoint (B) |")
@@ -419,14 +426,21 @@ def markdown(cpu, mo, results, args):
     ck = [r for r in results if "ckpt" in r]
     if ck:
         out.append("")
-        out.append("| N series | checkpoint rows | checkpoint s (writer) | ctl reply s | ingest max latency "
-                   "during it (us) | stop (SIGTERM) s | restart+restore s | restored | RSS after restore (MB) |")
-        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        out.append("| N series | transport | checkpoint rows | checkpoint s (writer) | ctl reply s | ingest max latency "
+                   "during it (us) | daemon loop max during it (ms) | snapshot s | longest snapshot slice (ms) "
+                   "| stop (SIGTERM) s "
+                   "| restart+restore s | restored | RSS after restore (MB) |")
+        out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in ck:
             c, s = r["ckpt"], r.get("restart", {})
-            out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                r["series"], fmt(c.get("rows")), fmt(c.get("duration_s"), "%.3f"), fmt(c.get("reply_s"), "%.3f"),
-                fmt(c.get("ingest_max_us_during")), fmt(s.get("stop_s"), "%.2f"), fmt(s.get("restore_s"), "%.2f"),
+            lm = c.get("loop_max_s")
+            sm = c.get("slice_max_s")
+            out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                r["series"], r["transport"], fmt(c.get("rows")), fmt(c.get("duration_s"), "%.3f"),
+                fmt(c.get("reply_s"), "%.3f"), fmt(c.get("ingest_max_us_during")),
+                fmt(lm * 1e3 if lm is not None else None, "%.1f"), fmt(c.get("snapshot_s"), "%.2f"),
+                fmt(sm * 1e3 if sm is not None else None, "%.2f"),
+                fmt(s.get("stop_s"), "%.2f"), fmt(s.get("restore_s"), "%.2f"),
                 fmt(s.get("restored")), fmt(s.get("rss_kb", 0) / 1024.0 if s else None, "%.0f")))
     errs = [r for r in results if "error" in r]
     for r in errs:

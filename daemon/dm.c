@@ -111,6 +111,8 @@ typedef struct dm {
     uint32_t snap_rows;     /* rows copied so far */
     int64_t snap_ns;        /* loop time spent copying, this checkpoint */
     double last_snapshot_s; /* loop time the last finished snapshot took, seconds */
+    int64_t snap_slice_max_ns;  /* longest slice of the current snapshot */
+    double last_slice_max_s;    /* longest slice of the last finished one: its worst ingest stall */
     double restore_s;       /* reading the store at startup, seconds */
     double startup_s;       /* start to READY=1, seconds */
     int stopping;           /* SIGTERM/SIGINT seen */
@@ -305,6 +307,7 @@ static void start_checkpoint(dm *d) {
     d->snap_cursor = 0;
     d->snap_rows = 0;
     d->snap_ns = 0;
+    d->snap_slice_max_ns = 0;
 }
 
 /* Copies dirty slots from the cursor on for at most budget_ns of loop time,
@@ -339,8 +342,13 @@ static int snapshot_slice(dm *d, int64_t budget_ns) {
         progress |= s != d->snap_cursor;
         d->snap_cursor = s;
     }
-    d->snap_ns += lg_mono_ns() - t0;
-    if (!d->snap_active) d->last_snapshot_s = (double)d->snap_ns * 1e-9;
+    int64_t took = lg_mono_ns() - t0;
+    d->snap_ns += took;
+    if (took > d->snap_slice_max_ns) d->snap_slice_max_ns = took;
+    if (!d->snap_active) {
+        d->last_snapshot_s = (double)d->snap_ns * 1e-9;
+        d->last_slice_max_s = (double)d->snap_slice_max_ns * 1e-9;
+    }
     return progress;
 }
 
@@ -537,7 +545,7 @@ static void ctl_stats(dm *d, mp_wr *w) {
     /* Since the previous stats request: the worst wait a message could see. */
     mp_w_kv_f64(w, "loop_max_s", ev_max_busy(d->ev, 1));
     mp_w_cstr(w, "checkpoint");
-    mp_w_map(w, 9);
+    mp_w_map(w, 10);
     mp_w_kv_int(w, "count", (int64_t)d->ckpt_count);
     mp_w_kv_int(w, "failures", (int64_t)d->ckpt_fail);
     mp_w_kv_f64(w, "interval", d->cfg.checkpoint_interval);
@@ -546,6 +554,7 @@ static void ctl_stats(dm *d, mp_wr *w) {
     mp_w_kv_int(w, "last_rows", d->ckpt_have_last ? d->ckpt_last.rows : 0);
     mp_w_kv_bool(w, "busy", ck_busy(d->ck));
     mp_w_kv_f64(w, "last_snapshot_s", d->last_snapshot_s);
+    mp_w_kv_f64(w, "last_slice_max_s", d->last_slice_max_s);
     mp_w_kv_bool(w, "snapshotting", d->snap_active);
     /* Our own heap (rc_malloc); flat after startup since nothing per sample allocates. */
     mp_w_kv_int(w, "heap_bytes", (int64_t)rc_mem_used());
