@@ -18,9 +18,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/lg.h"
 #include "model/ft.h"
 
 #ifndef RWKVCAST_DATADIR
@@ -376,17 +376,11 @@ static int prepare_row(en_engine *e, int i, float *feat) {
     return 1;
 }
 
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Everything a flush does for one shard's rows: judge and featurize, one
  * batched model step, forecasts back to value space. Only this shard's
  * slots and positions are written. */
 static void run_shard(en_engine *e, en_shard *sh) {
-    uint64_t t0 = mono_ns();
+    int64_t t0 = lg_mono_ns();
     int n_ok = 0;
     for (int p = sh->begin; p < sh->begin + sh->n; p++) {
         int i = e->b_row[p], q = sh->begin + n_ok;
@@ -417,7 +411,7 @@ static void run_shard(en_engine *e, en_shard *sh) {
         mt->flags = (uint8_t)((mt->flags & ~SLOT_QUEUED) | SLOT_HAS_FC | SLOT_DIRTY | SLOT_HAS_SAMPLE);
     }
     sh->rows += (uint64_t)n_ok;
-    sh->busy_ns += mono_ns() - t0;
+    sh->busy_ns += (uint64_t)(lg_mono_ns() - t0);
 }
 
 static void *shard_main(void *arg) {
