@@ -7,9 +7,10 @@
 # started and prints the daemon's stats. Works without a terminal too.
 #
 # Usage: BUILD=build DEMO_SECONDS=30 sh tools/demo.sh
-# Also: DEMO_SENSORS (6), DEMO_SEED (the clock), DEMO_KINDS (anomaly kinds;
-# 'stuck' is left out by default because the default scorer has calm_weight 0
-# and so does not flag a frozen sensor).
+# Also: DEMO_SENSORS (6), DEMO_SEED (the clock), DEMO_KINDS (anomaly kinds,
+# default all five: spike,shift,stuck,dropout,noise). The sensors' season is
+# 30 s, so the model meets a new part of it during the whole first minute and
+# may warn before any injected anomaly: that is the scorer's honest surprise.
 #
 # SPDX-License-Identifier: MIT
 set -u
@@ -120,7 +121,7 @@ tpid=$!
 warm=$((SECS / 3))
 [ "$warm" -gt 10 ] && warm=10
 "$C" simulate -e "$IN" -n "$SENSORS" --rate 10 --period 30 --warmup "$warm" \
-    --anomaly-rate 0.04 --kinds "${DEMO_KINDS:-spike,shift,dropout,noise}" \
+    --anomaly-rate 0.04 --kinds "${DEMO_KINDS:-spike,shift,stuck,dropout,noise}" \
     --duration "$SECS" --seed "${DEMO_SEED:-$(date +%s)}" &
 spid=$!
 wait "$spid"
