@@ -9,7 +9,7 @@
 # Usage: BUILD=build DEMO_SECONDS=30 sh tools/demo.sh
 # Also: DEMO_SENSORS (6), DEMO_SEED (the clock), DEMO_KINDS (anomaly kinds,
 # default all five: spike,shift,stuck,dropout,noise). The sensors' season is
-# 30 s, so the model meets a new part of it during the whole first minute and
+# 30 s, so the model meets a new part of it throughout the first 30 s and
 # may warn before any injected anomaly: that is the scorer's honest surprise.
 #
 # SPDX-License-Identifier: MIT
