@@ -350,8 +350,9 @@ static row *find_in(const ck_store *s, const rowbuf *b, const char *id, size_t l
     return NULL;
 }
 
-int ck_fetch(ck_store *s, const char *id, size_t id_len, uint8_t *buf, size_t cap,
-             size_t *len, uint64_t *model_hash) {
+/* ck_fetch (take = 1) and ck_peek (take = 0). */
+static int read_state(ck_store *s, const char *id, size_t id_len, uint8_t *buf, size_t cap,
+                      size_t *len, uint64_t *model_hash, int take) {
     row *r = find_in(s, &s->ring[s->pend], id, id_len);
     int in_pending = r != NULL;
     /* The in-flight ring is frozen while busy, so reading it here is safe;
@@ -363,7 +364,7 @@ int ck_fetch(ck_store *s, const char *id, size_t id_len, uint8_t *buf, size_t ca
         int op = r->op;
         /* Taken back into memory: a pending row must not overwrite the
          * state the loop snapshots from now on (see ck.h). */
-        if (in_pending) r->op = OP_NONE;
+        if (in_pending && take) r->op = OP_NONE;
         if (op == OP_DEL) return 0;
         size_t n = s->blob_size < cap ? s->blob_size : cap;
         memcpy(buf, row_blob(r), n);
@@ -389,6 +390,16 @@ int ck_fetch(ck_store *s, const char *id, size_t id_len, uint8_t *buf, size_t ca
     *len = n;
     sqlite3_reset(s->fetch);
     return 1;
+}
+
+int ck_fetch(ck_store *s, const char *id, size_t id_len, uint8_t *buf, size_t cap,
+             size_t *len, uint64_t *model_hash) {
+    return read_state(s, id, id_len, buf, cap, len, model_hash, 1);
+}
+
+int ck_peek(ck_store *s, const char *id, size_t id_len, uint8_t *buf, size_t cap,
+            size_t *len, uint64_t *model_hash) {
+    return read_state(s, id, id_len, buf, cap, len, model_hash, 0);
 }
 
 int ck_busy(const ck_store *s) { return s->busy; }

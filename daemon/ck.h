@@ -78,6 +78,10 @@ long ck_restore(ck_store *s, ck_row_cb *cb, void *ctx);
  */
 int ck_fetch(ck_store *s, const char *id, size_t id_len, uint8_t *buf, size_t cap,
              size_t *len, uint64_t *model_hash);
+/* The same read without taking the series back: the pending ring is left
+ * as it is (for looking at a series that stays in the store, e.g. `get`). */
+int ck_peek(ck_store *s, const char *id, size_t id_len, uint8_t *buf, size_t cap,
+            size_t *len, uint64_t *model_hash);
 
 /* 1 from ck_begin until ck_poll collects the job's result. */
 int ck_busy(const ck_store *s);

@@ -604,19 +604,49 @@ static void ctl_series(dm *d, mp_wr *w, uint64_t cursor, uint64_t limit) {
     else mp_w_uint(w, s);
 }
 
+/* A series not in memory (evicted, or not seen since a restart that could
+ * not restore it) is read from the store without taking it back. */
+static void ctl_get_stored(dm *d, mp_wr *w, const char *id, size_t len) {
+    size_t n;
+    uint64_t hash;
+    int found = ck_peek(d->ck, id, len, d->fetch_buf, d->blob_size, &n, &hash);
+    if (found < 0) { reply_error(d, w, "Cannot read the store (see the log)."); return; }
+    if (found == 0) { reply_error(d, w, "Unknown series."); return; }
+    rc_err rc = RC_ERR_MODEL;
+    const en_result *r = hash == d->model->hash ? en_blob_last(d->en, d->fetch_buf, n, &rc) : NULL;
+    if (!r && rc != RC_OK) {
+        reply_error(d, w, rc == RC_ERR_MODEL ? "Series is stored under another model; it restarts on its next sample."
+                                             : "Series' stored state is unreadable; it restarts on its next sample.");
+        return;
+    }
+    mp_w_map(w, 7);
+    mp_w_kv_bool(w, "ok", 1);
+    mp_w_cstr(w, "s");
+    mp_w_str(w, id, len);
+    mp_w_kv_f64(w, "last_t", r ? r->t : 0);
+    mp_w_kv_f64(w, "score", r ? r->score : 0);
+    mp_w_kv_int(w, "level", r ? r->level : 0);
+    mp_w_kv_bool(w, "stored", 1);
+    mp_w_cstr(w, "forecast");
+    if (r) encode_result(r, id, len, w);
+    else mp_w_nil(w);
+}
+
 static void ctl_get(dm *d, mp_wr *w, const char *id, size_t len) {
     uint32_t slot = id ? rg_find(d->rg, id, len) : RG_NONE;
-    if (slot == RG_NONE) { reply_error(d, w, "Unknown series (not in memory)."); return; }
+    if (!id) { reply_error(d, w, "Unknown series."); return; }
+    if (slot == RG_NONE) { ctl_get_stored(d, w, id, len); return; }
     en_flush(d->en);
     const en_result *r = en_slot_last(d->en, slot);
     double last_t = en_slot_last_t(d->en, slot);
-    mp_w_map(w, 6);
+    mp_w_map(w, 7);
     mp_w_kv_bool(w, "ok", 1);
     mp_w_cstr(w, "s");
     mp_w_str(w, id, len);
     mp_w_kv_f64(w, "last_t", isfinite(last_t) ? last_t : 0);
     mp_w_kv_f64(w, "score", r ? r->score : 0);
     mp_w_kv_int(w, "level", r ? r->level : 0);
+    mp_w_kv_bool(w, "stored", 0);
     mp_w_cstr(w, "forecast");
     if (r) encode_result(r, id, len, w);
     else mp_w_nil(w);

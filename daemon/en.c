@@ -579,21 +579,55 @@ void en_slot_save(const en_engine *e, uint32_t slot, uint8_t *buf) {
     rc_put_f64(p, mt->v);
 }
 
+/* The blob's header against this engine: magic, version, model, shape, size. */
+static rc_err check_blob(const en_engine *e, const uint8_t *buf, size_t len) {
+    if (len < EN_BLOB_HDR || rc_get_u32(buf) != EN_BLOB_MAGIC) return RC_ERR_FORMAT;
+    if (rc_get_u32(buf + 4) != EN_BLOB_VERSION) return RC_ERR_VERSION;
+    if (rc_get_u64(buf + 8) != e->m->hash) return RC_ERR_MODEL;
+    if (rc_get_u32(buf + 16) != (uint32_t)e->H || rc_get_u32(buf + 20) != (uint32_t)e->Q) return RC_ERR_SHAPE;
+    if (len != en_blob_size(e)) return RC_ERR_FORMAT;
+    return RC_OK;
+}
+
+const en_result *en_blob_last(en_engine *e, const uint8_t *buf, size_t len, rc_err *err) {
+    rc_err rc = check_blob(e, buf, len);
+    ft_state fs;
+    const uint8_t *p = buf + EN_BLOB_HDR + rk_state_blob_size(&e->m->dims);
+    if (rc == RC_OK) rc = ft_load(&fs, p, FT_BLOB_SIZE);
+    p += FT_BLOB_SIZE + AN_BLOB_SIZE;
+    for (int i = 0; rc == RC_OK && i < e->HQ; i++)
+        if (!isfinite(rc_get_f32(p + 4 * i))) rc = RC_ERR_NUMERIC;
+    *err = rc;
+    if (rc != RC_OK || !(rc_get_u32(buf + 24) & SLOT_HAS_SAMPLE)) return NULL;
+    for (int h = 0; h < e->H; h++) {
+        e->l_lo[h] = rc_get_f32(p + 4 * (size_t)(h * e->Q));
+        e->l_yhat[h] = rc_get_f32(p + 4 * (size_t)(h * e->Q + e->Q / 2));
+        e->l_hi[h] = rc_get_f32(p + 4 * (size_t)(h * e->Q + e->Q - 1));
+    }
+    e->last_view = (en_result){
+        .slot = UINT32_MAX,
+        .t = rc_get_f64(buf + 32),
+        .v = rc_get_f64(p + 4 * (size_t)e->HQ),
+        .dt = ft_period(&fs),
+        .H = e->H,
+        .yhat = e->l_yhat,
+        .lo = e->l_lo,
+        .hi = e->l_hi,
+        .prev = NULL,
+        .score = rc_get_f32(buf + 40),
+        .level = (int)(int32_t)rc_get_u32(buf + 28),
+        .level_changed = 0,
+    };
+    return &e->last_view;
+}
+
 rc_err en_slot_load(en_engine *e, uint32_t slot, const uint8_t *buf, size_t len) {
     if (slot >= e->max_series) return RC_ERR_LIMIT;
-    rc_err rc = RC_ERR_FORMAT;
     ft_state fs;
     an_state as;
     size_t rk_n = rk_state_blob_size(&e->m->dims);
-    if (len < EN_BLOB_HDR || rc_get_u32(buf) != EN_BLOB_MAGIC) goto fail;
-    rc = RC_ERR_VERSION;
-    if (rc_get_u32(buf + 4) != EN_BLOB_VERSION) goto fail;
-    rc = RC_ERR_MODEL;
-    if (rc_get_u64(buf + 8) != e->m->hash) goto fail;
-    rc = RC_ERR_SHAPE;
-    if (rc_get_u32(buf + 16) != (uint32_t)e->H || rc_get_u32(buf + 20) != (uint32_t)e->Q) goto fail;
-    rc = RC_ERR_FORMAT;
-    if (len != en_blob_size(e)) goto fail;
+    rc_err rc = check_blob(e, buf, len);
+    if (rc != RC_OK) goto fail;
     const uint8_t *p = buf + EN_BLOB_HDR;
     if ((rc = rk_state_load(e->m, e->load_state, p, rk_n)) != RC_OK) goto fail;
     p += rk_n;

@@ -123,6 +123,14 @@ void en_slot_mark_dirty(en_engine *e, uint32_t slot);
  * reset on any failure, never half-loaded.
  */
 size_t en_blob_size(const en_engine *e);
+/*
+ * The last result kept in a blob (time, value, score, level, forecast) for a
+ * series that is not in a slot, e.g. evicted to the store; slot is
+ * UINT32_MAX and prev NULL. Valid until the next en_blob_last/en_slot_last.
+ * NULL with *err = RC_OK when the blob has no sample yet, or NULL with the
+ * en_slot_load error for a blob this engine cannot read.
+ */
+const en_result *en_blob_last(en_engine *e, const uint8_t *buf, size_t len, rc_err *err);
 void en_slot_save(const en_engine *e, uint32_t slot, uint8_t *buf);
 rc_err en_slot_load(en_engine *e, uint32_t slot, const uint8_t *buf, size_t len);
 

@@ -195,6 +195,17 @@ def test_max_series_evict_and_bring_back(daemon_factory):
     assert st["series"] == 3
     assert st["evicted"] >= 17 and st["brought_back"] >= 15
     assert st["dropped_total"] == 0
+    # An evicted series is still answered by 'get', from the store, without
+    # being brought back (the series count stays at the limit).
+    held = set(d.ctl("series", limit=10)["series"])
+    out = [k for k in range(5) if "e%d" % k not in held]
+    assert out, held
+    g = d.ctl("get", s="e%d" % out[0])
+    assert g["ok"] and g["stored"] is True and g["last_t"] == 103, g
+    check_forecast(g["forecast"])
+    assert d.stats()["series"] == 3
+    g = d.ctl("get", s="never-seen")
+    assert not g["ok"] and "Unknown" in g["error"]
     # e0 was evicted and brought back with its state: an older time is refused.
     d.send({"s": "e0", "t": 101, "v": 0.0})
     d.send({"s": "e0", "t": 104, "v": 0.0})

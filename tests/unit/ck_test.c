@@ -134,7 +134,16 @@ TEST(fetch_rings_then_db) {
     size_t n;
     uint64_t h;
     ASSERT_EQ(ck_fetch(s, "x", 1, buf, sizeof buf, &n, &h), 0);
+    ASSERT_EQ(ck_peek(s, "x", 1, buf, sizeof buf, &n, &h), 0);
     fill(ck_evict_add(s, "x", 1, 9), 5);
+    /* A peek reads the pending row and leaves it there, as often as asked. */
+    for (int i = 0; i < 2; i++) {
+        memset(buf, 0, sizeof buf);
+        ASSERT_EQ(ck_peek(s, "x", 1, buf, sizeof buf, &n, &h), 1);
+        ASSERT_EQ(buf[0], 5);
+        ASSERT_EQ(h, 9);
+    }
+    ASSERT_EQ(ck_pending(s), 1);
     ASSERT_EQ(ck_fetch(s, "x", 1, buf, sizeof buf, &n, &h), 1);
     ASSERT_EQ(buf[0], 5);
     ASSERT_EQ(h, 9);

@@ -290,6 +290,48 @@ static void drive_threads(const rk_model *m, int K, digest *d, uint8_t *blob0, u
     en_free(e);
 }
 
+/* The last result read back from a blob (a series in the store) is the
+ * slot's own; a fresh slot's blob has none; a foreign blob is refused. */
+TEST(blob_last_equals_slot_last) {
+    rk_model *m = model();
+    rec *r = calloc(1, sizeof *r);
+    en_engine *e = engine(m, 8, 2, r);
+    for (int i = 0; i < 50; i++) ASSERT_EQ(en_push(e, 0, 1e9 + 60.0 * i, value(0, i)), RC_OK);
+    en_flush(e);
+    size_t bs = en_blob_size(e);
+    uint8_t *b = malloc(bs), *b1 = malloc(bs);
+    en_slot_save(e, 0, b);
+    en_slot_save(e, 1, b1);
+    const en_result *s = en_slot_last(e, 0);
+    double t = s->t, dt = s->dt, v = s->v;
+    float score = s->score, y[64], lo[64], hi[64];
+    int level = s->level, H = s->H;
+    ASSERT(H <= 64);
+    memcpy(y, s->yhat, sizeof(float) * (size_t)H);
+    memcpy(lo, s->lo, sizeof(float) * (size_t)H);
+    memcpy(hi, s->hi, sizeof(float) * (size_t)H);
+    rc_err err = RC_ERR_IO;
+    const en_result *x = en_blob_last(e, b, bs, &err);
+    ASSERT(x != NULL);
+    ASSERT_EQ(err, RC_OK);
+    ASSERT(x->t == t && x->dt == dt && x->v == v && x->score == score && x->level == level && x->H == H);
+    ASSERT_EQ(memcmp(x->yhat, y, sizeof(float) * (size_t)H), 0);
+    ASSERT_EQ(memcmp(x->lo, lo, sizeof(float) * (size_t)H), 0);
+    ASSERT_EQ(memcmp(x->hi, hi, sizeof(float) * (size_t)H), 0);
+    ASSERT(en_blob_last(e, b1, bs, &err) == NULL);
+    ASSERT_EQ(err, RC_OK);
+    b[8] ^= 1; /* model hash */
+    ASSERT(en_blob_last(e, b, bs, &err) == NULL);
+    ASSERT_EQ(err, RC_ERR_MODEL);
+    ASSERT(en_blob_last(e, b, 10, &err) == NULL);
+    ASSERT_EQ(err, RC_ERR_FORMAT);
+    free(b);
+    free(b1);
+    en_free(e);
+    rk_model_free(m);
+    free(r);
+}
+
 /* Sharding across threads must not change a single bit, nor the order of
  * results, and every shard must get work. */
 TEST(threads_do_not_change_results) {
@@ -327,7 +369,7 @@ TEST(threads_do_not_change_results) {
     rk_model_free(m);
 }
 
-TT_MAIN(TEST_ENTRY(threads_do_not_change_results), TEST_ENTRY(one_result_per_sample), TEST_ENTRY(batching_does_not_change_results),
+TT_MAIN(TEST_ENTRY(threads_do_not_change_results), TEST_ENTRY(blob_last_equals_slot_last), TEST_ENTRY(one_result_per_sample), TEST_ENTRY(batching_does_not_change_results),
         TEST_ENTRY(input_errors_leave_slot_untouched), TEST_ENTRY(blob_roundtrip_continues_identically),
         TEST_ENTRY(blob_errors_reset_slot), TEST_ENTRY(series_budget_default_model),
         TEST_ENTRY(reset_drops_queued_sample))
