@@ -197,6 +197,9 @@ static void load_slot(dm *d, uint32_t slot, const char *id, size_t len, uint64_t
     rc_err rc = hash == d->model->hash ? en_slot_load(d->en, slot, b, n) : RC_ERR_MODEL;
     if (rc == RC_OK) return;
     en_slot_reset(d->en, slot);
+    /* The next checkpoint replaces the unusable row with the fresh state,
+     * so it is reset and counted once, not again on every restart. */
+    en_slot_mark_dirty(d->en, slot);
     d->model_reset++;
     LOG(LG_NOTICE, "store", "State of series '%.*s' was %s (%s); starting it afresh.", (int)len, id,
         rc == RC_ERR_MODEL ? "saved under another model" : "unreadable", rc_strerror(rc));

@@ -300,6 +300,14 @@ def test_state_from_other_model_is_reset_and_counted(daemon_factory):
     got = sub.collect(lambda g: len(g) >= 1)
     check_forecast(got[0][1])
     assert d.stop() == 0
+    # The final checkpoint rewrote both rows under this model: counted once,
+    # not on every restart.
+    d.start()
+    st = d.stats()
+    assert st["restored"] == 5 and st["model_reset"] == 0, st  # + the sync probe
+    assert d.ctl("get", s="mh1")["last_t"] == 0
+    assert d.ctl("get", s="mh0")["last_t"] == 50
+    assert d.stop() == 0
 
 
 def test_sigterm_during_flood_is_bounded_and_clean(daemon_factory):
