@@ -46,7 +46,7 @@ DAEMON := $(BUILD)/rwkvcastd
 CLI := $(BUILD)/rwkvcast
 PROGS := $(DAEMON) $(CLI)
 
-.PHONY: all test check bench demo model deps install uninstall clean reallyclean \
+.PHONY: all test check check-tsan bench demo model deps install uninstall clean reallyclean \
         build-all build-tests run-tests run-bench bench-anomaly fuzz fuzz-run help
 
 all: deps
@@ -60,6 +60,19 @@ test: deps
 check: deps
 	@$(MAKE) --no-print-directory SAN=1 build-all build-tests
 	@$(MAKE) --no-print-directory SAN=1 run-tests
+
+# The engine's worker threads, the checkpoint writer and the event loop under
+# ThreadSanitizer: the engine unit tests and the daemon's e2e tests. libzmq is
+# not instrumented, so its internal hand-offs are suppressed (tests/tsan.supp);
+# setarch -R because TSan needs a fixed memory layout.
+TSAN_TESTS := tests/e2e/test_threads.py tests/e2e/test_lifecycle.py tests/e2e/test_daemon.py
+check-tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan OPTFLAGS="-O1 -g -fsanitize=thread -Wno-tsan" \
+	  LDFLAGS="-fopenmp -fsanitize=thread" build-all build-tests
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" setarch -R build-tsan/tests/unit/en_test
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" RWKVCAST_SANITIZED=1 \
+	  RWKVCASTD=$(CURDIR)/build-tsan/rwkvcastd RWKVCAST=$(CURDIR)/build-tsan/rwkvcast \
+	  setarch -R /usr/bin/python3 -m pytest -q $(TSAN_TESTS)
 
 bench: deps
 	@$(MAKE) --no-print-directory build-all
@@ -170,7 +183,7 @@ deps:
 	fi
 
 clean:
-	rm -rf build build-asan build-cov build-fuzz
+	rm -rf build build-asan build-tsan build-cov build-fuzz
 
 reallyclean: clean
 	rm -rf tests/e2e/__pycache__ .pytest_cache
@@ -200,7 +213,7 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 help:
-	@echo "Targets: deps all test check bench demo model install uninstall clean reallyclean"
+	@echo "Targets: deps all test check check-tsan bench bench-e2e bench-anomaly demo model install uninstall fuzz fuzz-run clean reallyclean"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
