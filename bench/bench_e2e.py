@@ -30,6 +30,7 @@
 #
 # SPDX-License-Identifier: MIT
 import argparse
+import glob
 import json
 import os
 import re
@@ -344,6 +345,49 @@ def model_only(build, quick):
     return res
 
 
+def task_ticks(pid):
+    """{tid: (thread name, utime + stime in clock ticks)} of one process."""
+    out = {}
+    for t in glob.glob("/proc/%d/task/*" % pid):
+        try:
+            with open(t + "/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        name = s[s.index("(") + 1:s.rindex(")")]
+        fields = s[s.rindex(")") + 2:].split()
+        out[int(t.rsplit("/", 1)[1])] = (name, int(fields[11]) + int(fields[12]))
+    return out
+
+
+def cpu_during(rn, d, label, rate, run_s):
+    """A fixed-rate run with the CPU of each daemon thread group and of the
+    loadgen over its middle part, in cores (1.0 = one core busy)."""
+    p, before = rn.run(label, rate, run_s, background=True)
+    time.sleep(min(1.0, run_s / 4))
+    a, la, t0 = task_ticks(d.proc.pid), task_ticks(p.pid), time.monotonic()
+    time.sleep(max(run_s / 2, 0.5))
+    b, lb, t1 = task_ticks(d.proc.pid), task_ticks(p.pid), time.monotonic()
+    r = rn.finish(p, before, run_s)
+    hz = float(os.sysconf("SC_CLK_TCK")) * (t1 - t0)
+    groups = {"loop": 0.0, "engine_workers": 0.0, "zmq_io": 0.0, "checkpoint": 0.0, "other": 0.0}
+    for tid, (name, ticks) in b.items():
+        used = (ticks - a.get(tid, (name, ticks))[1]) / hz
+        if tid == d.proc.pid:
+            groups["loop"] += used
+        elif name.startswith("rk-engine"):
+            groups["engine_workers"] += used
+        elif name.startswith("ZMQbg"):
+            groups["zmq_io"] += used
+        elif name.startswith("rk-checkpoint"):
+            groups["checkpoint"] += used
+        else:
+            groups["other"] += used
+    groups["loadgen"] = (sum(t for _, t in lb.values()) - sum(t for _, t in la.values())) / hz
+    r["cpu_cores"] = groups
+    return r
+
+
 def bench_one(args, n, transport, all_runs, full, threads=None):
     work = tempfile.mkdtemp(prefix="rwkvcast-e2e-%s-%d-" % (transport, n))
     d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm, threads)
@@ -367,7 +411,15 @@ def bench_one(args, n, transport, all_runs, full, threads=None):
         res["capacity_fc"] = cap["rate_fc"]
         res["sustained"] = rate
         for f in (0.25, 0.5, 0.9):
-            r = rn.run("lat-%d%%" % int(f * 100), max(rate * f, 100.0), args.run_s)
+            if f == 0.9:
+                # CPU per thread group too: how much of a core the engine
+                # had at this rate, so throughput per busy engine core can
+                # be set against model-only.
+                r = cpu_during(rn, d, "lat-90%", max(rate * f, 100.0), args.run_s)
+                res["cpu90"] = r["cpu_cores"]
+                res["rate90"] = r["rate_sent"]
+            else:
+                r = rn.run("lat-%d%%" % int(f * 100), max(rate * f, 100.0), args.run_s)
             d.wait_idle()
             res["lat%d" % int(f * 100)] = r["lat_us"]
             res["lost%d" % int(f * 100)] = r["lost"] + r["late"]
@@ -423,6 +475,24 @@ def markdown(cpu, mo, results, args):
         out.append("| %d | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s |" % (
             r["series"], r["transport"], r["sustained"], fmt(ratio, "%.2f"), r["capacity_fc"], lat("lat25"),
             lat("lat50"), lat("lat90"), fmt(r.get("rss_per_series_b")), fmt(r.get("rss_per_series_ckpt_b"))))
+    cp = [r for r in results if "cpu90" in r]
+    if cp:
+        out.append("")
+        out.append("CPU at 90% of the sustained rate, in cores (/proc/PID/task/*/stat over the middle of the run); "
+                   "'per engine core' = samples/s divided by the CPU of the threads that decode and step "
+                   "(event loop + engine workers).")
+        out.append("")
+        out.append("| N series | transport | samples/s | event loop | engine workers | ZeroMQ I/O | loadgen "
+                   "| samples/s per engine core | per engine core / model-only |")
+        out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in cp:
+            c = r["cpu90"]
+            eng = c["loop"] + c["engine_workers"]
+            per = r["rate90"] / eng if eng > 0 else None
+            out.append("| %d | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s |" % (
+                r["series"], r["transport"], r["rate90"], c["loop"], c["engine_workers"], c["zmq_io"],
+                c["loadgen"], fmt(per), fmt(per / mo["batched256"] if per and mo.get("batched256") else None,
+                                          "%.2f")))
     ck = [r for r in results if "ckpt" in r]
     if ck:
         out.append("")

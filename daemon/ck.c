@@ -283,6 +283,7 @@ ck_store *ck_open(const char *path, size_t blob_size, uint32_t chunk_rows, uint3
         goto err;
     }
     s->thr_started = 1;
+    pthread_setname_np(s->thr, "rk-checkpoint");
     *err = RC_OK;
     return s;
 err:
