@@ -607,6 +607,21 @@ static void ctl_series(dm *d, mp_wr *w, uint64_t cursor, uint64_t limit) {
     else mp_w_uint(w, s);
 }
 
+/* The `get` reply: r is the series' last result, NULL before its first sample. */
+static void write_get_reply(mp_wr *w, const char *id, size_t len, double last_t, const en_result *r, int stored) {
+    mp_w_map(w, 7);
+    mp_w_kv_bool(w, "ok", 1);
+    mp_w_cstr(w, "s");
+    mp_w_str(w, id, len);
+    mp_w_kv_f64(w, "last_t", last_t);
+    mp_w_kv_f64(w, "score", r ? r->score : 0);
+    mp_w_kv_int(w, "level", r ? r->level : 0);
+    mp_w_kv_bool(w, "stored", stored);
+    mp_w_cstr(w, "forecast");
+    if (r) encode_result(r, id, len, w);
+    else mp_w_nil(w);
+}
+
 /* A series not in memory (evicted, or not seen since a restart that could
  * not restore it) is read from the store without taking it back. */
 static void ctl_get_stored(dm *d, mp_wr *w, const char *id, size_t len) {
@@ -622,17 +637,7 @@ static void ctl_get_stored(dm *d, mp_wr *w, const char *id, size_t len) {
                                              : "Series' stored state is unreadable; it restarts on its next sample.");
         return;
     }
-    mp_w_map(w, 7);
-    mp_w_kv_bool(w, "ok", 1);
-    mp_w_cstr(w, "s");
-    mp_w_str(w, id, len);
-    mp_w_kv_f64(w, "last_t", r ? r->t : 0);
-    mp_w_kv_f64(w, "score", r ? r->score : 0);
-    mp_w_kv_int(w, "level", r ? r->level : 0);
-    mp_w_kv_bool(w, "stored", 1);
-    mp_w_cstr(w, "forecast");
-    if (r) encode_result(r, id, len, w);
-    else mp_w_nil(w);
+    write_get_reply(w, id, len, r ? r->t : 0, r, 1);
 }
 
 static void ctl_get(dm *d, mp_wr *w, const char *id, size_t len) {
@@ -642,17 +647,7 @@ static void ctl_get(dm *d, mp_wr *w, const char *id, size_t len) {
     en_flush(d->en);
     const en_result *r = en_slot_last(d->en, slot);
     double last_t = en_slot_last_t(d->en, slot);
-    mp_w_map(w, 7);
-    mp_w_kv_bool(w, "ok", 1);
-    mp_w_cstr(w, "s");
-    mp_w_str(w, id, len);
-    mp_w_kv_f64(w, "last_t", isfinite(last_t) ? last_t : 0);
-    mp_w_kv_f64(w, "score", r ? r->score : 0);
-    mp_w_kv_int(w, "level", r ? r->level : 0);
-    mp_w_kv_bool(w, "stored", 0);
-    mp_w_cstr(w, "forecast");
-    if (r) encode_result(r, id, len, w);
-    else mp_w_nil(w);
+    write_get_reply(w, id, len, isfinite(last_t) ? last_t : 0, r, 0);
 }
 
 static void ctl_forget(dm *d, mp_wr *w, const char *id, size_t len) {
