@@ -12,7 +12,8 @@
 #      rate passes when every sample's forecast arrived (lost = late = 0,
 #      daemon drop counters unchanged) and p99.9 latency stays under --slo-ms
 #      (an overloaded daemon queues before it drops, so a growing backlog
-#      shows first as latency);
+#      shows first as latency); the result must pass again in a run twice as
+#      long, or it is lowered by 10% (up to 3 times);
 #   4. latency p50/p99/p99.9 at 25%, 50% and 90% of the sustained rate;
 #   5. a checkpoint with every state dirty ("checkpoint" on the control
 #      socket), its duration and rows as the daemon reports them, and the
@@ -282,6 +283,17 @@ def sustained(rn, d, args):
         else:
             hi = rate
             rate = (lo + hi) / 2 if lo else rate * 0.6
+    # One pass can be luck on a noisy machine (a backlog that had not yet
+    # crossed the SLO when the run ended): the rate must pass a second,
+    # twice as long run too, or it is lowered by 10% (at most 3 times).
+    for _ in range(3):
+        if lo == 0:
+            break
+        r = rn.run("confirm", lo, 2 * args.run_s)
+        d.wait_idle()
+        if rn.passes(r):
+            break
+        lo *= 0.9
     if lo == 0:
         log("warning: no rate passed; the sustained rate is below %.0f/s" % rate)
     return lo, cap
