@@ -354,8 +354,6 @@ typedef struct eng_ctx {
     long n;      /* rows */
     long row;    /* row being stepped */
     float *last_yhat;      /* (MAX_CH, H) each slot's latest median path */
-    double last_t[MAX_CH]; /* its time */
-    double last_dt[MAX_CH];/* its period estimate */
 } eng_ctx;
 
 static void eng_cb(void *vctx, const en_result *r) {
@@ -365,23 +363,14 @@ static void eng_cb(void *vctx, const en_result *r) {
     c->f->fst[at] = r->prev ? 2 : 1;
     if (r->prev) {
         memcpy(c->f->fq + at * (size_t)c->Q, r->prev, sizeof(float) * (size_t)c->Q);
-        /* The engine passes the path when v is the forecast's horizon 1
-         * (en.c horizon_of); the same rule from what the callbacks saw. */
-        int h = 1;
-        double dt = c->last_dt[r->slot], lt = c->last_t[r->slot];
-        if (dt > 0 && isfinite(lt)) {
-            double k = floor((r->t - lt) / dt + 0.5);
-            h = !(k >= 1) ? 1 : k > c->H ? 0 : (int)k;
-        }
-        if (h == 1) {
+        /* The engine passes the whole path when v is the forecast's horizon 1. */
+        if (r->prev_h == 1) {
             c->f->fst[at] = 3;
             memcpy(c->f->fp + at * (size_t)c->H, c->last_yhat + (size_t)r->slot * (size_t)c->H,
                    sizeof(float) * (size_t)c->H);
         }
     }
     memcpy(c->last_yhat + (size_t)r->slot * (size_t)c->H, r->yhat, sizeof(float) * (size_t)c->H);
-    c->last_t[r->slot] = r->t;
-    c->last_dt[r->slot] = r->dt;
 }
 
 /* rwkvcast's combined score from the cached forecasts: the same an_update
@@ -455,10 +444,6 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
         for (long i = 0; i < f->n * f->C; i++) buf[i] = -1.0f;
         ctx.buf = buf;
         ctx.f = f;
-        for (int c = 0; c < MAX_CH; c++) {
-            ctx.last_t[c] = NAN;
-            ctx.last_dt[c] = 0.0;
-        }
         ctx.n = f->n;
         for (int c = 0; c < f->C; c++) en_slot_reset(e, (uint32_t)c);
         for (long i = 0; i < f->n; i++) {

@@ -53,13 +53,12 @@ typedef struct en_slot_meta {
  * rows (about 6 us each with the default model). */
 #define EN_PAR_MIN_ROWS 16
 
-/* One shard: the series whose slot hashes to it, stepped by one thread. */
+/* One shard: the series whose slot hashes to it, stepped by one thread
+ * (shard 0 by the calling thread). */
 typedef struct en_shard {
     struct en_engine *e; /* owner */
-    int k;               /* shard index; 0 runs on the calling thread */
     rk_ws *ws;           /* model workspace for max_batch rows */
     int begin, n;        /* this flush: positions begin .. begin+n of the permuted batch */
-    int n_ok;            /* of which featurized and stepped */
     uint64_t rows;       /* samples stepped, lifetime */
     uint64_t busy_ns;    /* time spent stepping them, lifetime */
     pthread_t th;        /* worker thread (k > 0) */
@@ -91,7 +90,7 @@ struct en_engine {
     float *b_score;      /* (max_batch) */
     int8_t *b_level;     /* (max_batch) */
     int8_t *b_changed;   /* (max_batch) */
-    int8_t *b_has_prev;  /* (max_batch) */
+    int *b_prev_h;       /* (max_batch) horizon of the forecast judged against, 0 = none */
     float *b_prev;       /* (max_batch, Q) forecast each sample was judged against */
     int *b_pos;          /* (max_batch) row -> position of its model rows, -1 if not stepped */
     /* Per position: rows grouped by shard so each shard's model inputs are contiguous */
@@ -115,7 +114,8 @@ struct en_engine {
     float *r_yhat, *r_lo, *r_hi; /* (H) callback view */
     float *l_yhat, *l_lo, *l_hi; /* (H) en_slot_last view */
     en_result last_view;         /* en_slot_last's result */
-    float *load_state;           /* (state_len) staging for en_slot_load */
+    float *load_state;           /* (state_len) staging for decode_blob */
+    float *load_fc;              /* (H*Q) staging for decode_blob */
 };
 
 void en_cfg_default(en_cfg *c) {
@@ -223,7 +223,7 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
     e->b_score = alloc_zero(B, sizeof(float), &fail);
     e->b_level = alloc_zero(B, 1, &fail);
     e->b_changed = alloc_zero(B, 1, &fail);
-    e->b_has_prev = alloc_zero(B, 1, &fail);
+    e->b_prev_h = alloc_zero(B, sizeof(int), &fail);
     e->b_prev = alloc_zero(B * (size_t)e->Q, sizeof(float), &fail);
     e->b_pos = alloc_zero(B, sizeof(int), &fail);
     e->b_row = alloc_zero(B, sizeof(int), &fail);
@@ -232,6 +232,7 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
     e->b_out = alloc_zero(B * (size_t)e->HQ, sizeof(float), &fail);
     e->r_yhat = alloc_zero((size_t)e->H * 6, sizeof(float), &fail);
     e->load_state = alloc_zero(e->state_len, sizeof(float), &fail);
+    e->load_fc = alloc_zero((size_t)e->HQ, sizeof(float), &fail);
     e->K = cfg->threads;
     e->sh = alloc_zero((size_t)e->K, sizeof(en_shard), &fail);
     if (fail) goto err;
@@ -242,7 +243,6 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
     e->l_hi = e->r_yhat + 5 * e->H;
     for (int k = 0; k < e->K; k++) {
         e->sh[k].e = e;
-        e->sh[k].k = k;
         /* Any shard may get the whole batch (hashing is not a promise of balance). */
         e->sh[k].ws = rk_ws_new(m, cfg->max_batch, &rc);
         if (!e->sh[k].ws) goto err;
@@ -262,6 +262,7 @@ void en_free(en_engine *e) {
     stop_workers(e);
     for (int k = 0; e->sh && k < e->K; k++) rk_ws_free(e->sh[k].ws);
     rc_free(e->sh);
+    rc_free(e->load_fc);
     rc_free(e->load_state);
     rc_free(e->r_yhat);
     rc_free(e->b_out);
@@ -270,7 +271,7 @@ void en_free(en_engine *e) {
     rc_free(e->b_row);
     rc_free(e->b_pos);
     rc_free(e->b_prev);
-    rc_free(e->b_has_prev);
+    rc_free(e->b_prev_h);
     rc_free(e->b_changed);
     rc_free(e->b_level);
     rc_free(e->b_score);
@@ -332,9 +333,8 @@ void en_slot_mark_dirty(en_engine *e, uint32_t slot) {
     if (slot < e->max_series) e->meta[slot].flags |= SLOT_DIRTY;
 }
 
-/* Splits slot's horizon-major forecast into yhat/lo/hi arrays. */
-static void split_forecast(const en_engine *e, uint32_t slot, float *yhat, float *lo, float *hi) {
-    const float *fc = e->fc + (size_t)slot * e->HQ;
+/* Splits a horizon-major forecast (H x Q) into yhat/lo/hi arrays. */
+static void split_forecast(const en_engine *e, const float *fc, float *yhat, float *lo, float *hi) {
     for (int h = 0; h < e->H; h++) {
         lo[h] = fc[h * e->Q];
         yhat[h] = fc[h * e->Q + e->Q / 2];
@@ -377,7 +377,7 @@ static int prepare_row(en_engine *e, int i, float *feat) {
     e->b_score[i] = score;
     e->b_level[i] = (int8_t)level;
     e->b_changed[i] = (int8_t)(level != before);
-    e->b_has_prev[i] = (int8_t)(h > 0);
+    e->b_prev_h[i] = h;
     return 1;
 }
 
@@ -400,7 +400,6 @@ static void run_shard(en_engine *e, en_shard *sh) {
         e->b_states[q] = e->states + (size_t)slot * e->state_len;
         n_ok++;
     }
-    sh->n_ok = n_ok;
     if (n_ok == 0) return;
     rk_step_batch(e->m, sh->ws, n_ok, e->b_feat + (size_t)sh->begin * e->F, e->b_states + sh->begin,
                   e->b_out + (size_t)sh->begin * e->HQ);
@@ -480,7 +479,7 @@ void en_flush(en_engine *e) {
         int q = e->b_pos[i];
         if (q < 0) continue;
         uint32_t s = e->b_slot[i];
-        split_forecast(e, s, e->r_yhat, e->r_lo, e->r_hi);
+        split_forecast(e, e->fc + (size_t)s * e->HQ, e->r_yhat, e->r_lo, e->r_hi);
         en_result r = {
             .slot = s,
             .t = e->b_t[i],
@@ -490,7 +489,8 @@ void en_flush(en_engine *e) {
             .yhat = e->r_yhat,
             .lo = e->r_lo,
             .hi = e->r_hi,
-            .prev = e->b_has_prev[i] ? e->b_prev + (size_t)i * e->Q : NULL,
+            .prev = e->b_prev_h[i] > 0 ? e->b_prev + (size_t)i * e->Q : NULL,
+            .prev_h = e->b_prev_h[i],
             .score = e->b_score[i],
             .level = e->b_level[i],
             .level_changed = e->b_changed[i],
@@ -530,7 +530,7 @@ void en_shard_stats(const en_engine *e, int k, uint64_t *rows, uint64_t *busy_ns
 const en_result *en_slot_last(en_engine *e, uint32_t slot) {
     if (slot >= e->max_series || !(e->meta[slot].flags & SLOT_HAS_SAMPLE)) return NULL;
     const en_slot_meta *mt = &e->meta[slot];
-    split_forecast(e, slot, e->l_yhat, e->l_lo, e->l_hi);
+    split_forecast(e, e->fc + (size_t)slot * e->HQ, e->l_yhat, e->l_lo, e->l_hi);
     e->last_view = (en_result){
         .slot = slot,
         .t = mt->t,
@@ -584,35 +584,48 @@ void en_slot_save(const en_engine *e, uint32_t slot, uint8_t *buf) {
     rc_put_f64(p, mt->v);
 }
 
-/* The blob's header against this engine: magic, version, model, shape, size. */
-static rc_err check_blob(const en_engine *e, const uint8_t *buf, size_t len) {
+/*
+ * Validates every part of a blob against this engine and decodes it: the
+ * model state into load_state, the forecast into load_fc, the featurizer and
+ * anomaly states into *fs and *as. Nothing of a slot is touched, so
+ * en_slot_load and en_blob_last accept and refuse exactly the same blobs.
+ */
+static rc_err decode_blob(en_engine *e, const uint8_t *buf, size_t len, ft_state *fs, an_state *as) {
     if (len < EN_BLOB_HDR || rc_get_u32(buf) != EN_BLOB_MAGIC) return RC_ERR_FORMAT;
     if (rc_get_u32(buf + 4) != EN_BLOB_VERSION) return RC_ERR_VERSION;
     if (rc_get_u64(buf + 8) != e->m->hash) return RC_ERR_MODEL;
     if (rc_get_u32(buf + 16) != (uint32_t)e->H || rc_get_u32(buf + 20) != (uint32_t)e->Q) return RC_ERR_SHAPE;
     if (len != en_blob_size(e)) return RC_ERR_FORMAT;
+    size_t rk_n = rk_state_blob_size(&e->m->dims);
+    const uint8_t *p = buf + EN_BLOB_HDR;
+    rc_err rc;
+    if ((rc = rk_state_load(e->m, e->load_state, p, rk_n)) != RC_OK) return rc;
+    p += rk_n;
+    if ((rc = ft_load(fs, p, FT_BLOB_SIZE)) != RC_OK) return rc;
+    p += FT_BLOB_SIZE;
+    if ((rc = an_load(as, p, AN_BLOB_SIZE)) != RC_OK) return rc;
+    p += AN_BLOB_SIZE;
+    for (int i = 0; i < e->HQ; i++) {
+        e->load_fc[i] = rc_get_f32(p + 4 * i);
+        if (!isfinite(e->load_fc[i])) return RC_ERR_NUMERIC;
+    }
     return RC_OK;
 }
 
+/* The last value: the blob's final f64 (layout above). */
+static double blob_last_v(const uint8_t *buf, size_t len) { return rc_get_f64(buf + len - 8); }
+
 const en_result *en_blob_last(en_engine *e, const uint8_t *buf, size_t len, rc_err *err) {
-    rc_err rc = check_blob(e, buf, len);
     ft_state fs;
-    const uint8_t *p = buf + EN_BLOB_HDR + rk_state_blob_size(&e->m->dims);
-    if (rc == RC_OK) rc = ft_load(&fs, p, FT_BLOB_SIZE);
-    p += FT_BLOB_SIZE + AN_BLOB_SIZE;
-    for (int i = 0; rc == RC_OK && i < e->HQ; i++)
-        if (!isfinite(rc_get_f32(p + 4 * i))) rc = RC_ERR_NUMERIC;
+    an_state as;
+    rc_err rc = decode_blob(e, buf, len, &fs, &as);
     *err = rc;
     if (rc != RC_OK || !(rc_get_u32(buf + 24) & SLOT_HAS_SAMPLE)) return NULL;
-    for (int h = 0; h < e->H; h++) {
-        e->l_lo[h] = rc_get_f32(p + 4 * (size_t)(h * e->Q));
-        e->l_yhat[h] = rc_get_f32(p + 4 * (size_t)(h * e->Q + e->Q / 2));
-        e->l_hi[h] = rc_get_f32(p + 4 * (size_t)(h * e->Q + e->Q - 1));
-    }
+    split_forecast(e, e->load_fc, e->l_yhat, e->l_lo, e->l_hi);
     e->last_view = (en_result){
         .slot = UINT32_MAX,
         .t = rc_get_f64(buf + 32),
-        .v = rc_get_f64(p + 4 * (size_t)e->HQ),
+        .v = blob_last_v(buf, len),
         .dt = ft_period(&fs),
         .H = e->H,
         .yhat = e->l_yhat,
@@ -630,38 +643,21 @@ rc_err en_slot_load(en_engine *e, uint32_t slot, const uint8_t *buf, size_t len)
     if (slot >= e->max_series) return RC_ERR_LIMIT;
     ft_state fs;
     an_state as;
-    size_t rk_n = rk_state_blob_size(&e->m->dims);
-    rc_err rc = check_blob(e, buf, len);
-    if (rc != RC_OK) goto fail;
-    const uint8_t *p = buf + EN_BLOB_HDR;
-    if ((rc = rk_state_load(e->m, e->load_state, p, rk_n)) != RC_OK) goto fail;
-    p += rk_n;
-    if ((rc = ft_load(&fs, p, FT_BLOB_SIZE)) != RC_OK) goto fail;
-    p += FT_BLOB_SIZE;
-    if ((rc = an_load(&as, p, AN_BLOB_SIZE)) != RC_OK) goto fail;
-    p += AN_BLOB_SIZE;
-    rc = RC_ERR_NUMERIC;
-    for (int i = 0; i < e->HQ; i++)
-        if (!isfinite(rc_get_f32(p + 4 * i))) goto fail;
-
-    /* Everything validated: commit. */
+    rc_err rc = decode_blob(e, buf, len, &fs, &as);
     en_slot_reset(e, slot);
+    if (rc != RC_OK) return rc;
+    /* Everything validated: commit. */
     memcpy(e->states + (size_t)slot * e->state_len, e->load_state, e->state_len * sizeof(float));
     e->ft[slot] = fs;
     e->an[slot] = as;
-    float *fc = e->fc + (size_t)slot * e->HQ;
-    for (int i = 0; i < e->HQ; i++) fc[i] = rc_get_f32(p + 4 * i);
-    p += 4 * (size_t)e->HQ;
+    memcpy(e->fc + (size_t)slot * e->HQ, e->load_fc, (size_t)e->HQ * sizeof(float));
     en_slot_meta *mt = &e->meta[slot];
     mt->flags = (uint8_t)(rc_get_u32(buf + 24) & (SLOT_HAS_FC | SLOT_HAS_SAMPLE));
     mt->level = (int8_t)(int32_t)rc_get_u32(buf + 28);
     mt->t = rc_get_f64(buf + 32);
     mt->score = rc_get_f32(buf + 40);
-    mt->v = rc_get_f64(p);
+    mt->v = blob_last_v(buf, len);
     return RC_OK;
-fail:
-    en_slot_reset(e, slot);
-    return rc;
 }
 
 const char *en_default_model_path(void) {

@@ -57,7 +57,8 @@ typedef struct en_result {
     const float *yhat;  /* (H) median forecast after this sample */
     const float *lo;    /* (H) lowest quantile (0.1 by default) */
     const float *hi;    /* (H) highest quantile (0.9 by default) */
-    const float *prev;  /* (Q) the one-step forecast that v was judged against, or NULL before the first */
+    const float *prev;  /* (Q) the forecast that v was judged against, or NULL before the first */
+    int prev_h;         /* its horizon (1..H: after a gap of k periods it is k), 0 when prev is NULL */
     float score;        /* anomaly score of v in [0,1] */
     int level;          /* 0 ok, 1 warn, 2 alert */
     int level_changed;  /* 1 when level differs from the previous sample's */
