@@ -567,23 +567,17 @@ static void ctl_stats(dm *d, mp_wr *w) {
     mp_w_kv_int(w, "store", ck_pending(d->ck));
     /* Per engine shard (thread): samples stepped and busy seconds since start. */
     int K = en_threads(d->en);
+    uint64_t rows[EN_MAX_THREADS], ns[EN_MAX_THREADS];
+    for (int k = 0; k < K; k++) en_shard_stats(d->en, k, &rows[k], &ns[k]);
     mp_w_cstr(w, "engine");
     mp_w_map(w, 3);
     mp_w_kv_int(w, "threads", K);
     mp_w_cstr(w, "shard_steps");
     mp_w_arr(w, (uint32_t)K);
-    for (int k = 0; k < K; k++) {
-        uint64_t rows, ns;
-        en_shard_stats(d->en, k, &rows, &ns);
-        mp_w_int(w, (int64_t)rows);
-    }
+    for (int k = 0; k < K; k++) mp_w_int(w, (int64_t)rows[k]);
     mp_w_cstr(w, "shard_busy_s");
     mp_w_arr(w, (uint32_t)K);
-    for (int k = 0; k < K; k++) {
-        uint64_t rows, ns;
-        en_shard_stats(d->en, k, &rows, &ns);
-        mp_w_f64(w, (double)ns * 1e-9);
-    }
+    for (int k = 0; k < K; k++) mp_w_f64(w, (double)ns[k] * 1e-9);
 }
 
 static void ctl_series(dm *d, mp_wr *w, uint64_t cursor, uint64_t limit) {
