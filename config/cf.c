@@ -376,20 +376,20 @@ static rc_err k_engine(px *x, yaml_node_t *v, const char *key, void *obj) {
 }
 
 /* anomaly.*: float fields of an_cfg by offset, plus warmup. */
-#define AF(f) {#f, offsetof(an_cfg, f)}
-static const struct { const char *name; size_t off; } an_floats[] = {
+/* Upper bounds: rates, weights and sigma counts are at most 100; anchor_len counts samples. */
+#define AF(f) {#f, offsetof(an_cfg, f), 100}
+static const struct { const char *name; size_t off; double max; } an_floats[] = {
     AF(warn), AF(alert), AF(clear), AF(err_rate), AF(short_rate), AF(long_rate),
     AF(zcap), AF(interval_weight), AF(calm_weight), AF(point_weight), AF(guard), AF(drift_rate),
-    AF(regime_rate), AF(regime_weight), AF(stuck_weight), AF(anchor_len), AF(anchor_weight),
-    AF(anchor_rate)};
+    AF(regime_rate), AF(regime_weight), AF(stuck_weight), {"anchor_len", offsetof(an_cfg, anchor_len), 4096},
+    AF(anchor_weight), AF(anchor_rate)};
 #define N_AF ((int)(sizeof an_floats / sizeof an_floats[0]))
 static rc_err k_an_float(px *x, yaml_node_t *v, const char *key, void *obj) {
     const char *leaf = strrchr(key, '.') + 1;
     for (int i = 0; i < N_AF; i++) {
         if (strcmp(an_floats[i].name, leaf)) continue;
         double d;
-        /* anchor_len counts samples; every other field is a rate, weight or sigma count. */
-        if (get_double(x, v, key, 0, strcmp(leaf, "anchor_len") ? 100 : 4096, &d)) return RC_ERR_CONFIG;
+        if (get_double(x, v, key, 0, an_floats[i].max, &d)) return RC_ERR_CONFIG;
         *(float *)((char *)&CFG->anomaly + an_floats[i].off) = (float)d;
     }
     return RC_OK;
