@@ -14,10 +14,11 @@
  * The micro-kernel computes a 6 x 16 tile of C with 12 accumulators of 8
  * floats (GCC vector extensions; FMA when the target has it), the shape
  * that fits AVX2's 16 registers. With AVX-512 (32 registers of 16 floats)
- * it is a 12 x 16 tile of 12 accumulators, and 1-3 leftover rows (a single
+ * it is an 8 x 32 tile (two panels, 16 accumulators: 10 loads per 16 FMAs,
+ * so the two 512-bit FMA pipes of AMD Zen 5 stay fed; a 12 x 16 tile needs
+ * 13 loads per 12 FMAs and waited on the load ports), and 1-3 rows (a single
  * series) take 4 panels at once so they still have 4-12 independent FMA
- * chains: on a core with full-width 512-bit FMA (AMD Zen 5 here) the
- * 16-wide peak is twice the 8-wide one. Every output element is its init
+ * chains. Every output element is its init
  * plus the sum over k in k order whatever the tile, so batched and
  * single-series results are bit-identical.
  *
@@ -29,10 +30,9 @@
 #include "model/rk.h"
 #include "model/rk_internal.h"
 
-#define RK_CHUNK 96 /* rows per chunk: a multiple of the kernel's 6 or 12 rows */
+#define RK_CHUNK 96 /* rows per chunk: a multiple of the tiles' 6, 8 and 12 rows */
 #if defined(__AVX512F__)
-/* 32 registers of 16 floats: a 12 x 16 tile is 12 accumulators, one panel
- * row and a broadcast, enough independent FMAs to cover their latency. */
+/* Rows of the one-panel tile (the last 16 columns of an odd panel count). */
 #define RK_MR 12
 #else
 #define RK_MR 6
@@ -221,51 +221,62 @@ enum { GEMM_SET = 0, GEMM_ADD = 1 };
  * Always inlined with a constant MR so the accumulators live in registers.
  */
 #if defined(__AVX512F__)
-static inline __attribute__((always_inline)) void
-gemm_tile(const int MR, float *C, size_t ldc, const float *A, size_t lda,
-          const float *P, const float *bias, int K, int mode) {
-    v16 acc[RK_MR];
-    for (int i = 0; i < MR; i++) {
-        if (mode == GEMM_ADD) acc[i] = v16_load(C + i * ldc);
-        else if (bias) acc[i] = v16_load(bias);
-        else acc[i] = (v16){0};
-    }
-    for (int k = 0; k < K; k++) {
-        v16 b = v16_load(P + (size_t)k * RK_NR);
-        for (int i = 0; i < MR; i++) acc[i] += A[(size_t)i * lda + k] * b;
-    }
-    for (int i = 0; i < MR; i++) v16_store(C + i * ldc, acc[i]);
-}
-
 /*
- * MR (1..3) rows x 4 panels (64 columns): with one or two rows a single
- * panel would leave one or two FMA chains, each waiting out the FMA latency
- * every k; four panels give 4..12 independent chains. Every output element
- * is still init + sum over k in k order, so results are bit-identical to
- * gemm_tile's (batched = single series).
+ * MR rows x NP panels (16 NP columns): C (=|+=) init + sum_k A[i][k] * P.
+ * The FMA pipes are fed only if loads stay below FMAs: each k costs NP
+ * panel loads and MR broadcasts for MR * NP FMAs, so 8 x 2 (10 loads, 16
+ * FMAs) keeps both 512-bit FMA pipes busy where a 12 x 1 tile (13 loads,
+ * 12 FMAs) waits on the load ports. 1-3 rows (a single series) take 4
+ * panels so they still have 4-12 independent FMA chains. Every output
+ * element is init + sum over k in k order whatever MR and NP, so results
+ * are bit-identical across tile shapes (batched = single series).
  */
 static inline __attribute__((always_inline)) void
-gemm_tile4(const int MR, float *C, size_t ldc, const float *A, size_t lda,
-           const float *P, const float *bias, int K, int mode) {
-    v16 acc[3][4];
-    const size_t ps = (size_t)K * RK_NR; /* floats per panel */
+gemm_block(const int MR, const int NP, float *C, size_t ldc, const float *A, size_t lda,
+           const float *P, size_t ps, const float *bias, int K, int mode) {
+    v16 acc[RK_MR][4];
     for (int i = 0; i < MR; i++)
-        for (int p = 0; p < 4; p++) {
+        for (int p = 0; p < NP; p++) {
             if (mode == GEMM_ADD) acc[i][p] = v16_load(C + i * ldc + p * RK_NR);
             else if (bias) acc[i][p] = v16_load(bias + p * RK_NR);
             else acc[i][p] = (v16){0};
         }
     for (int k = 0; k < K; k++) {
         v16 b[4];
-        for (int p = 0; p < 4; p++) b[p] = v16_load(P + p * ps + (size_t)k * RK_NR);
+        for (int p = 0; p < NP; p++) b[p] = v16_load(P + p * ps + (size_t)k * RK_NR);
         for (int i = 0; i < MR; i++) {
             float a = A[(size_t)i * lda + k];
-            for (int p = 0; p < 4; p++) acc[i][p] += a * b[p];
+            for (int p = 0; p < NP; p++) acc[i][p] += a * b[p];
         }
     }
     for (int i = 0; i < MR; i++)
-        for (int p = 0; p < 4; p++) v16_store(C + i * ldc + p * RK_NR, acc[i][p]);
+        for (int p = 0; p < NP; p++) v16_store(C + i * ldc + p * RK_NR, acc[i][p]);
 }
+
+/* Rows [0, rows) of an NP-panel column block, MR2 rows at a time; the
+ * switch gives every row count a tile with constant MR (registers). */
+#define GEMM_ROWS(NP, MR2)                                                                   \
+    do {                                                                                     \
+        int i_ = 0;                                                                          \
+        for (; i_ + (MR2) <= rows; i_ += (MR2))                                              \
+            gemm_block((MR2), (NP), C + i_ * ldc + j, ldc, A + i_ * lda, lda, Pj, ps, bj, K, mode); \
+        float *Ci_ = C + i_ * ldc + j;                                                       \
+        const float *Ai_ = A + i_ * lda;                                                     \
+        switch (rows - i_) {                                                                 \
+        case 11: if ((MR2) > 11) gemm_block(11, (NP), Ci_, ldc, Ai_, lda, Pj, ps, bj, K, mode); break;      \
+        case 10: if ((MR2) > 10) gemm_block(10, (NP), Ci_, ldc, Ai_, lda, Pj, ps, bj, K, mode); break;      \
+        case 9: if ((MR2) > 9) gemm_block(9, (NP), Ci_, ldc, Ai_, lda, Pj, ps, bj, K, mode); break;        \
+        case 8: if ((MR2) > 8) gemm_block(8, (NP), Ci_, ldc, Ai_, lda, Pj, ps, bj, K, mode); break;        \
+        case 7: if ((MR2) > 7) gemm_block(7, (NP), Ci_, ldc, Ai_, lda, Pj, ps, bj, K, mode); break;        \
+        case 6: if ((MR2) > 6) gemm_block(6, (NP), Ci_, ldc, Ai_, lda, Pj, ps, bj, K, mode); break;        \
+        case 5: if ((MR2) > 5) gemm_block(5, (NP), Ci_, ldc, Ai_, lda, Pj, ps, bj, K, mode); break;        \
+        case 4: if ((MR2) > 4) gemm_block(4, (NP), Ci_, ldc, Ai_, lda, Pj, ps, bj, K, mode); break;        \
+        case 3: if ((MR2) > 3) gemm_block(3, (NP), Ci_, ldc, Ai_, lda, Pj, ps, bj, K, mode); break;        \
+        case 2: if ((MR2) > 2) gemm_block(2, (NP), Ci_, ldc, Ai_, lda, Pj, ps, bj, K, mode); break;        \
+        case 1: if ((MR2) > 1) gemm_block(1, (NP), Ci_, ldc, Ai_, lda, Pj, ps, bj, K, mode); break;        \
+        default: break;                                                                      \
+        }                                                                                    \
+    } while (0)
 #else
 static inline __attribute__((always_inline)) void
 gemm_tile(const int MR, float *C, size_t ldc, const float *A, size_t lda,
@@ -307,34 +318,24 @@ gemm_tile(const int MR, float *C, size_t ldc, const float *A, size_t lda,
 static void gemm(float *C, size_t ldc, const float *A, size_t lda, const float *P,
                  const float *bias, int rows, int K, size_t Np, int mode) {
 #if defined(__AVX512F__)
-    /* Fewer than 4 rows left over (always so for a single series): 4 panels at a time. */
-    int rest = rows % RK_MR;
-    if (rest > 0 && rest < 4) {
-        int i0 = rows - rest;
-        float *Ci = C + i0 * ldc;
-        const float *Ai = A + i0 * lda;
-        size_t j = 0;
+    const size_t ps = (size_t)K * RK_NR; /* floats per panel */
+    size_t j = 0;
+    if (rows < 4) {
+        /* A single series (or up to 3): 4 panels at a time. */
         for (; j + 4 * RK_NR <= Np; j += 4 * RK_NR) {
-            const float *Pj = P + j * (size_t)K;
-            const float *bj = bias ? bias + j : NULL;
-            switch (rest) {
-            case 3: gemm_tile4(3, Ci + j, ldc, Ai, lda, Pj, bj, K, mode); break;
-            case 2: gemm_tile4(2, Ci + j, ldc, Ai, lda, Pj, bj, K, mode); break;
-            default: gemm_tile4(1, Ci + j, ldc, Ai, lda, Pj, bj, K, mode); break;
-            }
+            const float *Pj = P + j * (size_t)K, *bj = bias ? bias + j : NULL;
+            GEMM_ROWS(4, 3);
         }
-        for (; j < Np; j += RK_NR) {
-            const float *Pj = P + j * (size_t)K;
-            const float *bj = bias ? bias + j : NULL;
-            switch (rest) {
-            case 3: gemm_tile(3, Ci + j, ldc, Ai, lda, Pj, bj, K, mode); break;
-            case 2: gemm_tile(2, Ci + j, ldc, Ai, lda, Pj, bj, K, mode); break;
-            default: gemm_tile(1, Ci + j, ldc, Ai, lda, Pj, bj, K, mode); break;
-            }
-        }
-        rows = i0;
     }
-#endif
+    for (; j + 2 * RK_NR <= Np; j += 2 * RK_NR) {
+        const float *Pj = P + j * (size_t)K, *bj = bias ? bias + j : NULL;
+        GEMM_ROWS(2, 8);
+    }
+    for (; j < Np; j += RK_NR) {
+        const float *Pj = P + j * (size_t)K, *bj = bias ? bias + j : NULL;
+        GEMM_ROWS(1, RK_MR);
+    }
+#else
     for (size_t j = 0; j < Np; j += RK_NR) {
         const float *Pj = P + j * (size_t)K;
         const float *bj = bias ? bias + j : NULL;
@@ -360,6 +361,7 @@ static void gemm(float *C, size_t ldc, const float *A, size_t lda, const float *
         default: break;
         }
     }
+#endif
 }
 
 /* ---- elementwise kernels (written so GCC vectorizes them at -O3) ---- */
@@ -509,9 +511,13 @@ void rk_head_quantiles(float *q, const float *o, int H, int Q) {
         for (int h = 0; h < nh; h++) {
             const float *s = sp + (size_t)h * Q;
             float *qh = qb + (size_t)h * Q;
-            qh[mid] = ob[(size_t)h * Q + mid];
-            for (int j = mid + 1; j < Q; j++) qh[j] = qh[j - 1] + s[j];
-            for (int j = mid - 1; j >= 0; j--) qh[j] = qh[j + 1] - s[j];
+            /* Running sums in registers: re-reading qh[j -/+ 1] would put a
+             * store-to-load forward on every step of the chain. */
+            float med = ob[(size_t)h * Q + mid], acc = med;
+            qh[mid] = med;
+            for (int j = mid + 1; j < Q; j++) qh[j] = acc = acc + s[j];
+            acc = med;
+            for (int j = mid - 1; j >= 0; j--) qh[j] = acc = acc - s[j];
         }
     }
 }
