@@ -45,7 +45,6 @@ static inline v8 v8_load(const float *p) {
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 
 #if defined(__AVX512F__)
 typedef float v16 __attribute__((vector_size(64)));
@@ -278,6 +277,8 @@ gemm_block(const int MR, const int NP, float *C, size_t ldc, const float *A, siz
         }                                                                                    \
     } while (0)
 #else
+static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+
 static inline __attribute__((always_inline)) void
 gemm_tile(const int MR, float *C, size_t ldc, const float *A, size_t lda,
           const float *P, const float *bias, int K, int mode) {
