@@ -158,9 +158,12 @@ double ft_period(const ft_state *s) {
 
 void ft_denorm(const ft_state *s, const float *in, float *out, int n) {
     int Q = (int)(s->nq ? s->nq : 1);
-    for (int i = 0; i < n; i++) {
-        double b = ft_baseline(s, i / Q + 1);
-        out[i] = (float)(b + s->scale * (double)in[i]);
+    /* One baseline per horizon, shared by its Q quantiles (this runs for
+     * every published forecast). */
+    for (int i0 = 0, h = 1; i0 < n; i0 += Q, h++) {
+        double b = ft_baseline(s, h);
+        int end = n - i0 < Q ? n : i0 + Q;
+        for (int i = i0; i < end; i++) out[i] = (float)(b + s->scale * (double)in[i]);
     }
 }
 
