@@ -309,10 +309,12 @@ TEST(disk_full_fails_job_then_recovers) {
     fill(ck_snap_add(s, "a", 1, 7), 1);
     run(s);
     /* A full disk, simulated by capping the file at its current size. The
-     * job spans 10 chunks; the failure comes early, the rest is consumed. */
+     * job spans 100 chunks (~100 KB of rows, more than the free space of the
+     * store's pages at any page size); the failure comes early, the rest is
+     * consumed. */
     ASSERT_EQ(ck_test_max_pages(s, 1), RC_OK);
     ASSERT_EQ(ck_begin(s), RC_OK);
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < 1000; i++) {
         char id[16];
         snprintf(id, sizeof id, "full%d", i);
         uint8_t *b = snap(s, id, 7);
