@@ -927,6 +927,7 @@ int dm_run(const cf_config *cfg) {
     ec.max_batch = cfg->max_batch;
     ec.threads = cfg->threads;
     ec.anomaly = cfg->anomaly;
+    ec.caller_inits_slots = 1; /* slot_for and restore_row reset or load every slot they hand out */
     if (!(d->en = en_new(d->model, &ec, cfg->max_series, on_result, d, &err))) {
         LOG(LG_WARNING, "engine", "Cannot create the engine: %s.", rc_strerror(err));
         goto err;

@@ -122,6 +122,7 @@ void en_cfg_default(en_cfg *c) {
     c->max_batch = 256;
     c->threads = 1;
     an_cfg_default(&c->anomaly);
+    c->caller_inits_slots = 0;
 }
 
 static void *alloc_zero(size_t n, size_t size, int *fail) {
@@ -247,7 +248,8 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
         e->sh[k].ws = rk_ws_new(m, cfg->max_batch, &rc);
         if (!e->sh[k].ws) goto err;
     }
-    for (uint32_t s = 0; s < max_series; s++) en_slot_reset(e, s);
+    if (!cfg->caller_inits_slots)
+        for (uint32_t s = 0; s < max_series; s++) en_slot_reset(e, s);
     if (e->K > 1 && (rc = start_workers(e)) != RC_OK) goto err;
     if (err) *err = RC_OK;
     return e;
@@ -644,14 +646,19 @@ rc_err en_slot_load(en_engine *e, uint32_t slot, const uint8_t *buf, size_t len)
     ft_state fs;
     an_state as;
     rc_err rc = decode_blob(e, buf, len, &fs, &as);
-    en_slot_reset(e, slot);
-    if (rc != RC_OK) return rc;
-    /* Everything validated: commit. */
+    if (rc != RC_OK) {
+        en_slot_reset(e, slot);
+        return rc;
+    }
+    /* Everything validated: commit. Every part of the slot is overwritten,
+     * so it is not reset first (a restore writes 1M slots once, not twice). */
+    if (e->meta[slot].flags & SLOT_QUEUED) drop_pending(e, slot);
     memcpy(e->states + (size_t)slot * e->state_len, e->load_state, e->state_len * sizeof(float));
     e->ft[slot] = fs;
     e->an[slot] = as;
     memcpy(e->fc + (size_t)slot * e->HQ, e->load_fc, (size_t)e->HQ * sizeof(float));
     en_slot_meta *mt = &e->meta[slot];
+    memset(mt, 0, sizeof *mt);
     mt->flags = (uint8_t)(rc_get_u32(buf + 24) & (SLOT_HAS_FC | SLOT_HAS_SAMPLE));
     mt->level = (int8_t)(int32_t)rc_get_u32(buf + 28);
     mt->t = rc_get_f64(buf + 32);

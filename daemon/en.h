@@ -43,6 +43,11 @@ typedef struct en_cfg {
     int max_batch;   /* series stepped together, 1..4096; default 256 */
     int threads;     /* shards stepped in parallel, 1..EN_MAX_THREADS; default 1 */
     an_cfg anomaly;  /* anomaly scoring and alert levels (an.h) */
+    /* 1: the caller resets or loads every slot (en_slot_reset, en_slot_load)
+     * before its first use, so en_new leaves the slots' memory untouched
+     * instead of resetting all max_series of them (GBs at 1M series, seconds
+     * of startup). Default 0. */
+    int caller_inits_slots;
 } en_cfg;
 
 void en_cfg_default(en_cfg *c);
@@ -73,7 +78,7 @@ typedef struct en_engine en_engine;
  * outlive the engine), and its cfg->threads - 1 worker threads. cb is called
  * from en_push/en_flush for every stepped sample, on the calling thread; it
  * must not call back into the engine. NULL with *err on failure. All slots
- * start fresh (en_slot_reset).
+ * start fresh (en_slot_reset), unless cfg->caller_inits_slots.
  */
 en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series,
                   en_result_cb *cb, void *cb_ctx, rc_err *err);
