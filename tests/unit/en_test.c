@@ -167,6 +167,53 @@ TEST(blob_roundtrip_continues_identically) {
     free(r);
 }
 
+/* The daemon's engine (caller_inits_slots) never resets its slots up front:
+ * a blob loaded into a slot that was never touched, or over one with a
+ * queued sample, must continue exactly like the saved series. */
+TEST(load_without_reset_continues_identically) {
+    rk_model *m = model();
+    rec *r = calloc(1, sizeof *r);
+    en_engine *a = engine(m, 4, 2, r);
+    en_cfg c;
+    en_cfg_default(&c);
+    c.max_batch = 4;
+    c.caller_inits_slots = 1;
+    en_engine *b = en_new(m, &c, 3, on_result, r, NULL);
+    ASSERT(b != NULL);
+    for (int i = 0; i < 120; i++) en_push(a, 1, 500.0 + 10 * i, value(1, i));
+    en_flush(a);
+    size_t n = en_blob_size(a);
+    uint8_t *blob = malloc(n);
+    en_slot_save(a, 1, blob);
+    ASSERT_EQ(en_slot_load(b, 2, blob, n), RC_OK); /* never reset */
+    en_slot_reset(b, 0);
+    en_push(b, 0, 1.0, 1.0);
+    ASSERT_EQ(en_pending(b), 1);
+    ASSERT_EQ(en_slot_load(b, 0, blob, n), RC_OK); /* drops the queued sample */
+    ASSERT_EQ(en_pending(b), 0);
+    for (int i = 120; i < 200; i++) {
+        en_push(a, 1, 500.0 + 10 * i, value(1, i));
+        en_push(b, 2, 500.0 + 10 * i, value(1, i));
+        en_push(b, 0, 500.0 + 10 * i, value(1, i));
+        en_flush(a);
+        en_flush(b);
+        const en_result *ra = en_slot_last(a, 1);
+        float ya[12], sa = ra->score;
+        memcpy(ya, ra->yhat, sizeof ya);
+        for (uint32_t s = 0; s <= 2; s += 2) {
+            const en_result *rb = en_slot_last(b, s);
+            ASSERT(rb != NULL);
+            ASSERT(memcmp(ya, rb->yhat, sizeof ya) == 0);
+            ASSERT(memcmp(&sa, &rb->score, sizeof sa) == 0);
+        }
+    }
+    free(blob);
+    en_free(a);
+    en_free(b);
+    rk_model_free(m);
+    free(r);
+}
+
 TEST(blob_errors_reset_slot) {
     rk_model *m = model(), *other = model();
     other->w[0] += 1.0f;
@@ -369,7 +416,7 @@ TEST(threads_do_not_change_results) {
     rk_model_free(m);
 }
 
-TT_MAIN(TEST_ENTRY(threads_do_not_change_results), TEST_ENTRY(blob_last_equals_slot_last), TEST_ENTRY(one_result_per_sample), TEST_ENTRY(batching_does_not_change_results),
+TT_MAIN(TEST_ENTRY(threads_do_not_change_results), TEST_ENTRY(load_without_reset_continues_identically), TEST_ENTRY(blob_last_equals_slot_last), TEST_ENTRY(one_result_per_sample), TEST_ENTRY(batching_does_not_change_results),
         TEST_ENTRY(input_errors_leave_slot_untouched), TEST_ENTRY(blob_roundtrip_continues_identically),
         TEST_ENTRY(blob_errors_reset_slot), TEST_ENTRY(series_budget_default_model),
         TEST_ENTRY(reset_drops_queued_sample))
