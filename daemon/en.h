@@ -44,9 +44,9 @@ typedef struct en_cfg {
     int threads;     /* shards stepped in parallel, 1..EN_MAX_THREADS; default 1 */
     an_cfg anomaly;  /* anomaly scoring and alert levels (an.h) */
     /* 1: the caller resets or loads every slot (en_slot_reset, en_slot_load)
-     * before its first use, so en_new leaves the slots' memory untouched
-     * instead of resetting all max_series of them (GBs at 1M series, seconds
-     * of startup). Default 0. */
+     * before its first use, so en_new leaves the slots zeroed instead of
+     * resetting all max_series of them (a pass over GBs at 1M series, at
+     * startup). Default 0. */
     int caller_inits_slots;
 } en_cfg;
 
