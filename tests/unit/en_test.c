@@ -46,14 +46,21 @@ static rk_model *model(void) {
     return m;
 }
 
-static en_engine *engine(const rk_model *m, int batch, uint32_t series, rec *r) {
+/* An engine with the default config but max_batch = batch and, when
+ * caller_inits, caller_inits_slots (the daemon's setting). */
+static en_engine *engine_cfg(const rk_model *m, int batch, int caller_inits, uint32_t series, rec *r) {
     en_cfg c;
     en_cfg_default(&c);
     c.max_batch = batch;
+    c.caller_inits_slots = caller_inits;
     rc_err e;
     en_engine *en = en_new(m, &c, series, on_result, r, &e);
     ASSERT(en != NULL);
     return en;
+}
+
+static en_engine *engine(const rk_model *m, int batch, uint32_t series, rec *r) {
+    return engine_cfg(m, batch, 0, series, r);
 }
 
 static double value(int s, int i) { return 100.0 + 10.0 * sin(i * 0.26 + s) + s; }
@@ -134,6 +141,18 @@ TEST(input_errors_leave_slot_untouched) {
     free(r);
 }
 
+/* Steps samples 0..119 of series 1 in slot 1 of a and returns its saved
+ * blob (malloc'd, *n bytes). */
+static uint8_t *saved_series(en_engine *a, size_t *n) {
+    for (int i = 0; i < 120; i++) en_push(a, 1, 500.0 + 10 * i, value(1, i));
+    en_flush(a);
+    *n = en_blob_size(a);
+    uint8_t *blob = malloc(*n);
+    ASSERT(blob != NULL);
+    en_slot_save(a, 1, blob);
+    return blob;
+}
+
 /* Feeds samples 120..199 of series 1 to slot `from` of a and to each slot
  * in `to` of b (which hold a's saved state) and checks that every step's
  * forecast and score are bit-identical. */
@@ -159,13 +178,10 @@ TEST(blob_roundtrip_continues_identically) {
     rk_model *m = model();
     rec *r = calloc(1, sizeof *r);
     en_engine *a = engine(m, 4, 2, r), *b = engine(m, 4, 2, r);
-    for (int i = 0; i < 120; i++) en_push(a, 1, 500.0 + 10 * i, value(1, i));
-    en_flush(a);
+    size_t n;
+    uint8_t *blob = saved_series(a, &n);
     ASSERT(en_slot_dirty(a, 1));
     ASSERT(!en_slot_dirty(a, 0));
-    size_t n = en_blob_size(a);
-    uint8_t *blob = malloc(n);
-    en_slot_save(a, 1, blob);
     en_slot_clear_dirty(a, 1);
     ASSERT(!en_slot_dirty(a, 1));
     ASSERT_EQ(en_slot_load(b, 0, blob, n), RC_OK);
@@ -184,18 +200,9 @@ TEST(blob_roundtrip_continues_identically) {
 TEST(load_without_reset_continues_identically) {
     rk_model *m = model();
     rec *r = calloc(1, sizeof *r);
-    en_engine *a = engine(m, 4, 2, r);
-    en_cfg c;
-    en_cfg_default(&c);
-    c.max_batch = 4;
-    c.caller_inits_slots = 1;
-    en_engine *b = en_new(m, &c, 3, on_result, r, NULL);
-    ASSERT(b != NULL);
-    for (int i = 0; i < 120; i++) en_push(a, 1, 500.0 + 10 * i, value(1, i));
-    en_flush(a);
-    size_t n = en_blob_size(a);
-    uint8_t *blob = malloc(n);
-    en_slot_save(a, 1, blob);
+    en_engine *a = engine(m, 4, 2, r), *b = engine_cfg(m, 4, 1, 3, r);
+    size_t n;
+    uint8_t *blob = saved_series(a, &n);
     ASSERT_EQ(en_slot_load(b, 2, blob, n), RC_OK); /* never reset */
     en_slot_reset(b, 0);
     en_push(b, 0, 1.0, 1.0);
