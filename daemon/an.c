@@ -261,43 +261,40 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
              * bound the wait to about K/2 samples after a block ends. A
              * block opens only on a sample that has the path (horizon 1);
              * a gap inside a block just stretches it by the missing steps. */
-            {
-                /* Block 0 reopens at once; block 1 opens K/2 samples into block 0. */
-                int open[2] = {s->a_cnt[0] > 0.0f, s->a_cnt[1] > 0.0f};
-                int start[2] = {path && !open[0], path && !open[1] && s->a_cnt[0] == (float)(K / 2)};
-                for (int j = 0; j < 2; j++) {
-                    if (!start[j]) continue;
-                    double m = 0.0;
-                    for (int i = 0; i < K; i++) m += (double)path[(size_t)i * (size_t)Q + (size_t)mid];
-                    s->a_ref[j] = (float)(m / K);
-                    s->a_acc[j] = 0.0f;
+            /* Block 0 reopens at once; block 1 opens K/2 samples into block 0. */
+            int open[2] = {s->a_cnt[0] > 0.0f, s->a_cnt[1] > 0.0f};
+            int start[2] = {path && !open[0], path && !open[1] && s->a_cnt[0] == (float)(K / 2)};
+            for (int j = 0; j < 2; j++) {
+                if (!start[j]) continue;
+                double m = 0.0;
+                for (int i = 0; i < K; i++) m += (double)path[(size_t)i * (size_t)Q + (size_t)mid];
+                s->a_ref[j] = (float)(m / K);
+                s->a_acc[j] = 0.0f;
+            }
+            for (int j = 0; j < 2; j++) {
+                if (!open[j] && !start[j]) continue;
+                s->a_acc[j] += (float)(v - (double)s->a_ref[j]);
+                s->a_cnt[j] += 1.0f;
+                if (s->a_cnt[j] < (float)K) continue;
+                s->a_cnt[j] = 0.0f;
+                double R = (double)s->a_acc[j] / K, dr = R - (double)s->a_bias;
+                /* Floored like the one-step scale (half the typical
+                 * nonzero step): on quantized or long-flat sensors the
+                 * block residuals would otherwise shrink to nothing.
+                 * (A floor of step / sqrt(K) was tried: far more false
+                 * alarms on SKAB.) */
+                double as = (double)s->a_mae / AN_MEAN_ABS_N;
+                if (!(as > floor_)) as = floor_;
+                if (s->a_n >= AN_A_CAL) {
+                    float an = tail_score_w(fabs(dr) / as, c->anchor_weight);
+                    if (an > sc) sc = an;
+                    /* Winsorized, so a lasting change is not learned at once. */
+                    dr = clip_abs(dr, 4.0 * as);
                 }
-                for (int j = 0; j < 2; j++) {
-                    if (!open[j] && !start[j]) continue;
-                    s->a_acc[j] += (float)(v - (double)s->a_ref[j]);
-                    s->a_cnt[j] += 1.0f;
-                    if (s->a_cnt[j] < (float)K) continue;
-                    s->a_cnt[j] = 0.0f;
-                    double R = (double)s->a_acc[j] / K, dr = R - (double)s->a_bias;
-                    /* Floored like the one-step scale (half the typical
-                     * nonzero step): on quantized or long-flat sensors the
-                     * block residuals would otherwise shrink to nothing.
-                     * (A floor of step / sqrt(K) was tried: far more false
-                     * alarms on SKAB.) */
-                    double as = (double)s->a_mae / AN_MEAN_ABS_N;
-                    if (!(as > floor_)) as = floor_;
-                    if (s->a_n >= AN_A_CAL) {
-                        float an = tail_score_w(fabs(dr) / as, c->anchor_weight);
-                        if (an > sc) sc = an;
-                        /* Winsorized, so a lasting change is not learned at once. */
-                        if (dr > 4.0 * as) dr = 4.0 * as;
-                        if (dr < -4.0 * as) dr = -4.0 * as;
-                    }
-                    float aa = ew_rate(c->anchor_rate, (uint32_t)s->a_n);
-                    s->a_bias += aa * (float)dr;
-                    s->a_mae += aa * ((float)fabs(dr) - s->a_mae);
-                    if (s->a_n < 1e6f) s->a_n += 1.0f;
-                }
+                float aa = ew_rate(c->anchor_rate, (uint32_t)s->a_n);
+                s->a_bias += aa * (float)dr;
+                s->a_mae += aa * ((float)fabs(dr) - s->a_mae);
+                if (s->a_n < 1e6f) s->a_n += 1.0f;
             }
         }
         ew_baseline(&s->mu_long, &s->var_long, s->m_short, sd, ew_rate(c->long_rate, k), k);
