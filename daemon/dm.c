@@ -635,8 +635,8 @@ static void ctl_get_stored(dm *d, mp_wr *w, const char *id, size_t len) {
 }
 
 static void ctl_get(dm *d, mp_wr *w, const char *id, size_t len) {
-    uint32_t slot = id ? rg_find(d->rg, id, len) : RG_NONE;
     if (!id) { reply_error(d, w, "Unknown series."); return; }
+    uint32_t slot = rg_find(d->rg, id, len);
     if (slot == RG_NONE) { ctl_get_stored(d, w, id, len); return; }
     en_flush(d->en);
     const en_result *r = en_slot_last(d->en, slot);
