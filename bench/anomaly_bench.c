@@ -420,14 +420,15 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
     int Q = (int)m->dims.n_quant, H = (int)m->dims.n_horizon;
     ctx.Q = Q;
     ctx.H = H;
+    int ret = -1;
+    en_engine *e = NULL;
     ctx.last_yhat = rc_calloc((size_t)MAX_CH * (size_t)H, sizeof(float));
-    if (!ctx.last_yhat) return -1;
+    if (!ctx.last_yhat) goto out;
     rc_err err;
-    en_engine *e = en_new(m, &cfg, MAX_CH, eng_cb, &ctx, &err);
+    e = en_new(m, &cfg, MAX_CH, eng_cb, &ctx, &err);
     if (!e) {
         fprintf(stderr, "Error: en_new failed (%s).\n", rc_strerror(err));
-        rc_free(ctx.last_yhat);
-        return -1;
+        goto out;
     }
     for (int fi = 0; fi < s->nf; fi++) {
         bfile *f = &s->f[fi];
@@ -436,10 +437,8 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
         f->fst = rc_calloc((size_t)f->n * (size_t)f->C, 1);
         f->fp = rc_calloc((size_t)f->n * (size_t)f->C * (size_t)H, sizeof(float));
         if (!buf || !f->fq || !f->fst || !f->fp) {
-            rc_free(ctx.last_yhat);
             rc_free(buf);
-            en_free(e);
-            return -1;
+            goto out;
         }
         for (long i = 0; i < f->n * f->C; i++) buf[i] = -1.0f;
         ctx.buf = buf;
@@ -463,21 +462,21 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
         rc_free(buf);
         /* The cache must reproduce the engine exactly, or --try would lie. */
         float *chk = rc_malloc(sizeof(float) * (size_t)f->n);
-        if (!chk) break;
+        if (!chk) goto out;
         score_cached(f, ac, m->meta.quantiles, Q, H, chk);
         long bad = 0;
         for (long i = 0; i < f->n; i++) bad += chk[i] != f->score[0][i];
         rc_free(chk);
         if (bad) {
             fprintf(stderr, "Error: Cached scores differ from the engine's on %ld rows of '%s'.\n", bad, f->name);
-            rc_free(ctx.last_yhat);
-            en_free(e);
-            return -1;
+            goto out;
         }
     }
+    ret = 0;
+out:
     rc_free(ctx.last_yhat);
     en_free(e);
-    return 0;
+    return ret;
 }
 
 /* z-score of x[i] against the previous ZWIN values of series y (y = x or
