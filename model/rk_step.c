@@ -45,6 +45,7 @@ static inline v8 v8_load(const float *p) {
     memcpy(&v, p, sizeof v);
     return v;
 }
+static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 
 #if defined(__AVX512F__)
 typedef float v16 __attribute__((vector_size(64)));
@@ -277,8 +278,6 @@ gemm_block(const int MR, const int NP, float *C, size_t ldc, const float *A, siz
         }                                                                                    \
     } while (0)
 #else
-static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
-
 static inline __attribute__((always_inline)) void
 gemm_tile(const int MR, float *C, size_t ldc, const float *A, size_t lda,
           const float *P, const float *bias, int K, int mode) {
@@ -365,44 +364,70 @@ static void gemm(float *C, size_t ldc, const float *A, size_t lda, const float *
 #endif
 }
 
-/* ---- elementwise kernels (written so GCC vectorizes them at -O3) ---- */
+/* ---- elementwise kernels ----
+ *
+ * Written on vectors by hand rather than left to the vectorizer: every
+ * channel count they see (D, ffn_mult D) is a multiple of 8, so there are
+ * no alias checks, remainder loops or if-conversion to hope for, and the
+ * selects are bitwise blends that need no FP compare to be "non-trapping".
+ * The vector is as wide as the target's float registers, up to 8 (AVX: 8,
+ * plain SSE: 4): on SSE a 32-byte vector's integer half (the exponent
+ * bits of exp) was split into scalar code, 2x slower than the vectorizer.
+ */
+
+#if defined(__AVX__)
+#define VW 8
+#else
+#define VW 4
+#endif
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef int32_t vfi __attribute__((vector_size(VW * 4)));
+
+static inline vf vf_load(const float *p) {
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+static inline vf vf_splat(float x) { return (vf){0} + x; }
+/* m ? a : b per lane; m is a comparison result (all ones or all zeros). */
+static inline vf vf_sel(vfi m, vf a, vf b) { return (vf)(((vfi)a & m) | ((vfi)b & ~m)); }
 
 /*
- * exp(x) for float with ~1 ulp error: range reduction x = n ln2 + r and
- * Cephes' degree-6 polynomial on |r| <= ln2/2, assembled as p * 2^n from
- * the exponent bits. Branch-free and libm-free so loops over it vectorize
- * (a floorf() call would not); n is rounded by adding and subtracting
- * 1.5 * 2^23, which leaves the nearest integer in round-to-nearest mode.
- * exp of anything below -87 is 0 (the WKV relies on exp(-huge) = 0).
+ * exp(x) with ~1 ulp error: range reduction x = n ln2 + r and Cephes'
+ * degree-6 polynomial on |r| <= ln2/2, assembled as p * 2^n from the
+ * exponent bits; n is rounded by adding and subtracting 1.5 * 2^23, which
+ * leaves the nearest integer in round-to-nearest mode. exp of anything
+ * below -87 is 0 (the WKV relies on exp(-huge) = 0).
  */
-static inline float rk_exp(float x) {
-    float xc = x < -87.0f ? -87.0f : x;
-    xc = xc > 88.0f ? 88.0f : xc;
-    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = xc - n * 0.693359375f;
+static inline vf vf_exp(vf x) {
+    vfi under = x < -87.0f;
+    vf xc = vf_sel(under, vf_splat(-87.0f), x);
+    xc = vf_sel(xc > 88.0f, vf_splat(88.0f), xc);
+    vf n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    vf r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500E-4f;
+    vf p = vf_splat(1.9875691500E-4f);
     p = p * r + 1.3981999507E-3f;
     p = p * r + 8.3334519073E-3f;
     p = p * r + 4.1665795894E-2f;
     p = p * r + 1.6666665459E-1f;
     p = p * r + 5.0000001201E-1f;
     p = p * (r * r) + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x < -87.0f ? 0.0f : p * scale;
+    vfi bits = (__builtin_convertvector(n, vfi) + 127) << 23;
+    return (vf)((vfi)(p * (vf)bits) & ~under);
 }
 
 /*
  * log(1 + y) for y in [0, 1] without forming 1 + y (which would lose y's
  * low bits): log(1+y) = 2 atanh(s), s = y / (2 + y) <= 1/3, summed as the
  * odd series 2 s (1 + s^2/3 + ... + s^16/17), whose truncation error is
- * below 1e-8 relative. Vectorizes like rk_exp.
+ * below 1e-8 relative.
  */
-static inline float rk_log1p_unit(float y) {
-    float s = y / (2.0f + y), s2 = s * s;
-    float p = 1.0f / 17.0f;
+static inline vf vf_log1p_unit(vf y) {
+    vf s = y / (2.0f + y), s2 = s * s;
+    vf p = vf_splat(1.0f / 17.0f);
     p = p * s2 + 1.0f / 15.0f;
     p = p * s2 + 1.0f / 13.0f;
     p = p * s2 + 1.0f / 11.0f;
@@ -414,16 +439,19 @@ static inline float rk_log1p_unit(float y) {
     return 2.0f * s * p;
 }
 
-static inline float rk_sigmoid(float x) { return 1.0f / (1.0f + rk_exp(-x)); }
+/* softplus(x) = max(x, 0) + log(1 + exp(-|x|)), stable for any x. */
+static inline vf vf_softplus(vf x) {
+    vfi pos = x > 0.0f;
+    vf nax = vf_sel(pos, -x, x);
+    return vf_sel(pos, x, vf_splat(0.0f)) + vf_log1p_unit(vf_exp(nax));
+}
 
 /*
  * y = LayerNorm(x) * w + b over n channels (n a multiple of 8), population
- * variance, eps 1e-5; y may be x. The two reductions use 8 lanes by hand:
- * GCC may not reorder a float sum itself, and a scalar sum would cost more
- * than the whole normalization.
+ * variance, eps 1e-5; y may be x. Two passes (mean, then the centred sum of
+ * squares) rather than E[x^2] - mean^2, which cancels for large means.
  */
-static void layernorm_forward(float *y, const float *x, const float *restrict w,
-                              const float *restrict b, int n) {
+static void layernorm_forward(float *y, const float *x, const float *w, const float *b, int n) {
     v8 acc = {0};
     for (int i = 0; i < n; i += 8) acc += v8_load(x + i);
     float mean = 0.0f;
@@ -438,13 +466,22 @@ static void layernorm_forward(float *y, const float *x, const float *restrict w,
     for (int j = 0; j < 8; j++) var += vacc[j];
     var /= (float)n;
     float inv = 1.0f / sqrtf(var + 1e-5f);
-    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * w[i] + b[i];
+    for (int i = 0; i < n; i += VW) vf_store(y + i, (vf_load(x + i) - mean) * inv * vf_load(w + i) + vf_load(b + i));
 }
 
-/* out = cur * mu + prev * (1 - mu): RWKV's token shift. */
-static void token_shift(float *restrict out, const float *restrict cur, const float *restrict prev,
-                        const float *restrict mu, const float *restrict omu, int n) {
-    for (int i = 0; i < n; i++) out[i] = cur[i] * mu[i] + prev[i] * omu[i];
+/*
+ * RWKV's token shift for `cnt` projections at once: out[j] = cur * mu[j] +
+ * prev * (1 - mu[j]); then prev = cur for the next step. One pass loads cur
+ * and prev once for all of them.
+ */
+static inline __attribute__((always_inline)) void
+token_shift(int cnt, float *const *out, const float *const *mu, const float *const *omu,
+            const float *cur, float *prev, int n) {
+    for (int i = 0; i < n; i += VW) {
+        vf c = vf_load(cur + i), p = vf_load(prev + i);
+        for (int j = 0; j < cnt; j++) vf_store(out[j] + i, c * vf_load(mu[j] + i) + p * vf_load(omu[j] + i));
+        vf_store(prev + i, c);
+    }
 }
 
 /*
@@ -454,49 +491,52 @@ static void token_shift(float *restrict out, const float *restrict cur, const fl
  *   wkv = (e1 aa + e2 v) / (e1 bb + e2)
  *   ww = pp + w; p = max(ww, k);   e1 = exp(ww - p);  e2 = exp(k - p)
  *   aa = e1 aa + e2 v;  bb = e1 bb + e2;  pp = p
- * y = sigmoid(r) * wkv.
+ * y = sigmoid(r) * wkv = (e1 aa + e2 v) / ((e1 bb + e2) (1 + exp(-r))),
+ * one division instead of two.
  */
-static void wkv_forward(float *restrict y, const float *restrict k, const float *restrict v,
-                        const float *restrict r, const float *restrict u, const float *restrict w,
-                        float *restrict aa, float *restrict bb, float *restrict pp, int n) {
+static void wkv_forward(float *y, const float *k, const float *v, const float *r, const float *u,
+                        const float *w, float *aa, float *bb, float *pp, int n) {
     /* One of e1, e2 is exp(0) = 1 in each half, so each half needs one exp:
      * exp(-|a - b|) for the smaller term. */
-    for (int i = 0; i < n; i++) {
-        float kk = k[i], vv = v[i], a = aa[i], b = bb[i], q = pp[i];
-        float ww = u[i] + kk;
-        float d = q - ww;
-        float ed = rk_exp(d < 0.0f ? d : -d);
-        float e1 = d < 0.0f ? ed : 1.0f, e2 = d < 0.0f ? 1.0f : ed;
-        float wkv = (e1 * a + e2 * vv) / (e1 * b + e2);
-        ww = q + w[i];
+    for (int i = 0; i < n; i += VW) {
+        vf kk = vf_load(k + i), vv = vf_load(v + i), a = vf_load(aa + i), b = vf_load(bb + i);
+        vf q = vf_load(pp + i);
+        vf d = q - (vf_load(u + i) + kk);
+        vfi neg = d < 0.0f;
+        vf ed = vf_exp(vf_sel(neg, d, -d)), one = vf_splat(1.0f);
+        vf e1 = vf_sel(neg, ed, one), e2 = vf_sel(neg, one, ed);
+        vf num = e1 * a + e2 * vv, den = e1 * b + e2;
+        vf_store(y + i, num / (den * (1.0f + vf_exp(-vf_load(r + i)))));
+        vf ww = q + vf_load(w + i);
         d = ww - kk;
-        ed = rk_exp(d < 0.0f ? d : -d);
-        e1 = d < 0.0f ? ed : 1.0f;
-        e2 = d < 0.0f ? 1.0f : ed;
-        aa[i] = e1 * a + e2 * vv;
-        bb[i] = e1 * b + e2;
-        pp[i] = d < 0.0f ? kk : ww;
-        y[i] = rk_sigmoid(r[i]) * wkv;
+        neg = d < 0.0f;
+        ed = vf_exp(vf_sel(neg, d, -d));
+        e1 = vf_sel(neg, ed, one);
+        e2 = vf_sel(neg, one, ed);
+        vf_store(aa + i, e1 * a + e2 * vv);
+        vf_store(bb + i, e1 * b + e2);
+        vf_store(pp + i, vf_sel(neg, kk, ww));
     }
 }
 
-static void relu_square(float *restrict x, int n) {
-    for (int i = 0; i < n; i++) {
-        float t = x[i] > 0.0f ? x[i] : 0.0f;
-        x[i] = t * t;
+/* x = max(x, 0)^2, the channel mix's squared ReLU. */
+static void relu_square(float *x, int n) {
+    for (int i = 0; i < n; i += VW) {
+        vf t = vf_load(x + i);
+        t = vf_sel(t > 0.0f, t, vf_splat(0.0f));
+        vf_store(x + i, t * t);
     }
 }
 
-/* x += sigmoid(r) * v */
-static void gated_add(float *restrict x, const float *restrict r, const float *restrict v, int n) {
-    for (int i = 0; i < n; i++) x[i] += rk_sigmoid(r[i]) * v[i];
+/* x += sigmoid(r) * v = v / (1 + exp(-r)) */
+static void gated_add(float *x, const float *r, const float *v, int n) {
+    for (int i = 0; i < n; i += VW)
+        vf_store(x + i, vf_load(x + i) + vf_load(v + i) / (1.0f + vf_exp(-vf_load(r + i))));
 }
 
-/* softplus(x) = max(x, 0) + log(1 + exp(-|x|)), stable for any x. */
-static inline float rk_softplus(float x) {
-    float ax = x < 0.0f ? -x : x;
-    return (x > 0.0f ? x : 0.0f) + rk_log1p_unit(rk_exp(-ax));
-}
+/* The scalar softplus for a head whose H * Q is not a multiple of VW: lane 0
+ * of the vector one, so every element gets the same value either way. */
+static float softplus1(float x) { return vf_softplus(vf_splat(x))[0]; }
 
 void rk_head_quantiles(float *q, const float *o, int H, int Q) {
     int mid = Q / 2;
@@ -508,7 +548,9 @@ void rk_head_quantiles(float *q, const float *o, int H, int Q) {
         int nh = H - h0 < per ? H - h0 : per;
         const float *ob = o + (size_t)h0 * Q;
         float *qb = q + (size_t)h0 * Q;
-        for (int i = 0; i < nh * Q; i++) sp[i] = rk_softplus(ob[i]);
+        int n = nh * Q, i = 0;
+        for (; i + VW <= n; i += VW) vf_store(sp + i, vf_softplus(vf_load(ob + i)));
+        for (; i < n; i++) sp[i] = softplus1(ob[i]);
         for (int h = 0; h < nh; h++) {
             const float *s = sp + (size_t)h * Q;
             float *qh = qb + (size_t)h * Q;
@@ -547,6 +589,10 @@ static void blocks_chunk(const rk_model *m, rk_ws *ws, const rk_pack *pk, int R,
         const rk_layer_params *L = &p->layer[l];
         const rk_pack_layer *Q = &pk->layer[l];
         size_t soff = (size_t)l * 5 * D;
+        const float *const att_mu[3] = {L->att_mu_k, L->att_mu_v, L->att_mu_r};
+        const float *const att_omu[3] = {P + Q->omu_ak, P + Q->omu_av, P + Q->omu_ar};
+        const float *const ffn_mu[2] = {L->ffn_mu_k, L->ffn_mu_r};
+        const float *const ffn_omu[2] = {P + Q->omu_fk, P + Q->omu_fr};
 
         /* Time mixing: token shift per series, then three GEMMs over the chunk.
          * States of many series do not fit in cache; fetching the next
@@ -558,10 +604,8 @@ static void blocks_chunk(const rk_model *m, rk_ws *ws, const rk_pack *pk, int R,
             }
             float *xa = ws->xa + b * ldd, *prev = states[b] + soff + ST_ATT_XX * D;
             layernorm_forward(xa, ws->x + b * ldd, L->ln1_w, L->ln1_b, D);
-            token_shift(ws->xk + b * ldd, xa, prev, L->att_mu_k, P + Q->omu_ak, D);
-            token_shift(ws->xv + b * ldd, xa, prev, L->att_mu_v, P + Q->omu_av, D);
-            token_shift(ws->xr + b * ldd, xa, prev, L->att_mu_r, P + Q->omu_ar, D);
-            memcpy(prev, xa, (size_t)D * sizeof(float));
+            float *const out[3] = {ws->xk + b * ldd, ws->xv + b * ldd, ws->xr + b * ldd};
+            token_shift(3, out, att_mu, att_omu, xa, prev, D);
         }
         gemm(ws->k, ldd, ws->xk, ldd, P + Q->wk, NULL, R, D, ldd, GEMM_SET);
         gemm(ws->v, ldd, ws->xv, ldd, P + Q->wv, NULL, R, D, ldd, GEMM_SET);
@@ -577,9 +621,8 @@ static void blocks_chunk(const rk_model *m, rk_ws *ws, const rk_pack *pk, int R,
         for (int b = 0; b < R; b++) {
             float *xf = ws->xa + b * ldd, *prev = states[b] + soff + ST_FFN_XX * D;
             layernorm_forward(xf, ws->x + b * ldd, L->ln2_w, L->ln2_b, D);
-            token_shift(ws->xk + b * ldd, xf, prev, L->ffn_mu_k, P + Q->omu_fk, D);
-            token_shift(ws->xr + b * ldd, xf, prev, L->ffn_mu_r, P + Q->omu_fr, D);
-            memcpy(prev, xf, (size_t)D * sizeof(float));
+            float *const out[2] = {ws->xk + b * ldd, ws->xr + b * ldd};
+            token_shift(2, out, ffn_mu, ffn_omu, xf, prev, D);
         }
         gemm(ws->h, ldm, ws->xk, ldd, P + Q->fk, NULL, R, D, ldm, GEMM_SET);
         for (int b = 0; b < R; b++) relu_square(ws->h + b * ldm, M);
