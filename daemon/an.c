@@ -143,8 +143,6 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
                      const float *qlev, int Q, const float *path, int H, int *level) {
     if (!isfinite(v) || q == NULL || Q < 1) goto out;
     if (H < 1) path = NULL;
-    for (int i = 0; path && i < H * Q; i++)
-        if (!isfinite(path[i])) path = NULL;
     for (int i = 0; i < Q; i++)
         if (!isfinite(q[i])) goto out;
 
@@ -263,12 +261,20 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
              * a gap inside a block just stretches it by the missing steps. */
             /* Block 0 reopens at once; block 1 opens K/2 samples into block 0. */
             int open[2] = {s->a_cnt[0] > 0.0f, s->a_cnt[1] > 0.0f};
-            int start[2] = {path && !open[0], path && !open[1] && s->a_cnt[0] == (float)(K / 2)};
+            int want[2] = {!open[0], !open[1] && s->a_cnt[0] == (float)(K / 2)};
+            /* The block's reference: the mean of the path's first K
+             * medians. Only those are read, so only they must be finite
+             * (a non-finite one makes the sum non-finite); checked when a
+             * block opens, not on every sample. */
+            double ref = 0.0;
+            if (path && (want[0] || want[1])) {
+                for (int i = 0; i < K; i++) ref += (double)path[(size_t)i * (size_t)Q + (size_t)mid];
+                if (!isfinite(ref)) path = NULL;
+            }
+            int start[2] = {path && want[0], path && want[1]};
             for (int j = 0; j < 2; j++) {
                 if (!start[j]) continue;
-                double m = 0.0;
-                for (int i = 0; i < K; i++) m += (double)path[(size_t)i * (size_t)Q + (size_t)mid];
-                s->a_ref[j] = (float)(m / K);
+                s->a_ref[j] = (float)(ref / K);
                 s->a_acc[j] = 0.0f;
             }
             for (int j = 0; j < 2; j++) {

@@ -172,9 +172,10 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
 /*
  * an_update plus the whole forecast made one step earlier: path is (H, Q),
  * horizon-major, horizon 1 being v's own (so q == path when given). Only
- * the medians are read, by the anchored-block channel, which opens a block
- * only on a sample with a path. path == NULL (e.g. after a gap, when v is
- * judged at a horizon > 1) is fine: open blocks go on.
+ * the first anchor_len medians are read, by the anchored-block channel,
+ * which opens a block only on a sample with a path whose medians read are
+ * all finite. path == NULL (e.g. after a gap, when v is judged at a
+ * horizon > 1) is fine: open blocks go on.
  */
 float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
                      const float *qlev, int Q, const float *path, int H, int *level);

@@ -159,9 +159,14 @@ double ft_period(const ft_state *s) {
 void ft_denorm(const ft_state *s, const float *in, float *out, int n) {
     int Q = (int)(s->nq ? s->nq : 1);
     /* One baseline per horizon, shared by its Q quantiles (this runs for
-     * every published forecast). */
-    for (int i0 = 0, h = 1; i0 < n; i0 += Q, h++) {
-        double b = ft_baseline(s, h);
+     * every published forecast): ft_baseline's seasonal lag P - 1 - (h-1)
+     * mod P, stepped down per horizon instead of a division each. */
+    uint32_t P = s->season;
+    int seasonal = P && s->ring_n >= P;
+    uint32_t lag = seasonal ? P - 1 : 0;
+    for (int i0 = 0; i0 < n; i0 += Q) {
+        double b = seasonal ? ring_get(s, lag) : s->level;
+        lag = lag == 0 ? (seasonal ? P - 1 : 0) : lag - 1;
         int end = n - i0 < Q ? n : i0 + Q;
         for (int i = i0; i < end; i++) out[i] = (float)(b + s->scale * (double)in[i]);
     }

@@ -89,6 +89,21 @@ TEST(seasonal_baseline_is_exact_on_periodic_data) {
     float z[3] = {0, 0, 0}, o[3];
     ft_denorm(&s, z, o, 3);
     ASSERT_NEAR(o[1], 100 + 30 * sin(200 * 0.2617993878), 1e-3);
+    /* Every horizon's Q values get ft_baseline(h), over several seasons
+     * (ft_denorm steps the seasonal lag instead of calling it). */
+    int Q = (int)(s.nq ? s.nq : 1), n = 100 * Q;
+    float in[100 * 16], out[100 * 16];
+    ASSERT_LE(Q, 16);
+    for (int i = 0; i < n; i++) in[i] = (float)(i % 7) - 3.0f;
+    ft_denorm(&s, in, out, n);
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(out[i], (float)(ft_baseline(&s, i / Q + 1) + s.scale * (double)in[i]));
+    /* Before a season is known, the level. */
+    ft_state s2;
+    ft_init(&s2, &c);
+    ft_push(&s2, &c, 0, 7.0, NULL);
+    ft_denorm(&s2, in, out, n);
+    for (int i = 0; i < n; i++) ASSERT_EQ(out[i], (float)(s2.level + s2.scale * (double)in[i]));
 }
 
 TEST(cfg_meta_round_trip) {
