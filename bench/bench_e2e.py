@@ -84,7 +84,7 @@ def rss_kb(pid):
 class Daemon:
     """One rwkvcastd with its own temp dir, config, ports and SQLite store."""
 
-    def __init__(self, binary, workdir, n, transport, model, rcvhwm, threads=None):
+    def __init__(self, binary, workdir, n, transport, model, rcvhwm, threads=None, pipeline=None):
         self.binary = binary
         self.dir = workdir
         os.makedirs(self.dir, exist_ok=True)
@@ -116,6 +116,8 @@ class Daemon:
             # key is what this harness expects the daemon to accept; a daemon
             # without it rejects the config (exit 2) and the row says so.
             cfg["engine"]["threads"] = threads
+        if pipeline is not None:
+            cfg["engine"]["pipeline"] = bool(pipeline)
         self.cfg_path = os.path.join(self.dir, "rwkvcast.yaml")
         with open(self.cfg_path, "w") as f:
             json.dump(cfg, f, indent=2)  # JSON is YAML
@@ -400,11 +402,13 @@ def cpu_during(rn, d, label, rate, run_s):
     return r
 
 
-def bench_one(args, n, transport, all_runs, full, threads=None):
+def bench_one(args, n, transport, all_runs, full, threads=None, pipeline=None):
     work = tempfile.mkdtemp(prefix="rwkvcast-e2e-%s-%d-" % (transport, n))
-    d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm, threads)
-    res = {"series": n, "transport": transport if threads is None else "%s, %d engine thread%s" % (
-        transport, threads, "s" if threads > 1 else "")}
+    d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm, threads, pipeline)
+    label = transport if threads is None else "%s, %d engine thread%s" % (transport, threads, "s" if threads > 1 else "")
+    if pipeline is not None:
+        label += ", pipeline %s" % ("on" if pipeline else "off")
+    res = {"series": n, "transport": label}
     try:
         d.start()
         time.sleep(0.3)
@@ -548,6 +552,8 @@ def main():
     ap.add_argument("--no-ipc", action="store_true", help="skip the ipc:// daemon")
     ap.add_argument("--engine-threads", default="",
                     help="e.g. 1,2: repeat the tcp runs with engine.threads set to each (needs daemon support)")
+    ap.add_argument("--pipeline", choices=["default", "on", "off", "both"], default="default",
+                    help="engine.pipeline for the tcp runs; 'both' runs each with it off and on (A/B in one run)")
     ap.add_argument("--no-lifecycle", action="store_true", help="skip checkpoint and restart")
     ap.add_argument("--keep", action="store_true", help="keep temp dirs (daemon logs)")
     ap.add_argument("--outdir", default=None)
@@ -583,10 +589,13 @@ def main():
     log("RSS of an empty daemon (max_series 16): %d kB" % args.rss_tiny_kb)
     runs, results = [], []
     threads = [int(x) for x in args.engine_threads.split(",") if x] or [None]
+    pipes = {"default": [None], "on": [True], "off": [False], "both": [False, True]}[args.pipeline]
     for n in sizes:
         for th in threads:
-            log("N=%d over tcp%s" % (n, "" if th is None else ", engine.threads %d" % th))
-            results.append(bench_one(args, n, "tcp", runs, not args.no_lifecycle, th))
+            for pp in pipes:
+                log("N=%d over tcp%s%s" % (n, "" if th is None else ", engine.threads %d" % th,
+                                          "" if pp is None else ", engine.pipeline %s" % pp))
+                results.append(bench_one(args, n, "tcp", runs, not args.no_lifecycle, th, pp))
     if not args.no_ipc:
         log("N=%d over ipc" % min(sizes))
         results.append(bench_one(args, min(sizes), "ipc", runs, False))

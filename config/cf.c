@@ -51,6 +51,7 @@ void cf_default(cf_config *c) {
     c->evict_queue = 1024;
     c->max_batch = 256;
     c->threads = 1;
+    c->pipeline = 1;
     an_cfg_default(&c->anomaly);
     cf_resolve(c);
 }
@@ -370,9 +371,12 @@ static rc_err k_threads(px *x, yaml_node_t *v, const char *key, void *obj) {
     CFG->threads = (int)l;
     return RC_OK;
 }
-static const key_def engine_keys[] = {{"max_batch", k_max_batch}, {"threads", k_threads}};
+static rc_err k_pipeline(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_bool(x, v, key, &CFG->pipeline);
+}
+static const key_def engine_keys[] = {{"max_batch", k_max_batch}, {"threads", k_threads}, {"pipeline", k_pipeline}};
 static rc_err k_engine(px *x, yaml_node_t *v, const char *key, void *obj) {
-    return walk(x, v, key, engine_keys, 2, obj);
+    return walk(x, v, key, engine_keys, 3, obj);
 }
 
 /* anomaly.*: float fields of an_cfg by offset, plus warmup. */

@@ -65,6 +65,7 @@ typedef struct cf_config {
     /* Engine */
     int max_batch;              /* series stepped together, 1..4096 */
     int threads;                /* engine threads (series shards), 1..64 */
+    int pipeline;               /* 1: engine threads step while the main thread does I/O (en.h) */
     an_cfg anomaly;             /* anomaly scoring (an.h) */
 } cf_config;
 

@@ -35,8 +35,7 @@
 enum {
     SLOT_HAS_FC = 1,    /* fc holds a forecast */
     SLOT_DIRTY = 2,     /* changed since the last checkpoint */
-    SLOT_QUEUED = 4,    /* a sample of this slot waits in the batch */
-    SLOT_HAS_SAMPLE = 8 /* at least one sample was stepped */
+    SLOT_HAS_SAMPLE = 8 /* at least one sample was stepped (4 was a queued flag) */
 };
 
 typedef struct en_slot_meta {
@@ -50,18 +49,43 @@ typedef struct en_slot_meta {
 
 /* Below this many queued rows a flush runs on the calling thread alone:
  * waking the workers (two futex round trips) costs more than stepping a few
- * rows (about 6 us each with the default model). */
+ * rows (about 6 us each with the default model). Not in pipeline mode,
+ * where every batch goes to the workers so the caller can go on. */
 #define EN_PAR_MIN_ROWS 16
 
+/* One batch of queued samples and, once stepped, their results. A batch
+ * holds everything its callbacks need (the forecast split into yhat/lo/hi,
+ * the period), so in pipeline mode the next batch may step the same series
+ * while this one's results are still being delivered. */
+typedef struct en_batch {
+    int n;               /* rows queued */
+    uint32_t *slot;      /* (max_batch) */
+    double *t, *v;       /* (max_batch) */
+    /* Filled when stepped, per row */
+    float *score;        /* (max_batch) */
+    int8_t *level;       /* (max_batch) */
+    int8_t *changed;     /* (max_batch) */
+    int *prev_h;         /* (max_batch) horizon of the forecast judged against, 0 = none */
+    float *prev;         /* (max_batch, Q) forecast each sample was judged against */
+    int *pos;            /* (max_batch) row -> position of its model rows, -1 if not stepped */
+    float *fc3;          /* (max_batch, 3 H) yhat, lo, hi of the new forecast */
+    double *dt;          /* (max_batch) sampling period after the sample */
+    /* Per position: rows grouped by shard so each shard's model inputs are contiguous */
+    int *row;            /* (max_batch) position -> row */
+    float *feat;         /* (max_batch, F) */
+    float **states;      /* (max_batch) pointers into states */
+    float *out;          /* (max_batch, H*Q) normalized model output */
+} en_batch;
+
 /* One shard: the series whose slot hashes to it, stepped by one thread
- * (shard 0 by the calling thread). */
+ * (shard 0 by the calling thread unless in pipeline mode). */
 typedef struct en_shard {
     struct en_engine *e; /* owner */
     rk_ws *ws;           /* model workspace for max_batch rows */
-    int begin, n;        /* this flush: positions begin .. begin+n of the permuted batch */
+    int begin, n;        /* the batch being stepped: positions begin .. begin+n */
     uint64_t rows;       /* samples stepped, lifetime */
     uint64_t busy_ns;    /* time spent stepping them, lifetime */
-    pthread_t th;        /* worker thread (k > 0) */
+    pthread_t th;        /* worker thread */
     int started;         /* th was created */
 } en_shard;
 
@@ -75,43 +99,38 @@ struct en_engine {
     en_result_cb *cb;    /* result callback */
     void *cb_ctx;        /* its context */
 
-    /* Per slot */
+    /* Per slot, written only while the slot's series is being stepped (by
+     * the shard's thread) or with no batch in flight (by the caller). */
     float *states;       /* (max_series, state_len) */
     ft_state *ft;        /* (max_series) */
     an_state *an;        /* (max_series) */
     float *fc;           /* (max_series, H*Q) last forecast, value space */
     en_slot_meta *meta;  /* (max_series) */
+    /* Per slot, the caller's thread only: what en_push needs to accept or
+     * refuse a sample without reading state a worker may be writing. */
+    double *q_last_t;    /* (max_series) last accepted sample time */
+    uint8_t *q_queued;   /* (max_series) 1 while a sample waits in the filling batch */
 
-    /* The pending batch, in arrival order ("rows") */
-    int n_pending;       /* rows queued */
-    uint32_t *b_slot;    /* (max_batch) */
-    double *b_t, *b_v;   /* (max_batch) */
-    /* Filled at flush, per row */
-    float *b_score;      /* (max_batch) */
-    int8_t *b_level;     /* (max_batch) */
-    int8_t *b_changed;   /* (max_batch) */
-    int *b_prev_h;       /* (max_batch) horizon of the forecast judged against, 0 = none */
-    float *b_prev;       /* (max_batch, Q) forecast each sample was judged against */
-    int *b_pos;          /* (max_batch) row -> position of its model rows, -1 if not stepped */
-    /* Per position: rows grouped by shard so each shard's model inputs are contiguous */
-    int *b_row;          /* (max_batch) position -> row */
-    float *b_feat;       /* (max_batch, F) */
-    float **b_states;    /* (max_batch) pointers into states */
-    float *b_out;        /* (max_batch, H*Q) normalized model output */
+    /* Batches: bt[fill] takes en_push's samples; bt[fly] is being stepped
+     * (pipeline mode only; fly = -1 when none is). */
+    en_batch bt[2];
+    int fill, fly;
+    int n_bt;            /* batches allocated: 2 in pipeline mode, else 1 */
 
-    /* Shards and their workers (threads > 1): fork-join per flush */
+    /* Shards and their workers: fork-join per batch */
     int K;               /* shards = threads */
     en_shard *sh;        /* (K) */
+    int k0;              /* first shard run by a worker: 1, or 0 in pipeline mode */
+    en_batch *run;       /* the batch the workers step */
     pthread_mutex_t mu;  /* guards gen, remaining, quit */
     pthread_cond_t go;   /* gen moved or quit */
     pthread_cond_t done; /* remaining reached 0 */
-    uint64_t gen;        /* flushes handed to the workers */
-    int remaining;       /* workers still stepping this flush */
+    uint64_t gen;        /* batches handed to the workers */
+    int remaining;       /* workers still stepping this batch */
     int quit;            /* workers exit */
     int sync_ok;         /* mu, go and done were initialized */
 
-    /* Scratch for results */
-    float *r_yhat, *r_lo, *r_hi; /* (H) callback view */
+    /* Scratch */
     float *l_yhat, *l_lo, *l_hi; /* (H) en_slot_last view */
     en_result last_view;         /* en_slot_last's result */
     float *load_state;           /* (state_len) staging for decode_blob */
@@ -123,6 +142,7 @@ void en_cfg_default(en_cfg *c) {
     c->threads = 1;
     an_cfg_default(&c->anomaly);
     c->caller_inits_slots = 0;
+    c->pipeline = 0;
 }
 
 static void *alloc_zero(size_t n, size_t size, int *fail) {
@@ -133,8 +153,8 @@ static void *alloc_zero(size_t n, size_t size, int *fail) {
 
 static void *shard_main(void *arg);
 
-/* Starts the workers of shards 1..K-1 with every signal blocked, so signals
- * reach the daemon's own thread only. */
+/* Starts the workers of shards k0..K-1 with every signal blocked, so
+ * signals reach the daemon's own thread only. */
 static rc_err start_workers(en_engine *e) {
     if (pthread_mutex_init(&e->mu, NULL)) return RC_ERR_NOMEM;
     if (pthread_cond_init(&e->go, NULL)) {
@@ -151,7 +171,7 @@ static rc_err start_workers(en_engine *e) {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc_err rc = RC_OK;
-    for (int k = 1; k < e->K; k++) {
+    for (int k = e->k0; k < e->K; k++) {
         if (pthread_create(&e->sh[k].th, NULL, shard_main, &e->sh[k])) {
             rc = RC_ERR_NOMEM;
             break;
@@ -172,7 +192,7 @@ static void stop_workers(en_engine *e) {
     e->quit = 1;
     pthread_cond_broadcast(&e->go);
     pthread_mutex_unlock(&e->mu);
-    for (int k = 1; k < e->K; k++)
+    for (int k = e->k0; k < e->K; k++)
         if (e->sh[k].started) pthread_join(e->sh[k].th, NULL);
     pthread_cond_destroy(&e->done);
     pthread_cond_destroy(&e->go);
@@ -218,30 +238,38 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
     e->an = alloc_zero(S, sizeof(an_state), &fail);
     e->fc = alloc_zero(S * (size_t)e->HQ, sizeof(float), &fail);
     e->meta = alloc_zero(S, sizeof(en_slot_meta), &fail);
-    e->b_slot = alloc_zero(B, sizeof(uint32_t), &fail);
-    e->b_t = alloc_zero(B, sizeof(double), &fail);
-    e->b_v = alloc_zero(B, sizeof(double), &fail);
-    e->b_score = alloc_zero(B, sizeof(float), &fail);
-    e->b_level = alloc_zero(B, 1, &fail);
-    e->b_changed = alloc_zero(B, 1, &fail);
-    e->b_prev_h = alloc_zero(B, sizeof(int), &fail);
-    e->b_prev = alloc_zero(B * (size_t)e->Q, sizeof(float), &fail);
-    e->b_pos = alloc_zero(B, sizeof(int), &fail);
-    e->b_row = alloc_zero(B, sizeof(int), &fail);
-    e->b_feat = alloc_zero(B * (size_t)e->F, sizeof(float), &fail);
-    e->b_states = alloc_zero(B, sizeof(float *), &fail);
-    e->b_out = alloc_zero(B * (size_t)e->HQ, sizeof(float), &fail);
-    e->r_yhat = alloc_zero((size_t)e->H * 6, sizeof(float), &fail);
+    e->q_last_t = alloc_zero(S, sizeof(double), &fail);
+    e->q_queued = alloc_zero(S, 1, &fail);
+    e->n_bt = cfg->pipeline ? 2 : 1;
+    for (int j = 0; j < e->n_bt; j++) {
+        en_batch *b = &e->bt[j];
+        b->slot = alloc_zero(B, sizeof(uint32_t), &fail);
+        b->t = alloc_zero(B, sizeof(double), &fail);
+        b->v = alloc_zero(B, sizeof(double), &fail);
+        b->score = alloc_zero(B, sizeof(float), &fail);
+        b->level = alloc_zero(B, 1, &fail);
+        b->changed = alloc_zero(B, 1, &fail);
+        b->prev_h = alloc_zero(B, sizeof(int), &fail);
+        b->prev = alloc_zero(B * (size_t)e->Q, sizeof(float), &fail);
+        b->pos = alloc_zero(B, sizeof(int), &fail);
+        b->fc3 = alloc_zero(B * 3 * (size_t)e->H, sizeof(float), &fail);
+        b->dt = alloc_zero(B, sizeof(double), &fail);
+        b->row = alloc_zero(B, sizeof(int), &fail);
+        b->feat = alloc_zero(B * (size_t)e->F, sizeof(float), &fail);
+        b->states = alloc_zero(B, sizeof(float *), &fail);
+        b->out = alloc_zero(B * (size_t)e->HQ, sizeof(float), &fail);
+    }
+    e->fill = 0;
+    e->fly = -1;
+    e->l_yhat = alloc_zero((size_t)e->H * 3, sizeof(float), &fail);
     e->load_state = alloc_zero(e->state_len, sizeof(float), &fail);
     e->load_fc = alloc_zero((size_t)e->HQ, sizeof(float), &fail);
     e->K = cfg->threads;
+    e->k0 = cfg->pipeline ? 0 : 1;
     e->sh = alloc_zero((size_t)e->K, sizeof(en_shard), &fail);
     if (fail) goto err;
-    e->r_lo = e->r_yhat + e->H;
-    e->r_hi = e->r_yhat + 2 * e->H;
-    e->l_yhat = e->r_yhat + 3 * e->H;
-    e->l_lo = e->r_yhat + 4 * e->H;
-    e->l_hi = e->r_yhat + 5 * e->H;
+    e->l_lo = e->l_yhat + e->H;
+    e->l_hi = e->l_yhat + 2 * e->H;
     for (int k = 0; k < e->K; k++) {
         e->sh[k].e = e;
         /* Any shard may get the whole batch (hashing is not a promise of balance). */
@@ -250,7 +278,7 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
     }
     if (!cfg->caller_inits_slots)
         for (uint32_t s = 0; s < max_series; s++) en_slot_reset(e, s);
-    if (e->K > 1 && (rc = start_workers(e)) != RC_OK) goto err;
+    if (e->K > e->k0 && (rc = start_workers(e)) != RC_OK) goto err;
     if (err) *err = RC_OK;
     return e;
 err:
@@ -266,20 +294,15 @@ void en_free(en_engine *e) {
     rc_free(e->sh);
     rc_free(e->load_fc);
     rc_free(e->load_state);
-    rc_free(e->r_yhat);
-    rc_free(e->b_out);
-    rc_free(e->b_states);
-    rc_free(e->b_feat);
-    rc_free(e->b_row);
-    rc_free(e->b_pos);
-    rc_free(e->b_prev);
-    rc_free(e->b_prev_h);
-    rc_free(e->b_changed);
-    rc_free(e->b_level);
-    rc_free(e->b_score);
-    rc_free(e->b_v);
-    rc_free(e->b_t);
-    rc_free(e->b_slot);
+    rc_free(e->l_yhat);
+    for (int j = 0; j < 2; j++) {
+        en_batch *b = &e->bt[j];
+        void *bufs[] = {b->slot, b->t, b->v, b->score, b->level, b->changed, b->prev_h, b->prev,
+                        b->pos, b->fc3, b->dt, b->row, b->feat, b->states, b->out};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) rc_free(bufs[i]);
+    }
+    rc_free(e->q_queued);
+    rc_free(e->q_last_t);
     rc_free(e->meta);
     rc_free(e->fc);
     rc_free(e->an);
@@ -290,25 +313,37 @@ void en_free(en_engine *e) {
 
 const rk_model *en_model(const en_engine *e) { return e->m; }
 uint32_t en_max_series(const en_engine *e) { return e->max_series; }
-void en_set_anomaly_cfg(en_engine *e, const an_cfg *c) { e->cfg.anomaly = *c; }
-int en_pending(const en_engine *e) { return e->n_pending; }
+
+static void settle(en_engine *e);
+
+void en_set_anomaly_cfg(en_engine *e, const an_cfg *c) {
+    settle(e); /* the workers read it */
+    e->cfg.anomaly = *c;
+}
+
+int en_pending(const en_engine *e) {
+    return e->bt[e->fill].n + (e->fly >= 0 ? e->bt[e->fly].n : 0);
+}
 
 /* Removes slot's queued sample, if any (used by reset before reuse). */
 static void drop_pending(en_engine *e, uint32_t slot) {
+    en_batch *b = &e->bt[e->fill];
     int w = 0;
-    for (int i = 0; i < e->n_pending; i++) {
-        if (e->b_slot[i] == slot) continue;
-        e->b_slot[w] = e->b_slot[i];
-        e->b_t[w] = e->b_t[i];
-        e->b_v[w] = e->b_v[i];
+    for (int i = 0; i < b->n; i++) {
+        if (b->slot[i] == slot) continue;
+        b->slot[w] = b->slot[i];
+        b->t[w] = b->t[i];
+        b->v[w] = b->v[i];
         w++;
     }
-    e->n_pending = w;
+    b->n = w;
+    e->q_queued[slot] = 0;
 }
 
 void en_slot_reset(en_engine *e, uint32_t slot) {
     if (slot >= e->max_series) return;
-    if (e->meta[slot].flags & SLOT_QUEUED) drop_pending(e, slot);
+    settle(e);
+    if (e->q_queued[slot]) drop_pending(e, slot);
     rk_state_init(e->m, e->states + (size_t)slot * e->state_len);
     ft_init(&e->ft[slot], &e->fcfg);
     an_init(&e->an[slot]);
@@ -316,23 +351,30 @@ void en_slot_reset(en_engine *e, uint32_t slot) {
     memset(&e->meta[slot], 0, sizeof e->meta[slot]);
     e->meta[slot].t = -INFINITY;
     e->meta[slot].v = NAN;
+    e->q_last_t[slot] = e->ft[slot].last_t;
 }
 
 double en_slot_last_t(const en_engine *e, uint32_t slot) {
     if (slot >= e->max_series) return -INFINITY;
-    return e->ft[slot].last_t;
+    return e->q_last_t[slot];
 }
 
-int en_slot_dirty(const en_engine *e, uint32_t slot) {
-    return slot < e->max_series && (e->meta[slot].flags & SLOT_DIRTY) != 0;
+int en_slot_dirty(en_engine *e, uint32_t slot) {
+    if (slot >= e->max_series) return 0;
+    settle(e);
+    return (e->meta[slot].flags & SLOT_DIRTY) != 0;
 }
 
 void en_slot_clear_dirty(en_engine *e, uint32_t slot) {
-    if (slot < e->max_series) e->meta[slot].flags &= (uint8_t)~SLOT_DIRTY;
+    if (slot >= e->max_series) return;
+    settle(e);
+    e->meta[slot].flags &= (uint8_t)~SLOT_DIRTY;
 }
 
 void en_slot_mark_dirty(en_engine *e, uint32_t slot) {
-    if (slot < e->max_series) e->meta[slot].flags |= SLOT_DIRTY;
+    if (slot >= e->max_series) return;
+    settle(e);
+    e->meta[slot].flags |= SLOT_DIRTY;
 }
 
 /* Splits a horizon-major forecast (H x Q) into yhat/lo/hi arrays. */
@@ -364,10 +406,10 @@ static int horizon_of(const en_engine *e, uint32_t slot, double t) {
  * parallel. 0 if the featurizer refused the sample (en_push checked what it
  * checks, so this does not happen; the row is then skipped, state untouched).
  */
-static int prepare_row(en_engine *e, int i, float *feat) {
-    uint32_t slot = e->b_slot[i];
-    double t = e->b_t[i], v = e->b_v[i];
-    float *prev = e->b_prev + (size_t)i * e->Q;
+static int prepare_row(en_engine *e, en_batch *b, int i, float *feat) {
+    uint32_t slot = b->slot[i];
+    double t = b->t[i], v = b->v[i];
+    float *prev = b->prev + (size_t)i * e->Q;
     int h = (e->meta[slot].flags & SLOT_HAS_FC) ? horizon_of(e, slot, t) : 0;
     if (h > 0) memcpy(prev, e->fc + (size_t)slot * e->HQ + (size_t)(h - 1) * e->Q, (size_t)e->Q * sizeof(float));
     if (ft_push(&e->ft[slot], &e->fcfg, t, v, feat) != RC_OK) return 0;
@@ -376,45 +418,45 @@ static int prepare_row(en_engine *e, int i, float *feat) {
     /* The whole path too when v is its horizon 1: the anchored channel compares blocks with it. */
     float score = an_update_path(&e->an[slot], &e->cfg.anomaly, v, h > 0 ? prev : NULL, e->m->meta.quantiles, e->Q,
                                  h == 1 ? e->fc + (size_t)slot * e->HQ : NULL, e->H, &level);
-    e->b_score[i] = score;
-    e->b_level[i] = (int8_t)level;
-    e->b_changed[i] = (int8_t)(level != before);
-    e->b_prev_h[i] = h;
+    b->score[i] = score;
+    b->level[i] = (int8_t)level;
+    b->changed[i] = (int8_t)(level != before);
+    b->prev_h[i] = h;
     return 1;
 }
 
-/* Everything a flush does for one shard's rows: judge and featurize, one
- * batched model step, forecasts back to value space. Only this shard's
- * slots and positions are written. */
-static void run_shard(en_engine *e, en_shard *sh) {
+/* Everything a batch needs for one shard's rows: judge and featurize, one
+ * batched model step, forecasts back to value space and into the batch's
+ * results. Only this shard's slots and positions are written. */
+static void run_shard(en_engine *e, en_batch *b, en_shard *sh) {
     int64_t t0 = lg_mono_ns();
     int n_ok = 0;
     for (int p = sh->begin; p < sh->begin + sh->n; p++) {
-        int i = e->b_row[p], q = sh->begin + n_ok;
-        uint32_t slot = e->b_slot[i];
-        e->b_pos[i] = -1;
-        if (!prepare_row(e, i, e->b_feat + (size_t)q * e->F)) {
-            e->meta[slot].flags &= (uint8_t)~SLOT_QUEUED;
-            continue;
-        }
-        e->b_row[q] = i; /* q <= p: compaction never overwrites an unread entry */
-        e->b_pos[i] = q;
-        e->b_states[q] = e->states + (size_t)slot * e->state_len;
+        int i = b->row[p], q = sh->begin + n_ok;
+        uint32_t slot = b->slot[i];
+        b->pos[i] = -1;
+        if (!prepare_row(e, b, i, b->feat + (size_t)q * e->F)) continue;
+        b->row[q] = i; /* q <= p: compaction never overwrites an unread entry */
+        b->pos[i] = q;
+        b->states[q] = e->states + (size_t)slot * e->state_len;
         n_ok++;
     }
     if (n_ok == 0) return;
-    rk_step_batch(e->m, sh->ws, n_ok, e->b_feat + (size_t)sh->begin * e->F, e->b_states + sh->begin,
-                  e->b_out + (size_t)sh->begin * e->HQ);
+    rk_step_batch(e->m, sh->ws, n_ok, b->feat + (size_t)sh->begin * e->F, b->states + sh->begin,
+                  b->out + (size_t)sh->begin * e->HQ);
     for (int q = sh->begin; q < sh->begin + n_ok; q++) {
-        int i = e->b_row[q];
-        uint32_t s = e->b_slot[i];
+        int i = b->row[q];
+        uint32_t s = b->slot[i];
         en_slot_meta *mt = &e->meta[s];
-        ft_denorm(&e->ft[s], e->b_out + (size_t)q * e->HQ, e->fc + (size_t)s * e->HQ, e->HQ);
-        mt->t = e->b_t[i];
-        mt->v = e->b_v[i];
-        mt->score = e->b_score[i];
-        mt->level = e->b_level[i];
-        mt->flags = (uint8_t)((mt->flags & ~SLOT_QUEUED) | SLOT_HAS_FC | SLOT_DIRTY | SLOT_HAS_SAMPLE);
+        float *fc = e->fc + (size_t)s * e->HQ, *r3 = b->fc3 + (size_t)i * 3 * e->H;
+        ft_denorm(&e->ft[s], b->out + (size_t)q * e->HQ, fc, e->HQ);
+        split_forecast(e, fc, r3, r3 + e->H, r3 + 2 * e->H);
+        b->dt[i] = ft_period(&e->ft[s]);
+        mt->t = b->t[i];
+        mt->v = b->v[i];
+        mt->score = b->score[i];
+        mt->level = b->level[i];
+        mt->flags = (uint8_t)(mt->flags | SLOT_HAS_FC | SLOT_DIRTY | SLOT_HAS_SAMPLE);
     }
     sh->rows += (uint64_t)n_ok;
     sh->busy_ns += (uint64_t)(lg_mono_ns() - t0);
@@ -429,8 +471,9 @@ static void *shard_main(void *arg) {
         while (e->gen == seen && !e->quit) pthread_cond_wait(&e->go, &e->mu);
         if (e->quit) break;
         seen = e->gen;
+        en_batch *b = e->run;
         pthread_mutex_unlock(&e->mu);
-        run_shard(e, sh);
+        run_shard(e, b, sh);
         pthread_mutex_lock(&e->mu);
         if (--e->remaining == 0) pthread_cond_signal(&e->done);
     }
@@ -446,91 +489,149 @@ static int shard_of(const en_engine *e, uint32_t slot) {
 }
 
 /* Groups the rows by shard (stable, so one shard sees them in arrival order). */
-static void partition(en_engine *e, int n) {
+static void partition(en_engine *e, en_batch *b) {
     int cnt[EN_MAX_THREADS] = {0}, at[EN_MAX_THREADS];
-    for (int i = 0; i < n; i++) cnt[shard_of(e, e->b_slot[i])]++;
+    for (int i = 0; i < b->n; i++) cnt[shard_of(e, b->slot[i])]++;
     for (int k = 0, off = 0; k < e->K; k++) {
         e->sh[k].begin = at[k] = off;
         e->sh[k].n = cnt[k];
         off += cnt[k];
     }
-    for (int i = 0; i < n; i++) e->b_row[at[shard_of(e, e->b_slot[i])]++] = i;
+    for (int i = 0; i < b->n; i++) b->row[at[shard_of(e, b->slot[i])]++] = i;
 }
 
-void en_flush(en_engine *e) {
-    int n = e->n_pending;
-    if (n == 0) return;
-    partition(e, n);
-    if (e->K == 1 || n < EN_PAR_MIN_ROWS) {
-        for (int k = 0; k < e->K; k++) run_shard(e, &e->sh[k]);
-    } else {
-        pthread_mutex_lock(&e->mu);
-        e->remaining = e->K - 1;
-        e->gen++;
-        pthread_cond_broadcast(&e->go);
-        pthread_mutex_unlock(&e->mu);
-        run_shard(e, &e->sh[0]);
-        pthread_mutex_lock(&e->mu);
-        while (e->remaining > 0) pthread_cond_wait(&e->done, &e->mu);
-        pthread_mutex_unlock(&e->mu);
-    }
-    e->n_pending = 0;
+/* Hands batch b to the workers of shards k0..K-1. */
+static void start_workers_on(en_engine *e, en_batch *b, int k0) {
+    pthread_mutex_lock(&e->mu);
+    e->run = b;
+    e->remaining = e->K - k0;
+    e->gen++;
+    pthread_cond_broadcast(&e->go);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void wait_workers(en_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    while (e->remaining > 0) pthread_cond_wait(&e->done, &e->mu);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* The results of a stepped batch, in arrival order, on the calling thread;
+ * the batch is empty afterwards. */
+static void deliver(en_engine *e, en_batch *b) {
+    int n = b->n;
+    b->n = 0;
     if (!e->cb) return;
-    /* Results in arrival order, on the calling thread. */
     for (int i = 0; i < n; i++) {
-        int q = e->b_pos[i];
-        if (q < 0) continue;
-        uint32_t s = e->b_slot[i];
-        split_forecast(e, e->fc + (size_t)s * e->HQ, e->r_yhat, e->r_lo, e->r_hi);
+        if (b->pos[i] < 0) continue;
+        const float *r3 = b->fc3 + (size_t)i * 3 * e->H;
         en_result r = {
-            .slot = s,
-            .t = e->b_t[i],
-            .v = e->b_v[i],
-            .dt = ft_period(&e->ft[s]),
+            .slot = b->slot[i],
+            .t = b->t[i],
+            .v = b->v[i],
+            .dt = b->dt[i],
             .H = e->H,
-            .yhat = e->r_yhat,
-            .lo = e->r_lo,
-            .hi = e->r_hi,
-            .prev = e->b_prev_h[i] > 0 ? e->b_prev + (size_t)i * e->Q : NULL,
-            .prev_h = e->b_prev_h[i],
-            .score = e->b_score[i],
-            .level = e->b_level[i],
-            .level_changed = e->b_changed[i],
+            .yhat = r3,
+            .lo = r3 + e->H,
+            .hi = r3 + 2 * e->H,
+            .prev = b->prev_h[i] > 0 ? b->prev + (size_t)i * e->Q : NULL,
+            .prev_h = b->prev_h[i],
+            .score = b->score[i],
+            .level = b->level[i],
+            .level_changed = b->changed[i],
         };
         e->cb(e->cb_ctx, &r);
     }
 }
 
+/* Pipeline mode: waits for the batch in flight, if any, and delivers its
+ * results. Every call that touches slot state goes through here first, so
+ * the caller never sees a slot a worker is writing. */
+static void settle(en_engine *e) {
+    if (e->fly < 0) return;
+    en_batch *b = &e->bt[e->fly];
+    wait_workers(e);
+    e->fly = -1;
+    deliver(e, b);
+}
+
+/*
+ * Starts stepping the filling batch. Without pipelining it is stepped and
+ * its results delivered before this returns. In pipeline mode the batch
+ * in flight is waited for, the filling one handed to the workers, and only
+ * then the older batch's results delivered, so the caller encodes and
+ * publishes them while the workers step the next one.
+ */
+static void submit(en_engine *e) {
+    en_batch *b = &e->bt[e->fill];
+    for (int i = 0; i < b->n; i++) e->q_queued[b->slot[i]] = 0;
+    if (!e->cfg.pipeline) {
+        if (b->n == 0) return;
+        partition(e, b);
+        if (e->K == 1 || b->n < EN_PAR_MIN_ROWS) {
+            for (int k = 0; k < e->K; k++) run_shard(e, b, &e->sh[k]);
+        } else {
+            start_workers_on(e, b, 1);
+            run_shard(e, b, &e->sh[0]);
+            wait_workers(e);
+        }
+        deliver(e, b);
+        return;
+    }
+    int older = e->fly;
+    if (older >= 0) wait_workers(e);
+    e->fly = -1;
+    if (b->n > 0) {
+        partition(e, b);
+        e->fly = e->fill;
+        e->fill ^= 1; /* the older batch, delivered below before anything is queued in it */
+        start_workers_on(e, b, 0);
+    }
+    if (older >= 0) deliver(e, &e->bt[older]);
+}
+
+void en_submit(en_engine *e) { submit(e); }
+
+void en_flush(en_engine *e) {
+    submit(e);
+    settle(e);
+}
+
 rc_err en_push(en_engine *e, uint32_t slot, double t, double v) {
     if (slot >= e->max_series) return RC_ERR_LIMIT;
     if (!isfinite(t) || isinf(v)) return RC_ERR_NUMERIC;
-    /* The slot's previous sample must be stepped before this one is judged
-     * against its forecast (and ft's last_t is only current after it). */
-    if (e->meta[slot].flags & SLOT_QUEUED) en_flush(e);
-    if (!(t > e->ft[slot].last_t)) return RC_ERR_PROTO;
-    int i = e->n_pending;
-    e->b_slot[i] = slot;
-    e->b_t[i] = t;
-    e->b_v[i] = v;
-    e->meta[slot].flags |= SLOT_QUEUED;
-    e->n_pending = i + 1;
-    if (e->n_pending == e->cfg.max_batch) en_flush(e);
+    /* One sample per series per batch: the slot's previous sample must be
+     * stepped before this one is judged against its forecast. */
+    if (e->q_queued[slot]) submit(e);
+    if (!(t > e->q_last_t[slot])) return RC_ERR_PROTO;
+    en_batch *b = &e->bt[e->fill];
+    int i = b->n;
+    b->slot[i] = slot;
+    b->t[i] = t;
+    b->v[i] = v;
+    b->n = i + 1;
+    e->q_queued[slot] = 1;
+    e->q_last_t[slot] = t;
+    if (b->n == e->cfg.max_batch) submit(e);
     return RC_OK;
 }
 
 int en_threads(const en_engine *e) { return e->K; }
 
-void en_shard_stats(const en_engine *e, int k, uint64_t *rows, uint64_t *busy_ns) {
+void en_shard_stats(en_engine *e, int k, uint64_t *rows, uint64_t *busy_ns) {
     if (k < 0 || k >= e->K) {
         *rows = *busy_ns = 0;
         return;
     }
+    settle(e);
     *rows = e->sh[k].rows;
     *busy_ns = e->sh[k].busy_ns;
 }
 
 const en_result *en_slot_last(en_engine *e, uint32_t slot) {
-    if (slot >= e->max_series || !(e->meta[slot].flags & SLOT_HAS_SAMPLE)) return NULL;
+    if (slot >= e->max_series) return NULL;
+    settle(e);
+    if (!(e->meta[slot].flags & SLOT_HAS_SAMPLE)) return NULL;
     const en_slot_meta *mt = &e->meta[slot];
     split_forecast(e, e->fc + (size_t)slot * e->HQ, e->l_yhat, e->l_lo, e->l_hi);
     e->last_view = (en_result){
@@ -561,7 +662,8 @@ size_t en_blob_size(const en_engine *e) {
     return EN_BLOB_HDR + rk_state_blob_size(&e->m->dims) + FT_BLOB_SIZE + AN_BLOB_SIZE + 4 * (size_t)e->HQ + 8;
 }
 
-void en_slot_save(const en_engine *e, uint32_t slot, uint8_t *buf) {
+void en_slot_save(en_engine *e, uint32_t slot, uint8_t *buf) {
+    settle(e);
     const en_slot_meta *mt = &e->meta[slot];
     memset(buf, 0, EN_BLOB_HDR);
     rc_put_u32(buf, EN_BLOB_MAGIC);
@@ -643,6 +745,7 @@ const en_result *en_blob_last(en_engine *e, const uint8_t *buf, size_t len, rc_e
 
 rc_err en_slot_load(en_engine *e, uint32_t slot, const uint8_t *buf, size_t len) {
     if (slot >= e->max_series) return RC_ERR_LIMIT;
+    settle(e);
     ft_state fs;
     an_state as;
     rc_err rc = decode_blob(e, buf, len, &fs, &as);
@@ -652,9 +755,10 @@ rc_err en_slot_load(en_engine *e, uint32_t slot, const uint8_t *buf, size_t len)
     }
     /* Everything validated: commit. Every part of the slot is overwritten,
      * so it is not reset first (a restore writes 1M slots once, not twice). */
-    if (e->meta[slot].flags & SLOT_QUEUED) drop_pending(e, slot);
+    if (e->q_queued[slot]) drop_pending(e, slot);
     memcpy(e->states + (size_t)slot * e->state_len, e->load_state, e->state_len * sizeof(float));
     e->ft[slot] = fs;
+    e->q_last_t[slot] = fs.last_t;
     e->an[slot] = as;
     memcpy(e->fc + (size_t)slot * e->HQ, e->load_fc, (size_t)e->HQ * sizeof(float));
     en_slot_meta *mt = &e->meta[slot];

@@ -25,6 +25,16 @@
  * calling thread, in arrival order, after the workers are done. Batches of
  * fewer than 16 samples run on the calling thread alone.
  *
+ * Pipeline mode (cfg.pipeline = 1): every shard, shard 0 too, is stepped by
+ * a worker, and a full batch is only handed over (en_submit): the caller
+ * goes on decoding and queueing the next batch while the workers step this
+ * one, and gets this one's results (callbacks) when it hands over the next,
+ * or at en_flush. So the caller's thread does I/O and the K worker threads
+ * do all the stepping; results are bit-identical to K = 1 without a
+ * pipeline, in the same order. Any call that reads or writes a slot first
+ * waits for the batch in flight and delivers its results, so callbacks may
+ * run inside those calls too; a callback must still not call the engine.
+ *
  * SPDX-License-Identifier: MIT
  */
 #ifndef EN_H
@@ -48,6 +58,8 @@ typedef struct en_cfg {
      * resetting all max_series of them (a pass over GBs at 1M series, at
      * startup). Default 0. */
     int caller_inits_slots;
+    /* 1: pipeline mode (above). Default 0. */
+    int pipeline;
 } en_cfg;
 
 void en_cfg_default(en_cfg *c);
@@ -90,22 +102,26 @@ uint32_t en_max_series(const en_engine *e);
 void en_set_anomaly_cfg(en_engine *e, const an_cfg *c);
 
 /*
- * Queues one sample of slot; it is judged, featurized and stepped at the
- * next flush. A slot queued twice, or a full batch, flushes the pending
- * batch first, so per-series order is kept. Errors, with the slot
- * untouched: RC_ERR_PROTO when t is not after the slot's last accepted
- * time, RC_ERR_NUMERIC when v or t is +-Inf (NaN v means missing and is fine).
+ * Queues one sample of slot; it is judged, featurized and stepped with its
+ * batch. A slot queued twice, or a full batch, submits the queued batch
+ * first, so per-series order is kept. Errors, with the slot untouched:
+ * RC_ERR_PROTO when t is not after the slot's last accepted time,
+ * RC_ERR_NUMERIC when v or t is +-Inf (NaN v means missing and is fine).
  */
 rc_err en_push(en_engine *e, uint32_t slot, double t, double v);
-/* Steps every queued sample now. */
+/* Starts stepping the queued samples: at once and to the end without a
+ * pipeline (same as en_flush); in pipeline mode hands them to the workers
+ * and delivers the previous batch's results. */
+void en_submit(en_engine *e);
+/* Steps every queued sample now and delivers every result before it returns. */
 void en_flush(en_engine *e);
-/* Samples queued and not yet stepped. */
+/* Samples queued or being stepped whose results are not delivered yet. */
 int en_pending(const en_engine *e);
 
 /* Shards (= threads) and, per shard k, samples stepped and nanoseconds
- * spent on them since en_new (read between flushes). */
+ * spent on them since en_new. */
 int en_threads(const en_engine *e);
-void en_shard_stats(const en_engine *e, int k, uint64_t *rows, uint64_t *busy_ns);
+void en_shard_stats(en_engine *e, int k, uint64_t *rows, uint64_t *busy_ns);
 
 /* Fresh state for a new series in slot (drops any queued sample of it first). */
 void en_slot_reset(en_engine *e, uint32_t slot);
@@ -115,7 +131,7 @@ double en_slot_last_t(const en_engine *e, uint32_t slot);
 const en_result *en_slot_last(en_engine *e, uint32_t slot);
 
 /* Dirty tracking for checkpoints: set by every stepped sample and reset. */
-int en_slot_dirty(const en_engine *e, uint32_t slot);
+int en_slot_dirty(en_engine *e, uint32_t slot);
 void en_slot_clear_dirty(en_engine *e, uint32_t slot);
 /* Marks slot dirty without a step (a series taken back from the store's
  * pending queue must be written by the next snapshot; see ck.h). */
@@ -137,7 +153,7 @@ size_t en_blob_size(const en_engine *e);
  * en_slot_load error for a blob this engine cannot read.
  */
 const en_result *en_blob_last(en_engine *e, const uint8_t *buf, size_t len, rc_err *err);
-void en_slot_save(const en_engine *e, uint32_t slot, uint8_t *buf);
+void en_slot_save(en_engine *e, uint32_t slot, uint8_t *buf);
 rc_err en_slot_load(en_engine *e, uint32_t slot, const uint8_t *buf, size_t len);
 
 /*

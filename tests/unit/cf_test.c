@@ -79,7 +79,7 @@ TEST(full_file) {
         "  max_msg_size: 2048\n"
         "output: {endpoint: 'tcp://127.0.0.1:10', bind: no, sndhwm: 5}\n"
         "series: {max: 7, policy: evict}\n"
-        "engine: {max_batch: 3, threads: 2}\n"
+        "engine: {max_batch: 3, threads: 2, pipeline: false}\n"
         "anomaly: {warn: 0.6, alert: 0.8, clear: 0.2, warmup: 5}\n";
     ASSERT_EQ(load(y), RC_OK);
     ASSERT_EQ(c.log_level, LG_DEBUG);
@@ -97,6 +97,7 @@ TEST(full_file) {
     ASSERT_EQ(c.policy, CF_POLICY_EVICT);
     ASSERT_EQ(c.max_batch, 3);
     ASSERT_EQ(c.threads, 2);
+    ASSERT_EQ(c.pipeline, 0);
     ASSERT_NEAR(c.anomaly.warn, 0.6, 1e-6);
     ASSERT_EQ(c.anomaly.warmup, 5);
     ASSERT_STREQ(c.control_endpoint, "ipc:///tmp/x/rwkvcastd.sock");

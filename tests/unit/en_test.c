@@ -1,8 +1,8 @@
 /*
  * en_test.c: the engine (daemon/en.c): one result per sample with ordered
  * intervals, batching that does not change results, per-series order,
- * input errors, blob round trips and their error paths, threads that
- * change no bit.
+ * input errors, blob round trips and their error paths, threads and the
+ * pipeline mode that change no bit.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -308,28 +308,53 @@ static void on_digest(void *ctx, const en_result *r) {
 }
 
 /* Drives 1000 series (gaps, missing values, a reset while queued, one
- * series sending twice per round) through an engine of K threads. */
-static void drive_threads(const rk_model *m, int K, digest *d, uint8_t *blob0, uint64_t *shard_rows) {
+ * series sending twice per round, a slot saved and loaded back, reads of a
+ * slot's last result, explicit submits) through an engine of K threads,
+ * pipelined or not. d digests the results; q the reads made between them. */
+static void drive_threads(const rk_model *m, int K, int pipeline, digest *d, digest *q, uint8_t *blob0,
+                          uint64_t *shard_rows) {
     en_cfg c;
     en_cfg_default(&c);
     c.max_batch = 256;
     c.threads = K;
+    c.pipeline = pipeline;
     rc_err err;
-    d->h = 1469598103934665603ull;
-    d->n = 0;
+    d->h = q->h = 1469598103934665603ull;
+    d->n = q->n = 0;
     en_engine *e = en_new(m, &c, 1000, on_digest, d, &err);
     ASSERT(e != NULL);
     ASSERT_EQ(en_threads(e), K);
+    uint8_t *blob = malloc(en_blob_size(e));
+    ASSERT(blob != NULL);
     for (int i = 0; i < 40; i++) {
         for (uint32_t s = 0; s < 1000; s++) {
             if ((s + (uint32_t)i) % 11 == 0) continue; /* a gap */
             double v = (i * 7 + (int)s) % 29 == 0 ? NAN : value((int)s, i) + (s == 17 && i > 30 ? 40.0 : 0.0);
             ASSERT_EQ(en_push(e, s, 1e9 + 60.0 * i, v), RC_OK);
             if (s == 5) ASSERT_EQ(en_push(e, s, 1e9 + 60.0 * i + 30.0, v), RC_OK); /* flushes */
+            /* Refused against the time just accepted, in flight or not. */
+            if (s == 3) ASSERT_EQ(en_push(e, s, 1e9 + 60.0 * i, v), RC_ERR_PROTO);
+            if (s == 500 && i % 7 == 3) en_submit(e);
         }
         if (i == 20) en_slot_reset(e, 999); /* it is queued: dropped from the batch */
+        if (i == 25) { /* a blob round trip of a slot that may be queued or in flight */
+            en_slot_save(e, 42, blob);
+            ASSERT_EQ(en_slot_load(e, 42, blob, en_blob_size(e)), RC_OK);
+        }
+        const en_result *r = en_slot_last(e, 7);
+        if (r) {
+            mix_bytes(q, &r->t, sizeof r->t);
+            mix_bytes(q, r->yhat, sizeof(float) * (size_t)r->H);
+        }
+        int dirty = en_slot_dirty(e, 8);
+        mix_bytes(q, &dirty, sizeof dirty);
+        en_slot_clear_dirty(e, 8);
+        double lt = en_slot_last_t(e, 9);
+        mix_bytes(q, &lt, sizeof lt);
+        q->n++;
     }
     en_flush(e);
+    ASSERT_EQ(en_pending(e), 0);
     en_slot_save(e, 0, blob0);
     uint64_t total = 0;
     for (int k = 0; k < K; k++) {
@@ -338,6 +363,7 @@ static void drive_threads(const rk_model *m, int K, digest *d, uint8_t *blob0, u
         total += shard_rows[k];
     }
     ASSERT_EQ((long)total, d->n);
+    free(blob);
     en_free(e);
 }
 
@@ -403,15 +429,16 @@ TEST(threads_do_not_change_results) {
         ASSERT(en_new(m, &c, 1, NULL, NULL, &err) == NULL);
         ASSERT_EQ(err, RC_ERR_CONFIG);
     }
-    digest d1, dk;
+    digest d1, dk, q1, qk;
     uint8_t *b1 = malloc(bs), *bk = malloc(bs);
     uint64_t rows1[1], rows[3];
-    drive_threads(m, 1, &d1, b1, rows1);
+    drive_threads(m, 1, 0, &d1, &q1, b1, rows1);
     ASSERT(d1.n > 30000);
     for (int K = 2; K <= 3; K++) {
-        drive_threads(m, K, &dk, bk, rows);
+        drive_threads(m, K, 0, &dk, &qk, bk, rows);
         ASSERT_EQ(dk.n, d1.n);
         ASSERT(dk.h == d1.h);
+        ASSERT(qk.h == q1.h);
         ASSERT_EQ(memcmp(b1, bk, bs), 0);
         for (int k = 0; k < K; k++) ASSERT((double)rows[k] > 0.6 * (double)d1.n / K);
     }
@@ -420,7 +447,55 @@ TEST(threads_do_not_change_results) {
     rk_model_free(m);
 }
 
-TT_MAIN(TEST_ENTRY(threads_do_not_change_results), TEST_ENTRY(load_without_reset_continues_identically), TEST_ENTRY(blob_last_equals_slot_last), TEST_ENTRY(one_result_per_sample), TEST_ENTRY(batching_does_not_change_results),
+/* Pipeline mode (workers step while the caller queues the next batch):
+ * the same results in the same order, the same slot reads between them and
+ * the same saved state as stepping on the caller's thread, for 1 and 2
+ * threads. */
+TEST(pipeline_does_not_change_results) {
+    rk_model *m = model();
+    rec *r = calloc(1, sizeof *r);
+    en_engine *e0 = engine(m, 8, 2, r);
+    size_t bs = en_blob_size(e0);
+    en_free(e0);
+    digest d1, dk, q1, qk;
+    uint8_t *b1 = malloc(bs), *bk = malloc(bs);
+    uint64_t rows1[1], rows[2];
+    drive_threads(m, 1, 0, &d1, &q1, b1, rows1);
+    for (int K = 1; K <= 2; K++) {
+        drive_threads(m, K, 1, &dk, &qk, bk, rows);
+        ASSERT_EQ(dk.n, d1.n);
+        ASSERT(dk.h == d1.h);
+        ASSERT(qk.h == q1.h);
+        ASSERT_EQ(memcmp(b1, bk, bs), 0);
+    }
+    /* A full batch is in flight after en_push returns; en_flush delivers it. */
+    en_cfg c;
+    en_cfg_default(&c);
+    c.max_batch = 8;
+    c.pipeline = 1;
+    rc_err err;
+    memset(r, 0, sizeof *r);
+    en_engine *e = en_new(m, &c, 16, on_result, r, &err);
+    ASSERT(e != NULL);
+    for (uint32_t s = 0; s < 8; s++) ASSERT_EQ(en_push(e, s, 1e9, value((int)s, 0)), RC_OK);
+    ASSERT_EQ(en_pending(e), 8);
+    ASSERT_EQ(r->n, 0);
+    ASSERT_EQ(en_push(e, 0, 1e9, 1.0), RC_ERR_PROTO); /* its sample is in flight */
+    ASSERT_EQ(en_push(e, 8, 1e9, 1.0), RC_OK);
+    ASSERT_EQ(en_pending(e), 9);
+    en_flush(e);
+    ASSERT_EQ(en_pending(e), 0);
+    ASSERT_EQ(r->n, 9);
+    ASSERT_EQ(r->bad, 0);
+    for (int i = 0; i < 9; i++) ASSERT_EQ(r->slot[i], (uint32_t)i);
+    en_free(e);
+    free(b1);
+    free(bk);
+    free(r);
+    rk_model_free(m);
+}
+
+TT_MAIN(TEST_ENTRY(threads_do_not_change_results), TEST_ENTRY(pipeline_does_not_change_results), TEST_ENTRY(load_without_reset_continues_identically), TEST_ENTRY(blob_last_equals_slot_last), TEST_ENTRY(one_result_per_sample), TEST_ENTRY(batching_does_not_change_results),
         TEST_ENTRY(input_errors_leave_slot_untouched), TEST_ENTRY(blob_roundtrip_continues_identically),
         TEST_ENTRY(blob_errors_reset_slot), TEST_ENTRY(series_budget_default_model),
         TEST_ENTRY(reset_drops_queued_sample))
