@@ -294,7 +294,10 @@ gemm_tile(const int MR, float *C, size_t ldc, const float *A, size_t lda,
             acc[i][1] = (v8){0};
         }
     }
-    for (int k = 0; k < K; k++) {
+    /* Unrolled by 4: on AMD Zen 3 (AVX2) the loop's own instructions cost
+     * ~5 % of the batched step and ~10 % of the single-series one
+     * (rk_bench, A/B in alternation). */
+    _Pragma("GCC unroll 4") for (int k = 0; k < K; k++) {
         v8 b0 = v8_load(P + (size_t)k * RK_NR);
         v8 b1 = v8_load(P + (size_t)k * RK_NR + 8);
         for (int i = 0; i < MR; i++) {
