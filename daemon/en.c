@@ -122,7 +122,6 @@ struct en_engine {
     en_shard *sh;        /* (K) */
     int k0;              /* first shard run by a worker: 1, or 0 in pipeline mode */
     en_batch *run;       /* the batch the workers step */
-    int run_k0;          /* its first shard run by a worker (the caller runs the ones before) */
     pthread_mutex_t mu;  /* guards gen, remaining, quit */
     pthread_cond_t go;   /* gen moved or quit */
     pthread_cond_t done; /* remaining reached 0 */
@@ -473,12 +472,10 @@ static void *shard_main(void *arg) {
         if (e->quit) break;
         seen = e->gen;
         en_batch *b = e->run;
-        /* Shards below run_k0 are the caller's this time (en_flush). */
-        int mine = (int)(sh - e->sh) >= e->run_k0;
         pthread_mutex_unlock(&e->mu);
-        if (mine) run_shard(e, b, sh);
+        run_shard(e, b, sh);
         pthread_mutex_lock(&e->mu);
-        if (mine && --e->remaining == 0) pthread_cond_signal(&e->done);
+        if (--e->remaining == 0) pthread_cond_signal(&e->done);
     }
     pthread_mutex_unlock(&e->mu);
     return NULL;
@@ -503,11 +500,10 @@ static void partition(en_engine *e, en_batch *b) {
     for (int i = 0; i < b->n; i++) b->row[at[shard_of(e, b->slot[i])]++] = i;
 }
 
-/* Hands batch b to the workers of shards k0..K-1 (mu guards run, run_k0). */
+/* Hands batch b to the workers of shards k0..K-1. */
 static void start_workers_on(en_engine *e, en_batch *b, int k0) {
     pthread_mutex_lock(&e->mu);
     e->run = b;
-    e->run_k0 = k0;
     e->remaining = e->K - k0;
     e->gen++;
     pthread_cond_broadcast(&e->go);
@@ -559,24 +555,6 @@ static void settle(en_engine *e) {
     deliver(e, b);
 }
 
-/* Steps the filling batch to the end and delivers its results, with no
- * batch in flight: shard 0 on the calling thread (all of them below
- * EN_PAR_MIN_ROWS rows), the others on their workers. */
-static void step_now(en_engine *e) {
-    en_batch *b = &e->bt[e->fill];
-    for (int i = 0; i < b->n; i++) e->q_queued[b->slot[i]] = 0;
-    if (b->n == 0) return;
-    partition(e, b);
-    if (e->K == 1 || b->n < EN_PAR_MIN_ROWS) {
-        for (int k = 0; k < e->K; k++) run_shard(e, b, &e->sh[k]);
-    } else {
-        start_workers_on(e, b, 1);
-        run_shard(e, b, &e->sh[0]);
-        wait_workers(e);
-    }
-    deliver(e, b);
-}
-
 /*
  * Starts stepping the filling batch. Without pipelining it is stepped and
  * its results delivered before this returns. In pipeline mode the batch
@@ -585,12 +563,21 @@ static void step_now(en_engine *e) {
  * publishes them while the workers step the next one.
  */
 static void submit(en_engine *e) {
-    if (!e->cfg.pipeline) {
-        step_now(e);
-        return;
-    }
     en_batch *b = &e->bt[e->fill];
     for (int i = 0; i < b->n; i++) e->q_queued[b->slot[i]] = 0;
+    if (!e->cfg.pipeline) {
+        if (b->n == 0) return;
+        partition(e, b);
+        if (e->K == 1 || b->n < EN_PAR_MIN_ROWS) {
+            for (int k = 0; k < e->K; k++) run_shard(e, b, &e->sh[k]);
+        } else {
+            start_workers_on(e, b, 1);
+            run_shard(e, b, &e->sh[0]);
+            wait_workers(e);
+        }
+        deliver(e, b);
+        return;
+    }
     int older = e->fly;
     if (older >= 0) wait_workers(e);
     e->fly = -1;
@@ -605,13 +592,9 @@ static void submit(en_engine *e) {
 
 void en_submit(en_engine *e) { submit(e); }
 
-/* Everything now: the batch in flight first, then the filling one on this
- * thread as without a pipeline. Handing it to a worker only to wait for it
- * would add two thread wake-ups to the latency of a lightly loaded daemon,
- * which flushes before every sleep. */
 void en_flush(en_engine *e) {
+    submit(e);
     settle(e);
-    step_now(e);
 }
 
 rc_err en_push(en_engine *e, uint32_t slot, double t, double v) {

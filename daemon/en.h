@@ -29,9 +29,7 @@
  * a worker, and a full batch is only handed over (en_submit): the caller
  * goes on decoding and queueing the next batch while the workers step this
  * one, and gets this one's results (callbacks) when it hands over the next,
- * or at en_flush. en_flush steps what is queued on the calling thread as
- * without a pipeline (it would only wait for a worker), so a lightly
- * loaded caller that flushes before it sleeps pays no thread hand-off. So the caller's thread does I/O and the K worker threads
+ * or at en_flush. So the caller's thread does I/O and the K worker threads
  * do all the stepping; results are bit-identical to K = 1 without a
  * pipeline, in the same order. Any call that reads or writes a slot first
  * waits for the batch in flight and delivers its results, so callbacks may
