@@ -367,6 +367,21 @@ static void drive_threads(const rk_model *m, int K, int pipeline, digest *d, dig
     en_free(e);
 }
 
+/* Runs drive_threads with K threads, pipelined or not, and checks it against
+ * the reference run bit for bit: results, slot reads and saved state. */
+static void expect_same_run(const rk_model *m, int K, int pipeline, const digest *d1, const digest *q1,
+                            const uint8_t *b1, size_t bs, uint64_t *rows) {
+    digest dk, qk;
+    uint8_t *bk = malloc(bs);
+    ASSERT(bk != NULL);
+    drive_threads(m, K, pipeline, &dk, &qk, bk, rows);
+    ASSERT_EQ(dk.n, d1->n);
+    ASSERT(dk.h == d1->h);
+    ASSERT(qk.h == q1->h);
+    ASSERT_EQ(memcmp(b1, bk, bs), 0);
+    free(bk);
+}
+
 /* The last result read back from a blob (a series in the store) is the
  * slot's own; a fresh slot's blob has none; a foreign blob is refused. */
 TEST(blob_last_equals_slot_last) {
@@ -429,21 +444,16 @@ TEST(threads_do_not_change_results) {
         ASSERT(en_new(m, &c, 1, NULL, NULL, &err) == NULL);
         ASSERT_EQ(err, RC_ERR_CONFIG);
     }
-    digest d1, dk, q1, qk;
-    uint8_t *b1 = malloc(bs), *bk = malloc(bs);
+    digest d1, q1;
+    uint8_t *b1 = malloc(bs);
     uint64_t rows1[1], rows[3];
     drive_threads(m, 1, 0, &d1, &q1, b1, rows1);
     ASSERT(d1.n > 30000);
     for (int K = 2; K <= 3; K++) {
-        drive_threads(m, K, 0, &dk, &qk, bk, rows);
-        ASSERT_EQ(dk.n, d1.n);
-        ASSERT(dk.h == d1.h);
-        ASSERT(qk.h == q1.h);
-        ASSERT_EQ(memcmp(b1, bk, bs), 0);
+        expect_same_run(m, K, 0, &d1, &q1, b1, bs, rows);
         for (int k = 0; k < K; k++) ASSERT((double)rows[k] > 0.6 * (double)d1.n / K);
     }
     free(b1);
-    free(bk);
     rk_model_free(m);
 }
 
@@ -457,17 +467,11 @@ TEST(pipeline_does_not_change_results) {
     en_engine *e0 = engine(m, 8, 2, r);
     size_t bs = en_blob_size(e0);
     en_free(e0);
-    digest d1, dk, q1, qk;
-    uint8_t *b1 = malloc(bs), *bk = malloc(bs);
+    digest d1, q1;
+    uint8_t *b1 = malloc(bs);
     uint64_t rows1[1], rows[2];
     drive_threads(m, 1, 0, &d1, &q1, b1, rows1);
-    for (int K = 1; K <= 2; K++) {
-        drive_threads(m, K, 1, &dk, &qk, bk, rows);
-        ASSERT_EQ(dk.n, d1.n);
-        ASSERT(dk.h == d1.h);
-        ASSERT(qk.h == q1.h);
-        ASSERT_EQ(memcmp(b1, bk, bs), 0);
-    }
+    for (int K = 1; K <= 2; K++) expect_same_run(m, K, 1, &d1, &q1, b1, bs, rows);
     /* A full batch is in flight after en_push returns; en_flush delivers it. */
     en_cfg c;
     en_cfg_default(&c);
@@ -490,7 +494,6 @@ TEST(pipeline_does_not_change_results) {
     for (int i = 0; i < 9; i++) ASSERT_EQ(r->slot[i], (uint32_t)i);
     en_free(e);
     free(b1);
-    free(bk);
     free(r);
     rk_model_free(m);
 }
