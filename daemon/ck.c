@@ -10,9 +10,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/lg.h"
 
@@ -216,17 +214,8 @@ ring_done:
     pthread_mutex_lock(&s->mu);
 }
 
-/* The writer's nice value. A checkpoint is background work: on a box whose
- * cores are all busy (the event loop, the engine threads, the producers) a
- * writer at the same priority took its full share and stalled ingest for
- * 30-40 ms at a time (2 cores, 100k series); at nice 10 the scheduler runs
- * the waking loop and engine threads first, and the writer uses what they
- * leave. Best effort: a failure leaves it at the daemon's priority. */
-#define CK_WRITER_NICE 10
-
 static void *writer(void *arg) {
     ck_store *s = arg;
-    setpriority(PRIO_PROCESS, (id_t)gettid(), CK_WRITER_NICE);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->job && !s->stop) pthread_cond_wait(&s->cv, &s->mu);

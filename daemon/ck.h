@@ -34,8 +34,6 @@
  * Threads: every function except the writer's internals is called from one
  * thread (the loop). Separate SQLite connections serve the writer and the
  * loop's point reads, so reads do not wait for a writing transaction (WAL).
- * The writer thread runs at nice 10 (background work: the loop and the
- * engine threads go first when the cores are busy).
  *
  * SPDX-License-Identifier: MIT
  */
