@@ -30,12 +30,14 @@
 #include "model/rk.h"
 #include "model/rk_internal.h"
 
-#define RK_CHUNK 96 /* rows per chunk: a multiple of the tiles' 6, 8 and 12 rows */
+#define RK_CHUNK 96 /* rows per chunk: a multiple of the tiles' 3, 6, 8 and 12 rows */
 #if defined(__AVX512F__)
 /* Rows of the one-panel tile (the last 16 columns of an odd panel count). */
 #define RK_MR 12
+#elif defined(__AVX__)
+#define RK_MR 6 /* 12 accumulators of 8 floats + 2 panel rows + 1 broadcast: 15 of 16 ymm */
 #else
-#define RK_MR 6
+#define RK_MR 3 /* SSE: 12 accumulators of 4 floats + 4 panel vectors: 16 xmm (+1 spill) */
 #endif
 
 typedef float v8 __attribute__((vector_size(32)));
@@ -45,7 +47,26 @@ static inline v8 v8_load(const float *p) {
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+
+/* The float vector the element-wise kernels and, without AVX-512, the GEMM
+ * tile are written on: as wide as the target's float registers, up to 8
+ * (AVX: 8, plain SSE: 4). 8-float vectors on SSE are register pairs that
+ * GCC splits clumsily: the tile spilled its accumulators and a batched step
+ * was 25x slower than with AVX2. */
+#if defined(__AVX__)
+#define VW 8
+#else
+#define VW 4
+#endif
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef int32_t vfi __attribute__((vector_size(VW * 4)));
+
+static inline vf vf_load(const float *p) {
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
 
 #if defined(__AVX512F__)
 typedef float v16 __attribute__((vector_size(64)));
@@ -278,38 +299,30 @@ gemm_block(const int MR, const int NP, float *C, size_t ldc, const float *A, siz
         }                                                                                    \
     } while (0)
 #else
+#define RK_NV (RK_NR / VW) /* vectors per tile row: 2 with AVX, 4 with SSE */
 static inline __attribute__((always_inline)) void
 gemm_tile(const int MR, float *C, size_t ldc, const float *A, size_t lda,
           const float *P, const float *bias, int K, int mode) {
-    v8 acc[RK_MR][2];
-    for (int i = 0; i < MR; i++) {
-        if (mode == GEMM_ADD) {
-            acc[i][0] = v8_load(C + i * ldc);
-            acc[i][1] = v8_load(C + i * ldc + 8);
-        } else if (bias) {
-            acc[i][0] = v8_load(bias);
-            acc[i][1] = v8_load(bias + 8);
-        } else {
-            acc[i][0] = (v8){0};
-            acc[i][1] = (v8){0};
+    vf acc[RK_MR][RK_NV];
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < RK_NV; v++) {
+            if (mode == GEMM_ADD) acc[i][v] = vf_load(C + i * ldc + v * VW);
+            else if (bias) acc[i][v] = vf_load(bias + v * VW);
+            else acc[i][v] = (vf){0};
         }
-    }
     /* Unrolled by 4: on AMD Zen 3 (AVX2) the loop's own instructions cost
      * ~5 % of the batched step and ~10 % of the single-series one
      * (rk_bench, A/B in alternation). */
     _Pragma("GCC unroll 4") for (int k = 0; k < K; k++) {
-        v8 b0 = v8_load(P + (size_t)k * RK_NR);
-        v8 b1 = v8_load(P + (size_t)k * RK_NR + 8);
+        vf b[RK_NV];
+        for (int v = 0; v < RK_NV; v++) b[v] = vf_load(P + (size_t)k * RK_NR + v * VW);
         for (int i = 0; i < MR; i++) {
             float a = A[(size_t)i * lda + k];
-            acc[i][0] += a * b0;
-            acc[i][1] += a * b1;
+            for (int v = 0; v < RK_NV; v++) acc[i][v] += a * b[v];
         }
     }
-    for (int i = 0; i < MR; i++) {
-        v8_store(C + i * ldc, acc[i][0]);
-        v8_store(C + i * ldc + 8, acc[i][1]);
-    }
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < RK_NV; v++) vf_store(C + i * ldc + v * VW, acc[i][v]);
 }
 #endif
 
@@ -348,17 +361,11 @@ static void gemm(float *C, size_t ldc, const float *A, size_t lda, const float *
         float *Ci = C + i * ldc + j;
         const float *Ai = A + i * lda;
         switch (rows - i) {
-#if RK_MR > 6
-        case 11: gemm_tile(11, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
-        case 10: gemm_tile(10, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
-        case 9: gemm_tile(9, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
-        case 8: gemm_tile(8, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
-        case 7: gemm_tile(7, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
-        case 6: gemm_tile(6, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
-#endif
+#if RK_MR > 3
         case 5: gemm_tile(5, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
         case 4: gemm_tile(4, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
         case 3: gemm_tile(3, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
+#endif
         case 2: gemm_tile(2, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
         case 1: gemm_tile(1, Ci, ldc, Ai, lda, Pj, bj, K, mode); break;
         default: break;
@@ -373,25 +380,10 @@ static void gemm(float *C, size_t ldc, const float *A, size_t lda, const float *
  * channel count they see (D, ffn_mult D) is a multiple of 8, so there are
  * no alias checks, remainder loops or if-conversion to hope for, and the
  * selects are bitwise blends that need no FP compare to be "non-trapping".
- * The vector is as wide as the target's float registers, up to 8 (AVX: 8,
- * plain SSE: 4): on SSE a 32-byte vector's integer half (the exponent
- * bits of exp) was split into scalar code, 2x slower than the vectorizer.
+ * They use vf (above): on SSE a 32-byte vector's integer half (the
+ * exponent bits of exp) was split into scalar code, 2x slower than the
+ * vectorizer.
  */
-
-#if defined(__AVX__)
-#define VW 8
-#else
-#define VW 4
-#endif
-typedef float vf __attribute__((vector_size(VW * 4)));
-typedef int32_t vfi __attribute__((vector_size(VW * 4)));
-
-static inline vf vf_load(const float *p) {
-    vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline void vf_store(float *p, vf v) { memcpy(p, &v, sizeof v); }
 
 static inline vf vf_splat(float x) { return (vf){0} + x; }
 /* m ? a : b per lane; m is a comparison result (all ones or all zeros). */
