@@ -5,9 +5,12 @@
  * states are one contiguous (max_series x state_len) block so a batch
  * gathers pointers, never copies; featurizer and anomaly states are small
  * fixed-size structs; the last forecast is (max_series x H*Q) floats in
- * value space. A sample is featurized and judged at push time (both only
- * need the series' own past) and stepped through the network at flush
- * time together with the other queued series.
+ * value space. en_push only queues a sample (after checks against state
+ * the caller's thread owns); when its batch is stepped, by the caller or a
+ * worker, it is judged and featurized (both need only the series' own
+ * past) and goes through the network together with the batch's other
+ * series. A batch carries its results, so in pipeline mode the caller
+ * delivers one batch's while the workers step the next.
  *
  * SPDX-License-Identifier: MIT
  */
