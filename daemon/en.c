@@ -116,9 +116,8 @@ struct en_engine {
 
     /* Batches: bt[fill] takes en_push's samples; bt[fly] is being stepped
      * (pipeline mode only; fly = -1 when none is). */
-    en_batch bt[2];
+    en_batch bt[2];      /* bt[1] is allocated in pipeline mode only */
     int fill, fly;
-    int n_bt;            /* batches allocated: 2 in pipeline mode, else 1 */
 
     /* Shards and their workers: fork-join per batch */
     int K;               /* shards = threads */
@@ -243,8 +242,7 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
     e->meta = alloc_zero(S, sizeof(en_slot_meta), &fail);
     e->q_last_t = alloc_zero(S, sizeof(double), &fail);
     e->q_queued = alloc_zero(S, 1, &fail);
-    e->n_bt = cfg->pipeline ? 2 : 1;
-    for (int j = 0; j < e->n_bt; j++) {
+    for (int j = 0; j < (cfg->pipeline ? 2 : 1); j++) {
         en_batch *b = &e->bt[j];
         b->slot = alloc_zero(B, sizeof(uint32_t), &fail);
         b->t = alloc_zero(B, sizeof(double), &fail);
@@ -565,7 +563,7 @@ static void settle(en_engine *e) {
  * then the older batch's results delivered, so the caller encodes and
  * publishes them while the workers step the next one.
  */
-static void submit(en_engine *e) {
+void en_submit(en_engine *e) {
     en_batch *b = &e->bt[e->fill];
     for (int i = 0; i < b->n; i++) e->q_queued[b->slot[i]] = 0;
     if (!e->cfg.pipeline) {
@@ -593,10 +591,8 @@ static void submit(en_engine *e) {
     if (older >= 0) deliver(e, &e->bt[older]);
 }
 
-void en_submit(en_engine *e) { submit(e); }
-
 void en_flush(en_engine *e) {
-    submit(e);
+    en_submit(e);
     settle(e);
 }
 
@@ -605,7 +601,7 @@ rc_err en_push(en_engine *e, uint32_t slot, double t, double v) {
     if (!isfinite(t) || isinf(v)) return RC_ERR_NUMERIC;
     /* One sample per series per batch: the slot's previous sample must be
      * stepped before this one is judged against its forecast. */
-    if (e->q_queued[slot]) submit(e);
+    if (e->q_queued[slot]) en_submit(e);
     if (!(t > e->q_last_t[slot])) return RC_ERR_PROTO;
     en_batch *b = &e->bt[e->fill];
     int i = b->n;
@@ -615,7 +611,7 @@ rc_err en_push(en_engine *e, uint32_t slot, double t, double v) {
     b->n = i + 1;
     e->q_queued[slot] = 1;
     e->q_last_t[slot] = t;
-    if (b->n == e->cfg.max_batch) submit(e);
+    if (b->n == e->cfg.max_batch) en_submit(e);
     return RC_OK;
 }
 
