@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -78,6 +79,7 @@ typedef struct dm {
     void *rep;              /* control */
     int rep_h;              /* its ev handle */
     int sigpipe[2];         /* self-pipe: signal handler -> loop */
+    int engine_fd;          /* eventfd: a pipelined batch finished (-1 without a pipeline) */
     /* Buffers */
     uint8_t *pub_buf;       /* (pub_cap) one encoded forecast */
     size_t pub_cap;
@@ -770,6 +772,17 @@ static void on_signal(int sig) {
     errno = saved;
 }
 
+/* A batch the engine stepped while the loop slept: deliver (publish) its
+ * results and hand over what has queued since. */
+static void on_engine(ev_loop *l, void *ctx) {
+    (void)l;
+    dm *d = ctx;
+    uint64_t n;
+    ssize_t r = read(d->engine_fd, &n, sizeof n);
+    (void)r; /* EAGAIN: already drained */
+    en_poll(d->en);
+}
+
 static void on_sigpipe(ev_loop *l, void *ctx) {
     dm *d = ctx;
     char buf[64];
@@ -811,7 +824,9 @@ static rc_err setup_signals(dm *d) {
 
 static void before_sleep(ev_loop *l, void *ctx) {
     dm *d = ctx;
-    en_flush(d->en);
+    /* Hands the queued samples over; with the pipeline, without waiting for
+     * them: the engine steps while the loop sleeps, and on_engine publishes. */
+    en_poll(d->en);
     ck_result r;
     if (ck_poll(d->ck, &r)) checkpoint_done(d, &r);
     /* Evictions waiting while no checkpoint is due still go out promptly. */
@@ -917,6 +932,7 @@ int dm_run(const cf_config *cfg) {
     if (!d) return 1;
     d->cfg = *cfg;
     d->sigpipe[0] = d->sigpipe[1] = -1;
+    d->engine_fd = -1;
     d->started = lg_wall_s();
     int64_t t_start = lg_mono_ns();
     lg_verbosity = cfg->log_level;
@@ -958,7 +974,7 @@ int dm_run(const cf_config *cfg) {
         (unsigned long long)d->model_reset);
 
     if (!open_sockets(d)) goto err;
-    if (!(d->ev = ev_new(CF_MAX_INPUTS + 2, 8, &err))) goto err;
+    if (!(d->ev = ev_new(CF_MAX_INPUTS + 3, 8, &err))) goto err;
     static void *in_ctx[CF_MAX_INPUTS][2];
     for (int i = 0; i < cfg->n_inputs; i++) {
         in_ctx[i][0] = d;
@@ -967,6 +983,16 @@ int dm_run(const cf_config *cfg) {
     }
     d->rep_h = ev_add_io(d->ev, d->rep, -1, on_control, d);
     ev_add_io(d->ev, NULL, d->sigpipe[0], on_sigpipe, d);
+    if (cfg->pipeline) {
+        /* The loop does not wait for a batch before it sleeps: the engine
+         * wakes it when the batch is done (en_poll in before_sleep). */
+        if ((d->engine_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+            ev_add_io(d->ev, NULL, d->engine_fd, on_engine, d) < 0) {
+            LOG(LG_WARNING, "daemon", "Cannot create the engine's eventfd: %s.", strerror(errno));
+            goto err;
+        }
+        en_set_notify_fd(d->en, d->engine_fd);
+    }
     d->ckpt_timer = ev_add_timer(d->ev, cfg->checkpoint_interval, ckpt_tick, d);
     d->stats_timer = ev_add_timer(d->ev, cfg->stats_interval > 0 ? cfg->stats_interval : 60, stats_tick, d);
     d->rate_ns = lg_mono_ns();
@@ -1002,6 +1028,7 @@ err:
     close_sockets(d);
     ev_free(d->ev);
     en_free(d->en);
+    if (d->engine_fd >= 0) close(d->engine_fd);
     rg_free(d->rg);
     rk_model_free(d->model);
     rc_free(d->ctl_buf);

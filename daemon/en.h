@@ -26,14 +26,17 @@
  * fewer than 16 samples run on the calling thread alone.
  *
  * Pipeline mode (cfg.pipeline = 1): every shard, shard 0 too, is stepped by
- * a worker, and a full batch is only handed over (en_submit): the caller
- * goes on decoding and queueing the next batch while the workers step this
- * one, and gets this one's results (callbacks) when it hands over the next,
- * or at en_flush. So the caller's thread does I/O and the K worker threads
- * do all the stepping; results are bit-identical to K = 1 without a
- * pipeline, in the same order. Any call that reads or writes a slot first
- * waits for the batch in flight and delivers its results, so callbacks may
- * run inside those calls too; a callback must still not call the engine.
+ * a worker, and a full batch is only handed over (en_submit): it queues
+ * behind the one the workers are stepping (up to two in flight), so a
+ * worker that finishes a batch goes straight on to the next while the
+ * caller decodes and queues a third. The caller gets a batch's results
+ * (callbacks) at the first en_submit, en_poll or en_flush after the
+ * workers finished it, and waits only when all three batches are in
+ * flight. So the caller's thread does I/O and the K worker threads do all
+ * the stepping; results are bit-identical to K = 1 without a pipeline, in
+ * the same order. Any call that reads or writes a slot first waits for the
+ * batches in flight and delivers their results, so callbacks may run
+ * inside those calls too; a callback must still not call the engine.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -111,10 +114,22 @@ void en_set_anomaly_cfg(en_engine *e, const an_cfg *c);
 rc_err en_push(en_engine *e, uint32_t slot, double t, double v);
 /* Starts stepping the queued samples: at once and to the end without a
  * pipeline (same as en_flush); in pipeline mode hands them to the workers
- * and delivers the previous batch's results. */
+ * and delivers the results of the batches they have finished. */
 void en_submit(en_engine *e);
 /* Steps every queued sample now and delivers every result before it returns. */
 void en_flush(en_engine *e);
+/*
+ * Progress without waiting, for a caller that sleeps in poll() between
+ * events. In pipeline mode: delivers the batches the workers have
+ * finished and hands them the queued samples (unless two batches are
+ * already in flight); returns 1 while a batch is still in flight, and the
+ * worker that finishes one writes an 8-byte 1 to the notify fd
+ * (en_set_notify_fd: an eventfd), so the caller wakes to call en_poll
+ * again. Without a pipeline it is en_flush and returns 0.
+ */
+int en_poll(en_engine *e);
+/* The fd en_poll's batches signal (not owned; -1, the default, for none). */
+void en_set_notify_fd(en_engine *e, int fd);
 /* Samples queued or being stepped whose results are not delivered yet. */
 int en_pending(const en_engine *e);
 

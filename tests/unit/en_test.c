@@ -7,8 +7,12 @@
  * SPDX-License-Identifier: MIT
  */
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "daemon/en.h"
 #include "model/ft.h"
@@ -498,7 +502,51 @@ TEST(pipeline_does_not_change_results) {
     rk_model_free(m);
 }
 
+/* en_poll never waits (the daemon's loop calls it before it sleeps): it
+ * hands the queued samples to the workers and returns 1 while a batch is in
+ * flight; the worker that finishes it writes the eventfd, and the next
+ * en_poll delivers. Driven that way, an engine delivers every result of a
+ * round before the caller goes on, the same results as with en_flush. */
+TEST(poll_delivers_when_the_fd_says) {
+    rk_model *m = model();
+    digest d[2];
+    for (int mode = 0; mode < 2; mode++) {
+        en_cfg c;
+        en_cfg_default(&c);
+        c.max_batch = 64;
+        c.pipeline = 1;
+        d[mode].h = 1469598103934665603ull;
+        d[mode].n = 0;
+        en_engine *e = en_new(m, &c, 300, on_digest, &d[mode], NULL);
+        int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        ASSERT(e != NULL && fd >= 0);
+        en_set_notify_fd(e, fd);
+        time_t until = time(NULL) + 60;
+        for (int i = 0; i < 30; i++) {
+            /* 300 series: four full batches queued by en_push, 44 samples left filling */
+            for (uint32_t s = 0; s < 300; s++) ASSERT_EQ(en_push(e, s, 1e9 + 60.0 * i, value((int)s, i)), RC_OK);
+            if (mode == 0) {
+                en_flush(e);
+            } else {
+                while (en_poll(e)) {
+                    struct pollfd p = {.fd = fd, .events = POLLIN};
+                    ASSERT_EQ(poll(&p, 1, 10000), 1); /* not a lost wake-up */
+                    uint64_t n;
+                    ASSERT_EQ(read(fd, &n, sizeof n), (ssize_t)sizeof n);
+                    ASSERT(time(NULL) < until);
+                }
+            }
+            ASSERT_EQ(en_pending(e), 0);
+            ASSERT_EQ(d[mode].n, 300L * (i + 1));
+        }
+        en_free(e);
+        close(fd);
+    }
+    ASSERT(d[0].h == d[1].h);
+    rk_model_free(m);
+}
+
 TT_MAIN(TEST_ENTRY(threads_do_not_change_results), TEST_ENTRY(pipeline_does_not_change_results), TEST_ENTRY(load_without_reset_continues_identically), TEST_ENTRY(blob_last_equals_slot_last), TEST_ENTRY(one_result_per_sample), TEST_ENTRY(batching_does_not_change_results),
         TEST_ENTRY(input_errors_leave_slot_untouched), TEST_ENTRY(blob_roundtrip_continues_identically),
         TEST_ENTRY(blob_errors_reset_slot), TEST_ENTRY(series_budget_default_model),
-        TEST_ENTRY(reset_drops_queued_sample))
+        TEST_ENTRY(reset_drops_queued_sample), TEST_ENTRY(poll_delivers_when_the_fd_says))
