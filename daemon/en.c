@@ -514,7 +514,7 @@ static void *shard_main(void *arg) {
     uint64_t seen = 0;
     pthread_mutex_lock(&e->mu);
     for (;;) {
-        /* The batches in sequence; the caller submits only batches this worker has a shard of. */
+        /* Every submitted batch, in sequence (each has a shard, maybe empty, for every worker). */
         while (e->sub_seq == seen && !e->quit) pthread_cond_wait(&e->go, &e->mu);
         if (e->quit) break;
         en_batch *b = &e->bt[e->ring[seen % EN_NB]];
