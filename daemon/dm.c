@@ -2,7 +2,8 @@
  * dm.c: the daemon (dm.h). Ingest -> registry -> engine -> PUB, the control
  * socket, checkpoints, signals, sd_notify and stats.
  *
- * Hot path per sample: rg_find (one hash probe), rg_touch, en_push; results
+ * Hot path per sample: rg_find (one hash probe, prefetched a few samples
+ * ahead), rg_touch, en_push; results
  * are encoded into a preallocated buffer and handed to zmq_send. Nothing
  * here allocates per sample (libzmq itself copies messages above 33 bytes
  * into its own buffers; that is inside the library and bounded by HWMs).
@@ -56,6 +57,9 @@ static const char *const drop_names[DROP__COUNT] = {
     "", "msgpack", "type", "missing_key", "bad_id", "inf", "length",
     "oversize", "frames", "old_timestamp", "limit"};
 
+/* Samples between decoding one and looking its series up (on_sample). */
+#define LOOKAHEAD 8
+
 /* Loop time one snapshot slice may take: the ingest stall bound of a checkpoint. */
 #define SNAP_SLICE_NS 2000000
 /* Rows per snapshot chunk (the store keeps 4): about 1 MB each for the default model. */
@@ -88,6 +92,12 @@ typedef struct dm {
     size_t ctl_cap;
     /* Counters */
     uint64_t frames, bytes, samples, missing, published, alerts, steps;
+    /* Samples of the payload being decoded whose registry lookup is under
+     * way (ring of LOOKAHEAD; see on_sample). Their ids point into the
+     * frame, so the ring is emptied before the frame is closed. */
+    mp_sample la[LOOKAHEAD];
+    uint64_t la_hash[LOOKAHEAD];
+    unsigned la_first, la_n;
     uint64_t dropped[DROP__COUNT];
     uint64_t new_series, evicted, brought_back, restored, model_reset, forgotten;
     uint64_t ckpt_count, ckpt_fail;
@@ -224,8 +234,8 @@ static int evict_one(dm *d) {
     return 1;
 }
 
-static uint32_t slot_for(dm *d, const char *id, size_t len) {
-    uint32_t slot = rg_find(d->rg, id, len);
+static uint32_t slot_for(dm *d, const char *id, size_t len, uint64_t id_hash) {
+    uint32_t slot = rg_find_hashed(d->rg, id, len, id_hash);
     if (slot != RG_NONE) return slot;
     if (rg_count(d->rg) == rg_capacity(d->rg) &&
         (d->cfg.policy != CF_POLICY_EVICT || !evict_one(d)))
@@ -246,9 +256,8 @@ static uint32_t slot_for(dm *d, const char *id, size_t len) {
     return slot;
 }
 
-static void on_sample(void *ctx, const mp_sample *m) {
-    dm *d = ctx;
-    uint32_t slot = slot_for(d, m->s, m->s_len);
+static void ingest_sample(dm *d, const mp_sample *m, uint64_t hash) {
+    uint32_t slot = slot_for(d, m->s, m->s_len, hash);
     if (slot == RG_NONE) { drop(d, DROP_LIMIT, m->s, m->s_len); return; }
     rg_touch(d->rg, slot);
     rc_err rc = en_push(d->en, slot, m->t, m->v);
@@ -256,6 +265,39 @@ static void on_sample(void *ctx, const mp_sample *m) {
     if (rc != RC_OK) { drop(d, MP_R_INF, m->s, m->s_len); return; }
     d->samples++;
     if (isnan(m->v)) d->missing++;
+}
+
+/*
+ * Decoded samples are ingested LOOKAHEAD samples late, in order: with many
+ * series each registry lookup is two cache misses (the hash bucket, then
+ * the slot with the id), so the bucket is fetched when a sample is decoded,
+ * its slot halfway through the ring, and the lookup itself finds both in
+ * cache (at 1M series rg_find was 4.7 % of the daemon's CPU, 0.9 % at 1k).
+ */
+static void on_sample(void *ctx, const mp_sample *m) {
+    dm *d = ctx;
+    if (d->la_n == LOOKAHEAD) {
+        unsigned i = d->la_first;
+        d->la_first = (i + 1) % LOOKAHEAD;
+        d->la_n--;
+        ingest_sample(d, &d->la[i], d->la_hash[i]);
+    }
+    unsigned j = (d->la_first + d->la_n) % LOOKAHEAD;
+    d->la[j] = *m;
+    d->la_hash[j] = rg_hash(m->s, m->s_len);
+    rg_prefetch_bucket(d->rg, d->la_hash[j]);
+    d->la_n++;
+    if (d->la_n > LOOKAHEAD / 2) rg_prefetch_slot(d->rg, d->la_hash[(j + LOOKAHEAD - LOOKAHEAD / 2) % LOOKAHEAD]);
+}
+
+/* Ingests the samples still in the look-ahead ring (end of a payload). */
+static void drain_samples(dm *d) {
+    while (d->la_n > 0) {
+        unsigned i = d->la_first;
+        d->la_first = (i + 1) % LOOKAHEAD;
+        d->la_n--;
+        ingest_sample(d, &d->la[i], d->la_hash[i]);
+    }
 }
 
 /* Reads a burst of messages from one ingest socket. The burst is bounded
@@ -295,7 +337,10 @@ static void on_input(ev_loop *l, void *ctx) {
         d->bytes += n;
         if (nframes > 2) drop(d, DROP_FRAMES, NULL, 0);
         else if ((long)n > d->cfg.max_msg_size) drop(d, DROP_OVERSIZE, NULL, 0);
-        else mp_decode_samples(zmq_msg_data(payload), n, lg_wall_s(), on_sample, on_decode_error, d);
+        else {
+            mp_decode_samples(zmq_msg_data(payload), n, lg_wall_s(), on_sample, on_decode_error, d);
+            drain_samples(d);
+        }
         zmq_msg_close(&b);
         zmq_msg_close(&a);
     }

@@ -60,9 +60,23 @@ void rg_free(rg_registry *r) {
 
 static uint64_t hash_id(const char *id, size_t len) { return rc_hash64(RC_HASH_INIT, id, len); }
 
+uint64_t rg_hash(const char *id, size_t len) { return hash_id(id, len); }
+
+void rg_prefetch_bucket(const rg_registry *r, uint64_t hash) {
+    __builtin_prefetch(&r->table[(uint32_t)hash & r->mask]);
+}
+
+void rg_prefetch_slot(const rg_registry *r, uint64_t hash) {
+    uint32_t e = r->table[(uint32_t)hash & r->mask]; /* the first probe: almost always the one */
+    if (e) __builtin_prefetch(&r->slots[e - 1]);
+}
+
 uint32_t rg_find(const rg_registry *r, const char *id, size_t len) {
+    return rg_find_hashed(r, id, len, hash_id(id, len));
+}
+
+uint32_t rg_find_hashed(const rg_registry *r, const char *id, size_t len, uint64_t h) {
     if (len == 0 || len > RG_ID_MAX) return RG_NONE;
-    uint64_t h = hash_id(id, len);
     for (uint32_t i = (uint32_t)h & r->mask;; i = (i + 1) & r->mask) {
         uint32_t e = r->table[i];
         if (!e) return RG_NONE;

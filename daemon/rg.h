@@ -30,6 +30,18 @@ void rg_free(rg_registry *r);
 
 /* Slot of id (len bytes, 1..RG_ID_MAX), or RG_NONE. */
 uint32_t rg_find(const rg_registry *r, const char *id, size_t len);
+/*
+ * The same lookup in steps, for a caller that sees ids ahead of using them:
+ * rg_hash once per id, rg_prefetch_bucket soon after, rg_prefetch_slot once
+ * the bucket has had time to arrive, rg_find_hashed last. With many series
+ * both the bucket and the slot are cache misses; fetched early, the lookup
+ * finds them in cache. The prefetches only read, so any rg_insert or
+ * rg_remove in between is harmless.
+ */
+uint64_t rg_hash(const char *id, size_t len);
+void rg_prefetch_bucket(const rg_registry *r, uint64_t hash);
+void rg_prefetch_slot(const rg_registry *r, uint64_t hash);
+uint32_t rg_find_hashed(const rg_registry *r, const char *id, size_t len, uint64_t hash);
 /* Registers a new id (must not be present) in a free slot, most recently
  * used. RC_ERR_LIMIT when every slot is taken. */
 rc_err rg_insert(rg_registry *r, const char *id, size_t len, uint32_t *slot);

@@ -97,4 +97,30 @@ TEST(oom) {
     }
 }
 
-TT_MAIN(TEST_ENTRY(basic_and_limit), TEST_ENTRY(oom), TEST_ENTRY(random_against_model))
+/* The stepwise lookup (hash, prefetches, find with the hash) answers what
+ * rg_find answers, for present, absent and removed ids, and the prefetches
+ * are harmless on empty buckets and after the map changed. */
+TEST(hashed_lookup_equals_find) {
+    rc_err err;
+    rg_registry *r = rg_new(1000, &err);
+    ASSERT(r);
+    char id[32];
+    for (int i = 0; i < 1000; i += 2) {
+        int n = snprintf(id, sizeof id, "s.%d", i);
+        uint32_t slot;
+        ASSERT_EQ(rg_insert(r, id, (size_t)n, &slot), RC_OK);
+    }
+    rg_remove(r, rg_find(r, "s.10", 4));
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(id, sizeof id, "s.%d", i);
+        uint64_t h = rg_hash(id, (size_t)n);
+        rg_prefetch_bucket(r, h);
+        rg_prefetch_slot(r, h);
+        ASSERT_EQ(rg_find_hashed(r, id, (size_t)n, h), rg_find(r, id, (size_t)n));
+        ASSERT_EQ(rg_find(r, id, (size_t)n) != RG_NONE, i % 2 == 0 && i != 10);
+    }
+    ASSERT_EQ(rg_find_hashed(r, id, 0, rg_hash(id, 0)), RG_NONE);
+    rg_free(r);
+}
+
+TT_MAIN(TEST_ENTRY(basic_and_limit), TEST_ENTRY(hashed_lookup_equals_find), TEST_ENTRY(oom), TEST_ENTRY(random_against_model))
