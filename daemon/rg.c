@@ -58,9 +58,7 @@ void rg_free(rg_registry *r) {
     rc_free(r);
 }
 
-static uint64_t hash_id(const char *id, size_t len) { return rc_hash64(RC_HASH_INIT, id, len); }
-
-uint64_t rg_hash(const char *id, size_t len) { return hash_id(id, len); }
+uint64_t rg_hash(const char *id, size_t len) { return rc_hash64(RC_HASH_INIT, id, len); }
 
 void rg_prefetch_bucket(const rg_registry *r, uint64_t hash) {
     __builtin_prefetch(&r->table[(uint32_t)hash & r->mask]);
@@ -72,7 +70,7 @@ void rg_prefetch_slot(const rg_registry *r, uint64_t hash) {
 }
 
 uint32_t rg_find(const rg_registry *r, const char *id, size_t len) {
-    return rg_find_hashed(r, id, len, hash_id(id, len));
+    return rg_find_hashed(r, id, len, rg_hash(id, len));
 }
 
 uint32_t rg_find_hashed(const rg_registry *r, const char *id, size_t len, uint64_t h) {
@@ -105,7 +103,7 @@ rc_err rg_insert(rg_registry *r, const char *id, size_t len, uint32_t *slot) {
     if (r->n_free == 0) return RC_ERR_LIMIT;
     uint32_t sl = r->free[--r->n_free];
     rg_slot *s = &r->slots[sl];
-    s->hash = hash_id(id, len);
+    s->hash = rg_hash(id, len);
     s->len = (uint16_t)len;
     memcpy(s->id, id, len);
     s->id[len] = 0;
