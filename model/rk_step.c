@@ -110,20 +110,36 @@ void rk_pack_layout(const rk_dims *d, rk_pack *pk) {
     pk->total = off;
 }
 
-/* W is (N, K) row-major; dst receives pad(N)/16 panels of K x 16. */
-static void pack_matrix(float *dst, const float *W, size_t N, size_t K) {
+/*
+ * The head's packed output order: column c computes raw output
+ * head_src(c) (horizon-major o[h Q + q]): the H medians first, then the
+ * H (Q - 1) outer outputs horizon by horizon. The outer ones, and only
+ * they, go through softplus, so they form one contiguous block.
+ */
+static size_t head_src(size_t c, size_t H, size_t Q) {
+    size_t mid = Q / 2;
+    if (c < H) return c * Q + mid;
+    c -= H;
+    size_t h = c / (Q - 1), j = c % (Q - 1);
+    return h * Q + (j < mid ? j : j + 1);
+}
+
+/* W is (N, K) row-major; dst receives pad(N)/16 panels of K x 16. Output
+ * column n is W's row n, or head_src(n) when head is given (N = H Q). */
+static void pack_matrix(float *dst, const float *W, size_t N, size_t K, const rk_dims *head) {
     size_t Np = rk_pad(N);
     for (size_t j = 0; j < Np; j += RK_NR)
         for (size_t k = 0; k < K; k++)
             for (size_t c = 0; c < RK_NR; c++) {
                 size_t n = j + c;
+                if (n < N && head) n = head_src(n, head->n_horizon, head->n_quant);
                 *dst++ = n < N ? W[n * K + k] : 0.0f;
             }
 }
 
-static void pack_vector(float *dst, const float *v, size_t n) {
+static void pack_vector(float *dst, const float *v, size_t n, const rk_dims *head) {
     memset(dst, 0, rk_pad(n) * sizeof(float));
-    memcpy(dst, v, n * sizeof(float));
+    for (size_t i = 0; i < n; i++) dst[i] = v[head ? head_src(i, head->n_horizon, head->n_quant) : i];
 }
 
 static void pack_one_minus(float *dst, const float *mu, size_t n) {
@@ -138,18 +154,18 @@ void rk_pack_fill(const rk_model *m) {
     rk_pack_layout(d, &pk);
     float *P = m->packed;
     memset(P, 0, pk.total * sizeof(float));
-    pack_matrix(P + pk.in_w, m->p.in_w, D, F);
-    pack_vector(P + pk.in_b, m->p.in_b, D);
+    pack_matrix(P + pk.in_w, m->p.in_w, D, F, NULL);
+    pack_vector(P + pk.in_b, m->p.in_b, D, NULL);
     for (uint32_t l = 0; l < d->n_layer; l++) {
         const rk_layer_params *L = &m->p.layer[l];
         const rk_pack_layer *Q = &pk.layer[l];
-        pack_matrix(P + Q->wk, L->att_wk, D, D);
-        pack_matrix(P + Q->wv, L->att_wv, D, D);
-        pack_matrix(P + Q->wr, L->att_wr, D, D);
-        pack_matrix(P + Q->wo, L->att_wo, D, D);
-        pack_matrix(P + Q->fk, L->ffn_wk, M, D);
-        pack_matrix(P + Q->fv, L->ffn_wv, D, M);
-        pack_matrix(P + Q->fr, L->ffn_wr, D, D);
+        pack_matrix(P + Q->wk, L->att_wk, D, D, NULL);
+        pack_matrix(P + Q->wv, L->att_wv, D, D, NULL);
+        pack_matrix(P + Q->wr, L->att_wr, D, D, NULL);
+        pack_matrix(P + Q->wo, L->att_wo, D, D, NULL);
+        pack_matrix(P + Q->fk, L->ffn_wk, M, D, NULL);
+        pack_matrix(P + Q->fv, L->ffn_wv, D, M, NULL);
+        pack_matrix(P + Q->fr, L->ffn_wr, D, D, NULL);
         for (size_t i = 0; i < D; i++) P[Q->wdecay + i] = -expf(L->att_decay[i]);
         pack_one_minus(P + Q->omu_ak, L->att_mu_k, D);
         pack_one_minus(P + Q->omu_av, L->att_mu_v, D);
@@ -157,8 +173,8 @@ void rk_pack_fill(const rk_model *m) {
         pack_one_minus(P + Q->omu_fk, L->ffn_mu_k, D);
         pack_one_minus(P + Q->omu_fr, L->ffn_mu_r, D);
     }
-    pack_matrix(P + pk.head_w, m->p.head_w, HQ, D);
-    pack_vector(P + pk.head_b, m->p.head_b, HQ);
+    pack_matrix(P + pk.head_w, m->p.head_w, HQ, D, d);
+    pack_vector(P + pk.head_b, m->p.head_b, HQ, d);
 }
 
 rc_err rk_model_prepare(rk_model *m) {
@@ -533,6 +549,26 @@ static void gated_add(float *x, const float *r, const float *v, int n) {
  * of the vector one, so every element gets the same value either way. */
 static float softplus1(float x) { return vf_softplus(vf_splat(x))[0]; }
 
+/* One horizon's quantiles from its median and the softplus offsets: up[j]
+ * for j > mid, down[j] for j < mid, summed outward from the median. The
+ * running sums stay in registers: re-reading qh[j -/+ 1] would put a
+ * store-to-load forward on every step of the chain. */
+static inline void outward_sums(float *qh, float med, const float *up, const float *down, int Q) {
+    int mid = Q / 2;
+    float acc = med;
+    qh[mid] = med;
+    for (int j = mid + 1; j < Q; j++) qh[j] = acc = acc + up[j];
+    acc = med;
+    for (int j = mid - 1; j >= 0; j--) qh[j] = acc = acc - down[j];
+}
+
+/* softplus of s[0..n) in place: vectors, then the scalar tail. */
+static void softplus_inplace(float *s, int n) {
+    int i = 0;
+    for (; i + VW <= n; i += VW) vf_store(s + i, vf_softplus(vf_load(s + i)));
+    for (; i < n; i++) s[i] = softplus1(s[i]);
+}
+
 void rk_head_quantiles(float *q, const float *o, int H, int Q) {
     int mid = Q / 2;
     float sp[256];
@@ -543,20 +579,27 @@ void rk_head_quantiles(float *q, const float *o, int H, int Q) {
         int nh = H - h0 < per ? H - h0 : per;
         const float *ob = o + (size_t)h0 * Q;
         float *qb = q + (size_t)h0 * Q;
-        int n = nh * Q, i = 0;
-        for (; i + VW <= n; i += VW) vf_store(sp + i, vf_softplus(vf_load(ob + i)));
-        for (; i < n; i++) sp[i] = softplus1(ob[i]);
+        memcpy(sp, ob, (size_t)nh * Q * sizeof(float));
+        softplus_inplace(sp, nh * Q);
         for (int h = 0; h < nh; h++) {
             const float *s = sp + (size_t)h * Q;
-            float *qh = qb + (size_t)h * Q;
-            /* Running sums in registers: re-reading qh[j -/+ 1] would put a
-             * store-to-load forward on every step of the chain. */
-            float med = ob[(size_t)h * Q + mid], acc = med;
-            qh[mid] = med;
-            for (int j = mid + 1; j < Q; j++) qh[j] = acc = acc + s[j];
-            acc = med;
-            for (int j = mid - 1; j >= 0; j--) qh[j] = acc = acc - s[j];
+            outward_sums(qb + (size_t)h * Q, ob[(size_t)h * Q + mid], s, s, Q);
         }
+    }
+}
+
+/*
+ * The same from the packed head's output order (head_src): o[0..H) are the
+ * medians, o[H..H Q) the outer outputs, Q - 1 per horizon, which alone go
+ * through softplus (in place: o is workspace). Equal, bit for bit, to
+ * rk_head_quantiles on the horizon-major outputs.
+ */
+static void head_quantiles_packed(float *q, float *o, int H, int Q) {
+    float *s = o + H;
+    softplus_inplace(s, H * (Q - 1));
+    for (int h = 0; h < H; h++) {
+        const float *sh = s + (size_t)h * (Q - 1);
+        outward_sums(q + (size_t)h * Q, o[h], sh - 1, sh, Q);
     }
 }
 
@@ -659,7 +702,7 @@ void rk_step_batch(const rk_model *m, rk_ws *ws, int B, const float *feat, float
         blocks_chunk(m, ws, &pk, R, states + c0, NULL, 0);
         if (!out) continue;
         gemm(ws->o, ws->ldo, ws->x, ws->ldd, P + pk.head_w, P + pk.head_b, R, D, ws->ldo, GEMM_SET);
-        for (int b = 0; b < R; b++) rk_head_quantiles(out + (size_t)(c0 + b) * HQ, ws->o + b * ws->ldo, H, Q);
+        for (int b = 0; b < R; b++) head_quantiles_packed(out + (size_t)(c0 + b) * HQ, ws->o + b * ws->ldo, H, Q);
     }
 }
 
