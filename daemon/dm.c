@@ -13,7 +13,9 @@
  * store's fixed chunks while the writer thread writes earlier chunks inside
  * the checkpoint's single transaction (ck.h). A slot is copied at most once
  * per checkpoint, when the cursor passes it; a slot changed after that is
- * dirty again and goes into the next checkpoint.
+ * dirty again and goes into the next checkpoint. The engine's workers keep
+ * stepping meanwhile: the cursor waits (across slices) only at a slot whose
+ * own sample is in flight.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -62,6 +64,9 @@ static const char *const drop_names[DROP__COUNT] = {
 
 /* Loop time one snapshot slice may take: the ingest stall bound of a checkpoint. */
 #define SNAP_SLICE_NS 2000000
+/* How long the snapshot lets the cursor wait, slice after slice, for the
+ * batch stepping its slot to be delivered before it waits in a slice. */
+#define SNAP_WAIT_NS 20000000
 /* Rows per snapshot chunk (the store keeps 4): about 1 MB each for the default model. */
 #define SNAP_CHUNK_ROWS 256
 
@@ -120,6 +125,7 @@ typedef struct dm {
     /* Snapshot in progress (between ck_begin and ck_seal) */
     int snap_active;        /* copying slices */
     uint32_t snap_cursor;   /* next slot to look at */
+    int64_t snap_wait_ns;   /* when the cursor first stopped at an in-flight slot, 0 if it has not */
     uint32_t snap_rows;     /* rows copied so far */
     int64_t snap_ns;        /* loop time spent copying, this checkpoint */
     double last_snapshot_s; /* loop time the last finished snapshot took, seconds */
@@ -224,7 +230,7 @@ static int evict_one(dm *d) {
     const char *id = rg_id(d->rg, victim, &len);
     if (NEVER(!id)) return 0;
     /* A queued sample of the victim must be stepped before its state is saved. */
-    if (en_pending(d->en)) en_flush(d->en);
+    if (en_slot_busy(d->en, victim)) en_flush(d->en);
     uint8_t *b = ck_evict_add(d->ck, id, len, d->model->hash);
     if (!b) return 0;
     en_slot_save(d->en, victim, b);
@@ -355,6 +361,7 @@ static void start_checkpoint(dm *d) {
     d->job_is_ckpt = 1;
     d->snap_active = 1;
     d->snap_cursor = 0;
+    d->snap_wait_ns = 0;
     d->snap_rows = 0;
     d->snap_ns = 0;
     d->snap_slice_max_ns = 0;
@@ -363,15 +370,25 @@ static void start_checkpoint(dm *d) {
 /* Copies dirty slots from the cursor on for at most budget_ns of loop time,
  * or until every chunk is with the writer; seals the job at the end.
  * Returns 1 when it made progress (or finished), 0 when blocked on the
- * writer. The time is read every 32 slots: one en_slot_save is a few us. */
+ * writer or on a slot in flight. The time is read every 32 slots: one
+ * en_slot_save is a few us. The engine keeps stepping meanwhile: a slot
+ * whose sample is in flight stops the slice (the loop comes back when the
+ * batch is delivered) rather than waiting in it, unless the cursor has
+ * already waited SNAP_WAIT_NS there (a series in every batch). A slot with
+ * a sample only queued is saved as it is; that sample goes into the next
+ * checkpoint. */
 static int snapshot_slice(dm *d, int64_t budget_ns) {
     int64_t t0 = lg_mono_ns();
     uint32_t done = 0, s = d->snap_cursor;
     int progress = 0;
-    /* A queued sample must be stepped before its slot is saved. */
-    if (en_pending(d->en)) en_flush(d->en);
     for (s = rg_next(d->rg, s); s != RG_NONE; s = rg_next(d->rg, s + 1)) {
         if ((++done & 31) == 0 && lg_mono_ns() - t0 > budget_ns) break;
+        if (en_slot_in_flight(d->en, s)) {
+            int64_t now = lg_mono_ns();
+            if (!d->snap_wait_ns) d->snap_wait_ns = now;
+            if (now - d->snap_wait_ns < SNAP_WAIT_NS) break;
+        }
+        d->snap_wait_ns = 0;
         if (!d->ckpt_full && !en_slot_dirty(d->en, s)) continue;
         size_t len;
         const char *id = rg_id(d->rg, s, &len);
@@ -875,8 +892,9 @@ static void before_sleep(ev_loop *l, void *ctx) {
     if (!ck_busy(d->ck) && d->ckpt_want) start_checkpoint(d);
     else if (!ck_busy(d->ck) && ck_pending(d->ck)) flush_evictions(d);
     /* One bounded slice per iteration; come back at once while it moves,
-     * soon when it waits for the writer to free a chunk. Poll more often
-     * while the writer works, to collect its result soon. */
+     * soon when it waits for the writer to free a chunk or for a batch in
+     * flight (whose end also wakes the loop: en_poll above armed the fd).
+     * Poll more often while the writer works, to collect its result soon. */
     if (d->snap_active) ev_set_max_wait(l, snapshot_slice(d, SNAP_SLICE_NS) && d->snap_active ? 0 : 0.002);
     else ev_set_max_wait(l, ck_busy(d->ck) ? 0.02 : 1.0);
 }
@@ -945,6 +963,9 @@ static void close_sockets(dm *d) {
 static int shutdown_checkpoint(dm *d) {
     ck_result r;
     double tmo = d->cfg.shutdown_timeout;
+    /* Intake has stopped: every accepted sample is stepped before the last
+     * snapshot (a slice saves a queued slot without its sample). */
+    en_flush(d->en);
     if (ck_busy(d->ck)) {
         /* A snapshot in progress is finished first (it is one transaction). */
         int64_t until = lg_mono_ns() + (int64_t)(tmo * 1e9);

@@ -50,6 +50,14 @@ typedef struct en_slot_meta {
     uint8_t pad_[2];
 } en_slot_meta;
 
+/* q_busy of a slot: bit 0 while one of its samples waits in the filling
+ * batch; plus Q_FLIGHT for every submitted batch holding one whose results
+ * are not delivered yet (at most EN_NB). Both change on the caller's thread
+ * only, so it knows without a lock or a wait which slots a worker may be
+ * writing: the others can be read (checkpoints) while batches step. */
+#define Q_QUEUED 1
+#define Q_FLIGHT 2
+
 /* Below this many queued rows a flush runs on the calling thread alone:
  * waking the workers (two futex round trips) costs more than stepping a few
  * rows (about 6 us each with the default model). Not in pipeline mode,
@@ -120,7 +128,7 @@ struct en_engine {
     /* Per slot, the caller's thread only: what en_push needs to accept or
      * refuse a sample without reading state a worker may be writing. */
     double *q_last_t;    /* (max_series) last accepted sample time */
-    uint8_t *q_queued;   /* (max_series) 1 while a sample waits in the filling batch */
+    uint8_t *q_busy;     /* (max_series) Q_QUEUED + Q_FLIGHT x batches in flight */
 
     /* Batches: bt[fill] takes en_push's samples. Handed to the workers in
      * sequence: ring[seq % EN_NB] is the batch of sequence number seq;
@@ -255,7 +263,7 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
     e->fc = alloc_zero(S * (size_t)e->HQ, sizeof(float), &fail);
     e->meta = alloc_zero(S, sizeof(en_slot_meta), &fail);
     e->q_last_t = alloc_zero(S, sizeof(double), &fail);
-    e->q_queued = alloc_zero(S, 1, &fail);
+    e->q_busy = alloc_zero(S, 1, &fail);
     e->nb = cfg->pipeline ? EN_NB : 1;
     for (int j = 0; j < e->nb; j++) {
         en_batch *b = &e->bt[j];
@@ -318,7 +326,7 @@ void en_free(en_engine *e) {
                         b->pos, b->fc3, b->dt, b->row, b->feat, b->states, b->out};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) rc_free(bufs[i]);
     }
-    rc_free(e->q_queued);
+    rc_free(e->q_busy);
     rc_free(e->q_last_t);
     rc_free(e->meta);
     rc_free(e->fc);
@@ -356,13 +364,13 @@ static void drop_pending(en_engine *e, uint32_t slot) {
         w++;
     }
     b->n = w;
-    e->q_queued[slot] = 0;
+    e->q_busy[slot] &= (uint8_t)~Q_QUEUED;
 }
 
 void en_slot_reset(en_engine *e, uint32_t slot) {
     if (slot >= e->max_series) return;
     settle(e);
-    if (e->q_queued[slot]) drop_pending(e, slot);
+    if (e->q_busy[slot] & Q_QUEUED) drop_pending(e, slot);
     rk_state_init(e->m, e->states + (size_t)slot * e->state_len);
     ft_init(&e->ft[slot], &e->fcfg);
     an_init(&e->an[slot]);
@@ -378,21 +386,32 @@ double en_slot_last_t(const en_engine *e, uint32_t slot) {
     return e->q_last_t[slot];
 }
 
+/* Waits for the batches in flight only when one of them holds slot. */
+static void settle_slot(en_engine *e, uint32_t slot) {
+    if (e->q_busy[slot] >= Q_FLIGHT) settle(e);
+}
+
+int en_slot_busy(const en_engine *e, uint32_t slot) { return slot < e->max_series && e->q_busy[slot] != 0; }
+
+int en_slot_in_flight(const en_engine *e, uint32_t slot) {
+    return slot < e->max_series && e->q_busy[slot] >= Q_FLIGHT;
+}
+
 int en_slot_dirty(en_engine *e, uint32_t slot) {
     if (slot >= e->max_series) return 0;
-    settle(e);
+    settle_slot(e, slot);
     return (e->meta[slot].flags & SLOT_DIRTY) != 0;
 }
 
 void en_slot_clear_dirty(en_engine *e, uint32_t slot) {
     if (slot >= e->max_series) return;
-    settle(e);
+    settle_slot(e, slot);
     e->meta[slot].flags &= (uint8_t)~SLOT_DIRTY;
 }
 
 void en_slot_mark_dirty(en_engine *e, uint32_t slot) {
     if (slot >= e->max_series) return;
-    settle(e);
+    settle_slot(e, slot);
     e->meta[slot].flags |= SLOT_DIRTY;
 }
 
@@ -574,9 +593,9 @@ static void submit_to_workers(en_engine *e, int k0) {
 static void deliver(en_engine *e, en_batch *b) {
     int n = b->n;
     b->n = 0;
-    if (!e->cb) return;
     for (int i = 0; i < n; i++) {
-        if (b->pos[i] < 0) continue;
+        e->q_busy[b->slot[i]] -= Q_FLIGHT;
+        if (!e->cb || b->pos[i] < 0) continue;
         const float *r3 = b->fc3 + (size_t)i * 3 * e->H;
         en_result r = {
             .slot = b->slot[i],
@@ -625,7 +644,8 @@ static void settle(en_engine *e) {
  */
 void en_submit(en_engine *e) {
     en_batch *b = &e->bt[e->fill];
-    for (int i = 0; i < b->n; i++) e->q_queued[b->slot[i]] = 0;
+    /* Queued -> in flight (every row's slot has Q_QUEUED set). */
+    for (int i = 0; i < b->n; i++) e->q_busy[b->slot[i]] += Q_FLIGHT - Q_QUEUED;
     if (!e->cfg.pipeline) {
         if (b->n == 0) return;
         partition(e, b);
@@ -683,7 +703,7 @@ rc_err en_push(en_engine *e, uint32_t slot, double t, double v) {
     if (!isfinite(t) || isinf(v)) return RC_ERR_NUMERIC;
     /* One sample per series per batch: the slot's previous sample must be
      * stepped before this one is judged against its forecast. */
-    if (e->q_queued[slot]) en_submit(e);
+    if (e->q_busy[slot] & Q_QUEUED) en_submit(e);
     if (!(t > e->q_last_t[slot])) return RC_ERR_PROTO;
     en_batch *b = &e->bt[e->fill];
     int i = b->n;
@@ -691,7 +711,7 @@ rc_err en_push(en_engine *e, uint32_t slot, double t, double v) {
     b->t[i] = t;
     b->v[i] = v;
     b->n = i + 1;
-    e->q_queued[slot] = 1;
+    e->q_busy[slot] |= Q_QUEUED;
     e->q_last_t[slot] = t;
     if (b->n == e->cfg.max_batch) en_submit(e);
     return RC_OK;
@@ -744,7 +764,7 @@ size_t en_blob_size(const en_engine *e) {
 }
 
 void en_slot_save(en_engine *e, uint32_t slot, uint8_t *buf) {
-    settle(e);
+    settle_slot(e, slot);
     const en_slot_meta *mt = &e->meta[slot];
     memset(buf, 0, EN_BLOB_HDR);
     rc_put_u32(buf, EN_BLOB_MAGIC);
@@ -836,7 +856,7 @@ rc_err en_slot_load(en_engine *e, uint32_t slot, const uint8_t *buf, size_t len)
     }
     /* Everything validated: commit. Every part of the slot is overwritten,
      * so it is not reset first (a restore writes 1M slots once, not twice). */
-    if (e->q_queued[slot]) drop_pending(e, slot);
+    if (e->q_busy[slot] & Q_QUEUED) drop_pending(e, slot);
     memcpy(e->states + (size_t)slot * e->state_len, e->load_state, e->state_len * sizeof(float));
     e->ft[slot] = fs;
     e->q_last_t[slot] = fs.last_t;

@@ -35,8 +35,10 @@
  * flight. So the caller's thread does I/O and the K worker threads do all
  * the stepping; results are bit-identical to K = 1 without a pipeline, in
  * the same order. Any call that reads or writes a slot first waits for the
- * batches in flight and delivers their results, so callbacks may run
- * inside those calls too; a callback must still not call the engine.
+ * batches in flight and delivers their results (en_slot_dirty, _clear_dirty,
+ * _mark_dirty and en_slot_save only when the slot itself is in flight), so
+ * callbacks may run inside those calls too; a callback must still not call
+ * the engine.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -144,6 +146,17 @@ void en_slot_reset(en_engine *e, uint32_t slot);
 double en_slot_last_t(const en_engine *e, uint32_t slot);
 /* Last result of slot (after its most recent stepped sample), NULL if none. */
 const en_result *en_slot_last(en_engine *e, uint32_t slot);
+
+/*
+ * Whether slot has a sample queued or being stepped whose result is not
+ * delivered yet (busy), and whether a worker may be stepping it (in
+ * flight: submitted, not delivered). Neither waits. A slot that is not in
+ * flight can be read by en_slot_dirty/en_slot_save while other slots step;
+ * for one that is, they first wait for the batches in flight. A slot that is
+ * only queued is saved without its queued sample (en_flush steps it first).
+ */
+int en_slot_busy(const en_engine *e, uint32_t slot);
+int en_slot_in_flight(const en_engine *e, uint32_t slot);
 
 /* Dirty tracking for checkpoints: set by every stepped sample and reset. */
 int en_slot_dirty(en_engine *e, uint32_t slot);
