@@ -141,9 +141,17 @@ uninstall:
 build-all: $(PROGS) $(BENCH_BIN)
 build-tests: $(TEST_BIN)
 
+# The model's golden-file tests read shared/golden, which sits beside the
+# project (../shared/golden). A clone made elsewhere, e.g. in a temp dir
+# (`git clone /path/to/project $tmp/p`), finds it beside the repository it was
+# cloned from; without either, those tests fail and say where they looked.
+ORIGIN_DIR := $(shell git config --get remote.origin.url 2>/dev/null)
+RWKVCAST_GOLDEN ?= $(abspath $(firstword $(wildcard ../shared/golden) $(if $(ORIGIN_DIR),$(wildcard $(ORIGIN_DIR)/../shared/golden))))
+
 # The e2e suites find the binaries under test through these variables.
 run-tests: build-all build-tests
-	@BUILD=$(BUILD) RWKVCASTD=$(abspath $(DAEMON)) RWKVCAST=$(abspath $(CLI)) sh tests/run.sh
+	@BUILD=$(BUILD) RWKVCASTD=$(abspath $(DAEMON)) RWKVCAST=$(abspath $(CLI)) \
+	  $(if $(RWKVCAST_GOLDEN),RWKVCAST_GOLDEN=$(RWKVCAST_GOLDEN)) sh tests/run.sh
 
 run-bench: $(BENCH_BIN)
 	$(BUILD)/bench/rk_bench
