@@ -963,9 +963,6 @@ static void close_sockets(dm *d) {
 static int shutdown_checkpoint(dm *d) {
     ck_result r;
     double tmo = d->cfg.shutdown_timeout;
-    /* Intake has stopped: every accepted sample is stepped before the last
-     * snapshot (a slice saves a queued slot without its sample). */
-    en_flush(d->en);
     if (ck_busy(d->ck)) {
         /* A snapshot in progress is finished first (it is one transaction). */
         int64_t until = lg_mono_ns() + (int64_t)(tmo * 1e9);
@@ -1078,6 +1075,8 @@ int dm_run(const cf_config *cfg) {
     /* Shutdown: no more intake, then the final checkpoint. */
     for (int i = 0; i < cfg->n_inputs; i++) ev_io_enable(d->ev, d->in_h[i], 0);
     notify("STOPPING=1");
+    /* Every accepted sample is stepped before the last snapshot (a slice
+     * saves a slot whose sample is only queued without it). */
     en_flush(d->en);
     code = shutdown_checkpoint(d) ? 0 : 1;
     if (code) LOG(LG_WARNING, "store", "Final checkpoint not written within %.1f s.", cfg->shutdown_timeout);
