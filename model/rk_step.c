@@ -562,11 +562,11 @@ static inline void outward_sums(float *qh, float med, const float *up, const flo
     for (int j = mid - 1; j >= 0; j--) qh[j] = acc = acc - down[j];
 }
 
-/* softplus of s[0..n) in place: vectors, then the scalar tail. */
-static void softplus_inplace(float *s, int n) {
+/* dst[i] = softplus(src[i]) for i < n (dst may be src): vectors, then the scalar tail. */
+static void softplus_n(float *dst, const float *src, int n) {
     int i = 0;
-    for (; i + VW <= n; i += VW) vf_store(s + i, vf_softplus(vf_load(s + i)));
-    for (; i < n; i++) s[i] = softplus1(s[i]);
+    for (; i + VW <= n; i += VW) vf_store(dst + i, vf_softplus(vf_load(src + i)));
+    for (; i < n; i++) dst[i] = softplus1(src[i]);
 }
 
 void rk_head_quantiles(float *q, const float *o, int H, int Q) {
@@ -579,8 +579,7 @@ void rk_head_quantiles(float *q, const float *o, int H, int Q) {
         int nh = H - h0 < per ? H - h0 : per;
         const float *ob = o + (size_t)h0 * Q;
         float *qb = q + (size_t)h0 * Q;
-        memcpy(sp, ob, (size_t)nh * Q * sizeof(float));
-        softplus_inplace(sp, nh * Q);
+        softplus_n(sp, ob, nh * Q);
         for (int h = 0; h < nh; h++) {
             const float *s = sp + (size_t)h * Q;
             outward_sums(qb + (size_t)h * Q, ob[(size_t)h * Q + mid], s, s, Q);
@@ -596,7 +595,7 @@ void rk_head_quantiles(float *q, const float *o, int H, int Q) {
  */
 static void head_quantiles_packed(float *q, float *o, int H, int Q) {
     float *s = o + H;
-    softplus_inplace(s, H * (Q - 1));
+    softplus_n(s, s, H * (Q - 1));
     for (int h = 0; h < H; h++) {
         const float *sh = s + (size_t)h * (Q - 1);
         outward_sums(q + (size_t)h * Q, o[h], sh - 1, sh, Q);
