@@ -514,8 +514,7 @@ static void run_shard(en_engine *e, en_batch *b, en_shard *sh) {
         uint32_t s = b->slot[i];
         en_slot_meta *mt = &e->meta[s];
         float *fc = e->fc + (size_t)s * e->HQ, *r3 = b->fc3 + (size_t)i * 3 * e->H;
-        ft_denorm(&e->ft[s], b->out + (size_t)q * e->HQ, fc, e->HQ);
-        split_forecast(e, fc, r3, r3 + e->H, r3 + 2 * e->H);
+        ft_denorm_split(&e->ft[s], b->out + (size_t)q * e->HQ, fc, e->HQ, r3, r3 + e->H, r3 + 2 * e->H);
         b->dt[i] = ft_period(&e->ft[s]);
         mt->t = b->t[i];
         mt->v = b->v[i];
@@ -545,12 +544,21 @@ static void *shard_main(void *arg) {
         if (--b->remaining == 0) {
             e->done_seq++;
             pthread_cond_signal(&e->done);
-            if (e->notify_wanted && e->notify_fd >= 0) {
-                /* The caller sleeps in poll() rather than on `done`. */
+            /* The caller sleeps in poll() rather than on `done`: wake it
+             * when the last batch it handed over is done, not after each
+             * one. A wake-up of a thread whose vCPU is idle costs ~10 us on
+             * a VM (3 % of this thread at full load); meanwhile the earlier
+             * batch's results wait for one more batch at most, or until the
+             * next input wakes the caller anyway. */
+            if (e->notify_wanted && e->done_seq == e->sub_seq && e->notify_fd >= 0) {
                 e->notify_wanted = 0;
+                int fd = e->notify_fd;
+                pthread_mutex_unlock(&e->mu);
+                /* Outside the lock: the woken caller takes it first thing. */
                 uint64_t one = 1;
-                ssize_t wr = write(e->notify_fd, &one, sizeof one);
+                ssize_t wr = write(fd, &one, sizeof one);
                 (void)wr; /* EAGAIN: the counter is already readable */
+                pthread_mutex_lock(&e->mu);
             }
         }
     }

@@ -125,9 +125,9 @@ void en_flush(en_engine *e);
  * events. In pipeline mode: delivers the batches the workers have
  * finished and hands them the queued samples (unless two batches are
  * already in flight); returns 1 while a batch is still in flight, and the
- * worker that finishes one writes an 8-byte 1 to the notify fd
- * (en_set_notify_fd: an eventfd), so the caller wakes to call en_poll
- * again. Without a pipeline it is en_flush and returns 0.
+ * worker that finishes the last one in flight writes an 8-byte 1 to the
+ * notify fd (en_set_notify_fd: an eventfd), so the caller wakes to call
+ * en_poll again. Without a pipeline it is en_flush and returns 0.
  */
 int en_poll(en_engine *e);
 /* The fd en_poll's batches signal (not owned; -1, the default, for none). */

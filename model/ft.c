@@ -156,20 +156,56 @@ double ft_period(const ft_state *s) {
     return s->dt;
 }
 
-void ft_denorm(const ft_state *s, const float *in, float *out, int n) {
-    int Q = (int)(s->nq ? s->nq : 1);
-    /* One baseline per horizon, shared by its Q quantiles (this runs for
-     * every published forecast): ft_baseline's seasonal lag P - 1 - (h-1)
-     * mod P, stepped down per horizon instead of a division each. */
-    uint32_t P = s->season;
-    int seasonal = P && s->ring_n >= P;
-    uint32_t lag = seasonal ? P - 1 : 0;
-    for (int i0 = 0; i0 < n; i0 += Q) {
-        double b = seasonal ? ring_get(s, lag) : s->level;
-        lag = lag == 0 ? (seasonal ? P - 1 : 0) : lag - 1;
-        int end = n - i0 < Q ? n : i0 + Q;
-        for (int i = i0; i < end; i++) out[i] = (float)(b + s->scale * (double)in[i]);
+/* Horizon h's values: b + scale * in, the baseline shared by its Q quantiles. */
+static inline void denorm_row(double b, double scale, const float *in, float *out, int Q) {
+    for (int q = 0; q < Q; q++) out[q] = (float)(b + scale * (double)in[q]);
+}
+
+void ft_denorm_split(const ft_state *s, const float *in, float *out, int n, float *mid, float *lo, float *hi) {
+    const int Q = (int)(s->nq ? s->nq : 1), H = n / Q;
+    const double scale = s->scale;
+    /* ft_baseline(h) for h = 1.. walks the ring forward from the value P
+     * samples back, wrapping to it again every P horizons: one index
+     * stepped per horizon instead of a lag and a modulo each (this runs for
+     * every published forecast). */
+    const uint32_t P = s->season;
+    const int seasonal = P && s->ring_n >= P;
+    const uint32_t first = seasonal ? (s->ring_pos + FT_RING - P) % FT_RING : 0;
+    uint32_t idx = first, k = 0;
+    for (int h = 0; h < H; h++) {
+        double b = s->level;
+        if (seasonal) {
+            b = s->ring[idx];
+            if (++k == P) {
+                k = 0;
+                idx = first;
+            } else if (++idx == FT_RING) {
+                idx = 0;
+            }
+        }
+        const float *x = in + (size_t)h * Q;
+        float *o = out + (size_t)h * Q;
+        if (Q == 3) {
+            /* The default, written out: three independent chains, no loop. */
+            float o0 = (float)(b + scale * (double)x[0]);
+            float o1 = (float)(b + scale * (double)x[1]);
+            float o2 = (float)(b + scale * (double)x[2]);
+            o[0] = o0;
+            o[1] = o1;
+            o[2] = o2;
+        } else {
+            denorm_row(b, scale, x, o, Q);
+        }
+        if (mid) {
+            lo[h] = o[0];
+            mid[h] = o[Q / 2];
+            hi[h] = o[Q - 1];
+        }
     }
+}
+
+void ft_denorm(const ft_state *s, const float *in, float *out, int n) {
+    ft_denorm_split(s, in, out, n, NULL, NULL, NULL);
 }
 
 static float zc(const ft_state *s, double v) {

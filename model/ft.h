@@ -80,6 +80,9 @@ rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat);
  * multiple of Q (H*Q). out may alias in.
  */
 void ft_denorm(const ft_state *s, const float *in, float *out, int n);
+/* ft_denorm, and per horizon h its lowest, middle (Q/2) and highest
+ * quantile into lo[h], mid[h], hi[h] (n/Q each; all three NULL for none). */
+void ft_denorm_split(const ft_state *s, const float *in, float *out, int n, float *mid, float *lo, float *hi);
 /* Maps a value to normalized space around the level: (v - level) / scale. */
 float ft_norm(const ft_state *s, double v);
 /* Training target for horizon h >= 1: (v - baseline(h)) / scale, the

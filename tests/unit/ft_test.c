@@ -1,7 +1,7 @@
 /*
  * ft_test.c: featurizer tests: causality, NaN and gap handling, robustness
  * of the normalizer to outliers and level shifts, period estimate, the
- * seasonal baseline, settings round trip and bit-exact save/load.
+ * seasonal baseline and denormalization, settings round trip and bit-exact save/load.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -106,6 +106,38 @@ TEST(seasonal_baseline_is_exact_on_periodic_data) {
     for (int i = 0; i < n; i++) ASSERT_EQ(out[i], (float)(s2.level + s2.scale * (double)in[i]));
 }
 
+/* ft_denorm_split for Q = 1, 3, 5, at every ring position of a 24-sample
+ * season, in place and not: the values of ft_denorm, bit for bit, and the
+ * lowest, middle and highest quantile of each horizon beside them. */
+TEST(denorm_split_matches_baseline_and_quantiles) {
+    for (int Q = 1; Q <= 5; Q += 2) {
+        ft_cfg c;
+        ft_cfg_default(&c);
+        c.n_quant = (uint32_t)Q;
+        ft_state s;
+        ft_init(&s, &c);
+        for (int i = 0; i < 60; i++) {
+            ft_push(&s, &c, 3600.0 * i, 100 + 30 * sin(i * 0.2617993878) + (i % 5), NULL);
+            if (i < 30) continue; /* season known from here, ring filling and wrapping */
+            enum { H = 50 };
+            float in[H * 5], out[H * 5], mid[H], lo[H], hi[H], again[H * 5];
+            int n = H * Q;
+            for (int k = 0; k < n; k++) in[k] = (float)((k * 7 + i) % 13) * 0.37f - 2.0f;
+            ft_denorm_split(&s, in, out, n, mid, lo, hi);
+            for (int k = 0; k < n; k++)
+                ASSERT_EQ(out[k], (float)(ft_baseline(&s, k / Q + 1) + s.scale * (double)in[k]));
+            for (int h = 0; h < H; h++) {
+                ASSERT_EQ(lo[h], out[h * Q]);
+                ASSERT_EQ(mid[h], out[h * Q + Q / 2]);
+                ASSERT_EQ(hi[h], out[h * Q + Q - 1]);
+            }
+            memcpy(again, in, sizeof in);
+            ft_denorm_split(&s, again, again, n, NULL, NULL, NULL);
+            ASSERT(memcmp(again, out, (size_t)n * sizeof *out) == 0);
+        }
+    }
+}
+
 TEST(cfg_meta_round_trip) {
     ft_cfg c, d;
     ft_cfg_default(&c);
@@ -144,5 +176,6 @@ TEST(save_load_bit_identical) {
 TT_MAIN(TEST_ENTRY(causal_prefix), TEST_ENTRY(nan_and_gaps_give_finite_features),
         TEST_ENTRY(normalizer_robust_to_outlier_and_follows_shift),
         TEST_ENTRY(period_estimate_ignores_gaps_follows_rate_change),
-        TEST_ENTRY(seasonal_baseline_is_exact_on_periodic_data), TEST_ENTRY(cfg_meta_round_trip),
+        TEST_ENTRY(seasonal_baseline_is_exact_on_periodic_data),
+        TEST_ENTRY(denorm_split_matches_baseline_and_quantiles), TEST_ENTRY(cfg_meta_round_trip),
         TEST_ENTRY(save_load_bit_identical))
