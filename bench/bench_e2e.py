@@ -12,7 +12,9 @@
 #      rate passes when every sample's forecast arrived (lost = late = 0,
 #      daemon drop counters unchanged) and p99.9 latency stays under --slo-ms
 #      (an overloaded daemon queues before it drops, so a growing backlog
-#      shows first as latency); the result must pass again in a run twice as
+#      shows first as latency); a rate that fails narrowly (nothing lost,
+#      p99.9 under 5x the bound) is run once more and fails only if that run
+#      fails too; the result must pass again in a run twice as
 #      long, or it is lowered in steps of 5% and tried again (down to 0.75
 #      of it; if that fails too, 0.70 of it is reported, with a warning);
 #   4. latency p50/p99/p99.9 at 25%, 50% and 90% of the sustained rate;
@@ -281,6 +283,17 @@ def sustained(rn, d, args):
     for it in range(args.search_steps):
         r = rn.run("search", rate, args.run_s)
         d.wait_idle()
+        if not rn.passes(r):
+            # A failure is final for the bisection (every rate above it is
+            # skipped), a pass is not (the confirmation below checks it), so
+            # one latency episode of the shared vCPUs in a 5 s run cost up to
+            # a sixth of the result (3 Dec 2026: 341k vs 400k, same build).
+            # A failing rate gets a second run and fails only if that fails
+            # too, unless the first was far off (samples lost, or p99.9 over
+            # five times the bound: a backlog, not an episode).
+            if r["lost"] == 0 and r["daemon_dropped"] == 0 and r["lat_us"]["p999"] < 5 * args.slo_ms * 1000.0:
+                r = rn.run("search-again", rate, args.run_s)
+                d.wait_idle()
         if rn.passes(r):
             lo = rate
             rate = (lo + hi) / 2 if hi else rate * 1.3
