@@ -84,6 +84,21 @@ static double probit(double p) {
     return (x < 0 ? -e : e) * M_SQRT2;
 }
 
+/* probit(p) for the model's outermost quantile levels, which are the same on
+ * every call from a thread: the last two levels seen and their quantiles
+ * (log and two square roots saved per sample). NaN keys never match. */
+static double probit_level(float p) {
+    static _Thread_local float key[2] = {NAN, NAN};
+    static _Thread_local double val[2];
+    if (p == key[0]) return val[0];
+    if (p == key[1]) return val[1];
+    key[1] = key[0];
+    val[1] = val[0];
+    key[0] = p;
+    val[0] = probit((double)p);
+    return val[0];
+}
+
 /* -log10 of a tail probability, mapped to [0,1]. */
 static float tail_score_w(double x, double w) {
     if (!(x > 0.0) || !(w > 0.0)) return 0.0f;
@@ -155,7 +170,7 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
     double sig_q = 0.0;
     if (Q >= 3 && qlev) {
         int j = d >= 0 ? Q - 1 : 0;
-        double zq = fabs(probit((double)qlev[j]));
+        double zq = fabs(probit_level(qlev[j]));
         double w = fabs((double)q[j] - (double)q[mid]);
         if (zq > 1e-3 && isfinite(zq)) sig_q = w / zq;
     }

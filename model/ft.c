@@ -10,6 +10,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#endif
 
 #define FT_MAGIC 0x53544654u /* "TFTS" little-endian */
 #define FT_VERSION 2u
@@ -161,6 +164,68 @@ static inline void denorm_row(double b, double scale, const float *in, float *ou
     for (int q = 0; q < Q; q++) out[q] = (float)(b + scale * (double)in[q]);
 }
 
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+/*
+ * Q = 3, eight horizons per step, in double like the scalar loop (the fused
+ * multiply-add of b + scale * x is what -ffp-contract=fast makes of it
+ * there, so the results are bit for bit the same). The 24 interleaved
+ * inputs are split into lo/mid/hi lanes and joined again by in-register
+ * permutes: staging them through memory made store forwarding fail and was
+ * slower than scalar code. Baselines come straight from the ring by a
+ * gather on indices kept in a vector, (first + h mod P) mod FT_RING.
+ */
+static void denorm3_avx512(const ft_state *s, int seasonal, uint32_t first, const float *in, float *out, int H,
+                           float *mid, float *lo, float *hi) {
+    const __m512d scale = _mm512_set1_pd(s->scale);
+    const __m512d level = _mm512_set1_pd(s->level);
+    const __m512i split0 = _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i split1 = _mm512_setr_epi32(1, 4, 7, 10, 13, 16, 19, 22, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i split2 = _mm512_setr_epi32(2, 5, 8, 11, 14, 17, 20, 23, 0, 0, 0, 0, 0, 0, 0, 0);
+    /* Output p = 3h + q takes lane h of the q-th result: lo at 0.., mid at 8.., hi at 16... */
+    const __m512i join0 = _mm512_setr_epi32(0, 8, 16, 1, 9, 17, 2, 10, 18, 3, 11, 19, 4, 12, 20, 5);
+    const __m512i join1 = _mm512_setr_epi32(13, 21, 6, 14, 22, 7, 15, 23, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i P = _mm256_set1_epi32((int)(seasonal ? s->season : 1));
+    const __m256i ringn = _mm256_set1_epi32(FT_RING), eight = _mm256_set1_epi32(8);
+    const __m256i base = _mm256_set1_epi32((int)first);
+    __m256i m = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); /* h mod P, lane by lane */
+    if (seasonal)
+        for (__mmask8 over; (over = _mm256_cmpge_epi32_mask(m, P));) m = _mm256_mask_sub_epi32(m, over, m, P);
+    for (int h = 0; h < H; h += 8) {
+        const int r = H - h < 8 ? H - h : 8;
+        const __mmask16 k_a = (__mmask16)((1u << (3 * r < 16 ? 3 * r : 16)) - 1);
+        const __mmask8 k_b = (__mmask8)((1u << (3 * r > 16 ? 3 * r - 16 : 0)) - 1);
+        const __mmask8 k_h = (__mmask8)((1u << r) - 1);
+        __m512d b = level;
+        if (seasonal) {
+            __m256i idx = _mm256_add_epi32(base, m);
+            idx = _mm256_mask_sub_epi32(idx, _mm256_cmpge_epi32_mask(idx, ringn), idx, ringn);
+            b = _mm512_cvtps_pd(_mm256_mmask_i32gather_ps(_mm256_setzero_ps(), k_h, idx, s->ring, 4));
+            m = _mm256_add_epi32(m, eight);
+            for (__mmask8 over; (over = _mm256_cmpge_epi32_mask(m, P));) m = _mm256_mask_sub_epi32(m, over, m, P);
+        }
+        const float *x = in + (size_t)h * 3;
+        __m512 a = _mm512_maskz_loadu_ps(k_a, x);
+        __m512 c = _mm512_castps256_ps512(_mm256_maskz_loadu_ps(k_b, x + 16));
+        __m256 o0 = _mm512_cvtpd_ps(_mm512_fmadd_pd(
+            _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_permutex2var_ps(a, split0, c))), scale, b));
+        __m256 o1 = _mm512_cvtpd_ps(_mm512_fmadd_pd(
+            _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_permutex2var_ps(a, split1, c))), scale, b));
+        __m256 o2 = _mm512_cvtpd_ps(_mm512_fmadd_pd(
+            _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_permutex2var_ps(a, split2, c))), scale, b));
+        __m512 o01 = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(o0)), _mm256_castps_pd(o1), 1));
+        __m512 o2w = _mm512_castps256_ps512(o2);
+        float *o = out + (size_t)h * 3;
+        _mm512_mask_storeu_ps(o, k_a, _mm512_permutex2var_ps(o01, join0, o2w));
+        _mm256_mask_storeu_ps(o + 16, k_b, _mm512_castps512_ps256(_mm512_permutex2var_ps(o01, join1, o2w)));
+        if (mid) {
+            _mm256_mask_storeu_ps(lo + h, k_h, o0);
+            _mm256_mask_storeu_ps(mid + h, k_h, o1);
+            _mm256_mask_storeu_ps(hi + h, k_h, o2);
+        }
+    }
+}
+#endif
+
 void ft_denorm_split(const ft_state *s, const float *in, float *out, int n, float *mid, float *lo, float *hi) {
     const int Q = (int)(s->nq ? s->nq : 1), H = n / Q;
     const double scale = s->scale;
@@ -171,6 +236,12 @@ void ft_denorm_split(const ft_state *s, const float *in, float *out, int n, floa
     const uint32_t P = s->season;
     const int seasonal = P && s->ring_n >= P;
     const uint32_t first = seasonal ? (s->ring_pos + FT_RING - P) % FT_RING : 0;
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+    if (Q == 3) {
+        denorm3_avx512(s, seasonal, first, in, out, H, mid, lo, hi);
+        return;
+    }
+#endif
     uint32_t idx = first, k = 0;
     for (int h = 0; h < H; h++) {
         double b = s->level;

@@ -106,9 +106,11 @@ TEST(seasonal_baseline_is_exact_on_periodic_data) {
     for (int i = 0; i < n; i++) ASSERT_EQ(out[i], (float)(s2.level + s2.scale * (double)in[i]));
 }
 
-/* ft_denorm_split for Q = 1, 3, 5, at every ring position once a 24-sample
- * season is known, in place and not: ft_baseline(h) + scale * in, bit for
- * bit, and the lowest, middle and highest quantile of each horizon beside. */
+/* ft_denorm_split for Q = 1, 3, 5 (Q = 3 has a vector path), before the
+ * 24-sample season is known (baseline = level) and after it at every ring
+ * position, for 50 horizons (not a multiple of the vector width), in place
+ * and not: ft_baseline(h) + scale * in, bit for bit, and the lowest, middle
+ * and highest quantile of each horizon beside. */
 TEST(denorm_split_matches_baseline_and_quantiles) {
     for (int Q = 1; Q <= 5; Q += 2) {
         ft_cfg c;
@@ -118,7 +120,6 @@ TEST(denorm_split_matches_baseline_and_quantiles) {
         ft_init(&s, &c);
         for (int i = 0; i < 30 + FT_RING; i++) {
             ft_push(&s, &c, 3600.0 * i, 100 + 30 * sin(i * 0.2617993878) + (i % 5), NULL);
-            if (i < 30) continue; /* season known from here, ring filling and wrapping */
             enum { H = 50 };
             float in[H * 5], out[H * 5], mid[H], lo[H], hi[H], again[H * 5];
             int n = H * Q;
