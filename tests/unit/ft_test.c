@@ -25,6 +25,32 @@ TEST(causal_prefix) {
     ASSERT(memcmp(full, pre, sizeof(float) * 150 * FT_NFEAT) == 0);
 }
 
+/* The phase features (time of day, day of week) are remembered for the last
+ * timestamp: series that share a time, series that do not, and -0.0 after
+ * 0.0 all get exactly the formula's values. */
+TEST(phase_features_equal_formula_for_shared_and_interleaved_times) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state a, b;
+    ft_init(&a, &c);
+    ft_init(&b, &c);
+    const double ts[][2] = {{-0.0, 0.0}, {7200, 7200}, {9000, 86400 * 3.5}, {86400 * 4.25, 86400 * 4.25},
+                            {1.7e9, 1.7e9 + 1}, {1.7e9 + 3600, 1.7e9 + 3600}};
+    for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) {
+        for (int j = 0; j < 2; j++) {
+            double t = ts[k][j];
+            float f[FT_NFEAT];
+            ASSERT_EQ(ft_push(j ? &b : &a, &c, t, 5.0 + (double)k, f), RC_OK);
+            double tod = fmod(t, 86400.0) / 86400.0, dow = fmod(t + 3.0 * 86400.0, 604800.0) / 604800.0;
+            const float want[4] = {(float)sin(2 * 3.14159265358979323846 * tod),
+                                   (float)cos(2 * 3.14159265358979323846 * tod),
+                                   (float)sin(2 * 3.14159265358979323846 * dow),
+                                   (float)cos(2 * 3.14159265358979323846 * dow)};
+            ASSERT(memcmp(f + 7, want, sizeof want) == 0);
+        }
+    }
+}
+
 TEST(nan_and_gaps_give_finite_features) {
     ft_cfg c;
     ft_cfg_default(&c);
@@ -174,7 +200,8 @@ TEST(save_load_bit_identical) {
     ASSERT_EQ(ft_load(&b, buf, sizeof buf), RC_ERR_FORMAT);
 }
 
-TT_MAIN(TEST_ENTRY(causal_prefix), TEST_ENTRY(nan_and_gaps_give_finite_features),
+TT_MAIN(TEST_ENTRY(causal_prefix), TEST_ENTRY(phase_features_equal_formula_for_shared_and_interleaved_times),
+        TEST_ENTRY(nan_and_gaps_give_finite_features),
         TEST_ENTRY(normalizer_robust_to_outlier_and_follows_shift),
         TEST_ENTRY(period_estimate_ignores_gaps_follows_rate_change),
         TEST_ENTRY(seasonal_baseline_is_exact_on_periodic_data),
