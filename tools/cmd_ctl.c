@@ -20,7 +20,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "Usage: rwkvcast ctl [-e ENDPOINT] [--timeout MS] [--raw] CMD [KEY=VALUE ...]\n"
+            "Usage: rwkvcast ctl [-e ENDPOINT] [-t MS] [-j] CMD [KEY=VALUE ...]\n"
             "\n"
             "Sends one control request to rwkvcastd and prints the reply.\n"
             "CMD is ping, stats, series, get, checkpoint, forget or reload. Each KEY=VALUE\n"
