@@ -280,7 +280,8 @@ void ft_denorm(const ft_state *s, const float *in, float *out, int n) {
 }
 
 /*
- * Time of day and day of week as points on the unit circle (feat[0..3]).
+ * Time of day and day of week as points on the unit circle, into feat[0..3]
+ * (the sample's features 7..10).
  * Many series usually share a timestamp (one scrape, one tick of every
  * sensor), so the last timestamp's four values are kept per thread: the
  * two fmod and two sincos were about 40 % of ft_push's time in the daemon,
