@@ -223,7 +223,7 @@ class Runner:
         cmd = [self.loadgen, "--in", self.d.ingest, "--out", self.d.out, "-n", str(self.n),
                "--shape", self.args.shape, "--batch", str(self.args.batch), "--rate", "%.1f" % rate,
                "--duration", "%.3f" % duration, "--t0", "%.6f" % self.t0, "--drain", str(self.args.drain),
-               "--label", label] + list(extra)
+               "--tick", "%g" % self.args.tick_us, "--label", label] + list(extra)
         before = self.d.stats()
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if background:
@@ -487,10 +487,10 @@ def fmt(x, f="%.0f"):
 
 def markdown(cpu, mo, results, args):
     out = []
-    out.append("CPU: %s (%d logical CPUs visible). Mode: %s; runs of %.1f s; shape %s x%d; SLO for "
-               "'sustained': every forecast back and p99.9 < %g ms." %
+    out.append("CPU: %s (%d logical CPUs visible). Mode: %s; runs of %.1f s; shape %s x%d, sent every %g us "
+               "at a fixed rate; SLO for 'sustained': every forecast back and p99.9 < %g ms." %
                (cpu, os.cpu_count() or 0, "quick" if args.quick else "full", args.run_s, args.shape, args.batch,
-                args.slo_ms))
+                args.tick_us, args.slo_ms))
     out.append("")
     out.append("Model-only (rk_bench%s, default model, batched B=256): %s steps/s, the mean of %s before the "
                "end-to-end runs and %s after them (the VM's speed drifts); engine path (featurize + score + "
@@ -565,6 +565,9 @@ def main():
     ap.add_argument("--model", default="", help="weights file (default: the daemon's default)")
     ap.add_argument("--shape", default="batch", choices=["single", "batch", "columnar"])
     ap.add_argument("--batch", type=int, default=64, help="samples per message")
+    ap.add_argument("--tick-us", type=float, default=1000.0,
+                    help="fixed-rate runs: the loadgen sends what is due every TICK_US microseconds "
+                         "(0: each message at its own time, one wake-up per message)")
     ap.add_argument("--run-s", type=float, help="seconds per measured run")
     ap.add_argument("--search-steps", type=int, help="bisection steps for the sustained rate")
     ap.add_argument("--slo-ms", type=float, default=100.0, help="p99.9 bound for 'sustained'")

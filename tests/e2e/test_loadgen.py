@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 
 import msgpack
 import pytest
@@ -35,6 +36,7 @@ class Echo:
         self.pub.setsockopt(zmq.SNDHWM, 0)
         self.pub.bind(out)
         self.samples = 0
+        self.arrivals = []  # time.monotonic() of every message
         self.stop = threading.Event()
         self.t = threading.Thread(target=self.loop, daemon=True)
         self.t.start()
@@ -55,6 +57,7 @@ class Echo:
             if not self.inp.poll(50):
                 continue
             frames = self.inp.recv_multipart()
+            self.arrivals.append(time.monotonic())
             for s, t in self.samples_of(msgpack.unpackb(frames[-1], raw=False)):
                 self.samples += 1
                 self.pub.send_multipart([b"f." + s.encode(), msgpack.packb({"s": s, "t": t, "yhat": [1.0] * 4})])
@@ -124,8 +127,28 @@ def test_loss_is_counted(tmp_path):
     assert r["sent"] == 100 and r["matched"] == 80 and r["lost"] == 20, r
 
 
+def test_tick_sends_the_rate_in_bursts(tmp_path):
+    # 2000 samples/s in messages of 10: one message every 5 ms without a tick;
+    # with --tick 100000 (100 ms) they leave in bursts of about 20, so the
+    # echo sees about 10 groups separated by long gaps, and still every sample.
+    ing, out = "tcp://127.0.0.1:%d" % free_port(), "tcp://127.0.0.1:%d" % free_port()
+    e = Echo(zmq.SUB, ing, out)
+    try:
+        rc, r, err = loadgen("--in", ing, "--out", out, "-n", 50, "--batch", 10, "--rate", 2000,
+                             "--duration", 1.0, "--drain", 3, "--tick", 100000)
+    finally:
+        e.close()
+    assert rc == 0, err
+    assert 1500 <= r["sent"] <= 2600 and r["matched"] == r["sent"] and r["lost"] == 0, r
+    arr = e.arrivals[-r["sent_msgs"]:]  # the probe came first
+    gaps = [b - a for a, b in zip(arr, arr[1:])]
+    long_gaps = sum(1 for g in gaps if g > 0.04)
+    assert 5 <= long_gaps <= 14, (long_gaps, len(arr))
+    assert len(arr) >= 5 * (long_gaps + 1), (long_gaps, len(arr))
+
+
 def test_bad_options_exit_2():
-    for args in (["--shape", "cube"], ["-n", "0"], ["--duration", "0"], ["--bogus"]):
+    for args in (["--shape", "cube"], ["-n", "0"], ["--duration", "0"], ["--tick", "-1"], ["--bogus"]):
         rc, r, err = loadgen(*args)
         assert rc == 2 and "Error:" in err, (args, err)
 
