@@ -8,7 +8,9 @@
 #   1. populate: one sample for each of the N series; RSS per series from
 #      /proc/PID/status VmRSS minus the RSS before any series existed;
 #   2. capacity probe: loadgen as fast as the daemon accepts (--nodrop);
-#   3. sustained rate: bisection on the rate with short fixed-rate runs; a
+#   3. sustained rate: bisection on the rate with short fixed-rate runs (the
+#      loadgen sends what is due every --tick-us, 1 ms by default, so it
+#      does not wake itself and both ZeroMQ I/O threads per message); a
 #      rate passes when every sample's forecast arrived (lost = late = 0,
 #      daemon drop counters unchanged) and p99.9 latency stays under --slo-ms
 #      (an overloaded daemon queues before it drops, so a growing backlog
