@@ -165,6 +165,13 @@ static inline void denorm_row(double b, double scale, const float *in, float *ou
 }
 
 #if defined(__AVX512F__) && defined(__AVX512VL__)
+/* m mod P lane by lane, for 0 <= m < P + 8: subtracts P where a lane is still
+ * at or above it (one round when P >= 8, at most four when P = 2). */
+static inline __m256i lanes_mod(__m256i m, __m256i P) {
+    for (__mmask8 over; (over = _mm256_cmpge_epi32_mask(m, P));) m = _mm256_mask_sub_epi32(m, over, m, P);
+    return m;
+}
+
 /*
  * Q = 3, eight horizons per step, in double like the scalar loop (the fused
  * multiply-add of b + scale * x is what -ffp-contract=fast makes of it
@@ -188,8 +195,7 @@ static void denorm3_avx512(const ft_state *s, int seasonal, uint32_t first, cons
     const __m256i ringn = _mm256_set1_epi32(FT_RING), eight = _mm256_set1_epi32(8);
     const __m256i base = _mm256_set1_epi32((int)first);
     __m256i m = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); /* h mod P, lane by lane */
-    if (seasonal)
-        for (__mmask8 over; (over = _mm256_cmpge_epi32_mask(m, P));) m = _mm256_mask_sub_epi32(m, over, m, P);
+    if (seasonal) m = lanes_mod(m, P);
     for (int h = 0; h < H; h += 8) {
         const int r = H - h < 8 ? H - h : 8;
         const __mmask16 k_a = (__mmask16)((1u << (3 * r < 16 ? 3 * r : 16)) - 1);
@@ -200,8 +206,7 @@ static void denorm3_avx512(const ft_state *s, int seasonal, uint32_t first, cons
             __m256i idx = _mm256_add_epi32(base, m);
             idx = _mm256_mask_sub_epi32(idx, _mm256_cmpge_epi32_mask(idx, ringn), idx, ringn);
             b = _mm512_cvtps_pd(_mm256_mmask_i32gather_ps(_mm256_setzero_ps(), k_h, idx, s->ring, 4));
-            m = _mm256_add_epi32(m, eight);
-            for (__mmask8 over; (over = _mm256_cmpge_epi32_mask(m, P));) m = _mm256_mask_sub_epi32(m, over, m, P);
+            m = lanes_mod(_mm256_add_epi32(m, eight), P);
         }
         const float *x = in + (size_t)h * 3;
         __m512 a = _mm512_maskz_loadu_ps(k_a, x);
