@@ -69,7 +69,7 @@ TSAN_TESTS := tests/e2e/test_threads.py tests/e2e/test_lifecycle.py tests/e2e/te
 check-tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPTFLAGS="-O1 -g -fsanitize=thread -Wno-tsan" \
 	  LDFLAGS="-fopenmp -fsanitize=thread" build-all build-tests
-	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" setarch -R build-tsan/tests/unit/en_test
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" setarch -R build-tsan/tests/unit/engine_test
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" RWKVCAST_SANITIZED=1 \
 	  RWKVCASTD=$(CURDIR)/build-tsan/rwkvcastd RWKVCAST=$(CURDIR)/build-tsan/rwkvcast \
 	  setarch -R /usr/bin/python3 -m pytest -q $(TSAN_TESTS)
@@ -79,7 +79,7 @@ bench: deps
 	@$(MAKE) --no-print-directory run-bench
 
 # End-to-end: rwkvcastd driven by bench/loadgen (bench/bench_e2e.py), with the
-# model-only number of rk_bench in the same run. E2E_ARGS=--quick: N <= 100k.
+# model-only number of rwkv_bench in the same run. E2E_ARGS=--quick: N <= 100k.
 .PHONY: bench-e2e
 bench-e2e: deps
 	@$(MAKE) --no-print-directory build-all
@@ -154,7 +154,7 @@ run-tests: build-all build-tests
 	  $(if $(RWKVCAST_GOLDEN),RWKVCAST_GOLDEN=$(RWKVCAST_GOLDEN)) sh tests/run.sh
 
 run-bench: $(BENCH_BIN)
-	$(BUILD)/bench/rk_bench
+	$(BUILD)/bench/rwkv_bench
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -233,4 +233,4 @@ help:
 # -Wno-psabi: with ARCHFLAGS= (no AVX) the compilers note that passing 8-float
 # vectors would change the ABI; these are static inline helpers that never
 # cross a call boundary, so the note does not apply.
-$(BUILD)/model/rk_step.o: CFLAGS += -O3 -fno-trapping-math -Wno-psabi
+$(BUILD)/model/rwkv_step.o: CFLAGS += -O3 -fno-trapping-math -Wno-psabi

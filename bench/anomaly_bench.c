@@ -1,6 +1,6 @@
 /*
  * anomaly_bench.c: the anomaly benchmark. Scores rwkvcast's anomaly score
- * (the daemon's engine, daemon/en.h, with the default model) and two simple
+ * (the daemon's engine, daemon/engine.h, with the default model) and two simple
  * baselines implemented here, in the same run and with the same NAB-style
  * scorer (bench/nab.h), on
  *   (a) SKAB (Katser & Kozitsin 2020): every sensor channel of a file is its
@@ -43,10 +43,10 @@
 #include <string.h>
 
 #include "bench/nab.h"
-#include "common/rc.h"
-#include "daemon/an.h"
-#include "daemon/en.h"
-#include "model/rk.h"
+#include "common/base.h"
+#include "daemon/anomaly.h"
+#include "daemon/engine.h"
+#include "model/rwkv.h"
 #include "tools/rp.h"
 
 #define MAX_CH 16

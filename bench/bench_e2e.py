@@ -26,7 +26,7 @@
 #   6. restart: SIGTERM (final checkpoint), start again, time until the
 #      control socket answers (the daemon restores every state before it
 #      binds), and 'restored' from stats;
-# and in the same run build/bench/rk_bench (--quick with --quick) for the
+# and in the same run build/bench/rwkv_bench (--quick with --quick) for the
 # model-only batched B=256 steps/s of the default model, before and after the
 # daemon runs, so end-to-end / model-only is measured (against their mean).
 # ipc:// is measured on a second daemon for the smallest N (ingest and output
@@ -363,7 +363,7 @@ def restart(rn, d, n, args):
 
 
 def model_only(build, quick):
-    exe = os.path.join(build, "bench", "rk_bench")
+    exe = os.path.join(build, "bench", "rwkv_bench")
     out = subprocess.run([exe] + (["--quick"] if quick else []), capture_output=True, text=True,
                          timeout=600).stdout
     res = {"cpu": None, "batched256": None, "engine": None, "engine2": None}
@@ -494,7 +494,7 @@ def markdown(cpu, mo, results, args):
                (cpu, os.cpu_count() or 0, "quick" if args.quick else "full", args.run_s, args.shape, args.batch,
                 args.tick_us, args.slo_ms))
     out.append("")
-    out.append("Model-only (rk_bench%s, default model, batched B=256): %s steps/s, the mean of %s before the "
+    out.append("Model-only (rwkv_bench%s, default model, batched B=256): %s steps/s, the mean of %s before the "
                "end-to-end runs and %s after them (the VM's speed drifts); engine path (featurize + score + "
                "step + denormalize, no sockets): %s steps/s on 1 engine thread, %s on 2." %
                (" --quick" if args.quick else "", fmt(mo.get("batched256")), fmt(mo.get("batched256_start")),

@@ -42,9 +42,9 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "common/lg.h"
-#include "common/rc.h"
-#include "connectors/mp.h"
+#include "common/log.h"
+#include "common/base.h"
+#include "connectors/wire.h"
 
 enum { SHAPE_SINGLE, SHAPE_BATCH, SHAPE_COLUMNAR };
 static const char *const shape_names[] = {"single", "batch", "columnar"};

@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/lg.h"
-#include "config/cf.h"
-#include "daemon/dm.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "daemon/server.h"
 
 static void usage(FILE *f) {
     fprintf(f, "Usage: rwkvcastd [-c FILE] [--check-config]\n"

@@ -28,7 +28,7 @@
  * ipc://$RUNTIME_DIRECTORY/control.sock when systemd set RUNTIME_DIRECTORY,
  * then ipc:///run/rwkvcast/control.sock if that socket exists (the packaged
  * service), else ipc://./rwkvcastd.sock (the daemon's default next to its
- * default state_db ./rwkvcast.db, see config/cf.c). Writes into buf (n bytes) and returns buf.
+ * default state_db ./rwkvcast.db, see config/config.c). Writes into buf (n bytes) and returns buf.
  */
 const char *cli_control_default(char *buf, size_t n);
 

@@ -21,11 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/rc.h"
-#include "daemon/en.h"
-#include "model/ft.h"
-#include "model/rk.h"
-#include "model/sy.h"
+#include "common/base.h"
+#include "daemon/engine.h"
+#include "model/features.h"
+#include "model/rwkv.h"
+#include "model/synth.h"
 #include "tools/cmd.h"
 #include "tools/wide_csv.h"
 
@@ -45,11 +45,11 @@ static void usage(FILE *f) {
             "  --out FILE writes id,h,yhat,lo,hi for the model's forecasts.\n");
 }
 
-typedef struct ev_acc {
+typedef struct score_acc {
     double smape, mase; /* sums over series */
     double cov, ncov;   /* points inside [lo, hi], points */
     int n;              /* series */
-} ev_acc;
+} score_acc;
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -66,7 +66,7 @@ static double quantile(double *x, int n, double q) {
     return x[i] + (p - i) * (x[i + 1] - x[i]);
 }
 
-static void score(ev_acc *a, const double *y, const double *f, const double *lo, const double *hi,
+static void score(score_acc *a, const double *y, const double *f, const double *lo, const double *hi,
                   int H, double scale) {
     double s = 0, ae = 0;
     int k = 0;
@@ -320,7 +320,7 @@ int cmd_eval(int argc, char **argv) {
             }
     }
 
-    ev_acc acc[3];
+    score_acc acc[3];
     memset(acc, 0, sizeof acc);
     buf = buf ? buf : rc_malloc(4000 * sizeof(double));
     double *tmp = rc_malloc((size_t)(maxn + 1) * sizeof(double));

@@ -1,6 +1,6 @@
 /*
  * cmd_replay.c: `rwkvcast replay [-m MODEL] [--horizon] INPUT.csv`, the
- * daemon's engine (daemon/en.h) run offline over one series (DESIGN.md §4).
+ * daemon's engine (daemon/engine.h) run offline over one series (DESIGN.md §4).
  *
  * Input: CSV with a header naming `timestamp` and `value` columns (',' or
  * ';' separated; other columns ignored). Output on stdout, one row per
@@ -32,9 +32,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/rc.h"
-#include "daemon/en.h"
-#include "model/rk.h"
+#include "common/base.h"
+#include "daemon/engine.h"
+#include "model/rwkv.h"
 #include "tools/cmd.h"
 #include "tools/rp.h"
 

@@ -23,7 +23,7 @@
 #include <msgpack.h>
 #include <zmq.h>
 
-#include "common/rc.h"
+#include "common/base.h"
 #include "tools/cli_util.h"
 #include "tools/cmd.h"
 

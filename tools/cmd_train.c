@@ -20,12 +20,12 @@
 #include <omp.h>
 #endif
 
-#include "common/lg.h"
-#include "common/rc.h"
-#include "model/ft.h"
-#include "model/rk.h"
-#include "model/sy.h"
-#include "model/tr.h"
+#include "common/log.h"
+#include "common/base.h"
+#include "model/features.h"
+#include "model/rwkv.h"
+#include "model/synth.h"
+#include "model/train.h"
 #include "tools/cmd.h"
 #include "tools/wide_csv.h"
 

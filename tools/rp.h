@@ -21,9 +21,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "daemon/en.h"
-#include "model/ft.h"
-#include "model/rk.h"
+#include "daemon/engine.h"
+#include "model/features.h"
+#include "model/rwkv.h"
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
  * days_from_civil), so parsing never depends on the TZ environment. */

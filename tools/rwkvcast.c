@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/lg.h"
+#include "common/log.h"
 #include "tools/cmd.h"
 
 typedef struct cmd_entry {

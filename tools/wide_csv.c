@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/rc.h"
+#include "common/base.h"
 
 void wide_csv_free(wide_csv *w) {
     if (!w) return;

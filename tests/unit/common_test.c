@@ -7,9 +7,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "common/lg.h"
-#include "common/rc.h"
-#include "tests/unit/tt.h"
+#include "common/log.h"
+#include "common/base.h"
+#include "tests/unit/harness.h"
 
 TEST(heap_counts_bytes) {
     size_t base = rc_mem_used();

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "bench/nab.h"
-#include "tests/unit/tt.h"
+#include "tests/unit/harness.h"
 
 #define N 100
 static const nab_profile *STD = &NAB_PROFILES[0];

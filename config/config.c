@@ -1,0 +1,526 @@
+/*
+ * config.c: the YAML loader (config.h). libyaml's document API builds the node tree
+ * with a start mark per node, which gives FILE:LINE:COL for every error.
+ * Each section is a table of keys walked by one generic mapping walker, so an
+ * unknown or duplicate key is caught in one place.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "common/log.h"
+#include "daemon/engine.h"
+
+/* ---- Defaults ---- */
+
+void cf_default(cf_config *c) {
+    memset(c, 0, sizeof *c);
+    c->log_level = LG_NOTICE;
+    const char *sd = getenv("STATE_DIRECTORY");
+    if (sd && *sd) {
+        /* systemd may pass several directories separated by ':'; use the first. */
+        int n = (int)strcspn(sd, ":");
+        snprintf(c->state_db, sizeof c->state_db, "%.*s/rwkvcast.db", n, sd);
+    } else {
+        snprintf(c->state_db, sizeof c->state_db, "./rwkvcast.db");
+    }
+    c->checkpoint_interval = 30;
+    c->stats_interval = 60;
+    c->shutdown_timeout = 20;
+    c->n_inputs = 1;
+    c->inputs[0].type = CF_SUB;
+    snprintf(c->inputs[0].endpoint, CF_STR, "tcp://127.0.0.1:7701");
+    c->inputs[0].bind = 1;
+    c->max_msg_size = 1 << 20;
+    c->zmq_max_msg_size = 64L << 20;
+    c->rcvhwm = 100000;
+    snprintf(c->out_endpoint, CF_STR, "tcp://127.0.0.1:7702");
+    c->out_bind = 1;
+    c->sndhwm = 100000;
+    c->max_series = 10000;
+    c->policy = CF_POLICY_REFUSE;
+    c->evict_queue = 1024;
+    c->max_batch = 256;
+    c->threads = 1;
+    c->pipeline = 1;
+    an_cfg_default(&c->anomaly);
+    cf_resolve(c);
+}
+
+void cf_resolve(cf_config *c) {
+    if (c->control_endpoint[0]) return;
+    const char *rd = getenv("RUNTIME_DIRECTORY");
+    if (rd && *rd) {
+        int n = (int)strcspn(rd, ":");
+        snprintf(c->control_endpoint, CF_STR, "ipc://%.*s/control.sock", n, rd);
+        return;
+    }
+    const char *slash = strrchr(c->state_db, '/');
+    if (!slash) {
+        snprintf(c->control_endpoint, CF_STR, "ipc://rwkvcastd.sock");
+    } else {
+        int n = (int)(slash - c->state_db);
+        snprintf(c->control_endpoint, CF_STR, "ipc://%.*s/rwkvcastd.sock", n ? n : 1, c->state_db);
+    }
+}
+
+/* ---- Parser context ---- */
+
+typedef struct px {
+    const char *name;    /* file name for messages */
+    const char *text;    /* whole file, for echoing lines */
+    size_t len;          /* bytes */
+    yaml_document_t *doc;
+    cf_config *c;        /* being filled */
+    char *err;           /* message out */
+    size_t errlen;
+} px;
+
+/* Formats "NAME:L:C: msg" plus the echoed line; always returns RC_ERR_CONFIG. */
+static rc_err fail(px *x, yaml_mark_t m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static rc_err fail(px *x, yaml_mark_t m, const char *fmt, ...) {
+    if (!x->err || !x->errlen) return RC_ERR_CONFIG;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* Find line m.line (0-based) in the text. */
+    const char *p = x->text, *end = x->text + x->len;
+    for (size_t l = 0; l < m.line && p < end; l++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    const char *e = p;
+    while (e < end && *e != '\n' && *e != '\r') e++;
+    snprintf(x->err, x->errlen, "%s:%lu:%lu: %s\n>>> '%.*s'", x->name,
+             (unsigned long)m.line + 1, (unsigned long)m.column + 1, msg,
+             (int)(e - p > 200 ? 200 : e - p), p);
+    return RC_ERR_CONFIG;
+}
+
+static yaml_node_t *node(px *x, int id) { return yaml_document_get_node(x->doc, id); }
+
+static const char *scalar(yaml_node_t *n) {
+    return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static rc_err want_scalar(px *x, yaml_node_t *n, const char *key, const char **out) {
+    *out = scalar(n);
+    if (!*out) return fail(x, n->start_mark, "Invalid '%s' value: expected a scalar.", key);
+    return RC_OK;
+}
+
+static rc_err get_bool(px *x, yaml_node_t *n, const char *key, int *out) {
+    const char *s;
+    if (want_scalar(x, n, key, &s)) return RC_ERR_CONFIG;
+    static const char *const t[] = {"true", "yes", "on"}, *const f[] = {"false", "no", "off"};
+    for (int i = 0; i < 3; i++) {
+        if (!strcasecmp(s, t[i])) { *out = 1; return RC_OK; }
+        if (!strcasecmp(s, f[i])) { *out = 0; return RC_OK; }
+    }
+    return fail(x, n->start_mark, "Invalid '%s' value (%s): expected true or false.", key, s);
+}
+
+static rc_err get_long(px *x, yaml_node_t *n, const char *key, long lo, long hi, long *out) {
+    const char *s;
+    if (want_scalar(x, n, key, &s)) return RC_ERR_CONFIG;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi)
+        return fail(x, n->start_mark, "Invalid '%s' value (%s): expected an integer in %ld..%ld.",
+                    key, s, lo, hi);
+    *out = v;
+    return RC_OK;
+}
+
+static rc_err get_double(px *x, yaml_node_t *n, const char *key, double lo, double hi, double *out) {
+    const char *s;
+    if (want_scalar(x, n, key, &s)) return RC_ERR_CONFIG;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v) || v < lo || v > hi)
+        return fail(x, n->start_mark, "Invalid '%s' value (%s): expected a number in %g..%g.",
+                    key, s, lo, hi);
+    *out = v;
+    return RC_OK;
+}
+
+static rc_err get_str(px *x, yaml_node_t *n, const char *key, int allow_empty, char *out, size_t cap) {
+    const char *s;
+    if (want_scalar(x, n, key, &s)) return RC_ERR_CONFIG;
+    if (!allow_empty && !*s) return fail(x, n->start_mark, "Empty '%s' value.", key);
+    if (strlen(s) >= cap)
+        return fail(x, n->start_mark, "Invalid '%s' value: longer than %zu bytes.", key, cap - 1);
+    memcpy(out, s, strlen(s) + 1);
+    return RC_OK;
+}
+
+/* A ZeroMQ endpoint: a transport this daemon can use, then an address. */
+static rc_err get_endpoint(px *x, yaml_node_t *n, const char *key, int allow_empty, char *out) {
+    if (get_str(x, n, key, allow_empty, out, CF_STR)) return RC_ERR_CONFIG;
+    if (!*out) return RC_OK;
+    static const char *const tr[] = {"tcp://", "ipc://", "inproc://"};
+    for (int i = 0; i < 3; i++) {
+        size_t k = strlen(tr[i]);
+        if (!strncmp(out, tr[i], k) && out[k]) return RC_OK;
+    }
+    return fail(x, n->start_mark, "Invalid '%s' value (%s): expected tcp://HOST:PORT, ipc://PATH or inproc://NAME.",
+                key, out);
+}
+
+/* ---- Generic mapping walker ---- */
+
+typedef rc_err key_fn(px *x, yaml_node_t *v, const char *key, void *obj);
+typedef struct key_def {
+    const char *name; /* key */
+    key_fn *fn;       /* parses the value into obj */
+} key_def;
+
+/* Walks mapping n, dispatching each key via defs; prefix is the dotted path. */
+static rc_err walk(px *x, yaml_node_t *n, const char *prefix, const key_def *defs, int ndefs, void *obj) {
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(x, n->start_mark, "Invalid '%s' value: expected a mapping.", *prefix ? prefix : "(top level)");
+    uint64_t seen = 0;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(x, p->key), *v = node(x, p->value);
+        const char *ks = scalar(k);
+        if (!ks) return fail(x, k->start_mark, "Invalid key in '%s': expected a name.", prefix);
+        char full[128];
+        snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "." : "", ks);
+        int i = 0;
+        while (i < ndefs && strcmp(defs[i].name, ks)) i++;
+        if (i == ndefs) return fail(x, k->start_mark, "Unknown key '%s'.", full);
+        if (seen >> i & 1) return fail(x, k->start_mark, "Duplicate key '%s'.", full);
+        seen |= 1ull << i;
+        if (defs[i].fn(x, v, full, obj)) return RC_ERR_CONFIG;
+    }
+    return RC_OK;
+}
+
+/* ---- Sections ---- */
+
+#define CFG ((cf_config *)obj)
+
+static rc_err k_log_level(px *x, yaml_node_t *v, const char *key, void *obj) {
+    const char *s;
+    if (want_scalar(x, v, key, &s)) return RC_ERR_CONFIG;
+    int l = lg_level_from_name(s);
+    if (l < 0) return fail(x, v->start_mark, "Invalid '%s' value (%s): expected debug, verbose, notice or warning.", key, s);
+    CFG->log_level = l;
+    return RC_OK;
+}
+static rc_err k_model(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 1, CFG->model, sizeof CFG->model);
+}
+static rc_err k_state_db(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 0, CFG->state_db, sizeof CFG->state_db);
+}
+static rc_err k_ckpt(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_double(x, v, key, 0.01, 86400, &CFG->checkpoint_interval);
+}
+static rc_err k_stats(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_double(x, v, key, 0, 86400, &CFG->stats_interval);
+}
+static rc_err k_shutdown(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_double(x, v, key, 0.1, 3600, &CFG->shutdown_timeout);
+}
+
+/* input.endpoints[i] */
+static rc_err k_in_type(px *x, yaml_node_t *v, const char *key, void *obj) {
+    const char *s;
+    if (want_scalar(x, v, key, &s)) return RC_ERR_CONFIG;
+    if (!strcmp(s, "sub")) ((cf_input *)obj)->type = CF_SUB;
+    else if (!strcmp(s, "pull")) ((cf_input *)obj)->type = CF_PULL;
+    else return fail(x, v->start_mark, "Invalid '%s' value (%s): expected sub or pull.", key, s);
+    return RC_OK;
+}
+static rc_err k_in_endpoint(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_endpoint(x, v, key, 0, ((cf_input *)obj)->endpoint);
+}
+static rc_err k_in_bind(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_bool(x, v, key, &((cf_input *)obj)->bind);
+}
+static rc_err k_in_topics(px *x, yaml_node_t *v, const char *key, void *obj) {
+    cf_input *in = obj;
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(x, v->start_mark, "Invalid '%s' value: expected a list of topic prefixes.", key);
+    in->n_topics = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        if (in->n_topics == CF_MAX_TOPICS)
+            return fail(x, node(x, *it)->start_mark, "Too many '%s' entries (max %d).", key, CF_MAX_TOPICS);
+        if (get_str(x, node(x, *it), key, 1, in->topics[in->n_topics], CF_STR)) return RC_ERR_CONFIG;
+        in->n_topics++;
+    }
+    return RC_OK;
+}
+static const key_def input_keys[] = {
+    {"type", k_in_type}, {"endpoint", k_in_endpoint}, {"bind", k_in_bind}, {"topics", k_in_topics}};
+
+static rc_err k_endpoints(px *x, yaml_node_t *v, const char *key, void *obj) {
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(x, v->start_mark, "Invalid '%s' value: expected a list of endpoints.", key);
+    int n = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        yaml_node_t *e = node(x, *it);
+        if (n == CF_MAX_INPUTS) return fail(x, e->start_mark, "Too many '%s' entries (max %d).", key, CF_MAX_INPUTS);
+        cf_input *in = &CFG->inputs[n];
+        memset(in, 0, sizeof *in);
+        in->type = CF_SUB;
+        in->bind = 1;
+        char pre[96];
+        snprintf(pre, sizeof pre, "%s[%d]", key, n);
+        if (walk(x, e, pre, input_keys, 4, in)) return RC_ERR_CONFIG;
+        if (!in->endpoint[0]) return fail(x, e->start_mark, "Missing '%s.endpoint'.", pre);
+        n++;
+    }
+    if (n == 0) return fail(x, v->start_mark, "Empty '%s' list: at least one input is needed.", key);
+    CFG->n_inputs = n;
+    return RC_OK;
+}
+static rc_err k_max_msg(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_long(x, v, key, 64, 1L << 30, &CFG->max_msg_size);
+}
+static rc_err k_zmq_max_msg(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_long(x, v, key, -1, 1L << 31, &CFG->zmq_max_msg_size);
+}
+static rc_err k_rcvhwm(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 0, 100000000, &l)) return RC_ERR_CONFIG;
+    CFG->rcvhwm = (int)l;
+    return RC_OK;
+}
+static const key_def in_keys[] = {
+    {"endpoints", k_endpoints}, {"max_msg_size", k_max_msg},
+    {"zmq_max_msg_size", k_zmq_max_msg}, {"rcvhwm", k_rcvhwm}};
+static rc_err k_input(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return walk(x, v, key, in_keys, 4, obj);
+}
+
+static rc_err k_out_endpoint(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_endpoint(x, v, key, 0, CFG->out_endpoint);
+}
+static rc_err k_out_bind(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_bool(x, v, key, &CFG->out_bind);
+}
+static rc_err k_sndhwm(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 0, 100000000, &l)) return RC_ERR_CONFIG;
+    CFG->sndhwm = (int)l;
+    return RC_OK;
+}
+static const key_def out_keys[] = {{"endpoint", k_out_endpoint}, {"bind", k_out_bind}, {"sndhwm", k_sndhwm}};
+static rc_err k_output(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return walk(x, v, key, out_keys, 3, obj);
+}
+
+static rc_err k_ctl_endpoint(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_endpoint(x, v, key, 1, CFG->control_endpoint);
+}
+static const key_def ctl_keys[] = {{"endpoint", k_ctl_endpoint}};
+static rc_err k_control(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return walk(x, v, key, ctl_keys, 1, obj);
+}
+
+static rc_err k_max_series(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 1, 10000000, &l)) return RC_ERR_CONFIG;
+    CFG->max_series = (uint32_t)l;
+    return RC_OK;
+}
+static rc_err k_policy(px *x, yaml_node_t *v, const char *key, void *obj) {
+    const char *s;
+    if (want_scalar(x, v, key, &s)) return RC_ERR_CONFIG;
+    if (!strcmp(s, "refuse")) CFG->policy = CF_POLICY_REFUSE;
+    else if (!strcmp(s, "evict")) CFG->policy = CF_POLICY_EVICT;
+    else return fail(x, v->start_mark, "Invalid '%s' value (%s): expected refuse or evict.", key, s);
+    return RC_OK;
+}
+static rc_err k_evict_queue(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 1, 1000000, &l)) return RC_ERR_CONFIG;
+    CFG->evict_queue = (uint32_t)l;
+    return RC_OK;
+}
+static const key_def series_keys[] = {{"max", k_max_series}, {"policy", k_policy}, {"evict_queue", k_evict_queue}};
+static rc_err k_series(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return walk(x, v, key, series_keys, 3, obj);
+}
+
+static rc_err k_max_batch(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 1, 4096, &l)) return RC_ERR_CONFIG;
+    CFG->max_batch = (int)l;
+    return RC_OK;
+}
+static rc_err k_threads(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 1, EN_MAX_THREADS, &l)) return RC_ERR_CONFIG;
+    CFG->threads = (int)l;
+    return RC_OK;
+}
+static rc_err k_pipeline(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_bool(x, v, key, &CFG->pipeline);
+}
+static const key_def engine_keys[] = {{"max_batch", k_max_batch}, {"threads", k_threads}, {"pipeline", k_pipeline}};
+static rc_err k_engine(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return walk(x, v, key, engine_keys, 3, obj);
+}
+
+/* anomaly.*: float fields of an_cfg by offset, plus warmup. */
+/* Upper bounds: rates, weights and sigma counts are at most 100; anchor_len counts samples. */
+#define AF(f) {#f, offsetof(an_cfg, f), 100}
+static const struct { const char *name; size_t off; double max; } an_floats[] = {
+    AF(warn), AF(alert), AF(clear), AF(err_rate), AF(short_rate), AF(long_rate),
+    AF(zcap), AF(interval_weight), AF(calm_weight), AF(point_weight), AF(guard), AF(drift_rate),
+    AF(regime_rate), AF(regime_weight), AF(stuck_weight), {"anchor_len", offsetof(an_cfg, anchor_len), 4096},
+    AF(anchor_weight), AF(anchor_rate)};
+#define N_AF ((int)(sizeof an_floats / sizeof an_floats[0]))
+static rc_err k_an_float(px *x, yaml_node_t *v, const char *key, void *obj) {
+    const char *leaf = strrchr(key, '.') + 1;
+    for (int i = 0; i < N_AF; i++) {
+        if (strcmp(an_floats[i].name, leaf)) continue;
+        double d;
+        if (get_double(x, v, key, 0, an_floats[i].max, &d)) return RC_ERR_CONFIG;
+        *(float *)((char *)&CFG->anomaly + an_floats[i].off) = (float)d;
+    }
+    return RC_OK;
+}
+static rc_err k_an_warmup(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 0, 100000000, &l)) return RC_ERR_CONFIG;
+    CFG->anomaly.warmup = (uint32_t)l;
+    return RC_OK;
+}
+static const key_def anomaly_keys[] = {
+    {"warn", k_an_float}, {"alert", k_an_float}, {"clear", k_an_float}, {"warmup", k_an_warmup},
+    {"err_rate", k_an_float}, {"short_rate", k_an_float}, {"long_rate", k_an_float},
+    {"zcap", k_an_float}, {"interval_weight", k_an_float}, {"calm_weight", k_an_float},
+    {"point_weight", k_an_float}, {"guard", k_an_float}, {"drift_rate", k_an_float},
+    {"regime_rate", k_an_float}, {"regime_weight", k_an_float}, {"stuck_weight", k_an_float},
+    {"anchor_len", k_an_float}, {"anchor_weight", k_an_float}, {"anchor_rate", k_an_float}};
+int cf_anomaly_keys(void) { return (int)(sizeof anomaly_keys / sizeof anomaly_keys[0]); }
+
+static rc_err k_anomaly(px *x, yaml_node_t *v, const char *key, void *obj) {
+    if (walk(x, v, key, anomaly_keys, (int)(sizeof anomaly_keys / sizeof anomaly_keys[0]), obj))
+        return RC_ERR_CONFIG;
+    if (an_cfg_check(&CFG->anomaly))
+        return fail(x, v->start_mark, "Invalid '%s' settings: need 0 <= clear <= warn <= alert <= 1, "
+                    "rates in (0,1], zcap in 1..100, weights, drift_rate and regime_rate in 0..1, guard 0 or 1, "
+                    "anchor_len 0 or 2..4096.", key);
+    return RC_OK;
+}
+
+static const key_def top_keys[] = {
+    {"log_level", k_log_level}, {"model", k_model}, {"state_db", k_state_db},
+    {"checkpoint_interval", k_ckpt}, {"stats_interval", k_stats}, {"shutdown_timeout", k_shutdown},
+    {"input", k_input}, {"output", k_output}, {"control", k_control}, {"series", k_series},
+    {"engine", k_engine}, {"anomaly", k_anomaly}};
+
+/* ---- Entry points ---- */
+
+rc_err cf_load_mem(cf_config *c, const char *name, const char *text, size_t len,
+                   char *errbuf, size_t errlen) {
+    if (errbuf && errlen) errbuf[0] = 0;
+    rc_err rc = RC_ERR_CONFIG;
+    cf_config *tmp = rc_malloc(sizeof *tmp);
+    if (!tmp) return RC_ERR_NOMEM;
+    cf_default(tmp);
+    tmp->control_endpoint[0] = 0; /* re-resolved after the file is read */
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int have_doc = 0;
+    px x = {name, text, len, &doc, tmp, errbuf, errlen};
+    if (!yaml_parser_initialize(&parser)) { rc = RC_ERR_NOMEM; goto err; }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        yaml_mark_t m = parser.problem_mark;
+        fail(&x, m, "YAML syntax error: %s%s%s.", parser.problem ? parser.problem : "unknown",
+             parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        goto err;
+    }
+    have_doc = 1;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    /* An empty file, or one holding only comments or "~", means the defaults. */
+    if (root && !(root->type == YAML_SCALAR_NODE && (root->data.scalar.length == 0 ||
+                  !strcmp((const char *)root->data.scalar.value, "~")))) {
+        if (walk(&x, root, "", top_keys, (int)(sizeof top_keys / sizeof top_keys[0]), tmp)) {
+            yaml_parser_delete(&parser);
+            goto err;
+        }
+    }
+    /* yaml_parser_load stops after the first document; anything after it
+     * must not be silently ignored (a stray line would otherwise vanish). */
+    yaml_document_t next;
+    if (!yaml_parser_load(&parser, &next)) {
+        fail(&x, parser.problem_mark, "YAML syntax error: %s%s%s.", parser.problem ? parser.problem : "unknown",
+             parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        goto err;
+    }
+    yaml_node_t *extra = yaml_document_get_root_node(&next);
+    yaml_mark_t em = extra ? extra->start_mark : parser.mark;
+    yaml_document_delete(&next);
+    if (extra) {
+        fail(&x, em, "More than one YAML document; the configuration must be one mapping.");
+        yaml_parser_delete(&parser);
+        goto err;
+    }
+    yaml_parser_delete(&parser);
+    snprintf(tmp->path, sizeof tmp->path, "%s", name);
+    cf_resolve(tmp);
+    *c = *tmp;
+    rc = RC_OK;
+err:
+    if (have_doc) yaml_document_delete(&doc);
+    rc_free(tmp);
+    return rc;
+}
+
+rc_err cf_load(cf_config *c, const char *path, char *errbuf, size_t errlen) {
+    rc_err rc = RC_ERR_IO;
+    char *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errbuf) snprintf(errbuf, errlen, "%s: Cannot open config file: %s.", path, strerror(errno));
+        goto err;
+    }
+    size_t cap = 4096, len = 0;
+    buf = rc_malloc(cap);
+    if (!buf) { rc = RC_ERR_NOMEM; goto err; }
+    for (;;) {
+        len += fread(buf + len, 1, cap - len, f);
+        if (len < cap) break;
+        if (cap >= (16u << 20)) {
+            if (errbuf) snprintf(errbuf, errlen, "%s: Config file larger than 16 MiB.", path);
+            rc = RC_ERR_CONFIG;
+            goto err;
+        }
+        char *nb = rc_realloc(buf, cap * 2);
+        if (!nb) { rc = RC_ERR_NOMEM; goto err; }
+        buf = nb;
+        cap *= 2;
+    }
+    if (ferror(f)) {
+        if (errbuf) snprintf(errbuf, errlen, "%s: Cannot read config file: %s.", path, strerror(errno));
+        goto err;
+    }
+    rc = cf_load_mem(c, path, buf, len, errbuf, errlen);
+err:
+    if (f) fclose(f);
+    rc_free(buf);
+    return rc;
+}

@@ -1,0 +1,98 @@
+/*
+ * config.h: rwkvcastd's YAML configuration (libyaml), with validation.
+ *
+ * Every key, its default and its meaning are documented in
+ * config/rwkvcast.example.yaml. Unknown keys are errors. A bad file is
+ * reported as "FILE:LINE:COL: message naming 'the.key' (value)" followed by
+ * the offending line echoed as ">>> '...'"; the daemon then exits with code 2
+ * before binding any socket. No file at all means the defaults.
+ *
+ * Ownership: cf_config is a plain value (fixed-size strings, no heap), so
+ * copying it with = is fine. Threads: no shared state; reentrant.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/base.h"
+#include "daemon/anomaly.h"
+
+#define CF_MAX_INPUTS 16 /* ingest endpoints */
+#define CF_MAX_TOPICS 16 /* SUB prefixes per endpoint */
+#define CF_STR 256       /* endpoint/topic buffer, bytes incl. NUL */
+#define CF_PATH 1024     /* path buffer, bytes incl. NUL */
+
+enum { CF_SUB = 0, CF_PULL = 1 };
+enum { CF_POLICY_REFUSE = 0, CF_POLICY_EVICT = 1 };
+
+typedef struct cf_input {
+    int type;                            /* CF_SUB or CF_PULL */
+    char endpoint[CF_STR];               /* ZeroMQ endpoint */
+    int bind;                            /* 1 bind, 0 connect */
+    int n_topics;                        /* SUB prefixes in topics (0 = everything) */
+    char topics[CF_MAX_TOPICS][CF_STR];  /* SUB prefixes */
+} cf_input;
+
+typedef struct cf_config {
+    /* General */
+    char path[CF_PATH];         /* file this came from, "" for defaults */
+    int log_level;              /* LG_DEBUG..LG_WARNING */
+    char model[CF_PATH];        /* weights file, "" = en_default_model_path() */
+    char state_db[CF_PATH];     /* SQLite checkpoint store */
+    double checkpoint_interval; /* seconds between checkpoints, > 0 */
+    double stats_interval;      /* seconds between stats log lines, 0 = off */
+    double shutdown_timeout;    /* seconds allowed for the final checkpoint */
+    /* Input */
+    int n_inputs;                       /* used entries of inputs */
+    cf_input inputs[CF_MAX_INPUTS];     /* ingest sockets */
+    long max_msg_size;                  /* bytes; larger frames are dropped and counted */
+    long zmq_max_msg_size;              /* ZMQ_MAXMSGSIZE, bytes, -1 = unlimited */
+    int rcvhwm;                         /* ZMQ_RCVHWM, messages */
+    /* Output */
+    char out_endpoint[CF_STR];  /* PUB endpoint */
+    int out_bind;               /* 1 bind, 0 connect */
+    int sndhwm;                 /* ZMQ_SNDHWM, messages */
+    /* Control */
+    char control_endpoint[CF_STR]; /* REP endpoint; resolved by cf_resolve() */
+    /* Series */
+    uint32_t max_series;        /* registry capacity */
+    int policy;                 /* CF_POLICY_REFUSE or CF_POLICY_EVICT */
+    uint32_t evict_queue;       /* evicted states waiting for the store, rows */
+    /* Engine */
+    int max_batch;              /* series stepped together, 1..4096 */
+    int threads;                /* engine threads (series shards), 1..64 */
+    int pipeline;               /* 1: engine threads step while the main thread does I/O (engine.h) */
+    an_cfg anomaly;             /* anomaly scoring (anomaly.h) */
+} cf_config;
+
+/* Fills the defaults, including state_db from $STATE_DIRECTORY, and resolves. */
+void cf_default(cf_config *c);
+
+/*
+ * Loads path over the defaults. Returns RC_OK; RC_ERR_IO when the file
+ * cannot be read; RC_ERR_CONFIG for a syntax or validation error. On failure
+ * errbuf (errlen bytes, may be NULL) receives the full message, possibly two
+ * lines, without a trailing newline. c is fully written on success only.
+ */
+rc_err cf_load(cf_config *c, const char *path, char *errbuf, size_t errlen);
+/* The same from memory; name is used in messages in place of a path. */
+rc_err cf_load_mem(cf_config *c, const char *name, const char *text, size_t len,
+                   char *errbuf, size_t errlen);
+
+/*
+ * Fills derived defaults: an empty control_endpoint becomes
+ * ipc://$RUNTIME_DIRECTORY/control.sock when systemd set RUNTIME_DIRECTORY,
+ * else ipc://<directory of state_db>/rwkvcastd.sock. Called by cf_default
+ * and cf_load; idempotent.
+ */
+void cf_resolve(cf_config *c);
+
+/* Number of keys in the 'anomaly' section. config_test checks it against
+ * sizeof(an_cfg), so a new an_cfg field cannot go unconfigurable unnoticed. */
+int cf_anomaly_keys(void);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * sockets.h: ZeroMQ sockets of the daemon: SUB/PULL ingest, PUB output and the
+ * REP control socket, configured from cf_config.
+ *
+ * Each function creates one socket in ctx, applies the options and binds or
+ * connects. On failure it returns NULL and writes a one-line reason naming
+ * the endpoint and zmq_strerror() into errbuf. Close with zmq_close().
+ *
+ * Threads: ZeroMQ sockets are not thread-safe; the loop thread owns them.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef SOCKETS_H
+#define SOCKETS_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+
+/* Ingest socket: SUB (subscribed to in->topics, or everything) or PULL, with
+ * ZMQ_RCVHWM = rcvhwm and ZMQ_MAXMSGSIZE = max_msg (-1 = unlimited). */
+void *zq_open_input(void *ctx, const cf_input *in, int rcvhwm, long max_msg, char *errbuf, size_t errlen);
+/* PUB socket with ZMQ_SNDHWM; linger 200 ms so the last forecasts leave on exit. */
+void *zq_open_pub(void *ctx, const char *endpoint, int bind, int sndhwm, char *errbuf, size_t errlen);
+/* REP socket, always bound. For ipc:// the socket file is created with mode
+ * 0600 (umask around the bind, then chmod); a stale file is replaced. */
+void *zq_open_rep(void *ctx, const char *endpoint, char *errbuf, size_t errlen);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * features.h: featurization, shared by training, eval, replay and the daemon
+ * (one code path): a causal per-series online normalizer, timestamp phase
+ * features, gap/missing handling and the sampling-period estimate.
+ *
+ * The model forecasts a residual over a baseline, in normalized units:
+ *   value(t+h) = baseline(h) + scale * out[h]
+ * where baseline(h) is the seasonal-naive value (the sample one "day" of
+ * samples earlier, from a short ring of raw values) when the estimated
+ * sampling period puts a day within FT_RING samples, and the normalizer's
+ * level otherwise. With a zero output the model is seasonal naive, which is
+ * why training converges quickly to something better than it.
+ *
+ * CONTRACT FILE: the signatures below are used by the engine (daemon/engine.c).
+ *
+ * Threads: an ft_state belongs to one series and one thread at a time;
+ * ft_cfg is read-only after setup. Nothing here allocates.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef FEATURES_H
+#define FEATURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/base.h"
+#include "model/rwkv.h"
+
+#define FT_NFEAT 14      /* features per sample fed to the model (rk_dims.n_feat) */
+#define FT_KIND 2        /* featurizer identity stored in rk_meta.feat_kind */
+#define FT_RING 48       /* raw values kept for the seasonal baseline and lags */
+
+typedef struct ft_cfg {
+    float norm_halflife; /* samples; half-life of the normalizer's level/scale */
+    float clip;          /* normalizer updates clip deviations at clip * scale */
+    float season_s;      /* seconds; seasonal period of the baseline (86400: one day) */
+    uint32_t n_quant;    /* Q of the model, for ft_denorm's horizon-major layout */
+} ft_cfg;
+
+/* Defaults: half-life 96 samples, clip 5, season one day, Q = 3. */
+void ft_cfg_default(ft_cfg *c);
+/* Settings travel inside the weights file (rk_meta.feat_param, feat_kind). */
+void ft_cfg_to_meta(const ft_cfg *c, rk_meta *m);
+/* RC_ERR_VERSION when the file was made for another featurizer (feat_kind),
+ * RC_ERR_FORMAT when a stored setting is out of range. */
+rc_err ft_cfg_from_meta(ft_cfg *c, const rk_meta *m);
+
+typedef struct ft_state {
+    /* Time */
+    double last_t;       /* time of the last sample, seconds; -inf at start */
+    double dt;           /* estimated sampling period, seconds; 0 until known */
+    double cand_dt;      /* candidate new period seen in a row, seconds */
+    /* Normalizer */
+    double level;        /* location (robust EW mean), value units */
+    double scale;        /* scale (robust EW mean absolute deviation), > 0 */
+    uint32_t n;          /* samples seen (missing ones included) */
+    uint32_t nv;         /* finite samples seen */
+    uint32_t cand_n;     /* consecutive intervals near cand_dt */
+    uint32_t season;     /* baseline lag in samples, 2..FT_RING, or 0 = none */
+    uint32_t nq;         /* Q for ft_denorm */
+    uint32_t ring_n;     /* valid entries in ring, <= FT_RING */
+    uint32_t ring_pos;   /* index of the next write in ring */
+    uint32_t pad_;
+    float ring[FT_RING]; /* last raw values (missing ones imputed), value units */
+} ft_state;
+
+void ft_init(ft_state *s, const ft_cfg *c);
+/*
+ * Advances with one sample (t seconds since the epoch; v, NaN = missing)
+ * and writes FT_NFEAT finite features for it (feat may be NULL). The
+ * features of a sample use only this and earlier samples. Returns RC_OK, or
+ * RC_ERR_PROTO (state untouched) when t is not finite or not after the
+ * previous sample's time, RC_ERR_NUMERIC (state untouched) when v is +-Inf.
+ */
+rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat);
+/*
+ * Maps n normalized model outputs back to value space. in is horizon-major
+ * (o[h*Q + q], h = 0 for one step ahead, Q = c->n_quant at ft_init); n is a
+ * multiple of Q (H*Q). out may alias in.
+ */
+void ft_denorm(const ft_state *s, const float *in, float *out, int n);
+/* ft_denorm, and per horizon h its lowest, middle (Q/2) and highest
+ * quantile into lo[h], mid[h], hi[h] (n/Q each; all three NULL for none). */
+void ft_denorm_split(const ft_state *s, const float *in, float *out, int n, float *mid, float *lo, float *hi);
+/* Maps a value to normalized space around the level: (v - level) / scale. */
+float ft_norm(const ft_state *s, double v);
+/* Training target for horizon h >= 1: (v - baseline(h)) / scale, the
+ * quantity whose forecast ft_denorm maps back to v. */
+float ft_target(const ft_state *s, int h, double v);
+/* Baseline for horizon h >= 1 in value units. */
+double ft_baseline(const ft_state *s, int h);
+/* Estimated sampling period in seconds (0 until two samples were seen). */
+double ft_period(const ft_state *s);
+
+/* Fixed-size little-endian serialization of ft_state (magic, version, fields). */
+#define FT_BLOB_SIZE (8 + 5 * 8 + 8 * 4 + FT_RING * 4)
+void ft_save(const ft_state *s, uint8_t *buf);
+/* RC_ERR_FORMAT (size, magic, bad field), RC_ERR_VERSION; s untouched on failure. */
+rc_err ft_load(ft_state *s, const uint8_t *buf, size_t len);
+
+#endif

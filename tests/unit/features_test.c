@@ -1,0 +1,209 @@
+/*
+ * features_test.c: featurizer tests: causality, NaN and gap handling, robustness
+ * of the normalizer to outliers and level shifts, period estimate, the
+ * seasonal baseline and denormalization, settings round trip and bit-exact save/load.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "model/features.h"
+
+#include "tests/unit/harness.h"
+
+static double sig(int i) { return 100 + 20 * sin(2 * 3.14159265358979 * i / 24.0) + (i % 7); }
+
+TEST(causal_prefix) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    enum { N = 300 };
+    static float full[N][FT_NFEAT], pre[N][FT_NFEAT];
+    ft_state s;
+    ft_init(&s, &c);
+    for (int i = 0; i < N; i++) ASSERT_EQ(ft_push(&s, &c, 1e9 + 3600.0 * i, sig(i), full[i]), RC_OK);
+    /* The first 150 samples alone give the same features. */
+    ft_init(&s, &c);
+    for (int i = 0; i < 150; i++) ft_push(&s, &c, 1e9 + 3600.0 * i, sig(i), pre[i]);
+    ASSERT(memcmp(full, pre, sizeof(float) * 150 * FT_NFEAT) == 0);
+}
+
+/* The phase features (time of day, day of week) are remembered for the last
+ * timestamp: series that share a time, series that do not, and -0.0 after
+ * 0.0 all get exactly the formula's values. */
+TEST(phase_features_equal_formula_for_shared_and_interleaved_times) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state a, b;
+    ft_init(&a, &c);
+    ft_init(&b, &c);
+    const double ts[][2] = {{-0.0, 0.0}, {7200, 7200}, {9000, 86400 * 3.5}, {86400 * 4.25, 86400 * 4.25},
+                            {1.7e9, 1.7e9 + 1}, {1.7e9 + 3600, 1.7e9 + 3600}};
+    for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) {
+        for (int j = 0; j < 2; j++) {
+            double t = ts[k][j];
+            float f[FT_NFEAT];
+            ASSERT_EQ(ft_push(j ? &b : &a, &c, t, 5.0 + (double)k, f), RC_OK);
+            double tod = fmod(t, 86400.0) / 86400.0, dow = fmod(t + 3.0 * 86400.0, 604800.0) / 604800.0;
+            const float want[4] = {(float)sin(2 * 3.14159265358979323846 * tod),
+                                   (float)cos(2 * 3.14159265358979323846 * tod),
+                                   (float)sin(2 * 3.14159265358979323846 * dow),
+                                   (float)cos(2 * 3.14159265358979323846 * dow)};
+            ASSERT(memcmp(f + 7, want, sizeof want) == 0);
+        }
+    }
+}
+
+TEST(nan_and_gaps_give_finite_features) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state s;
+    ft_init(&s, &c);
+    float f[FT_NFEAT], out[6];
+    const float in[6] = {0.5f, -1, 2, 0, 0, 0};
+    double t = 1e9;
+    /* Leading NaNs, NaN runs, big and small gaps, a constant stretch. */
+    for (int i = 0; i < 500; i++) {
+        double v = i < 3 || (i % 37) < 3 ? NAN : (i > 300 && i < 400 ? 5.0 : sig(i));
+        t += (i % 53 == 0) ? 3600.0 * 10 : (i % 101 == 0 ? 86400.0 * 30 : 3600.0);
+        ASSERT_EQ(ft_push(&s, &c, t, v, f), RC_OK);
+        for (int k = 0; k < FT_NFEAT; k++) ASSERT(isfinite(f[k]));
+        ft_denorm(&s, in, out, 6);
+        for (int k = 0; k < 6; k++) ASSERT(isfinite(out[k]));
+    }
+    ASSERT_NEAR(ft_period(&s), 3600.0, 1.0);
+    /* Time going backwards or Inf values are refused and change nothing. */
+    ft_state keep = s;
+    ASSERT_EQ(ft_push(&s, &c, t - 1, 1.0, f), RC_ERR_PROTO);
+    ASSERT_EQ(ft_push(&s, &c, t + 1, INFINITY, f), RC_ERR_NUMERIC);
+    ASSERT(memcmp(&keep, &s, sizeof s) == 0);
+}
+
+TEST(normalizer_robust_to_outlier_and_follows_shift) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state s;
+    ft_init(&s, &c);
+    double t = 0;
+    for (int i = 0; i < 400; i++) ft_push(&s, &c, t += 60, 50 + (i % 5), NULL);
+    double lv = s.level, sc = s.scale;
+    ft_push(&s, &c, t += 60, 1e6, NULL); /* one huge outlier */
+    ASSERT_LT(fabs(s.level - lv), 0.2 * 5 * sc);
+    ASSERT_LT(s.scale, 1.2 * sc);
+    for (int i = 0; i < 600; i++) ft_push(&s, &c, t += 60, 500 + (i % 5), NULL); /* shift */
+    ASSERT_NEAR(s.level, 502, 25); /* within 5% after ~6 half-lives */
+}
+
+TEST(period_estimate_ignores_gaps_follows_rate_change) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state s;
+    ft_init(&s, &c);
+    double t = 0;
+    for (int i = 0; i < 50; i++) ft_push(&s, &c, t += 60, 1, NULL);
+    ft_push(&s, &c, t += 6000, 1, NULL);
+    ASSERT_NEAR(ft_period(&s), 60, 1e-9);
+    for (int i = 0; i < 10; i++) ft_push(&s, &c, t += 10, 1, NULL);
+    ASSERT_NEAR(ft_period(&s), 10, 0.5);
+}
+
+TEST(seasonal_baseline_is_exact_on_periodic_data) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state s;
+    ft_init(&s, &c);
+    for (int i = 0; i < 200; i++) ft_push(&s, &c, 3600.0 * i, 100 + 30 * sin(i * 0.2617993878), NULL);
+    for (int h = 1; h <= 48; h++)
+        ASSERT_NEAR(ft_target(&s, h, 100 + 30 * sin((199 + h) * 0.2617993878)), 0, 1e-4);
+    float z[3] = {0, 0, 0}, o[3];
+    ft_denorm(&s, z, o, 3);
+    ASSERT_NEAR(o[1], 100 + 30 * sin(200 * 0.2617993878), 1e-3);
+    /* Every horizon's Q values get ft_baseline(h), over several seasons
+     * (ft_denorm steps the seasonal lag instead of calling it). */
+    int Q = (int)(s.nq ? s.nq : 1), n = 100 * Q;
+    float in[100 * 16], out[100 * 16];
+    ASSERT_LE(Q, 16);
+    for (int i = 0; i < n; i++) in[i] = (float)(i % 7) - 3.0f;
+    ft_denorm(&s, in, out, n);
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(out[i], (float)(ft_baseline(&s, i / Q + 1) + s.scale * (double)in[i]));
+    /* Before a season is known, the level. */
+    ft_state s2;
+    ft_init(&s2, &c);
+    ft_push(&s2, &c, 0, 7.0, NULL);
+    ft_denorm(&s2, in, out, n);
+    for (int i = 0; i < n; i++) ASSERT_EQ(out[i], (float)(s2.level + s2.scale * (double)in[i]));
+}
+
+/* ft_denorm_split for Q = 1, 3, 5 (Q = 3 has a vector path), before the
+ * 24-sample season is known (baseline = level) and after it at every ring
+ * position, for 50 horizons (not a multiple of the vector width), in place
+ * and not: ft_baseline(h) + scale * in, bit for bit, and the lowest, middle
+ * and highest quantile of each horizon beside. */
+TEST(denorm_split_matches_baseline_and_quantiles) {
+    for (int Q = 1; Q <= 5; Q += 2) {
+        ft_cfg c;
+        ft_cfg_default(&c);
+        c.n_quant = (uint32_t)Q;
+        ft_state s;
+        ft_init(&s, &c);
+        for (int i = 0; i < 30 + FT_RING; i++) {
+            ft_push(&s, &c, 3600.0 * i, 100 + 30 * sin(i * 0.2617993878) + (i % 5), NULL);
+            enum { H = 50 };
+            float in[H * 5], out[H * 5], mid[H], lo[H], hi[H], again[H * 5];
+            int n = H * Q;
+            for (int k = 0; k < n; k++) in[k] = (float)((k * 7 + i) % 13) * 0.37f - 2.0f;
+            ft_denorm_split(&s, in, out, n, mid, lo, hi);
+            for (int k = 0; k < n; k++)
+                ASSERT_EQ(out[k], (float)(ft_baseline(&s, k / Q + 1) + s.scale * (double)in[k]));
+            for (int h = 0; h < H; h++) {
+                ASSERT_EQ(lo[h], out[h * Q]);
+                ASSERT_EQ(mid[h], out[h * Q + Q / 2]);
+                ASSERT_EQ(hi[h], out[h * Q + Q - 1]);
+            }
+            memcpy(again, in, sizeof in);
+            ft_denorm_split(&s, again, again, n, NULL, NULL, NULL);
+            ASSERT(memcmp(again, out, (size_t)n * sizeof *out) == 0);
+        }
+    }
+}
+
+TEST(cfg_meta_round_trip) {
+    ft_cfg c, d;
+    ft_cfg_default(&c);
+    c.norm_halflife = 33;
+    rk_meta m;
+    memset(&m, 0, sizeof m);
+    ft_cfg_to_meta(&c, &m);
+    ASSERT_EQ(ft_cfg_from_meta(&d, &m), RC_OK);
+    ASSERT(d.norm_halflife == 33 && d.n_quant == c.n_quant && d.season_s == c.season_s);
+    m.feat_kind = 99;
+    ASSERT_EQ(ft_cfg_from_meta(&d, &m), RC_ERR_VERSION);
+}
+
+TEST(save_load_bit_identical) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state a, b;
+    ft_init(&a, &c);
+    for (int i = 0; i < 77; i++) ft_push(&a, &c, 3600.0 * i, i % 11 ? sig(i) : NAN, NULL);
+    uint8_t buf[FT_BLOB_SIZE], buf2[FT_BLOB_SIZE];
+    ft_save(&a, buf);
+    ASSERT_EQ(ft_load(&b, buf, sizeof buf), RC_OK);
+    ft_save(&b, buf2);
+    ASSERT(memcmp(buf, buf2, sizeof buf) == 0);
+    for (int i = 77; i < 200; i++) {
+        float fa[FT_NFEAT], fb[FT_NFEAT];
+        ft_push(&a, &c, 3600.0 * i, sig(i), fa);
+        ft_push(&b, &c, 3600.0 * i, sig(i), fb);
+        ASSERT(memcmp(fa, fb, sizeof fa) == 0);
+    }
+    ASSERT_EQ(ft_load(&b, buf, sizeof buf - 1), RC_ERR_FORMAT);
+    buf[0] ^= 1;
+    ASSERT_EQ(ft_load(&b, buf, sizeof buf), RC_ERR_FORMAT);
+}
+
+TT_MAIN(TEST_ENTRY(causal_prefix), TEST_ENTRY(phase_features_equal_formula_for_shared_and_interleaved_times),
+        TEST_ENTRY(nan_and_gaps_give_finite_features),
+        TEST_ENTRY(normalizer_robust_to_outlier_and_follows_shift),
+        TEST_ENTRY(period_estimate_ignores_gaps_follows_rate_change),
+        TEST_ENTRY(seasonal_baseline_is_exact_on_periodic_data),
+        TEST_ENTRY(denorm_split_matches_baseline_and_quantiles), TEST_ENTRY(cfg_meta_round_trip),
+        TEST_ENTRY(save_load_bit_identical))
