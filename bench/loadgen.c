@@ -2,7 +2,7 @@
  * loadgen.c: end-to-end load generator for a running rwkvcastd
  * (build/bench/loadgen; driven by bench/bench_e2e.py for `make bench-e2e`).
  *
- * It publishes msgpack samples (shared/DESIGN.md §3) for N series to the
+ * It publishes msgpack samples (docs/PROTOCOL.md §1) for N series to the
  * daemon's ingest socket at a fixed total rate or as fast as it can, for a
  * bounded time, subscribes to the daemon's PUB output and matches every
  * forecast "f.<series>" to the sample that caused it by (series, t). The

@@ -1,5 +1,5 @@
 /*
- * wire.h: the msgpack codec of wire protocol v1 (shared/DESIGN.md §3).
+ * wire.h: the msgpack codec of wire protocol v1 (docs/PROTOCOL.md §1-2).
  *
  * Decoding is our own small pull reader over a borrowed buffer instead of
  * msgpack-c's unpacker: msgpack_unpack() allocates a zone per message, and
@@ -92,7 +92,7 @@ typedef void mp_sample_cb(void *ctx, const mp_sample *smp);
 typedef void mp_error_cb(void *ctx, mp_reason why, const char *s, uint32_t s_len);
 
 /*
- * Decodes one payload of any of the three shapes of DESIGN §3:
+ * Decodes one payload of any of the three shapes of docs/PROTOCOL.md §1:
  *   {"s","t","v"}  [ {...}, ... ]  {"s", "t": [...], "v": [...]}
  * `now` is used for samples without 't'. A malformed frame is rejected as a
  * whole before any sample is delivered; a bad element of a batch only drops

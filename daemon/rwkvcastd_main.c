@@ -1,5 +1,5 @@
 /*
- * rwkvcastd_main.c: rwkvcastd's command line (shared/DESIGN.md §4):
+ * rwkvcastd_main.c: rwkvcastd's command line (docs/PROTOCOL.md §5):
  *
  *   rwkvcastd [-c FILE] [--check-config]
  *

@@ -1,7 +1,7 @@
 /*
  * server.h: rwkvcastd itself: wires config, model, engine, registry, checkpoint
  * store, ZeroMQ sockets, control socket, signals and sd_notify around one
- * event loop (shared/DESIGN.md §3-5).
+ * event loop (docs/PROTOCOL.md).
  *
  * Startup order: model -> engine -> registry -> store (restore every state)
  * -> sockets -> READY=1. Shutdown (SIGTERM/SIGINT): stop intake, flush the

@@ -19,7 +19,7 @@
 
 #include <msgpack.h>
 
-/* Endpoints of DESIGN.md §3. */
+/* Default endpoints, docs/PROTOCOL.md §1-3. */
 #define CLI_INGEST_DEFAULT "tcp://127.0.0.1:7701"
 #define CLI_OUTPUT_DEFAULT "tcp://127.0.0.1:7702"
 

@@ -1,6 +1,6 @@
 /*
  * cmd_ctl.c: `rwkvcast ctl`, one request on the daemon's control socket
- * (DESIGN.md §3): {"cmd": CMD, key: value, ...} over REQ, the reply printed
+ * (docs/PROTOCOL.md §3): {"cmd": CMD, key: value, ...} over REQ, the reply printed
  * as indented JSON. Exit 0 when the reply says "ok": true, 1 on "ok": false,
  * a timeout or a transport error, 2 on a usage error.
  *

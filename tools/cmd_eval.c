@@ -1,5 +1,5 @@
 /*
- * cmd_eval.c: `rwkvcast eval` (DESIGN §4): for every series, warm a fresh
+ * cmd_eval.c: `rwkvcast eval` (docs/PROTOCOL.md §5): for every series, warm a fresh
  * state on its training part (all series stepped together with
  * rk_step_batch), forecast the H test steps from the state after the last
  * training sample only, and score the model, seasonal naive and Naive2 with

@@ -1,6 +1,6 @@
 /*
  * cmd_replay.c: `rwkvcast replay [-m MODEL] [--horizon] INPUT.csv`, the
- * daemon's engine (daemon/engine.h) run offline over one series (DESIGN.md §4).
+ * daemon's engine (daemon/engine.h) run offline over one series (docs/PROTOCOL.md §5).
  *
  * Input: CSV with a header naming `timestamp` and `value` columns (',' or
  * ';' separated; other columns ignored). Output on stdout, one row per

@@ -1,6 +1,6 @@
 /*
  * cmd_send.c: `rwkvcast send`, a CSV file or stdin turned into msgpack
- * samples (DESIGN.md §3) on the daemon's ingest endpoint. One sample is sent
+ * samples (docs/PROTOCOL.md §1) on the daemon's ingest endpoint. One sample is sent
  * as a single map, --batch N packs N samples into one array message.
  *
  * Input: a header naming the columns (series/s/id, timestamp/time/t,

@@ -7,7 +7,7 @@
  * a compressed "day", plus a third harmonic) + AR(1) noise. Anomaly kinds:
  * spike (one sample), shift (level jumps for a few seconds), stuck (value
  * frozen), dropout (no samples), noise (variance burst). Every tick sends
- * the N samples as one msgpack batch array (DESIGN.md §3), or prints CSV
+ * the N samples as one msgpack batch array (docs/PROTOCOL.md §1), or prints CSV
  * rows with --csv.
  *
  * SPDX-License-Identifier: MIT

@@ -1,6 +1,6 @@
 /*
  * cmd_tail.c: `rwkvcast tail`, a subscriber on the daemon's output PUB
- * (DESIGN.md §3) that prints forecasts ("f.<series>") and alert-level
+ * (docs/PROTOCOL.md §2) that prints forecasts ("f.<series>") and alert-level
  * changes ("a.<series>") one line each, or as JSON lines with --json.
  *
  * Runs until --count messages were printed, --duration seconds passed, or

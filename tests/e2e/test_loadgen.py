@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not os.access(LOADGEN, os.X_OK), reason="build/b
 
 
 class Echo:
-    """A fake daemon: decodes every DESIGN §3 payload shape and publishes one
+    """A fake daemon: decodes every payload shape of docs/PROTOCOL.md §1 and publishes one
     forecast per sample on "f.<series>". Counts samples by shape."""
 
     def __init__(self, ingest_type, ingest, out):
