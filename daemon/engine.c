@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "daemon/calibration.h"
 #include "model/features.h"
 
 #ifndef RWKVCAST_DATADIR
@@ -32,7 +33,7 @@
 #endif
 
 #define EN_BLOB_MAGIC 0x31534e45u /* "ENS1" */
-#define EN_BLOB_VERSION 2 /* 2: anomaly blob ANS2 (anchored blocks) */
+#define EN_BLOB_VERSION 3 /* 2: anomaly blob ANS2 (anchored blocks); 3: featurizer v3, calibration blob */
 #define EN_BLOB_HDR 48
 
 enum {
@@ -123,6 +124,7 @@ struct en_engine {
     float *states;       /* (max_series, state_len) */
     ft_state *ft;        /* (max_series) */
     an_state *an;        /* (max_series) */
+    ca_state *ca;        /* (max_series) interval calibration */
     float *fc;           /* (max_series, H*Q) last forecast, value space */
     en_slot_meta *meta;  /* (max_series) */
     /* Per slot, the caller's thread only: what en_push needs to accept or
@@ -159,6 +161,8 @@ struct en_engine {
     en_result last_view;         /* en_slot_last's result */
     float *load_state;           /* (state_len) staging for decode_blob */
     float *load_fc;              /* (H*Q) staging for decode_blob */
+    ca_state load_ca;            /* staging for decode_blob */
+    ca_table cat;                /* per-horizon calibration weights (read-only) */
 };
 
 void en_cfg_default(en_cfg *c) {
@@ -260,6 +264,7 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
     e->states = alloc_zero(S * e->state_len, sizeof(float), &fail);
     e->ft = alloc_zero(S, sizeof(ft_state), &fail);
     e->an = alloc_zero(S, sizeof(an_state), &fail);
+    e->ca = alloc_zero(S, sizeof(ca_state), &fail);
     e->fc = alloc_zero(S * (size_t)e->HQ, sizeof(float), &fail);
     e->meta = alloc_zero(S, sizeof(en_slot_meta), &fail);
     e->q_last_t = alloc_zero(S, sizeof(double), &fail);
@@ -292,6 +297,8 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
     e->k0 = cfg->pipeline ? 0 : 1;
     e->sh = alloc_zero((size_t)e->K, sizeof(en_shard), &fail);
     if (fail) goto err;
+    const float *ql = m->meta.quantiles;
+    if (ca_table_init(&e->cat, e->H, ql[0], 1.0f - ql[e->Q - 1]) != RC_OK) goto err;
     e->l_lo = e->l_yhat + e->H;
     e->l_hi = e->l_yhat + 2 * e->H;
     for (int k = 0; k < e->K; k++) {
@@ -331,6 +338,8 @@ void en_free(en_engine *e) {
     rc_free(e->meta);
     rc_free(e->fc);
     rc_free(e->an);
+    rc_free(e->ca);
+    ca_table_free(&e->cat);
     rc_free(e->ft);
     rc_free(e->states);
     rc_free(e);
@@ -374,6 +383,7 @@ void en_slot_reset(en_engine *e, uint32_t slot) {
     rk_state_init(e->m, e->states + (size_t)slot * e->state_len);
     ft_init(&e->ft[slot], &e->fcfg);
     an_init(&e->an[slot]);
+    ca_init(&e->ca[slot]);
     memset(e->fc + (size_t)slot * e->HQ, 0, (size_t)e->HQ * sizeof(float));
     memset(&e->meta[slot], 0, sizeof e->meta[slot]);
     e->meta[slot].t = -INFINITY;
@@ -450,6 +460,12 @@ static int prepare_row(en_engine *e, en_batch *b, int i, float *feat) {
     float *prev = b->prev + (size_t)i * e->Q;
     int h = (e->meta[slot].flags & SLOT_HAS_FC) ? horizon_of(e, slot, t) : 0;
     if (h > 0) memcpy(prev, e->fc + (size_t)slot * e->HQ + (size_t)(h - 1) * e->Q, (size_t)e->Q * sizeof(float));
+    /* The calibration judges the intervals issued 1, 6 and 24 samples ago;
+     * after a gap they no longer line up with this sample. */
+    if (h == 1 && isfinite(v))
+        ca_observe(&e->ca[slot], &e->cat, v);
+    else if (h != 1)
+        ca_forget_issued(&e->ca[slot]);
     if (ft_push(&e->ft[slot], &e->fcfg, t, v, feat) != RC_OK) return 0;
     int level = 0;
     int8_t before = e->meta[slot].level;
@@ -482,6 +498,7 @@ static inline __attribute__((always_inline)) void prefetch_slot(const en_engine 
     prefetch_range(&e->ft[slot], sizeof e->ft[slot]);
     prefetch_range(e->fc + (size_t)slot * e->HQ, (size_t)e->HQ * sizeof(float));
     if (judge) prefetch_range(&e->an[slot], sizeof e->an[slot]);
+    prefetch_range(&e->ca[slot], sizeof e->ca[slot]);
 }
 
 /* Everything a batch needs for one shard's rows: judge and featurize, one
@@ -514,7 +531,9 @@ static void run_shard(en_engine *e, en_batch *b, en_shard *sh) {
         uint32_t s = b->slot[i];
         en_slot_meta *mt = &e->meta[s];
         float *fc = e->fc + (size_t)s * e->HQ, *r3 = b->fc3 + (size_t)i * 3 * e->H;
-        ft_denorm_split(&e->ft[s], b->out + (size_t)q * e->HQ, fc, e->HQ, r3, r3 + e->H, r3 + 2 * e->H);
+        ft_denorm(&e->ft[s], b->out + (size_t)q * e->HQ, fc, e->HQ);
+        ca_apply(&e->ca[s], &e->cat, fc, e->Q);
+        split_forecast(e, fc, r3, r3 + e->H, r3 + 2 * e->H);
         b->dt[i] = ft_period(&e->ft[s]);
         mt->t = b->t[i];
         mt->v = b->v[i];
@@ -764,11 +783,12 @@ const en_result *en_slot_last(en_engine *e, uint32_t slot) {
  *   0  u32 magic "ENS1"      4  u32 version       8  u64 model hash
  *  16  u32 H                20  u32 Q            24  u32 flags (HAS_FC|HAS_SAMPLE)
  *  28  i32 level            32  f64 t            40  f32 score   44 u32 reserved
- *  48  rk state blob, ft blob, an blob, f32 forecast (H*Q), f64 v
+ *  48  rk state blob, ft blob, an blob, ca blob, f32 forecast (H*Q), f64 v
  */
 
 size_t en_blob_size(const en_engine *e) {
-    return EN_BLOB_HDR + rk_state_blob_size(&e->m->dims) + FT_BLOB_SIZE + AN_BLOB_SIZE + 4 * (size_t)e->HQ + 8;
+    return EN_BLOB_HDR + rk_state_blob_size(&e->m->dims) + FT_BLOB_SIZE + AN_BLOB_SIZE + CA_BLOB_SIZE +
+           4 * (size_t)e->HQ + 8;
 }
 
 void en_slot_save(en_engine *e, uint32_t slot, uint8_t *buf) {
@@ -791,6 +811,8 @@ void en_slot_save(en_engine *e, uint32_t slot, uint8_t *buf) {
     p += FT_BLOB_SIZE;
     an_save(&e->an[slot], p);
     p += AN_BLOB_SIZE;
+    ca_save(&e->ca[slot], p);
+    p += CA_BLOB_SIZE;
     const float *fc = e->fc + (size_t)slot * e->HQ;
     for (int i = 0; i < e->HQ; i++) rc_put_f32(p + 4 * i, fc[i]);
     p += 4 * (size_t)e->HQ;
@@ -818,6 +840,8 @@ static rc_err decode_blob(en_engine *e, const uint8_t *buf, size_t len, ft_state
     p += FT_BLOB_SIZE;
     if ((rc = an_load(as, p, AN_BLOB_SIZE)) != RC_OK) return rc;
     p += AN_BLOB_SIZE;
+    if ((rc = ca_load(&e->load_ca, p, CA_BLOB_SIZE)) != RC_OK) return rc;
+    p += CA_BLOB_SIZE;
     for (int i = 0; i < e->HQ; i++) {
         e->load_fc[i] = rc_get_f32(p + 4 * i);
         if (!isfinite(e->load_fc[i])) return RC_ERR_NUMERIC;
@@ -869,6 +893,7 @@ rc_err en_slot_load(en_engine *e, uint32_t slot, const uint8_t *buf, size_t len)
     e->ft[slot] = fs;
     e->q_last_t[slot] = fs.last_t;
     e->an[slot] = as;
+    e->ca[slot] = e->load_ca;
     memcpy(e->fc + (size_t)slot * e->HQ, e->load_fc, (size_t)e->HQ * sizeof(float));
     en_slot_meta *mt = &e->meta[slot];
     memset(mt, 0, sizeof *mt);

@@ -2,7 +2,8 @@
  * features.c: featurization (see features.h). One code path for training, eval, replay
  * and the daemon: a robust exponentially weighted normalizer, a sampling
  * period estimate that ignores isolated gaps, a ring of recent raw values
- * that gives the seasonal-naive baseline, and time-of-day/day-of-week phase.
+ * for lags, the seasonal memory (mean change per sample by time of day)
+ * that gives the baseline, and time-of-day/day-of-week phase.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -10,12 +11,9 @@
 
 #include <math.h>
 #include <string.h>
-#if defined(__AVX512F__) && defined(__AVX512VL__)
-#include <immintrin.h>
-#endif
 
 #define FT_MAGIC 0x53544654u /* "TFTS" little-endian */
-#define FT_VERSION 2u
+#define FT_VERSION 3u
 #define FT_ZCLIP 20.0        /* normalized features are clipped to +-FT_ZCLIP */
 #define FT_WARM 8u           /* finite samples before outlier clipping starts */
 #define FT_PI 3.14159265358979323846
@@ -54,6 +52,7 @@ rc_err ft_cfg_from_meta(ft_cfg *c, const rk_meta *m) {
 void ft_init(ft_state *s, const ft_cfg *c) {
     memset(s, 0, sizeof *s);
     s->last_t = -INFINITY;
+    s->fin_t = -INFINITY;
     s->scale = 1.0;
     s->nq = c->n_quant ? c->n_quant : 1;
 }
@@ -117,6 +116,64 @@ static uint32_t season_of(const ft_state *s, const ft_cfg *c) {
     return (p >= 2 && p <= FT_RING) ? (uint32_t)p : 0;
 }
 
+/* Phase of t within the season, seconds in [0, season). */
+static double season_phase(double t, double season) {
+    double p = fmod(t, season);
+    return p < 0 ? p + season : p;
+}
+
+static int bin_of_phase(const ft_state *s, double ph) {
+    int k = (int)(ph / s->sbin_s);
+    return k < (int)s->sbins ? k : (int)s->sbins - 1;
+}
+
+/*
+ * The seasonal memory's bins for the current period estimate: FT_SBINS when
+ * a season holds at least that many samples, one per sample down to two,
+ * else none. A new layout starts the memory afresh (the old bins described
+ * other times of day).
+ */
+static void update_sbins(ft_state *s, const ft_cfg *c) {
+    uint32_t nb = 0;
+    if (s->dt > 0 && c->season_s > 0) {
+        double per = floor(c->season_s / s->dt + 0.5);
+        nb = per >= FT_SBINS ? FT_SBINS : per >= 2 ? (uint32_t)per : 0;
+    }
+    double w = nb ? (double)c->season_s / nb : 0;
+    if (nb != s->sbins || w != s->sbin_s) {
+        s->sbins = nb;
+        s->sbin_s = w;
+        memset(s->slope, 0, sizeof s->slope);
+        memset(s->slope_n, 0, sizeof s->slope_n);
+    }
+}
+
+/*
+ * Learns the change per sample from the last finite value to v in v's bin:
+ * an average while the bin is young, then EW with a memory of FT_SDAYS
+ * days. Changes are clipped at clip * scale once the normalizer is warm,
+ * so a spike's jump up and back down cancel instead of bending the profile. A gap of more than four
+ * periods teaches nothing (its mean change says little about any hour).
+ */
+static void update_seasonal_memory(ft_state *s, const ft_cfg *c, double t, double v) {
+    if (s->sbins && isfinite(s->fin_t)) {
+        double g = (t - s->fin_t) / s->dt;
+        if (g <= 4.5) {
+            double steps = g < 1.5 ? 1.0 : floor(g + 0.5);
+            double lim = s->nv < FT_WARM ? INFINITY : c->clip * s->scale;
+            double d = clampd((v - s->fin_v) / steps, -lim, lim);
+            int k = bin_of_phase(s, season_phase(t, s->sbin_s * s->sbins));
+            double beta = s->dt / (FT_SDAYS * s->sbin_s);
+            double a = 1.0 / (s->slope_n[k] + 1.0);
+            if (a < beta) a = beta;
+            s->slope[k] += (float)(a * (d - s->slope[k]));
+            if (s->slope_n[k] < UINT16_MAX) s->slope_n[k]++;
+        }
+    }
+    s->fin_t = t;
+    s->fin_v = v;
+}
+
 /* Robust EW update: warm-up averages, then deviations clipped at clip*scale. */
 static void update_norm(ft_state *s, const ft_cfg *c, double v) {
     double a = 1.0 - exp2(-1.0 / c->norm_halflife);
@@ -142,13 +199,47 @@ float ft_norm(const ft_state *s, double v) {
     return (float)((v - s->level) / s->scale);
 }
 
+/* The newest value, imputed if it was missing; the level before any. */
+static double last_value(const ft_state *s) {
+    return s->ring_n ? s->ring[(s->ring_pos + FT_RING - 1) % FT_RING] : s->level;
+}
+
+/*
+ * Walks horizons 1..H: the running sum of the bins' mean changes along the
+ * times t + j*dt, shrunk by 1 - exp(-h) (exp(-h) kept as a running product,
+ * so every caller gets the same bits). Calls emit(b, h, ctx) per horizon;
+ * inlined into each caller. The phase is stepped, not recomputed, because
+ * this runs for every published forecast (48 fmod would cost more than the
+ * rest of the denormalization).
+ */
+#define FT_WALK_BASELINE(s, H, BODY)                                                  \
+    do {                                                                              \
+        const double last_ = last_value(s);                                           \
+        const int seas_ = (s)->sbins > 0 && (s)->dt > 0;                              \
+        const double per_ = seas_ ? (s)->sbin_s * (double)(s)->sbins : 0;             \
+        double ph_ = seas_ ? season_phase((s)->last_t, per_) : 0, acc_ = 0, eh_ = 1;  \
+        for (int h_ = 1; h_ <= (H); h_++) {                                           \
+            double b_ = last_;                                                        \
+            if (seas_) {                                                              \
+                ph_ += (s)->dt;                                                       \
+                while (ph_ >= per_) ph_ -= per_;                                      \
+                int k_ = bin_of_phase((s), ph_);                                      \
+                if ((s)->slope_n[k_]) acc_ += (double)(s)->slope[k_];                 \
+                eh_ *= 0.36787944117144233; /* exp(-1) */                              \
+                b_ = last_ + (1.0 - eh_) * acc_;                                      \
+            }                                                                         \
+            BODY                                                                      \
+        }                                                                             \
+    } while (0)
+
 double ft_baseline(const ft_state *s, int h) {
-    uint32_t P = s->season;
-    if (P && s->ring_n >= P && h >= 1) {
-        uint32_t lag = P - 1 - (uint32_t)((h - 1) % (int)P);
-        return ring_get(s, lag);
-    }
-    return s->level;
+    double r = last_value(s);
+    FT_WALK_BASELINE(s, h, { if (h_ == h) r = b_; });
+    return r;
+}
+
+void ft_baselines(const ft_state *s, int H, double *b) {
+    FT_WALK_BASELINE(s, H, { b[h_ - 1] = b_; });
 }
 
 float ft_target(const ft_state *s, int h, double v) {
@@ -159,125 +250,19 @@ double ft_period(const ft_state *s) {
     return s->dt;
 }
 
-/* Horizon h's values: b + scale * in, the baseline shared by its Q quantiles. */
-static inline void denorm_row(double b, double scale, const float *in, float *out, int Q) {
-    for (int q = 0; q < Q; q++) out[q] = (float)(b + scale * (double)in[q]);
-}
-
-#if defined(__AVX512F__) && defined(__AVX512VL__)
-/* m mod P lane by lane, for 0 <= m < P + 8: subtracts P where a lane is still
- * at or above it (one round when P >= 8, at most four when P = 2). */
-static inline __m256i lanes_mod(__m256i m, __m256i P) {
-    for (__mmask8 over; (over = _mm256_cmpge_epi32_mask(m, P));) m = _mm256_mask_sub_epi32(m, over, m, P);
-    return m;
-}
-
-/*
- * Q = 3, eight horizons per step, in double like the scalar loop (the fused
- * multiply-add of b + scale * x is what -ffp-contract=fast makes of it
- * there, so the results are bit for bit the same). The 24 interleaved
- * inputs are split into lo/mid/hi lanes and joined again by in-register
- * permutes: staging them through memory made store forwarding fail and was
- * slower than scalar code. Baselines come straight from the ring by a
- * gather on indices kept in a vector, (first + h mod P) mod FT_RING.
- */
-static void denorm3_avx512(const ft_state *s, int seasonal, uint32_t first, const float *in, float *out, int H,
-                           float *mid, float *lo, float *hi) {
-    const __m512d scale = _mm512_set1_pd(s->scale);
-    const __m512d level = _mm512_set1_pd(s->level);
-    const __m512i split0 = _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i split1 = _mm512_setr_epi32(1, 4, 7, 10, 13, 16, 19, 22, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i split2 = _mm512_setr_epi32(2, 5, 8, 11, 14, 17, 20, 23, 0, 0, 0, 0, 0, 0, 0, 0);
-    /* Output p = 3h + q takes lane h of the q-th result: lo at 0.., mid at 8.., hi at 16... */
-    const __m512i join0 = _mm512_setr_epi32(0, 8, 16, 1, 9, 17, 2, 10, 18, 3, 11, 19, 4, 12, 20, 5);
-    const __m512i join1 = _mm512_setr_epi32(13, 21, 6, 14, 22, 7, 15, 23, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m256i P = _mm256_set1_epi32((int)(seasonal ? s->season : 1));
-    const __m256i ringn = _mm256_set1_epi32(FT_RING), eight = _mm256_set1_epi32(8);
-    const __m256i base = _mm256_set1_epi32((int)first);
-    __m256i m = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); /* h mod P, lane by lane */
-    if (seasonal) m = lanes_mod(m, P);
-    for (int h = 0; h < H; h += 8) {
-        const int r = H - h < 8 ? H - h : 8;
-        const __mmask16 k_a = (__mmask16)((1u << (3 * r < 16 ? 3 * r : 16)) - 1);
-        const __mmask8 k_b = (__mmask8)((1u << (3 * r > 16 ? 3 * r - 16 : 0)) - 1);
-        const __mmask8 k_h = (__mmask8)((1u << r) - 1);
-        __m512d b = level;
-        if (seasonal) {
-            __m256i idx = _mm256_add_epi32(base, m);
-            idx = _mm256_mask_sub_epi32(idx, _mm256_cmpge_epi32_mask(idx, ringn), idx, ringn);
-            b = _mm512_cvtps_pd(_mm256_mmask_i32gather_ps(_mm256_setzero_ps(), k_h, idx, s->ring, 4));
-            m = lanes_mod(_mm256_add_epi32(m, eight), P);
-        }
-        const float *x = in + (size_t)h * 3;
-        __m512 a = _mm512_maskz_loadu_ps(k_a, x);
-        __m512 c = _mm512_castps256_ps512(_mm256_maskz_loadu_ps(k_b, x + 16));
-        __m256 o0 = _mm512_cvtpd_ps(_mm512_fmadd_pd(
-            _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_permutex2var_ps(a, split0, c))), scale, b));
-        __m256 o1 = _mm512_cvtpd_ps(_mm512_fmadd_pd(
-            _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_permutex2var_ps(a, split1, c))), scale, b));
-        __m256 o2 = _mm512_cvtpd_ps(_mm512_fmadd_pd(
-            _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_permutex2var_ps(a, split2, c))), scale, b));
-        __m512 o01 = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(o0)), _mm256_castps_pd(o1), 1));
-        __m512 o2w = _mm512_castps256_ps512(o2);
-        float *o = out + (size_t)h * 3;
-        _mm512_mask_storeu_ps(o, k_a, _mm512_permutex2var_ps(o01, join0, o2w));
-        _mm256_mask_storeu_ps(o + 16, k_b, _mm512_castps512_ps256(_mm512_permutex2var_ps(o01, join1, o2w)));
-        if (mid) {
-            _mm256_mask_storeu_ps(lo + h, k_h, o0);
-            _mm256_mask_storeu_ps(mid + h, k_h, o1);
-            _mm256_mask_storeu_ps(hi + h, k_h, o2);
-        }
-    }
-}
-#endif
-
 void ft_denorm_split(const ft_state *s, const float *in, float *out, int n, float *mid, float *lo, float *hi) {
     const int Q = (int)(s->nq ? s->nq : 1), H = n / Q;
     const double scale = s->scale;
-    /* ft_baseline(h) for h = 1.. walks the ring forward from the value P
-     * samples back, wrapping to it again every P horizons: one index
-     * stepped per horizon instead of a lag and a modulo each (this runs for
-     * every published forecast). */
-    const uint32_t P = s->season;
-    const int seasonal = P && s->ring_n >= P;
-    const uint32_t first = seasonal ? (s->ring_pos + FT_RING - P) % FT_RING : 0;
-#if defined(__AVX512F__) && defined(__AVX512VL__)
-    if (Q == 3) {
-        denorm3_avx512(s, seasonal, first, in, out, H, mid, lo, hi);
-        return;
-    }
-#endif
-    uint32_t idx = first, k = 0;
-    for (int h = 0; h < H; h++) {
-        double b = s->level;
-        if (seasonal) {
-            b = s->ring[idx];
-            if (++k == P) {
-                k = 0;
-                idx = first;
-            } else if (++idx == FT_RING) {
-                idx = 0;
-            }
-        }
-        const float *x = in + (size_t)h * Q;
-        float *o = out + (size_t)h * Q;
-        if (Q == 3) {
-            /* The default, written out: three independent chains, no loop. */
-            float o0 = (float)(b + scale * (double)x[0]);
-            float o1 = (float)(b + scale * (double)x[1]);
-            float o2 = (float)(b + scale * (double)x[2]);
-            o[0] = o0;
-            o[1] = o1;
-            o[2] = o2;
-        } else {
-            denorm_row(b, scale, x, o, Q);
-        }
+    FT_WALK_BASELINE(s, H, {
+        const float *x = in + (size_t)(h_ - 1) * Q;
+        float *o = out + (size_t)(h_ - 1) * Q;
+        for (int q = 0; q < Q; q++) o[q] = (float)(b_ + scale * (double)x[q]);
         if (mid) {
-            lo[h] = o[0];
-            mid[h] = o[Q / 2];
-            hi[h] = o[Q - 1];
+            lo[h_ - 1] = o[0];
+            mid[h_ - 1] = o[Q / 2];
+            hi[h_ - 1] = o[Q - 1];
         }
-    }
+    });
 }
 
 void ft_denorm(const ft_state *s, const float *in, float *out, int n) {
@@ -321,6 +306,7 @@ rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat) {
     double gap = 1.0;
     if (s->n > 0) gap = update_period(s, t - s->last_t);
     s->season = season_of(s, c);
+    update_sbins(s, c);
     /* A short gap leaves the ring misaligned with the season: fill the
      * skipped samples with imputed values (bounded by the ring size). */
     if (gap > 1.5 && s->nv > 0) {
@@ -340,7 +326,10 @@ rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat) {
     double x = missing ? impute(s) : v;
     int have_prev = s->ring_n > 0;
     double prev = have_prev ? ring_get(s, 0) : x;
-    if (!missing) update_norm(s, c, v);
+    if (!missing) {
+        update_seasonal_memory(s, c, t, v);
+        update_norm(s, c, v);
+    }
     ring_put(s, x);
     if (!feat) return RC_OK;
 
@@ -358,19 +347,38 @@ rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat) {
     feat[11] = s->dt > 0 ? (float)(clampd(log10(s->dt), -3, 8) / 5) : 0.0f;
     feat[12] = (float)(clampd(log10(s->scale / (fabs(s->level) + 1e-12)), -6, 2) / 4);
     feat[13] = (float)fmin((double)s->nv / 168.0, 1.0);
+    /* The seasonal memory: the change expected over the next sample, and
+     * the day's mean change per sample (the trend) over 12 samples. */
+    double next = 0, drift = 0;
+    if (s->sbins) {
+        double per = s->sbin_s * s->sbins, ph = season_phase(t, per) + s->dt;
+        while (ph >= per) ph -= per;
+        int k = bin_of_phase(s, ph);
+        if (s->slope_n[k]) next = s->slope[k];
+        for (uint32_t i = 0; i < s->sbins; i++) drift += s->slope[i];
+        drift /= s->sbins;
+    }
+    feat[14] = (float)clampd(next / s->scale, -FT_ZCLIP, FT_ZCLIP);
+    feat[15] = (float)clampd(12.0 * drift / s->scale, -FT_ZCLIP, FT_ZCLIP);
     return RC_OK;
 }
 
-/* Blob: u32 magic, u32 version, 5 f64, 8 u32, FT_RING f32, little-endian. */
+/* Blob: u32 magic, u32 version, 8 f64, 8 u32, FT_RING f32, FT_SBINS f32,
+ * FT_SBINS u16, little-endian. */
 void ft_save(const ft_state *s, uint8_t *buf) {
     uint8_t *p = buf;
     rc_put_u32(p, FT_MAGIC); p += 4;
     rc_put_u32(p, FT_VERSION); p += 4;
-    const double d[5] = {s->last_t, s->dt, s->cand_dt, s->level, s->scale};
-    for (int i = 0; i < 5; i++, p += 8) rc_put_f64(p, d[i]);
-    const uint32_t u[8] = {s->n, s->nv, s->cand_n, s->season, s->nq, s->ring_n, s->ring_pos, 0};
+    const double d[8] = {s->last_t, s->dt, s->cand_dt, s->level, s->scale, s->sbin_s, s->fin_t, s->fin_v};
+    for (int i = 0; i < 8; i++, p += 8) rc_put_f64(p, d[i]);
+    const uint32_t u[8] = {s->n, s->nv, s->cand_n, s->season, s->nq, s->ring_n, s->ring_pos, s->sbins};
     for (int i = 0; i < 8; i++, p += 4) rc_put_u32(p, u[i]);
     for (int i = 0; i < FT_RING; i++, p += 4) rc_put_f32(p, s->ring[i]);
+    for (int i = 0; i < FT_SBINS; i++, p += 4) rc_put_f32(p, s->slope[i]);
+    for (int i = 0; i < FT_SBINS; i++, p += 2) {
+        p[0] = (uint8_t)(s->slope_n[i] & 0xff);
+        p[1] = (uint8_t)(s->slope_n[i] >> 8);
+    }
 }
 
 rc_err ft_load(ft_state *s, const uint8_t *buf, size_t len) {
@@ -379,18 +387,23 @@ rc_err ft_load(ft_state *s, const uint8_t *buf, size_t len) {
     ft_state t;
     memset(&t, 0, sizeof t);
     const uint8_t *p = buf + 8;
-    double *d[5] = {&t.last_t, &t.dt, &t.cand_dt, &t.level, &t.scale};
-    for (int i = 0; i < 5; i++, p += 8) *d[i] = rc_get_f64(p);
-    uint32_t *u[7] = {&t.n, &t.nv, &t.cand_n, &t.season, &t.nq, &t.ring_n, &t.ring_pos};
-    for (int i = 0; i < 7; i++, p += 4) *u[i] = rc_get_u32(p);
-    p += 4;
+    double *d[8] = {&t.last_t, &t.dt, &t.cand_dt, &t.level, &t.scale, &t.sbin_s, &t.fin_t, &t.fin_v};
+    for (int i = 0; i < 8; i++, p += 8) *d[i] = rc_get_f64(p);
+    uint32_t *u[8] = {&t.n, &t.nv, &t.cand_n, &t.season, &t.nq, &t.ring_n, &t.ring_pos, &t.sbins};
+    for (int i = 0; i < 8; i++, p += 4) *u[i] = rc_get_u32(p);
     for (int i = 0; i < FT_RING; i++, p += 4) t.ring[i] = rc_get_f32(p);
+    for (int i = 0; i < FT_SBINS; i++, p += 4) t.slope[i] = rc_get_f32(p);
+    for (int i = 0; i < FT_SBINS; i++, p += 2) t.slope_n[i] = (uint16_t)(p[0] | (p[1] << 8));
     if (!(t.scale > 0) || !isfinite(t.scale) || !isfinite(t.level) || !(t.dt >= 0) ||
-        t.season > FT_RING || t.ring_n > FT_RING || t.ring_pos >= FT_RING || t.nq < 1 ||
-        t.nq > RK_MAX_QUANT)
+        !isfinite(t.dt) || t.season > FT_RING || t.ring_n > FT_RING || t.ring_pos >= FT_RING ||
+        t.nq < 1 || t.nq > RK_MAX_QUANT || t.sbins > FT_SBINS || t.sbins == 1 ||
+        (t.sbins && !(t.sbin_s > 0 && isfinite(t.sbin_s) && t.dt > 0)) || isnan(t.fin_t) ||
+        !isfinite(t.fin_v))
         return RC_ERR_FORMAT;
     for (int i = 0; i < FT_RING; i++)
         if (!isfinite(t.ring[i])) return RC_ERR_FORMAT;
+    for (int i = 0; i < FT_SBINS; i++)
+        if (!isfinite(t.slope[i])) return RC_ERR_FORMAT;
     *s = t;
     return RC_OK;
 }

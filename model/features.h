@@ -5,11 +5,22 @@
  *
  * The model forecasts a residual over a baseline, in normalized units:
  *   value(t+h) = baseline(h) + scale * out[h]
- * where baseline(h) is the seasonal-naive value (the sample one "day" of
- * samples earlier, from a short ring of raw values) when the estimated
- * sampling period puts a day within FT_RING samples, and the normalizer's
- * level otherwise. With a zero output the model is seasonal naive, which is
- * why training converges quickly to something better than it.
+ *   baseline(h) = last + (1 - exp(-h)) * sum_{j=1..h} slope[bin(t + j*dt)]
+ * where last is the newest value and slope[] is the series' seasonal memory:
+ * FT_SBINS time-of-day bins, each the exponentially weighted mean change per
+ * sample of the values that arrived in that part of the day (memory about
+ * FT_SDAYS days). It is fixed-size and costs O(1) per sample at any sampling
+ * period from a second to a day, and holds the daily shape and the trend at
+ * once: a series that climbs keeps climbing, a daily cycle follows its own
+ * profile. Before a bin has seen data it adds nothing, so a new series
+ * starts as "repeat the last value". The factor 1 - exp(-h) (0.63 at one
+ * step) shrinks the profile where the last value says most. With a zero
+ * output the model is this baseline, which on the live-metrics files is
+ * already better than the last value at one step and than seasonal naive
+ * over 48 (bench/RESULTS.md), so training starts from there.
+ *
+ * The ring of the last FT_RING raw values gives lags and, when a day is at
+ * most FT_RING samples, the seasonal difference features.
  *
  * CONTRACT FILE: the signatures below are used by the engine (daemon/engine.c).
  *
@@ -27,14 +38,17 @@
 #include "common/base.h"
 #include "model/rwkv.h"
 
-#define FT_NFEAT 14      /* features per sample fed to the model (rk_dims.n_feat) */
-#define FT_KIND 2        /* featurizer identity stored in rk_meta.feat_kind */
-#define FT_RING 48       /* raw values kept for the seasonal baseline and lags */
+#define FT_NFEAT 16      /* features per sample fed to the model (rk_dims.n_feat) */
+#define FT_KIND 3        /* featurizer identity stored in rk_meta.feat_kind */
+#define FT_RING 48       /* raw values kept for lags and seasonal differences */
+#define FT_SBINS 24      /* time-of-day bins of the seasonal memory (one hour each) */
+#define FT_SDAYS 8       /* days of memory of each seasonal bin (EW) */
 
 typedef struct ft_cfg {
     float norm_halflife; /* samples; half-life of the normalizer's level/scale */
     float clip;          /* normalizer updates clip deviations at clip * scale */
-    float season_s;      /* seconds; seasonal period of the baseline (86400: one day) */
+    float season_s;      /* seconds; seasonal period (86400: one day) of the ring's
+                          * seasonal differences and of the seasonal memory */
     uint32_t n_quant;    /* Q of the model, for ft_denorm's horizon-major layout */
 } ft_cfg;
 
@@ -57,12 +71,18 @@ typedef struct ft_state {
     uint32_t n;          /* samples seen (missing ones included) */
     uint32_t nv;         /* finite samples seen */
     uint32_t cand_n;     /* consecutive intervals near cand_dt */
-    uint32_t season;     /* baseline lag in samples, 2..FT_RING, or 0 = none */
+    uint32_t season;     /* seasonal lag in the ring, samples, 2..FT_RING, or 0 = none */
     uint32_t nq;         /* Q for ft_denorm */
     uint32_t ring_n;     /* valid entries in ring, <= FT_RING */
     uint32_t ring_pos;   /* index of the next write in ring */
-    uint32_t pad_;
+    uint32_t sbins;      /* bins of the seasonal memory in use, 2..FT_SBINS, or 0 */
+    /* Seasonal memory */
+    double sbin_s;       /* seconds per bin (season_s / sbins); 0 with sbins */
+    double fin_t;        /* time of the last finite value, seconds; -inf at start */
+    double fin_v;        /* the last finite value, value units */
     float ring[FT_RING]; /* last raw values (missing ones imputed), value units */
+    float slope[FT_SBINS];     /* mean change per sample by time-of-day bin, value units */
+    uint16_t slope_n[FT_SBINS]; /* updates of each bin, saturating (warm-up weights) */
 } ft_state;
 
 void ft_init(ft_state *s, const ft_cfg *c);
@@ -88,13 +108,15 @@ float ft_norm(const ft_state *s, double v);
 /* Training target for horizon h >= 1: (v - baseline(h)) / scale, the
  * quantity whose forecast ft_denorm maps back to v. */
 float ft_target(const ft_state *s, int h, double v);
-/* Baseline for horizon h >= 1 in value units. */
+/* Baseline for horizon h >= 1 in value units (O(h)). */
 double ft_baseline(const ft_state *s, int h);
+/* Baselines of horizons 1..H into b[0..H-1], the same values in O(H). */
+void ft_baselines(const ft_state *s, int H, double *b);
 /* Estimated sampling period in seconds (0 until two samples were seen). */
 double ft_period(const ft_state *s);
 
 /* Fixed-size little-endian serialization of ft_state (magic, version, fields). */
-#define FT_BLOB_SIZE (8 + 5 * 8 + 8 * 4 + FT_RING * 4)
+#define FT_BLOB_SIZE (8 + 8 * 8 + 8 * 4 + FT_RING * 4 + FT_SBINS * 4 + FT_SBINS * 2)
 void ft_save(const ft_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT (size, magic, bad field), RC_ERR_VERSION; s untouched on failure. */
 rc_err ft_load(ft_state *s, const uint8_t *buf, size_t len);

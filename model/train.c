@@ -36,6 +36,7 @@ void tr_cfg_default(tr_cfg *c) {
     c->clip = 1.0f;
     c->tgt_clip = 20.0f;
     c->ema = 0.999f;
+    c->h_pow = 0.5f;
     c->seed = 1;
 }
 
@@ -109,13 +110,17 @@ rc_err tr_data_add(tr_data *td, const ft_cfg *fc, const double *t, const double 
     float *feat = td->feat + (size_t)td->rows * F, *tgt = td->tgt + (size_t)td->rows * H;
     float *w = td->w + td->rows;
     int kept = 0;
+    double *base = rc_malloc((size_t)H * sizeof *base);
+    if (!base) return RC_ERR_NOMEM;
     for (int i = 0; i < n; i++) {
         if (ft_push(&s, fc, t[i], v[i], feat + (size_t)kept * F) != RC_OK) continue;
         int any = 0;
+        /* ft_target for every horizon, with the baselines walked once. */
+        ft_baselines(&s, H, base);
         for (int h = 1; h <= H; h++) {
             float y = NAN;
             if (i + h < loss_end && isfinite(v[i + h])) {
-                y = ft_target(&s, h, v[i + h]);
+                y = (float)((v[i + h] - base[h - 1]) / s.scale);
                 if (y > 20.0f) y = 20.0f;
                 if (y < -20.0f) y = -20.0f;
                 any = 1;
@@ -125,6 +130,7 @@ rc_err tr_data_add(tr_data *td, const ft_cfg *fc, const double *t, const double 
         w[kept] = (any && i >= warmup) ? 1.0f : 0.0f;
         kept++;
     }
+    rc_free(base);
     td->off[td->n_series] = td->rows;
     td->len[td->n_series] = kept;
     td->n_series++;
@@ -154,6 +160,7 @@ struct tr_trainer {
     trc_act *acts;        /* (chunks) */
     float *tgt;           /* (lanes*T, H) window targets */
     float *wrow;          /* (lanes*T) window row weights */
+    float *hw;            /* (H) horizon loss weights, mean 1 */
     float *states;        /* (lanes, S) */
     int *lane_series;     /* (lanes) series index or -1 */
     int *lane_pos;        /* (lanes) next row of that series */
@@ -192,6 +199,7 @@ void tr_free(tr_trainer *tr) {
     rc_free(tr->actmem);
     rc_free(tr->acts);
     rc_free(tr->tgt);
+    rc_free(tr->hw);
     rc_free(tr->wrow);
     rc_free(tr->states);
     rc_free(tr->lane_series);
@@ -236,6 +244,12 @@ tr_trainer *tr_new(rk_model *m, const tr_data *td, const tr_cfg *c, rc_err *err)
     tr->lane_pos = rc_calloc((size_t)B, sizeof(int));
     tr->order = rc_calloc((size_t)td->n_series, sizeof(int));
     tr->closs = rc_calloc((size_t)G, sizeof(double));
+    tr->hw = rc_malloc((size_t)H * sizeof(float));
+    if (tr->hw) {
+        double sum = 0;
+        for (int h = 0; h < H; h++) sum += pow(h + 1.0, -(double)c->h_pow);
+        for (int h = 0; h < H; h++) tr->hw[h] = (float)(pow(h + 1.0, -(double)c->h_pow) * H / sum);
+    }
     tr->ccnt = rc_calloc((size_t)G, sizeof(double));
     if (c->ema > 0) {
         tr->wema = rc_malloc(tr->np * sizeof(float));
@@ -244,7 +258,7 @@ tr_trainer *tr_new(rk_model *m, const tr_data *td, const tr_cfg *c, rc_err *err)
     }
     if (!tr->wtmem || !tr->grad || !tr->gch || !tr->am || !tr->av || !tr->actmem || !tr->acts ||
         !tr->tgt || !tr->wrow || !tr->states || !tr->lane_series || !tr->lane_pos ||
-        !tr->order || !tr->closs || !tr->ccnt)
+        !tr->order || !tr->closs || !tr->ccnt || !tr->hw)
         goto err;
     for (int g = 0; g < G; g++)
         trc_act_point(&tr->acts[g], &m->dims, N, tr->Bc, tr->actmem + (size_t)g * tr->act_n);
@@ -314,7 +328,7 @@ double tr_step(tr_trainer *tr) {
         trc_forward(a, &tr->p, &tr->wt, &tr->d, sp, Bc, T);
         size_t r0 = (size_t)g * Bc * T;
         tr->ccnt[g] = 0;
-        tr->closs[g] = trc_loss(a, &tr->d, quant, tr->tgt + r0 * H, tr->wrow + r0, Bc * T,
+        tr->closs[g] = trc_loss(a, &tr->d, quant, tr->tgt + r0 * H, tr->wrow + r0, tr->hw, Bc * T,
                                 &tr->ccnt[g]);
         float *gg = tr->gch + (size_t)g * tr->np;
         memset(gg, 0, tr->np * sizeof(float));

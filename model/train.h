@@ -1,7 +1,8 @@
 /*
  * train.h: the trainer. Truncated BPTT over windows of T steps on B lanes (one
  * series per lane, its RWKV state carried from window to window like the
- * daemon does), pinball loss over all H horizons x Q quantiles, Adam with
+ * daemon does), pinball loss over all H horizons x Q quantiles (horizon h
+ * weighted by h^-h_pow, so the next step is not 1/H of the loss), Adam with
  * warm-up and cosine decay, global-norm gradient clipping.
  *
  * Data: tr_data_add() featurizes a whole series with ft_push (the daemon's
@@ -39,6 +40,7 @@ typedef struct tr_cfg {
     float clip;          /* global gradient-norm clip */
     float tgt_clip;      /* targets are clipped to +-tgt_clip (normalized units) */
     float ema;           /* decay of the weight average kept for the output (0 = off) */
+    float h_pow;         /* horizon h's loss weight is h^-h_pow, scaled to mean 1 (0 = equal) */
     uint64_t seed;       /* series order */
 } tr_cfg;
 

@@ -10,6 +10,7 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include "model/synth.h"
 #include "model/train.h"
 #include "tools/cmd.h"
+#include "tools/rp.h"
 #include "tools/wide_csv.h"
 
 #define M4_TRAIN_DEFAULT "../shared/data/m4-hourly/Hourly-train.csv"
@@ -38,6 +40,9 @@ static void usage(FILE *f) {
             "  --no-train          synthetic series only\n"
             "  --holdout N         keep the last N values of each CSV series out of the loss (0)\n"
             "  --synthetic N       generated series per kind (80)\n"
+            "  --live DIR          also every timestamp,value CSV in DIR except google_*\n"
+            "                      (kept for evaluation), first --live-frac of each (0.5)\n"
+            "  --h-pow P           horizon h's loss weight is h^-P (0.5; 0 = equal)\n"
             "  --exclude-kind K    generated kind left out of training (weekly; 'none')\n"
             "  --steps N           optimizer steps (3000)\n"
             "  --seed S            init and data seed (1)\n"
@@ -49,6 +54,97 @@ static void usage(FILE *f) {
             "  -o FILE             output weights (model/default.rwkv)\n"
             "  --ckpt FILE         training checkpoint (OUT.ckpt), every --ckpt-every steps (200)\n"
             "  --resume            continue from the checkpoint\n");
+}
+
+/*
+ * Reads one timestamp,value CSV (header row) into *t, *v (rc_malloc'd, the
+ * caller frees); rows that do not parse are skipped and counted. Returns the
+ * number of rows, -1 when the file cannot be read (message printed).
+ */
+static int read_ts_csv(const char *path, double **t, double **v, int *bad) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "Error: Cannot open '%s'.\n", path);
+        return -1;
+    }
+    int n = 0, cap = 0;
+    *t = *v = NULL;
+    *bad = 0;
+    char line[512];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *fld[3];
+        lineno++;
+        if (rp_split(line, ',', fld, 3) < 2) continue;
+        double tt, vv;
+        if (!rp_parse_time(fld[0], &tt) || !rp_parse_value(fld[1], &vv)) {
+            if (lineno > 1) (*bad)++;
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            double *nt = rc_realloc(*t, (size_t)cap * sizeof(double));
+            if (nt) *t = nt;
+            double *nv = rc_realloc(*v, (size_t)cap * sizeof(double));
+            if (nv) *v = nv;
+            if (!nt || !nv) {
+                fclose(f);
+                return -1;
+            }
+        }
+        (*t)[n] = tt;
+        (*v)[n] = vv;
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Adds the first frac of every timestamp,value CSV in dir, but not the
+ * google_* files, which the live-metrics evaluation keeps unseen. Returns
+ * the number of series added, -1 on error (message printed). */
+static int add_live_dir(tr_data *td, const ft_cfg *fc, const char *dir, double frac, int warmup) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "Error: Live-metrics directory '%s' is missing or unreadable.\n", dir);
+        return -1;
+    }
+    char *names[256];
+    int nn = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && nn < 256) {
+        size_t L = strlen(de->d_name);
+        if (L < 5 || strcmp(de->d_name + L - 4, ".csv") != 0 || strncmp(de->d_name, "google_", 7) == 0)
+            continue;
+        names[nn++] = strdup(de->d_name);
+    }
+    closedir(d);
+    /* Sorted, so the data set is the same whatever order readdir gives. */
+    for (int i = 1; i < nn; i++)
+        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *x = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = x;
+        }
+    int added = 0;
+    for (int i = 0; i < nn; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        double *t = NULL, *v = NULL;
+        int bad = 0, n = read_ts_csv(path, &t, &v, &bad);
+        int keep = n > 0 ? (int)(n * frac) : 0;
+        if (n >= 0 && keep > warmup + 100) {
+            if (tr_data_add(td, fc, t, v, keep, keep, warmup) != RC_OK) n = -1;
+            else added++;
+            fprintf(stderr, "train: %s: %d of %d rows%s\n", names[i], keep, n, bad ? " (some rows skipped)" : "");
+        }
+        rc_free(t);
+        rc_free(v);
+        if (n < 0) added = -1;
+        if (added < 0) break;
+    }
+    for (int i = 0; i < nn; i++) free(names[i]);
+    return added;
 }
 
 static void fmt_dur(char *b, size_t n, double s) {
@@ -65,6 +161,8 @@ int cmd_train(int argc, char **argv) {
     tr_cfg tc;
     tr_cfg_default(&tc);
     int every = 200;
+    const char *live = NULL;
+    double live_frac = 0.5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -82,6 +180,12 @@ int cmd_train(int argc, char **argv) {
             holdout = atoi(v);
         } else if (ARG("--synthetic")) {
             nsyn = atoi(v);
+        } else if (ARG("--live")) {
+            live = v;
+        } else if (ARG("--live-frac")) {
+            live_frac = atof(v);
+        } else if (ARG("--h-pow")) {
+            tc.h_pow = (float)atof(v);
         } else if (ARG("--exclude-kind")) {
             exclude = v;
         } else if (ARG("--steps")) {
@@ -186,6 +290,11 @@ int cmd_train(int argc, char **argv) {
         rc_free(tt);
         tt = NULL;
     }
+    int n_live = 0;
+    if (live) {
+        n_live = add_live_dir(td, &fc, live, live_frac, tc.warmup_rows);
+        if (n_live < 0) goto done;
+    }
     /* Generated series: mostly hourly, some faster sensors. */
     static const double dts[8] = {3600, 3600, 3600, 3600, 1800, 900, 300, 60};
     tt = rc_malloc(2000 * sizeof(double));
@@ -205,9 +314,9 @@ int cmd_train(int argc, char **argv) {
             n_syn++;
         }
     }
-    fprintf(stderr, "train: %d CSV series + %d generated (kind '%s' held out), %ld rows; "
+    fprintf(stderr, "train: %d CSV series + %d live + %d generated (kind '%s' held out), %ld rows; "
                     "model L=%u D=%u F=%u H=%u Q=%u, %zu parameters\n",
-            n_csv, n_syn, excl >= 0 ? sy_kind_name(excl) : "none", tr_data_rows(td),
+            n_csv, n_live, n_syn, excl >= 0 ? sy_kind_name(excl) : "none", tr_data_rows(td),
             d.n_layer, d.d_model, d.n_feat, d.n_horizon, d.n_quant, m->n_param);
     tr = tr_new(m, td, &tc, &e);
     if (!tr) {
@@ -246,10 +355,10 @@ int cmd_train(int argc, char **argv) {
     }
     tr_finish(tr);
     snprintf(m->meta.info, sizeof m->meta.info,
-             "rwkvcast train: seed %llu, %ld steps, lanes %d, window %d, lr %g; data: %d CSV "
-             "series (%s, holdout %d) + %d generated (held out: %s); final loss ema %.4f",
-             (unsigned long long)tc.seed, tc.steps, tc.lanes, tc.window, (double)tc.lr, n_csv,
-             train ? train : "none", holdout, n_syn, excl >= 0 ? sy_kind_name(excl) : "none", ema);
+             "rwkvcast train: seed %llu, %ld steps, lanes %d, window %d, lr %g, h-pow %g; data: %d CSV "
+             "series (%s, holdout %d) + %d live (first %g) + %d generated (held out: %s); final loss ema %.4f",
+             (unsigned long long)tc.seed, tc.steps, tc.lanes, tc.window, (double)tc.lr, (double)tc.h_pow,
+             n_csv, train ? train : "none", holdout, n_live, live_frac, n_syn, excl >= 0 ? sy_kind_name(excl) : "none", ema);
     rk_model_prepare(m);
     e = rk_model_save(m, out);
     if (e != RC_OK) {

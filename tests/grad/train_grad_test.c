@@ -158,7 +158,7 @@ TEST(pinball_derivative) {
     real qv[6] = {-0.5, 0.1, 0.7, 0, 0, 0};
     memcpy(a.q, qv, sizeof qv);
     double cnt = 0;
-    double L = trc_loss(&a, &d, quant, tgt, wrow, 1, &cnt);
+    double L = trc_loss(&a, &d, quant, tgt, wrow, NULL, 1, &cnt);
     ASSERT_NEAR(cnt, 1, 0);
     /* 0.1*0.8 + 0.5*0.2 + 0.1*0.4 */
     ASSERT_NEAR(L, 0.08 + 0.1 + 0.04, 1e-6); /* levels are float */

@@ -104,39 +104,57 @@ TEST(period_estimate_ignores_gaps_follows_rate_change) {
     ASSERT_NEAR(ft_period(&s), 10, 0.5);
 }
 
-TEST(seasonal_baseline_is_exact_on_periodic_data) {
+/* Hourly points of a daily sine, joined by straight lines. */
+static double hourly_sine(double t) {
+    double hr = floor(t / 3600.0), f = t / 3600.0 - hr;
+    double a = sin(2 * 3.14159265358979323846 * hr / 24), b = sin(2 * 3.14159265358979323846 * (hr + 1) / 24);
+    return 100 + 30 * (a + f * (b - a));
+}
+
+/* On a daily pattern each bin of the seasonal memory learns the change per
+ * sample of its hour, so baseline(h) = last + (1 - e^-h) (v(t+h) - v(t)):
+ * seasonal naive at long horizons, the last value shrunk towards it at
+ * short ones. Hourly (one sample per bin, exact) and every 10 s (360 per
+ * bin; the sample on the hour is counted in the new hour, hence the
+ * tolerance). */
+TEST(seasonal_memory_baseline_on_periodic_data) {
+    static const double dts[2] = {3600.0, 10.0}, tol[2] = {1e-6, 0.05};
+    for (int k = 0; k < 2; k++) {
+        double dt = dts[k];
+        int n = (int)(10 * 86400.0 / dt) + 7;
+        ft_cfg c;
+        ft_cfg_default(&c);
+        ft_state s;
+        ft_init(&s, &c);
+        for (int i = 0; i < n; i++) ASSERT_EQ(ft_push(&s, &c, dt * i, hourly_sine(dt * i), NULL), RC_OK);
+        ASSERT_EQ(s.sbins, 24u);
+        double last = hourly_sine(dt * (n - 1)), b[48];
+        ft_baselines(&s, 48, b);
+        for (int h = 1; h <= 48; h++) {
+            double v = hourly_sine(dt * (n - 1 + h));
+            ASSERT_NEAR(b[h - 1], last + (1 - exp(-h)) * (v - last), tol[k]);
+            ASSERT_EQ(ft_baseline(&s, h), b[h - 1]);
+        }
+    }
+    /* Before anything is known, the last value. */
     ft_cfg c;
     ft_cfg_default(&c);
-    ft_state s;
-    ft_init(&s, &c);
-    for (int i = 0; i < 200; i++) ft_push(&s, &c, 3600.0 * i, 100 + 30 * sin(i * 0.2617993878), NULL);
-    for (int h = 1; h <= 48; h++)
-        ASSERT_NEAR(ft_target(&s, h, 100 + 30 * sin((199 + h) * 0.2617993878)), 0, 1e-4);
-    float z[3] = {0, 0, 0}, o[3];
-    ft_denorm(&s, z, o, 3);
-    ASSERT_NEAR(o[1], 100 + 30 * sin(200 * 0.2617993878), 1e-3);
-    /* Every horizon's Q values get ft_baseline(h), over several seasons
-     * (ft_denorm steps the seasonal lag instead of calling it). */
-    int Q = (int)(s.nq ? s.nq : 1), n = 100 * Q;
-    float in[100 * 16], out[100 * 16];
-    ASSERT_LE(Q, 16);
-    for (int i = 0; i < n; i++) in[i] = (float)(i % 7) - 3.0f;
-    ft_denorm(&s, in, out, n);
-    for (int i = 0; i < n; i++)
-        ASSERT_EQ(out[i], (float)(ft_baseline(&s, i / Q + 1) + s.scale * (double)in[i]));
-    /* Before a season is known, the level. */
     ft_state s2;
     ft_init(&s2, &c);
     ft_push(&s2, &c, 0, 7.0, NULL);
-    ft_denorm(&s2, in, out, n);
-    for (int i = 0; i < n; i++) ASSERT_EQ(out[i], (float)(s2.level + s2.scale * (double)in[i]));
+    float in[3] = {-1, 0, 1}, out[3];
+    ft_denorm(&s2, in, out, 3);
+    ASSERT_EQ(out[1], 7.0f);
+    /* A trend is a change per sample in every bin: it is carried forward. */
+    ft_init(&s2, &c);
+    for (int i = 0; i < 24 * 12; i++) ft_push(&s2, &c, 3600.0 * i, 0.5 * i, NULL);
+    ASSERT_NEAR(ft_baseline(&s2, 48), 0.5 * (24 * 12 - 1) + (1 - exp(-48)) * 0.5 * 48, 1e-3);
 }
 
-/* ft_denorm_split for Q = 1, 3, 5 (Q = 3 has a vector path), before the
- * 24-sample season is known (baseline = level) and after it at every ring
- * position, for 50 horizons (not a multiple of the vector width), in place
- * and not: ft_baseline(h) + scale * in, bit for bit, and the lowest, middle
- * and highest quantile of each horizon beside. */
+/* ft_denorm_split for Q = 1, 3, 5, from the first sample (no seasonal
+ * memory yet) over the first days, for 50 horizons, in place and not:
+ * ft_baseline(h) + scale * in, bit for bit, and the lowest, middle and
+ * highest quantile of each horizon beside. */
 TEST(denorm_split_matches_baseline_and_quantiles) {
     for (int Q = 1; Q <= 5; Q += 2) {
         ft_cfg c;
@@ -144,7 +162,7 @@ TEST(denorm_split_matches_baseline_and_quantiles) {
         c.n_quant = (uint32_t)Q;
         ft_state s;
         ft_init(&s, &c);
-        for (int i = 0; i < 30 + FT_RING; i++) {
+        for (int i = 0; i < 80; i++) {
             ft_push(&s, &c, 3600.0 * i, 100 + 30 * sin(i * 0.2617993878) + (i % 5), NULL);
             enum { H = 50 };
             float in[H * 5], out[H * 5], mid[H], lo[H], hi[H], again[H * 5];
@@ -204,6 +222,6 @@ TT_MAIN(TEST_ENTRY(causal_prefix), TEST_ENTRY(phase_features_equal_formula_for_s
         TEST_ENTRY(nan_and_gaps_give_finite_features),
         TEST_ENTRY(normalizer_robust_to_outlier_and_follows_shift),
         TEST_ENTRY(period_estimate_ignores_gaps_follows_rate_change),
-        TEST_ENTRY(seasonal_baseline_is_exact_on_periodic_data),
+        TEST_ENTRY(seasonal_memory_baseline_on_periodic_data),
         TEST_ENTRY(denorm_split_matches_baseline_and_quantiles), TEST_ENTRY(cfg_meta_round_trip),
         TEST_ENTRY(save_load_bit_identical))

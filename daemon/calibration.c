@@ -1,0 +1,128 @@
+/*
+ * calibration.c: online interval calibration (see calibration.h).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "daemon/calibration.h"
+
+#include <math.h>
+#include <string.h>
+
+#define CA_MAGIC 0x31414343u /* "CCA1" little-endian */
+#define CA_VERSION 1u
+
+/* The representative horizons and where each one's ring starts. */
+static const int ca_rep[CA_NREP] = {1, 6, 24};
+static const int ca_off[CA_NREP] = {0, 1, 7};
+
+rc_err ca_table_init(ca_table *t, int H, float alpha_lo, float alpha_hi) {
+    memset(t, 0, sizeof *t);
+    t->rep = rc_malloc((size_t)(H > 0 ? H : 1));
+    t->w = rc_malloc((size_t)(H > 0 ? H : 1) * sizeof(float));
+    if (!t->rep || !t->w) {
+        ca_table_free(t);
+        return RC_ERR_NOMEM;
+    }
+    t->H = H;
+    for (int h = 1; h <= H; h++) {
+        int a = 0;
+        while (a + 2 < CA_NREP && h >= ca_rep[a + 1]) a++;
+        double w = (log((double)h) - log((double)ca_rep[a])) / (log((double)ca_rep[a + 1]) - log((double)ca_rep[a]));
+        t->rep[h - 1] = (uint8_t)a;
+        t->w[h - 1] = (float)(w < 0 ? 0 : w > 1 ? 1 : w);
+    }
+    const float alpha[2] = {alpha_lo, alpha_hi};
+    for (int side = 0; side < 2; side++) {
+        t->miss[side] = (float)exp((double)CA_ETA * (1.0 - alpha[side]));
+        t->hit[side] = (float)exp(-(double)CA_ETA * alpha[side]);
+    }
+    return RC_OK;
+}
+
+void ca_table_free(ca_table *t) {
+    rc_free(t->rep);
+    rc_free(t->w);
+    t->rep = NULL;
+    t->w = NULL;
+}
+
+void ca_init(ca_state *s) {
+    for (int r = 0; r < CA_NREP; r++) s->f[r][0] = s->f[r][1] = 1.0f;
+    ca_forget_issued(s);
+    s->n = 0;
+}
+
+void ca_forget_issued(ca_state *s) {
+    for (int i = 0; i < CA_RING_LEN; i++) s->ring[i][0] = s->ring[i][1] = NAN;
+}
+
+static float clampf(float x) {
+    return x < CA_FMIN ? CA_FMIN : x > CA_FMAX ? CA_FMAX : x;
+}
+
+void ca_observe(ca_state *s, const ca_table *t, double y) {
+    for (int r = 0; r < CA_NREP; r++) {
+        /* Issued r forecasts ago: its slot is the one the next forecast overwrites. */
+        const float *iv = s->ring[ca_off[r] + (int)(s->n % (uint32_t)ca_rep[r])];
+        if (s->n < (uint32_t)ca_rep[r] || isnan(iv[0])) continue;
+        s->f[r][0] = clampf(s->f[r][0] * (y < iv[0] ? t->miss[0] : t->hit[0]));
+        s->f[r][1] = clampf(s->f[r][1] * (y > iv[1] ? t->miss[1] : t->hit[1]));
+    }
+}
+
+void ca_apply(ca_state *s, const ca_table *t, float *fc, int Q) {
+    const int mid = Q / 2;
+    for (int h = 0; h < t->H; h++) {
+        const int a = t->rep[h];
+        const float w = t->w[h];
+        const float flo = (1 - w) * s->f[a][0] + w * s->f[a + 1][0];
+        const float fhi = (1 - w) * s->f[a][1] + w * s->f[a + 1][1];
+        float *o = fc + (size_t)h * Q;
+        const float m = o[mid];
+        for (int q = 0; q < mid; q++) o[q] = m - flo * (m - o[q]);
+        for (int q = mid + 1; q < Q; q++) o[q] = m + fhi * (o[q] - m);
+    }
+    for (int r = 0; r < CA_NREP; r++) {
+        float *iv = s->ring[ca_off[r] + (int)(s->n % (uint32_t)ca_rep[r])];
+        if (ca_rep[r] <= t->H) {
+            iv[0] = fc[(size_t)(ca_rep[r] - 1) * Q];
+            iv[1] = fc[(size_t)(ca_rep[r] - 1) * Q + Q - 1];
+        } else {
+            iv[0] = iv[1] = NAN;
+        }
+    }
+    s->n++;
+}
+
+/* Blob: u32 magic, u32 version, f32 f[CA_NREP][2], f32 ring[CA_RING_LEN][2], u32 n. */
+void ca_save(const ca_state *s, uint8_t *buf) {
+    uint8_t *p = buf;
+    rc_put_u32(p, CA_MAGIC);
+    rc_put_u32(p + 4, CA_VERSION);
+    p += 8;
+    for (int r = 0; r < CA_NREP; r++)
+        for (int k = 0; k < 2; k++, p += 4) rc_put_f32(p, s->f[r][k]);
+    for (int i = 0; i < CA_RING_LEN; i++)
+        for (int k = 0; k < 2; k++, p += 4) rc_put_f32(p, s->ring[i][k]);
+    rc_put_u32(p, s->n);
+}
+
+rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len) {
+    if (len != CA_BLOB_SIZE || rc_get_u32(buf) != CA_MAGIC) return RC_ERR_FORMAT;
+    if (rc_get_u32(buf + 4) != CA_VERSION) return RC_ERR_VERSION;
+    ca_state t;
+    const uint8_t *p = buf + 8;
+    for (int r = 0; r < CA_NREP; r++)
+        for (int k = 0; k < 2; k++, p += 4) {
+            t.f[r][k] = rc_get_f32(p);
+            if (!(t.f[r][k] >= CA_FMIN && t.f[r][k] <= CA_FMAX)) return RC_ERR_FORMAT;
+        }
+    for (int i = 0; i < CA_RING_LEN; i++)
+        for (int k = 0; k < 2; k++, p += 4) {
+            t.ring[i][k] = rc_get_f32(p);
+            if (isinf(t.ring[i][k])) return RC_ERR_FORMAT;
+        }
+    t.n = rc_get_u32(p);
+    *s = t;
+    return RC_OK;
+}

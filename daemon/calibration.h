@@ -1,0 +1,91 @@
+/*
+ * calibration.h: online calibration of a series' prediction intervals, in
+ * the spirit of adaptive conformal inference (Gibbs and Candes 2021).
+ *
+ * The model's quantiles are widened or narrowed around the median by two
+ * factors per horizon, one for the lower side and one for the upper side.
+ * Each factor is exp(k) with k moved after every observed value by
+ *   k += eta * (miss - alpha)
+ * where miss is 1 when the value fell beyond that side of the interval
+ * issued for it and alpha is the side's nominal miss rate (0.1 for the
+ * 0.1/0.9 quantiles). This is the online gradient step of ACI on the
+ * pinball loss of the interval edge: whatever the data do, drift included,
+ * the long-run fraction of misses on each side tends to alpha (the running
+ * miss rate differs from alpha by at most (|k_max - k_min| + eta) / (eta * n)
+ * after n updates, with k bounded by ln CA_FMIN and ln CA_FMAX), so an 80%
+ * interval covers about 80% on every series.
+ *
+ * Horizons: the factors are learned at CA_NREP representative horizons
+ * (1, 6 and 24 steps; an interval issued r samples ago is judged when the
+ * value r samples later arrives, from a ring of the intervals issued) and
+ * interpolated in log h between them; horizons past the last one use its
+ * factors. Horizons beyond H are not learned.
+ *
+ * Cost: O(CA_NREP) per observed sample, O(H*Q) per applied forecast, no
+ * allocation. State is fixed-size (CA_BLOB_SIZE bytes serialized).
+ *
+ * Threads: a ca_state belongs to one series and one thread at a time;
+ * a ca_table is read-only after ca_table_init.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CALIBRATION_H
+#define CALIBRATION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/base.h"
+
+#define CA_NREP 3         /* representative horizons */
+#define CA_RING_LEN 31    /* issued intervals kept: 1 + 6 + 24 */
+#define CA_ETA 0.02f      /* step of k per observed value */
+#define CA_FMIN 0.01f     /* factors stay in [CA_FMIN, CA_FMAX] */
+#define CA_FMAX 100.0f
+
+typedef struct ca_state {
+    float f[CA_NREP][2];          /* factors exp(k), [rep][0 = lower, 1 = upper] */
+    float ring[CA_RING_LEN][2];   /* issued lo, hi per rep, NaN = none; rep r's r entries in a row */
+    uint32_t n;                   /* forecasts issued (ring position) */
+} ca_state;
+
+/* Made once per engine for its H and quantile levels. */
+typedef struct ca_table {
+    int H;                        /* horizons */
+    uint8_t *rep;                 /* (H) lower rep index a, the factor is (1-w) f[a] + w f[a+1] */
+    float *w;                     /* (H) weight of rep a+1 */
+    float miss[2], hit[2];        /* factor multipliers exp(eta (1 - alpha)), exp(-eta alpha) per side */
+} ca_table;
+
+/*
+ * H horizons; alpha_lo, alpha_hi: nominal miss rates of the lowest and
+ * highest quantile (q[0] and 1 - q[Q-1]). RC_ERR_NOMEM; free with ca_table_free.
+ */
+rc_err ca_table_init(ca_table *t, int H, float alpha_lo, float alpha_hi);
+void ca_table_free(ca_table *t);
+
+void ca_init(ca_state *s);
+/*
+ * Judges value y (finite) against the intervals issued 1, 6 and 24
+ * forecasts ago and moves the factors (a multiplication each: the factors
+ * are kept as exp(k), so no exp runs per sample).
+ */
+void ca_observe(ca_state *s, const ca_table *t, double y);
+/*
+ * Applies the factors to a forecast fc (H*Q, horizon-major, value space) in
+ * place: quantiles below the median move to mid - f_lo * (mid - q), those
+ * above to mid + f_hi * (q - mid). Then records the issued intervals of the
+ * representative horizons for later ca_observe calls. Q odd.
+ */
+void ca_apply(ca_state *s, const ca_table *t, float *fc, int Q);
+/* A new sample arrived after a gap of more than one period: the intervals
+ * in the ring no longer line up with the samples, so they are forgotten
+ * (the factors are kept). */
+void ca_forget_issued(ca_state *s);
+
+#define CA_BLOB_SIZE (8 + 4 * (CA_NREP * 2 + CA_RING_LEN * 2) + 4)
+void ca_save(const ca_state *s, uint8_t *buf);
+/* RC_ERR_FORMAT (size, magic, a factor out of range), RC_ERR_VERSION; s untouched on failure. */
+rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len);
+
+#endif
