@@ -221,7 +221,7 @@ TEST(ping) {
 TEST(stats) {
     open_daemon(16, CF_POLICY_REFUSE);
     for (int k = 0; k < 3; k++) {
-        char s[8];
+        char s[16];
         snprintf(s, sizeof s, "st%d", k);
         ingest(s, 1000, k);
         ingest(s, 1060, NAN);
@@ -332,7 +332,7 @@ TEST(series) {
 TEST(get) {
     open_daemon(4, CF_POLICY_EVICT);
     for (int k = 0; k < 5; k++) {
-        char s[8];
+        char s[16];
         snprintf(s, sizeof s, "g%d", k);
         ingest(s, 1000 + k, k);
     }
@@ -426,7 +426,7 @@ static void run_until_reply(void) {
 TEST(checkpoint) {
     open_daemon(16, CF_POLICY_REFUSE);
     for (int k = 0; k < 5; k++) {
-        char s[8];
+        char s[16];
         snprintf(s, sizeof s, "c%d", k);
         ingest(s, 1000, k);
     }
