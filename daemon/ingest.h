@@ -4,7 +4,9 @@
  * registry (bringing evicted series back from the store, evicting the
  * least recently seen one when the policy says so), queues the sample in
  * the engine, and publishes what the engine steps as "f.<series>" and, on
- * a level change, "a.<series>" (docs/PROTOCOL.md §2). Prefix: ig_.
+ * a level change, "a.<series>" (docs/PROTOCOL.md §2). It also fills the
+ * slots from the store at startup, so every way a series gets a slot is
+ * here. Prefix: ig_.
  *
  * Hot path per sample: rg_find (one hash probe, prefetched a few samples
  * ahead), rg_touch, en_push; results are encoded into d->pub_buf and handed
@@ -70,11 +72,14 @@ void ig_on_result(void *ctx, const en_result *r);
 /* Writes r as the forecast map of docs/PROTOCOL.md §2 (used by `get`). */
 void ig_encode_result(const en_result *r, const char *id, size_t len, mp_wr *w);
 
-/* Loads a stored blob (n bytes, borrowed, saved under model hash `hash`)
- * into slot. A blob from another model, or an unreadable one, leaves the
- * slot reset instead and marked dirty (the next checkpoint replaces the
- * unusable row), is logged and counted in d->model_reset. */
-void ig_load_slot(dm *d, uint32_t slot, const char *id, size_t len, uint64_t hash,
-                  const uint8_t *b, size_t n);
+/*
+ * ck_restore callback (ctx is the dm): puts one stored series into a free
+ * slot at startup, counted in d->restored; a row stays in the store when
+ * the registry is full. A blob from another model, or an unreadable one,
+ * leaves the slot reset instead and marked dirty (the next checkpoint
+ * replaces the unusable row), is logged and counted in d->model_reset;
+ * bringing an evicted series back does the same.
+ */
+void ig_restore_row(void *ctx, const char *id, size_t len, uint64_t hash, const uint8_t *b, size_t n);
 
 #endif

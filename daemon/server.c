@@ -250,16 +250,6 @@ static rk_model *load_model(const cf_config *c) {
     return m;
 }
 
-static void restore_row(void *ctx, const char *id, size_t len, uint64_t hash, const uint8_t *b, size_t n) {
-    dm *d = ctx;
-    uint32_t slot;
-    /* No rg_find first: ids are the table's primary key, so each comes once
-     * (the probe was 5% of a 1M-series restore). */
-    if (rg_insert(d->rg, id, len, &slot) != RC_OK) return; /* full: the rest stays in the store */
-    ig_load_slot(d, slot, id, len, hash, b, n);
-    d->restored++;
-}
-
 /* The engine, and with the pipeline the eventfd its workers wake the loop with. */
 static rc_err open_engine(dm *d, const cf_config *cfg) {
     rc_err err;
@@ -269,7 +259,7 @@ static rc_err open_engine(dm *d, const cf_config *cfg) {
     ec.threads = cfg->threads;
     ec.pipeline = cfg->pipeline;
     ec.anomaly = cfg->anomaly;
-    ec.caller_inits_slots = 1; /* ingest's slot_for and restore_row reset or load every slot they hand out */
+    ec.caller_inits_slots = 1; /* ingest.c resets or loads every slot it hands out */
     if (!(d->en = en_new(d->model, &ec, cfg->max_series, ig_on_result, d, &err))) {
         LOG(LG_WARNING, "engine", "Cannot create the engine: %s.", rc_strerror(err));
         return err;
@@ -309,7 +299,7 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
     d->ck = ck_open(cfg->state_db, d->blob_size, chunk, cfg->evict_queue, &err, msg, sizeof msg);
     if (!d->ck) { LOG(LG_WARNING, "store", "%s", msg); return err; }
     int64_t t_restore = lg_mono_ns();
-    long rows = ck_restore(d->ck, restore_row, d);
+    long rows = ck_restore(d->ck, ig_restore_row, d);
     d->restore_s = (double)(lg_mono_ns() - t_restore) * 1e-9;
     LOG(LG_NOTICE, "store", "Restored %llu of %ld stored series from '%s' in %.3f s (%llu reset: other model "
         "or damaged).", (unsigned long long)d->restored, rows, cfg->state_db, d->restore_s,

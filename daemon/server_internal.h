@@ -76,6 +76,7 @@ struct dm {
     uint64_t evicted;       /* series moved to the store to free a slot */
     uint64_t brought_back;  /* evicted series read back on their next sample */
     uint64_t model_reset;   /* stored states restarted: other model or unreadable */
+    uint64_t restored;      /* series loaded from the store at startup */
     /* Decoded samples whose registry lookup is under way (ingest.c's
      * look-ahead ring). Their ids point into the frame, so the ring is
      * emptied before the frame is closed. */
@@ -107,15 +108,14 @@ struct dm {
     uint64_t reply_gen;     /* the checkpoint that client waits for */
     uint64_t forgotten;     /* series dropped by `forget` while in memory */
     /* Daemon (server.c) */
-    uint64_t restored;      /* series loaded from the store at startup */
     double started;         /* wall clock at start, seconds since the epoch */
     double restore_s;       /* reading the store at startup, seconds */
     double startup_s;       /* start to READY=1, seconds */
     double rate;            /* steps per second over the last sampling window */
     uint64_t rate_steps;    /* steps at the last sample */
     int64_t rate_ns;        /* monotonic time of the last sample, ns */
-    int ckpt_timer;         /* ev timer ids; -1 when not armed */
-    int stats_timer;
+    int ckpt_timer;         /* ev timer id of the checkpoint tick; -1 when not armed */
+    int stats_timer;        /* ev timer id of the stats log line; -1 when not armed */
     int stopping;           /* SIGTERM/SIGINT seen */
     double wd_interval;     /* seconds between WATCHDOG=1, 0 = off */
 };
