@@ -910,7 +910,7 @@ static void el_print_summary(const el_file *fs, int nf, int H) {
     snprintf(hb[0], sizeof hb[0], "all (%d)", members[0]);
     snprintf(hb[1], sizeof hb[1], "google_* (%d)", members[1]);
     snprintf(hb[2], sizeof hb[2], "others (%d)", members[2]);
-    printf("%-12s %-21s %14s %14s %14s\n", "", "", hb[0], hb[1], hb[2]);
+    printf("%-12s %-21s %13s      %13s      %13s\n", "", "", hb[0], hb[1], hb[2]);
     for (int blk = 0; blk < 2; blk++) {
         char lead[16];
         snprintf(lead, sizeof lead, blk ? "1..%d steps" : "one step", H);
@@ -919,10 +919,10 @@ static void el_print_summary(const el_file *fs, int nf, int H) {
             for (int g = 0; g < 3; g++) {
                 int mem;
                 double v = el_geomean(fs, nf, blk, k, g, &used, &mem);
-                el_num(stdout, v, 8, 3);
+                el_num(stdout, v, 13, 3);
                 if (used < mem)
                     printf(" [%2d]", used);
-                else
+                else if (g < 2)
                     printf("     ");
             }
             printf("\n");
@@ -958,7 +958,7 @@ static void el_print_summary(const el_file *fs, int nf, int H) {
 
 static void el_csv_num(FILE *f, double v) {
     if (isfinite(v))
-        fprintf(f, ",%.10g", v);
+        fprintf(f, ",%.15g", v);
     else
         fputs(",", f);
 }
@@ -985,7 +985,7 @@ static int el_write_csv(const char *path, const el_file *fs, int nf) {
     for (int i = 0; i < nf; i++) {
         const el_file *x = &fs[i];
         if (!x->ok) continue;
-        fprintf(f, "%s,%d,%d,%d,%.10g,%d,%.2f,%d", x->name, x->n, x->dropped, x->bad_values, x->dt,
+        fprintf(f, "%s,%d,%d,%d,%.15g,%d,%.2f,%d", x->name, x->n, x->dropped, x->bad_values, x->dt,
                 x->m, x->alpha, x->n_orig);
         for (int b = 0; b < 2; b++) {
             const el_acc *a = b ? &x->multi : &x->one;
