@@ -3,9 +3,10 @@
  * over): how the forecasts rwkvcastd publishes hold on real metrics. Every
  * `timestamp,value` CSV in DIR goes through daemon/engine.h's engine exactly
  * as `rwkvcast replay` feeds it (one slot, fresh for each file, one en_push
- * and en_flush per row, the default en_cfg), and its forecasts are scored
- * against three reference methods on the same rows, per file and as
- * geometric means over files.
+ * and en_flush per row, en_cfg_default with max_batch 1): the forecasts
+ * the daemon would publish for that series. They are scored against three
+ * reference methods on the same rows, per file and as geometric means
+ * over files.
  *
  * Definitions (the --help text says the same). n = rows the engine took:
  * rows with an unparseable timestamp, or one not after the previous row's,
