@@ -1071,6 +1071,29 @@ err:
     return rc;
 }
 
+/* Everything on stdout but the time: header, tables, summary. */
+static void el_report(const char *dir, const char *modelp, const el_run *run, const el_file *fs,
+                      int ncsv, char **ign, int nign, int nfail) {
+    printf("eval --live: %d .csv file%s in %s, model %s (H %d, quantiles %g/%g/%g)\n", ncsv,
+           ncsv > 1 ? "s" : "", dir, modelp, run->cb.H, run->tau[0], run->tau[1], run->tau[2]);
+    if (nign) {
+        printf("ignored (not a regular .csv file):");
+        for (int i = 0; i < nign; i++) printf(" %s", ign[i]);
+        printf("\n");
+    }
+    if (nfail) printf("not evaluated (see the errors): %d file%s\n", nfail, nfail > 1 ? "s" : "");
+    printf("Scored: the second half of each file. Ratios are MAE(method)/MAE(reference) on the"
+           " same rows,\nbelow 1 beats the reference; see --help for the definitions.\n");
+    if (nfail == ncsv) return;
+    int W = 4;
+    for (int i = 0; i < ncsv; i++)
+        if (fs[i].ok && el_shown_len(fs[i].name) > W) W = el_shown_len(fs[i].name);
+    el_print_files(fs, ncsv, W, run->cb.H);
+    el_print_block(fs, ncsv, W, 0, run->cb.H);
+    el_print_block(fs, ncsv, W, 1, run->cb.H);
+    el_print_summary(fs, ncsv, run->cb.H);
+}
+
 int cmd_eval_live(int argc, char **argv) {
     const char *dir = EL_DIR_DEFAULT, *modelp = NULL, *csvp = NULL;
     for (int i = 1; i < argc; i++) {
@@ -1091,7 +1114,7 @@ int cmd_eval_live(int argc, char **argv) {
         }
     }
     double t_start = el_now();
-    int rc = 1, ncsv = 0, nign = 0, nfail = 0, W = 4;
+    int rc = 1, ncsv = 0, nign = 0, nfail = 0;
     char **csv = NULL, **ign = NULL, errbuf[512] = "", path[4096];
     el_file *fs = NULL;
     rk_model *m = NULL;
@@ -1129,24 +1152,8 @@ int cmd_eval_live(int argc, char **argv) {
         csv[i] = NULL;
         snprintf(path, sizeof path, "%s/%s", dir, fs[i].name);
         if (el_eval_file(&run, path, &fs[i]) != 0) nfail++;
-        if (fs[i].ok && el_shown_len(fs[i].name) > W) W = el_shown_len(fs[i].name);
     }
-    printf("eval --live: %d .csv file%s in %s, model %s (H %d, quantiles %g/%g/%g)\n", ncsv,
-           ncsv > 1 ? "s" : "", dir, modelp, run.cb.H, run.tau[0], run.tau[1], run.tau[2]);
-    if (nign) {
-        printf("ignored (not a regular .csv file):");
-        for (int i = 0; i < nign; i++) printf(" %s", ign[i]);
-        printf("\n");
-    }
-    if (nfail) printf("not evaluated (see the errors): %d file%s\n", nfail, nfail > 1 ? "s" : "");
-    printf("Scored: the second half of each file. Ratios are MAE(method)/MAE(reference) on the"
-           " same rows,\nbelow 1 beats the reference; see --help for the definitions.\n");
-    if (nfail < ncsv) {
-        el_print_files(fs, ncsv, W, run.cb.H);
-        el_print_block(fs, ncsv, W, 0, run.cb.H);
-        el_print_block(fs, ncsv, W, 1, run.cb.H);
-        el_print_summary(fs, ncsv, run.cb.H);
-    }
+    el_report(dir, modelp, &run, fs, ncsv, ign, nign, nfail);
     printf("\ntime: %.1f s (engine %.1f s)\n", el_now() - t_start, run.eng_s);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "Error: Writing the output failed (%s).\n", strerror(errno));
