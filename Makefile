@@ -97,6 +97,14 @@ bench-e2e: build-all
 bench-anomaly: build-all
 	$(BUILD)/bench/anomaly_bench --skab ../shared/data/skab
 
+# Live-metrics benchmark (rwkvcast eval --live, tools/eval_live.c): the engine's
+# forecasts on the 16 real cluster metrics against naive, seasonal naive and
+# simple exponential smoothing, in one run.
+.PHONY: bench-live
+bench-live: deps
+	@$(MAKE) --no-print-directory build-all
+	$(BUILD)/rwkvcast eval --live ../shared/data/live-metrics
+
 # Rebuilds model/default.rwkv from scratch: M4 Hourly train + generated
 # series, deterministic for the seed (docs/TRAINING.md). About 15-30 min on 2 cores.
 MODEL_TRAIN_ARGS ?= --seed 1 --steps 12000 --threads 2
