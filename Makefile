@@ -101,8 +101,7 @@ bench-anomaly: build-all
 # forecasts on the 16 real cluster metrics against naive, seasonal naive and
 # simple exponential smoothing, in one run.
 .PHONY: bench-live
-bench-live: deps
-	@$(MAKE) --no-print-directory build-all
+bench-live: build-all
 	$(BUILD)/rwkvcast eval --live ../shared/data/live-metrics
 
 # Rebuilds model/default.rwkv from scratch: M4 Hourly train + generated
@@ -237,6 +236,7 @@ help:
 	@echo "make run-bench     the same without building the daemon and the command"
 	@echo "make bench-e2e     whole-daemon throughput, latency, checkpoint, restore (E2E_ARGS=--quick)"
 	@echo "make bench-anomaly NAB-style anomaly scores on SKAB and a generated set (../shared/data)"
+	@echo "make bench-live    forecast accuracy on the live-metrics CSVs vs naive, seasonal naive, SES (../shared/data)"
 	@echo "make model         retrain model/default.rwkv (../shared/data; 15-30 min)"
 	@echo "make fuzz          libFuzzer targets (clang, ASan + UBSan), FUZZ_SECONDS each (fuzz-run: its inner step)"
 	@echo "make install       install binaries, model, config, unit file, man pages (DESTDIR, PREFIX)"
