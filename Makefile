@@ -1,5 +1,9 @@
-# Makefile: plain GNU make. Every public target first runs `deps`, then a
-# sub-make, so pkg-config is asked only after the packages exist.
+# Makefile: plain GNU make. Only `make demo` and `make test`, the README's two
+# commands for a fresh machine, run `deps` (tools/deps.sh) first, as a soft
+# check: it installs missing Debian packages when it can, otherwise says what is
+# missing and the build goes on with what pkg-config finds. They then build in a
+# sub-make, so pkg-config is asked only after the packages exist. Every other
+# target only builds. `make deps` on its own fails when something is missing.
 #
 # Layout: every .c under common/ model/ connectors/ config/ daemon/ (except
 # *_main.c) goes into one static library; daemon/rwkvcastd_main.c is the
@@ -17,7 +21,8 @@ OPTFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-PKGS := libzmq msgpack sqlite3 yaml-0.1
+PKGS_REQUIRED := libzmq msgpack sqlite3 yaml-0.1
+PKGS := $(PKGS_REQUIRED)
 HAVE_SYSTEMD := $(shell pkg-config --exists libsystemd 2>/dev/null && echo 1)
 ifeq ($(HAVE_SYSTEMD),1)
 PKGS += libsystemd
@@ -25,7 +30,8 @@ SYSTEMD_DEF := -DHAVE_LIBSYSTEMD
 endif
 
 CPPFLAGS += -D_GNU_SOURCE -I. -DRWKVCAST_DATADIR='"$(DATADIR)"' $(SYSTEMD_DEF) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-WARN := -std=c11 -Wall -Wextra -pedantic -Werror
+# -Werror only when WERROR=1 (config.mk: CI and `make check` set it).
+WARN := -std=c11 -Wall -Wextra -pedantic $(if $(filter 1,$(WERROR)),-Werror)
 CFLAGS += $(WARN) $(OPTFLAGS) $(ARCHFLAGS) -ffp-contract=fast -fopenmp -MMD -MP
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 LDFLAGS += -fopenmp
@@ -49,24 +55,26 @@ PROGS := $(DAEMON) $(CLI)
 .PHONY: all test check check-tsan bench demo model deps install uninstall clean reallyclean \
         build-all build-tests run-tests run-bench bench-anomaly fuzz fuzz-run help
 
-all: deps
-	@$(MAKE) --no-print-directory build-all
+all: build-all
 
-test: deps
+# The README's test command: soft deps check, then build and run everything.
+test:
+	@$(MAKE) --no-print-directory deps DEPS_SOFT=1
 	@$(MAKE) --no-print-directory build-all build-tests
 	@$(MAKE) --no-print-directory run-tests
 
-# The tests under AddressSanitizer and UndefinedBehaviorSanitizer, in their own build dir.
-check: deps
-	@$(MAKE) --no-print-directory SAN=1 build-all build-tests
-	@$(MAKE) --no-print-directory SAN=1 run-tests
+# The tests under AddressSanitizer and UndefinedBehaviorSanitizer, in their own
+# build dir, with warnings as errors.
+check:
+	@$(MAKE) --no-print-directory SAN=1 WERROR=1 build-all build-tests
+	@$(MAKE) --no-print-directory SAN=1 WERROR=1 run-tests
 
 # The engine's worker threads, the checkpoint writer and the event loop under
 # ThreadSanitizer: the engine unit tests and the daemon's e2e tests. libzmq is
 # not instrumented, so its internal hand-offs are suppressed (tests/tsan.supp);
 # setarch -R because TSan needs a fixed memory layout.
 TSAN_TESTS := tests/e2e/test_threads.py tests/e2e/test_lifecycle.py tests/e2e/test_daemon.py
-check-tsan: deps
+check-tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPTFLAGS="-O1 -g -fsanitize=thread -Wno-tsan" \
 	  LDFLAGS="-fopenmp -fsanitize=thread" build-all build-tests
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp" setarch -R build-tsan/tests/unit/engine_test
@@ -74,43 +82,47 @@ check-tsan: deps
 	  RWKVCASTD=$(CURDIR)/build-tsan/rwkvcastd RWKVCAST=$(CURDIR)/build-tsan/rwkvcast \
 	  setarch -R /usr/bin/python3 -m pytest -q $(TSAN_TESTS)
 
-bench: deps
-	@$(MAKE) --no-print-directory build-all
-	@$(MAKE) --no-print-directory run-bench
+# The recipe waits for build-all, so nothing compiles while it measures.
+bench: build-all
+	$(BUILD)/bench/rwkv_bench
 
 # End-to-end: rwkvcastd driven by bench/loadgen (bench/bench_e2e.py), with the
 # model-only number of rwkv_bench in the same run. E2E_ARGS=--quick: N <= 100k.
 .PHONY: bench-e2e
-bench-e2e: deps
-	@$(MAKE) --no-print-directory build-all
+bench-e2e: build-all
 	/usr/bin/python3 bench/bench_e2e.py --build $(BUILD) $(E2E_ARGS)
 
 # Anomaly benchmark (bench/RESULTS.md "Anomaly detection"): SKAB + generated set,
 # NAB-style scores for rwkvcast and two baselines, in one run.
-bench-anomaly: deps
-	@$(MAKE) --no-print-directory build-all
+bench-anomaly: build-all
 	$(BUILD)/bench/anomaly_bench --skab ../shared/data/skab
+
+# Live-metrics benchmark (rwkvcast eval --live, tools/eval_live.c): the engine's
+# forecasts on the 16 real cluster metrics against naive, seasonal naive and
+# simple exponential smoothing, in one run.
+.PHONY: bench-live
+bench-live: build-all
+	$(BUILD)/rwkvcast eval --live ../shared/data/live-metrics
 
 # Rebuilds model/default.rwkv from scratch: M4 Hourly train + generated
 # series, deterministic for the seed (docs/TRAINING.md). About 15-30 min on 2 cores.
 MODEL_TRAIN_ARGS ?= --seed 1 --steps 12000 --threads 2
-model: deps
-	@$(MAKE) --no-print-directory build-all
+model: build-all
 	$(CLI) train $(MODEL_TRAIN_ARGS) -o model/default.rwkv
 
 # `make demo`: about DEMO_SECONDS of live forecasts and alerts from simulated
 # sensors on the terminal (tools/demo.sh), then every process it started is
 # stopped (also on Ctrl-C) and the daemon's stats are printed.
 DEMO_SECONDS ?= 30
-demo: deps
+demo:
+	@$(MAKE) --no-print-directory deps DEPS_SOFT=1
 	@$(MAKE) --no-print-directory build-all
 	@BUILD=$(BUILD) DEMO_SECONDS=$(DEMO_SECONDS) sh tools/demo.sh
 
 # `make install DESTDIR=... PREFIX=...`: binaries, the default model if built,
 # the example config (as rwkvcast.yaml only when none exists), the unit file
 # (its paths rewritten for SBINDIR/DATADIR/SYSCONFDIR) and the man pages.
-install: deps
-	@$(MAKE) --no-print-directory build-all
+install: build-all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR) \
 	  $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
 	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
@@ -176,19 +188,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Installs missing Debian packages as root (apt-get), else prints what is
+# missing and fails; with DEPS_SOFT=1 (demo, test) it warns and succeeds.
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo ">>> Installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	  else \
-	    echo "Missing Debian packages. Run as root:"; \
-	    echo "  apt-get install -y$$missing"; exit 1; \
-	  fi; \
-	fi
+	@DEB_PKGS="$(DEB_PKGS)" PC_MODULES="$(PKGS_REQUIRED)" sh tools/deps.sh $(if $(filter 1,$(DEPS_SOFT)),--soft)
 
 clean:
 	rm -rf build build-asan build-tsan build-cov build-fuzz
@@ -201,7 +204,7 @@ reallyclean: clean
 # corpus tests/fuzz/corpus/<name>/, so new inputs never land in the tree.
 FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard tests/fuzz/*_fuzz.c)
-fuzz: deps
+fuzz:
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang ARCHFLAGS= \
 	  WARN="-std=c11 -Wall -Wextra" \
 	  OPTFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
@@ -221,7 +224,25 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 help:
-	@echo "Targets: deps all test check check-tsan bench bench-e2e bench-anomaly demo model install uninstall fuzz fuzz-run clean reallyclean"
+	@echo "make demo          soft deps check, build, ~30 s live demo (DEMO_SECONDS, DEMO_SENSORS, ...)"
+	@echo "make test          soft deps check, build, unit + gradient + e2e tests (the CI command)"
+	@echo "make deps          check packages; as root on Debian install them (apt-get); fails if missing"
+	@echo "make all           build the daemon, the rwkvcast command and the benchmarks (= build-all)"
+	@echo "make build-tests   build the C test programs"
+	@echo "make run-tests     build if needed and run every test (tests/run.sh)"
+	@echo "make check         the tests under ASan + UBSan in build-asan/, with -Werror"
+	@echo "make check-tsan    engine and daemon tests under ThreadSanitizer in build-tsan/"
+	@echo "make bench         model speed (build/bench/rwkv_bench)"
+	@echo "make run-bench     the same without building the daemon and the command"
+	@echo "make bench-e2e     whole-daemon throughput, latency, checkpoint, restore (E2E_ARGS=--quick)"
+	@echo "make bench-anomaly NAB-style anomaly scores on SKAB and a generated set (../shared/data)"
+	@echo "make bench-live    forecast accuracy on the live-metrics CSVs vs naive, seasonal naive, SES (../shared/data)"
+	@echo "make model         retrain model/default.rwkv (../shared/data; 15-30 min)"
+	@echo "make fuzz          libFuzzer targets (clang, ASan + UBSan), FUZZ_SECONDS each (fuzz-run: its inner step)"
+	@echo "make install       install binaries, model, config, unit file, man pages (DESTDIR, PREFIX)"
+	@echo "make uninstall     remove them again (keeps the config and the state)"
+	@echo "make clean         remove the build dirs (reallyclean: also Python caches)"
+	@echo "Switches (config.mk): ARCHFLAGS= (portable), OPTFLAGS, WERROR=1 (on when CI=true), BUILD"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

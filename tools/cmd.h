@@ -11,6 +11,9 @@
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* `rwkvcast eval --live [DIR]` (tools/eval_live.c); cmd_eval hands over
+ * any argv that contains --live. */
+int cmd_eval_live(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_tail(int argc, char **argv);

@@ -39,6 +39,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "Usage: rwkvcast eval [--train TRAIN.csv --test TEST.csv] [-m MODEL] [--out FILE]\n"
             "       rwkvcast eval --synthetic KIND [--count N] [--seed S] [-m MODEL]\n"
+            "       rwkvcast eval --live [DIR] [-m MODEL] [--csv FILE]  (see eval --live --help)\n"
             "  Defaults: --train " EV_TRAIN_DEFAULT "\n"
             "            --test  " EV_TEST_DEFAULT "\n"
             "            -m      the default model (see rwkvcastd(8))\n"
@@ -169,6 +170,8 @@ int cmd_eval(int argc, char **argv) {
     const char *synth = NULL;
     int count = 200;
     uint64_t seed = 12345;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--live") == 0) return cmd_eval_live(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define ARG(name) (strcmp(a, name) == 0 && v && (i++, 1))

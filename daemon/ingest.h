@@ -1,0 +1,85 @@
+/*
+ * ingest.h: samples in, forecasts out. Reads ingest frames, decodes them
+ * (docs/PROTOCOL.md §1), finds or creates each series' engine slot in the
+ * registry (bringing evicted series back from the store, evicting the
+ * least recently seen one when the policy says so), queues the sample in
+ * the engine, and publishes what the engine steps as "f.<series>" and, on
+ * a level change, "a.<series>" (docs/PROTOCOL.md §2). It also fills the
+ * slots from the store at startup, so every way a series gets a slot is
+ * here. Prefix: ig_.
+ *
+ * Hot path per sample: rg_find (one hash probe, prefetched a few samples
+ * ahead), rg_touch, en_push; results are encoded into d->pub_buf and handed
+ * to zmq_send. Nothing here allocates per sample (libzmq itself copies
+ * messages above 33 bytes into its own buffers; that is inside the library
+ * and bounded by the HWMs).
+ *
+ * Errors: a bad input is dropped, counted in d->dropped by reason and
+ * logged (rate-limited per reason); nothing here fails the daemon.
+ *
+ * Threads: the event-loop thread only. Every function takes the daemon
+ * state (server_internal.h) and writes its "Ingest" section.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef INGEST_H
+#define INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "connectors/wire.h"
+#include "daemon/engine.h"
+#include "daemon/eventloop.h"
+
+typedef struct dm dm;
+
+/* Drop reasons: the decoder's (mp_reason 1..6), then ingest's own. */
+enum {
+    IG_DROP_OVERSIZE = MP_R__COUNT, /* frame above input.max_msg_size */
+    IG_DROP_FRAMES,                 /* more than two frames */
+    IG_DROP_OLD,                    /* timestamp not after the series' last */
+    IG_DROP_LIMIT,                  /* new series beyond series.max (or evict queue full) */
+    IG_DROP__COUNT
+};
+
+/* Samples between decoding one and looking its series up (ingest.c). */
+#define IG_LOOKAHEAD 8
+
+/* Static name of a drop reason 1..IG_DROP__COUNT-1 as the stats reply and
+ * the log call it ("msgpack", ..., "limit"). */
+const char *ig_drop_name(int why);
+/* Sum of d->dropped over every reason. */
+uint64_t ig_dropped_total(const dm *d);
+/* Sets up the per-reason log rate limits (1 per second, bursts of 10). */
+void ig_init(dm *d);
+
+/*
+ * ev io callback of one ingest socket; ctx is a void *[2] of (dm *, zmq
+ * socket). Reads a burst of messages (bounded to 10 ms and 1024
+ * messages) and ingests each: one frame is the payload, two are topic and
+ * payload, more are dropped ("frames"), as are payloads above
+ * input.max_msg_size ("oversize"). Reads nothing once d->stopping is set.
+ */
+void ig_on_input(ev_loop *l, void *ctx);
+/* Decodes one payload (n bytes, borrowed) and ingests every sample of it
+ * before returning, so buf may be freed afterwards. */
+void ig_ingest_payload(dm *d, const void *buf, size_t n);
+
+/* Engine result callback (ctx is the dm): counts the step and publishes
+ * "f.<series>", plus "a.<series>" when the level changed. */
+void ig_on_result(void *ctx, const en_result *r);
+/* Writes r as the forecast map of docs/PROTOCOL.md §2 (used by `get`). */
+void ig_encode_result(const en_result *r, const char *id, size_t len, mp_wr *w);
+
+/*
+ * ck_restore callback (ctx is the dm): puts one stored series into a free
+ * slot at startup, counted in d->restored; a row stays in the store when
+ * the registry is full. A blob from another model, or an unreadable one,
+ * leaves the slot reset instead and marked dirty (the next checkpoint
+ * replaces the unusable row), is logged and counted in d->model_reset;
+ * bringing an evicted series back does the same.
+ */
+void ig_restore_row(void *ctx, const char *id, size_t len, uint64_t hash, const uint8_t *b, size_t n);
+
+#endif
