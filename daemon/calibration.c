@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define CA_MAGIC 0x31414343u /* "CCA1" little-endian */
-#define CA_VERSION 1u
+#define CA_VERSION 2u /* 2: the median's shrinkage statistics */
 
 /* The representative horizons and where each one's ring starts. */
 static const int ca_rep[CA_NREP] = {1, 6, 24};
@@ -47,6 +47,8 @@ void ca_table_free(ca_table *t) {
 }
 
 void ca_init(ca_state *s) {
+    s->s_yd = s->s_dd = 0;
+    s->b1 = s->d1 = NAN;
     for (int r = 0; r < CA_NREP; r++) s->f[r][0] = s->f[r][1] = 1.0f;
     ca_forget_issued(s);
     s->n = 0;
@@ -60,7 +62,20 @@ static float clampf(float x) {
     return x < CA_FMIN ? CA_FMIN : x > CA_FMAX ? CA_FMAX : x;
 }
 
+float ca_lambda(const ca_state *s) {
+    /* No evidence yet (or a model that never corrects): keep the model. */
+    if (!(s->s_dd > 0)) return 1.0f;
+    float l = s->s_yd / s->s_dd;
+    return l < 0 ? 0 : l > 1 ? 1 : l;
+}
+
 void ca_observe(ca_state *s, const ca_table *t, double y) {
+    if (!isnan(s->d1)) {
+        const float a = CA_SHRINK_RATE;
+        const float e = (float)(y - s->b1);
+        s->s_yd += a * (e * s->d1 - s->s_yd);
+        s->s_dd += a * (s->d1 * s->d1 - s->s_dd);
+    }
     for (int r = 0; r < CA_NREP; r++) {
         /* Issued r forecasts ago: its slot is the one the next forecast overwrites. */
         const float *iv = s->ring[ca_off[r] + (int)(s->n % (uint32_t)ca_rep[r])];
@@ -70,8 +85,19 @@ void ca_observe(ca_state *s, const ca_table *t, double y) {
     }
 }
 
-void ca_apply(ca_state *s, const ca_table *t, float *fc, int Q) {
+void ca_apply(ca_state *s, const ca_table *t, float *fc, const float *out, double scale, int Q) {
     const int mid = Q / 2;
+    const float lam = ca_lambda(s);
+    s->d1 = (float)(scale * (double)out[mid]);
+    s->b1 = fc[mid] - s->d1;
+    if (!isfinite(s->d1) || !isfinite(s->b1)) s->b1 = s->d1 = NAN;
+    /* exp(-(h-1)) as a running product, h = 1 .. CA_SHRINK_H. */
+    float keep_gap = 1.0f - lam;
+    for (int h = 0; h < t->H && h < CA_SHRINK_H; h++, keep_gap *= 0.36787944f) {
+        const float shift = -keep_gap * (float)(scale * (double)out[(size_t)h * Q + mid]);
+        float *o = fc + (size_t)h * Q;
+        for (int q = 0; q < Q; q++) o[q] += shift;
+    }
     for (int h = 0; h < t->H; h++) {
         const int a = t->rep[h];
         const float w = t->w[h];
@@ -94,12 +120,15 @@ void ca_apply(ca_state *s, const ca_table *t, float *fc, int Q) {
     s->n++;
 }
 
-/* Blob: u32 magic, u32 version, f32 f[CA_NREP][2], f32 ring[CA_RING_LEN][2], u32 n. */
+/* Blob: u32 magic, u32 version, f32 s_yd, s_dd, b1, d1, f32 f[CA_NREP][2],
+ * f32 ring[CA_RING_LEN][2], u32 n. */
 void ca_save(const ca_state *s, uint8_t *buf) {
     uint8_t *p = buf;
     rc_put_u32(p, CA_MAGIC);
     rc_put_u32(p + 4, CA_VERSION);
     p += 8;
+    const float m[4] = {s->s_yd, s->s_dd, s->b1, s->d1};
+    for (int i = 0; i < 4; i++, p += 4) rc_put_f32(p, m[i]);
     for (int r = 0; r < CA_NREP; r++)
         for (int k = 0; k < 2; k++, p += 4) rc_put_f32(p, s->f[r][k]);
     for (int i = 0; i < CA_RING_LEN; i++)
@@ -112,6 +141,11 @@ rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len) {
     if (rc_get_u32(buf + 4) != CA_VERSION) return RC_ERR_VERSION;
     ca_state t;
     const uint8_t *p = buf + 8;
+    float *m[4] = {&t.s_yd, &t.s_dd, &t.b1, &t.d1};
+    for (int i = 0; i < 4; i++, p += 4) *m[i] = rc_get_f32(p);
+    if (!isfinite(t.s_yd) || !(t.s_dd >= 0) || !isfinite(t.s_dd) || isinf(t.b1) || isinf(t.d1) ||
+        isnan(t.b1) != isnan(t.d1))
+        return RC_ERR_FORMAT;
     for (int r = 0; r < CA_NREP; r++)
         for (int k = 0; k < 2; k++, p += 4) {
             t.f[r][k] = rc_get_f32(p);

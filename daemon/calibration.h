@@ -1,7 +1,21 @@
 /*
- * calibration.h: online calibration of a series' prediction intervals, in
- * the spirit of adaptive conformal inference (Gibbs and Candes 2021).
+ * calibration.h: online calibration of a series' forecasts: the median's
+ * short-horizon correction by the model is shrunk by a learned factor, and
+ * the prediction intervals are calibrated in the spirit of adaptive
+ * conformal inference (Gibbs and Candes 2021).
  *
+ * Median. The model forecasts a residual d(h) over the featurizer's baseline
+ * b(h) (features.h), which at one step is about the last value. On a smooth
+ * series a small error of the network in normalized units can be large next
+ * to the last value's own error, so each series learns how much of d(1) to
+ * keep: lambda = E[(y - b) d] / E[d^2], clamped to [0, 1], the least-squares
+ * weight of the correction (EW means over about 1/CA_SHRINK_RATE samples).
+ * Horizon h keeps lambda_h = 1 - (1 - lambda) e^-(h-1) of its correction, so
+ * the shrinkage fades out over a few steps, where the model is much better
+ * than the last value. A series whose network corrections help keeps them
+ * (lambda near 1); one where they only add noise falls back to the baseline.
+ *
+ * Intervals.
  * The model's quantiles are widened or narrowed around the median by two
  * factors per horizon, one for the lower side and one for the upper side.
  * Each factor is exp(k) with k moved after every observed value by
@@ -40,10 +54,14 @@
 #define CA_NREP 3         /* representative horizons */
 #define CA_RING_LEN 31    /* issued intervals kept: 1 + 6 + 24 */
 #define CA_ETA 0.02f      /* step of k per observed value */
+#define CA_SHRINK_RATE 0.01f /* EW rate of the median's shrinkage statistics */
+#define CA_SHRINK_H 8     /* horizons whose correction may be shrunk */
 #define CA_FMIN 0.01f     /* factors stay in [CA_FMIN, CA_FMAX] */
 #define CA_FMAX 100.0f
 
 typedef struct ca_state {
+    float s_yd, s_dd;             /* EW means of (y - b(1)) d(1) and d(1)^2, value units^2 */
+    float b1, d1;                 /* the last issued one-step baseline and correction, NaN = none */
     float f[CA_NREP][2];          /* factors exp(k), [rep][0 = lower, 1 = upper] */
     float ring[CA_RING_LEN][2];   /* issued lo, hi per rep, NaN = none; rep r's r entries in a row */
     uint32_t n;                   /* forecasts issued (ring position) */
@@ -72,18 +90,24 @@ void ca_init(ca_state *s);
  */
 void ca_observe(ca_state *s, const ca_table *t, double y);
 /*
- * Applies the factors to a forecast fc (H*Q, horizon-major, value space) in
- * place: quantiles below the median move to mid - f_lo * (mid - q), those
- * above to mid + f_hi * (q - mid). Then records the issued intervals of the
- * representative horizons for later ca_observe calls. Q odd.
+ * Calibrates a forecast fc (H*Q, horizon-major, value space) in place. out
+ * is the model's normalized output (H*Q) and scale the normalizer's scale,
+ * so the model's correction of horizon h is d(h) = scale * out[h*Q + Q/2].
+ * First every quantile of horizon h moves by (lambda_h - 1) d(h); then the
+ * quantiles below the median move to mid - f_lo * (mid - q), those above to
+ * mid + f_hi * (q - mid). Records the issued one-step baseline and
+ * correction and the representative horizons' intervals for the next
+ * ca_observe calls. Q odd.
  */
-void ca_apply(ca_state *s, const ca_table *t, float *fc, int Q);
+void ca_apply(ca_state *s, const ca_table *t, float *fc, const float *out, double scale, int Q);
+/* The current one-step shrinkage factor lambda in [0, 1]. */
+float ca_lambda(const ca_state *s);
 /* A new sample arrived after a gap of more than one period: the intervals
  * in the ring no longer line up with the samples, so they are forgotten
  * (the factors are kept). */
 void ca_forget_issued(ca_state *s);
 
-#define CA_BLOB_SIZE (8 + 4 * (CA_NREP * 2 + CA_RING_LEN * 2) + 4)
+#define CA_BLOB_SIZE (8 + 4 * (4 + CA_NREP * 2 + CA_RING_LEN * 2) + 4)
 void ca_save(const ca_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT (size, magic, a factor out of range), RC_ERR_VERSION; s untouched on failure. */
 rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len);

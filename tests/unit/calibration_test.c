@@ -16,6 +16,9 @@
 
 enum { H = 48, Q = 3 };
 
+/* A model output that corrects nothing. */
+static const float zero_out[H * Q];
+
 /* Standard normal draws, deterministic (Box-Muller on a 64-bit LCG). */
 static double gauss(uint64_t *r) {
     *r = *r * 6364136223846793005ull + 1442695040888963407ull;
@@ -39,7 +42,7 @@ static void run(ca_state *s, const ca_table *t, int n, int tail, double width, d
             fc[h * Q + 1] = 0;
             fc[h * Q + 2] = (float)width;
         }
-        ca_apply(s, t, fc, Q);
+        ca_apply(s, t, fc, zero_out, 1.0, Q);
         double y = (i < n / 2 ? sigma1 : sigma2) * gauss(&r);
         if (i >= n - tail) {
             nb += y < fc[0];
@@ -98,7 +101,7 @@ TEST(learned_per_side_and_per_horizon) {
             fc[h * Q + 1] = (float)lvl;
             fc[h * Q + 2] = (float)(lvl + sd);
         }
-        ca_apply(&s, &t, fc, Q);
+        ca_apply(&s, &t, fc, zero_out, 1.0, Q);
         if (i % 24 == 0 && gauss(&r) > 0) lvl += 3;
         double y = lvl + gauss(&r);
         ca_observe(&s, &t, y);
@@ -112,11 +115,48 @@ TEST(learned_per_side_and_per_horizon) {
         fc[h * Q + 1] = 0;
         fc[h * Q + 2] = 1;
     }
-    ca_apply(&s, &t, fc, Q);
+    ca_apply(&s, &t, fc, zero_out, 1.0, Q);
     ASSERT_NEAR(fc[0 * Q + 2], s.f[0][1], 1e-6);
     ASSERT_NEAR(fc[23 * Q + 2], s.f[2][1], 1e-6);
     ASSERT_NEAR(fc[47 * Q + 2], s.f[2][1], 1e-6);
     ASSERT(fc[2 * Q + 2] > fc[0 * Q + 2] && fc[2 * Q + 2] < fc[5 * Q + 2]);
+    ca_table_free(&t);
+}
+
+/* The one-step correction d = scale * out_mid is kept in the share that
+ * explains y - b: all of it when it is exact, none when it is noise, about
+ * half when it overshoots twofold; horizons past CA_SHRINK_H keep theirs. */
+TEST(median_correction_shrunk_to_what_it_explains) {
+    ca_table t;
+    ASSERT_EQ(ca_table_init(&t, H, 0.1f, 0.1f), RC_OK);
+    static const double mode_lambda[3] = {1.0, 0.0, 0.5};
+    for (int mode = 0; mode < 3; mode++) {
+        ca_state s;
+        ca_init(&s);
+        ASSERT_EQ(ca_lambda(&s), 1.0f);
+        uint64_t r = 99;
+        float fc[H * Q], out[H * Q];
+        double base = 10, scale = 2;
+        for (int i = 0; i < 5000; i++) {
+            double step = gauss(&r); /* what the baseline misses next */
+            double d = mode == 0 ? step : mode == 1 ? gauss(&r) : 2 * step;
+            for (int h = 0; h < H; h++) {
+                out[h * Q + 1] = (float)(d / scale);
+                out[h * Q] = out[h * Q + 1] - 1;
+                out[h * Q + 2] = out[h * Q + 1] + 1;
+                for (int q = 0; q < Q; q++) fc[h * Q + q] = (float)(base + scale * out[h * Q + q]);
+            }
+            double lam = ca_lambda(&s);
+            ca_apply(&s, &t, fc, out, scale, Q);
+            if (i == 4999) {
+                ASSERT_NEAR(fc[1], base + lam * d, 1e-4);
+                ASSERT_NEAR(fc[1 * Q + 1], base + (1 - (1 - lam) * exp(-1.0)) * d, 1e-4);
+                ASSERT_NEAR(fc[CA_SHRINK_H * Q + 1], base + d, 1e-4);
+                ASSERT_NEAR(lam, mode_lambda[mode], 0.1);
+            }
+            ca_observe(&s, &t, base + step);
+        }
+    }
     ca_table_free(&t);
 }
 
@@ -126,11 +166,11 @@ TEST(forgotten_intervals_teach_nothing) {
     ca_state s;
     ca_init(&s);
     float fc[H * Q] = {0};
-    ca_apply(&s, &t, fc, Q);
+    ca_apply(&s, &t, fc, zero_out, 1.0, Q);
     ca_forget_issued(&s);
     ca_observe(&s, &t, 100.0);
     for (int r = 0; r < CA_NREP; r++) ASSERT(s.f[r][0] == 1.0f && s.f[r][1] == 1.0f);
-    ca_apply(&s, &t, fc, Q);
+    ca_apply(&s, &t, fc, zero_out, 1.0, Q);
     ca_observe(&s, &t, 100.0);
     ASSERT_LT(1.0f, s.f[0][1]);
     ca_table_free(&t);
@@ -156,14 +196,17 @@ TEST(blob_round_trip_and_refusals) {
     rc_put_u32(buf2 + 4, 99);
     ASSERT_EQ(ca_load(&b, buf2, sizeof buf2), RC_ERR_VERSION);
     memcpy(buf2, buf, sizeof buf);
-    rc_put_f32(buf2 + 8, 1e9f); /* a factor beyond CA_FMAX */
+    rc_put_f32(buf2 + 8 + 16, 1e9f); /* a factor beyond CA_FMAX */
     ASSERT_EQ(ca_load(&b, buf2, sizeof buf2), RC_ERR_FORMAT);
     memcpy(buf2, buf, sizeof buf);
-    rc_put_f32(buf2 + 8 + 4 * 2 * CA_NREP, INFINITY); /* an issued bound */
+    rc_put_f32(buf2 + 8 + 16 + 4 * 2 * CA_NREP, INFINITY); /* an issued bound */
+    ASSERT_EQ(ca_load(&b, buf2, sizeof buf2), RC_ERR_FORMAT);
+    memcpy(buf2, buf, sizeof buf);
+    rc_put_f32(buf2 + 12, -1.0f); /* a negative mean square */
     ASSERT_EQ(ca_load(&b, buf2, sizeof buf2), RC_ERR_FORMAT);
     ca_table_free(&t);
 }
 
 TT_MAIN(TEST_ENTRY(coverage_converges_from_too_narrow_and_too_wide),
         TEST_ENTRY(coverage_follows_a_change_of_noise_level), TEST_ENTRY(learned_per_side_and_per_horizon),
-        TEST_ENTRY(forgotten_intervals_teach_nothing), TEST_ENTRY(blob_round_trip_and_refusals))
+        TEST_ENTRY(median_correction_shrunk_to_what_it_explains), TEST_ENTRY(forgotten_intervals_teach_nothing), TEST_ENTRY(blob_round_trip_and_refusals))
