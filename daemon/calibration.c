@@ -9,7 +9,10 @@
 #include <string.h>
 
 #define CA_MAGIC 0x31414343u /* "CCA1" little-endian */
-#define CA_VERSION 2u /* 2: the median's shrinkage statistics */
+#define CA_VERSION 2u /* 2: the median's shrinkage statistics, warm-up counts */
+
+/* Updates after which the warm-up step CA_ETA0 / sqrt(n) is down to CA_ETA. */
+#define CA_WARM_N ((uint32_t)((CA_ETA0 / CA_ETA) * (CA_ETA0 / CA_ETA)))
 
 /* The representative horizons and where each one's ring starts. */
 static const int ca_rep[CA_NREP] = {1, 6, 24};
@@ -32,6 +35,8 @@ rc_err ca_table_init(ca_table *t, int H, float alpha_lo, float alpha_hi) {
         t->w[h - 1] = (float)(w < 0 ? 0 : w > 1 ? 1 : w);
     }
     const float alpha[2] = {alpha_lo, alpha_hi};
+    t->alpha[0] = alpha_lo;
+    t->alpha[1] = alpha_hi;
     for (int side = 0; side < 2; side++) {
         t->miss[side] = (float)exp((double)CA_ETA * (1.0 - alpha[side]));
         t->hit[side] = (float)exp(-(double)CA_ETA * alpha[side]);
@@ -52,6 +57,7 @@ void ca_init(ca_state *s) {
     for (int r = 0; r < CA_NREP; r++) s->f[r][0] = s->f[r][1] = 1.0f;
     ca_forget_issued(s);
     s->n = 0;
+    for (int r = 0; r < CA_NREP; r++) s->nobs[r] = 0;
 }
 
 void ca_forget_issued(ca_state *s) {
@@ -80,8 +86,18 @@ void ca_observe(ca_state *s, const ca_table *t, double y) {
         /* Issued r forecasts ago: its slot is the one the next forecast overwrites. */
         const float *iv = s->ring[ca_off[r] + (int)(s->n % (uint32_t)ca_rep[r])];
         if (s->n < (uint32_t)ca_rep[r] || isnan(iv[0])) continue;
-        s->f[r][0] = clampf(s->f[r][0] * (y < iv[0] ? t->miss[0] : t->hit[0]));
-        s->f[r][1] = clampf(s->f[r][1] * (y > iv[1] ? t->miss[1] : t->hit[1]));
+        const int below = y < iv[0], above = y > iv[1];
+        const uint32_t k = ++s->nobs[r];
+        if (k < CA_WARM_N) {
+            /* Warm-up: a larger step, so exp runs here (the first few hundred samples only). */
+            const double eta = (double)CA_ETA0 / sqrt((double)k);
+            s->f[r][0] = clampf(s->f[r][0] * (float)exp(eta * ((double)below - t->alpha[0])));
+            s->f[r][1] = clampf(s->f[r][1] * (float)exp(eta * ((double)above - t->alpha[1])));
+        } else {
+            if (k == UINT32_MAX) s->nobs[r] = CA_WARM_N;
+            s->f[r][0] = clampf(s->f[r][0] * (below ? t->miss[0] : t->hit[0]));
+            s->f[r][1] = clampf(s->f[r][1] * (above ? t->miss[1] : t->hit[1]));
+        }
     }
 }
 
@@ -121,7 +137,7 @@ void ca_apply(ca_state *s, const ca_table *t, float *fc, const float *out, doubl
 }
 
 /* Blob: u32 magic, u32 version, f32 s_yd, s_dd, b1, d1, f32 f[CA_NREP][2],
- * f32 ring[CA_RING_LEN][2], u32 n. */
+ * f32 ring[CA_RING_LEN][2], u32 n, u32 nobs[CA_NREP]. */
 void ca_save(const ca_state *s, uint8_t *buf) {
     uint8_t *p = buf;
     rc_put_u32(p, CA_MAGIC);
@@ -134,6 +150,8 @@ void ca_save(const ca_state *s, uint8_t *buf) {
     for (int i = 0; i < CA_RING_LEN; i++)
         for (int k = 0; k < 2; k++, p += 4) rc_put_f32(p, s->ring[i][k]);
     rc_put_u32(p, s->n);
+    p += 4;
+    for (int r = 0; r < CA_NREP; r++, p += 4) rc_put_u32(p, s->nobs[r]);
 }
 
 rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len) {
@@ -157,6 +175,8 @@ rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len) {
             if (isinf(t.ring[i][k])) return RC_ERR_FORMAT;
         }
     t.n = rc_get_u32(p);
+    p += 4;
+    for (int r = 0; r < CA_NREP; r++, p += 4) t.nobs[r] = rc_get_u32(p);
     *s = t;
     return RC_OK;
 }

@@ -29,6 +29,11 @@
  * after n updates, with k bounded by ln CA_FMIN and ln CA_FMAX), so an 80%
  * interval covers about 80% on every series.
  *
+ * A new series starts with factors 1 and a larger step that shrinks as
+ * CA_ETA0 / sqrt(n) down to CA_ETA (after 400 updates), so intervals that
+ * are far off at first (a network unsure of an unfamiliar series) are
+ * corrected within tens of samples, not thousands.
+ *
  * Horizons: the factors are learned at CA_NREP representative horizons
  * (1, 6 and 24 steps; an interval issued r samples ago is judged when the
  * value r samples later arrives, from a ring of the intervals issued) and
@@ -53,7 +58,8 @@
 
 #define CA_NREP 3         /* representative horizons */
 #define CA_RING_LEN 31    /* issued intervals kept: 1 + 6 + 24 */
-#define CA_ETA 0.02f      /* step of k per observed value */
+#define CA_ETA 0.05f      /* step of k per observed value, once warm */
+#define CA_ETA0 1.0f      /* warm-up: the n-th update of a rep steps max(CA_ETA, CA_ETA0 / sqrt(n)) */
 #define CA_SHRINK_RATE 0.01f /* EW rate of the median's shrinkage statistics */
 #define CA_SHRINK_H 8     /* horizons whose correction may be shrunk */
 #define CA_FMIN 0.01f     /* factors stay in [CA_FMIN, CA_FMAX] */
@@ -65,6 +71,7 @@ typedef struct ca_state {
     float f[CA_NREP][2];          /* factors exp(k), [rep][0 = lower, 1 = upper] */
     float ring[CA_RING_LEN][2];   /* issued lo, hi per rep, NaN = none; rep r's r entries in a row */
     uint32_t n;                   /* forecasts issued (ring position) */
+    uint32_t nobs[CA_NREP];       /* updates of each rep's factors (warm-up step size) */
 } ca_state;
 
 /* Made once per engine for its H and quantile levels. */
@@ -73,6 +80,7 @@ typedef struct ca_table {
     uint8_t *rep;                 /* (H) lower rep index a, the factor is (1-w) f[a] + w f[a+1] */
     float *w;                     /* (H) weight of rep a+1 */
     float miss[2], hit[2];        /* factor multipliers exp(eta (1 - alpha)), exp(-eta alpha) per side */
+    double alpha[2];              /* nominal miss rate per side */
 } ca_table;
 
 /*
@@ -107,7 +115,7 @@ float ca_lambda(const ca_state *s);
  * (the factors are kept). */
 void ca_forget_issued(ca_state *s);
 
-#define CA_BLOB_SIZE (8 + 4 * (4 + CA_NREP * 2 + CA_RING_LEN * 2) + 4)
+#define CA_BLOB_SIZE (8 + 4 * (4 + CA_NREP * 2 + CA_RING_LEN * 2) + 4 + 4 * CA_NREP)
 void ca_save(const ca_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT (size, magic, a factor out of range), RC_ERR_VERSION; s untouched on failure. */
 rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len);
