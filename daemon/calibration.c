@@ -52,7 +52,7 @@ void ca_table_free(ca_table *t) {
 }
 
 void ca_init(ca_state *s) {
-    s->s_yd = s->s_dd = 0;
+    for (int k = 0; k < CA_NSHRINK; k++) s->mae[k] = 0;
     s->b1 = s->d1 = NAN;
     for (int r = 0; r < CA_NREP; r++) s->f[r][0] = s->f[r][1] = 1.0f;
     ca_forget_issued(s);
@@ -70,17 +70,21 @@ static float clampf(float x) {
 
 float ca_lambda(const ca_state *s) {
     /* No evidence yet (or a model that never corrects): keep the model. */
-    if (!(s->s_dd > 0)) return 1.0f;
-    float l = s->s_yd / s->s_dd;
-    return l < 0 ? 0 : l > 1 ? 1 : l;
+    /* Ties (no evidence yet) keep the model: the scan goes from lambda = 1 down. */
+    int best = CA_NSHRINK - 1;
+    for (int k = CA_NSHRINK - 2; k >= 0; k--)
+        if (s->mae[k] < s->mae[best]) best = k;
+    return (float)best / (CA_NSHRINK - 1);
 }
 
 void ca_observe(ca_state *s, const ca_table *t, double y) {
     if (!isnan(s->d1)) {
         const float a = CA_SHRINK_RATE;
         const float e = (float)(y - s->b1);
-        s->s_yd += a * (e * s->d1 - s->s_yd);
-        s->s_dd += a * (s->d1 * s->d1 - s->s_dd);
+        for (int k = 0; k < CA_NSHRINK; k++) {
+            const float lam = (float)k / (CA_NSHRINK - 1);
+            s->mae[k] += a * (fabsf(e - lam * s->d1) - s->mae[k]);
+        }
     }
     for (int r = 0; r < CA_NREP; r++) {
         /* Issued r forecasts ago: its slot is the one the next forecast overwrites. */
@@ -136,15 +140,17 @@ void ca_apply(ca_state *s, const ca_table *t, float *fc, const float *out, doubl
     s->n++;
 }
 
-/* Blob: u32 magic, u32 version, f32 s_yd, s_dd, b1, d1, f32 f[CA_NREP][2],
+/* Blob: u32 magic, u32 version, f32 mae[CA_NSHRINK], b1, d1, f32 f[CA_NREP][2],
  * f32 ring[CA_RING_LEN][2], u32 n, u32 nobs[CA_NREP]. */
 void ca_save(const ca_state *s, uint8_t *buf) {
     uint8_t *p = buf;
     rc_put_u32(p, CA_MAGIC);
     rc_put_u32(p + 4, CA_VERSION);
     p += 8;
-    const float m[4] = {s->s_yd, s->s_dd, s->b1, s->d1};
-    for (int i = 0; i < 4; i++, p += 4) rc_put_f32(p, m[i]);
+    for (int k = 0; k < CA_NSHRINK; k++, p += 4) rc_put_f32(p, s->mae[k]);
+    rc_put_f32(p, s->b1);
+    rc_put_f32(p + 4, s->d1);
+    p += 8;
     for (int r = 0; r < CA_NREP; r++)
         for (int k = 0; k < 2; k++, p += 4) rc_put_f32(p, s->f[r][k]);
     for (int i = 0; i < CA_RING_LEN; i++)
@@ -159,11 +165,14 @@ rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len) {
     if (rc_get_u32(buf + 4) != CA_VERSION) return RC_ERR_VERSION;
     ca_state t;
     const uint8_t *p = buf + 8;
-    float *m[4] = {&t.s_yd, &t.s_dd, &t.b1, &t.d1};
-    for (int i = 0; i < 4; i++, p += 4) *m[i] = rc_get_f32(p);
-    if (!isfinite(t.s_yd) || !(t.s_dd >= 0) || !isfinite(t.s_dd) || isinf(t.b1) || isinf(t.d1) ||
-        isnan(t.b1) != isnan(t.d1))
-        return RC_ERR_FORMAT;
+    for (int k = 0; k < CA_NSHRINK; k++, p += 4) {
+        t.mae[k] = rc_get_f32(p);
+        if (!(t.mae[k] >= 0) || !isfinite(t.mae[k])) return RC_ERR_FORMAT;
+    }
+    t.b1 = rc_get_f32(p);
+    t.d1 = rc_get_f32(p + 4);
+    p += 8;
+    if (isinf(t.b1) || isinf(t.d1) || isnan(t.b1) != isnan(t.d1)) return RC_ERR_FORMAT;
     for (int r = 0; r < CA_NREP; r++)
         for (int k = 0; k < 2; k++, p += 4) {
             t.f[r][k] = rc_get_f32(p);

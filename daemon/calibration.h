@@ -8,8 +8,10 @@
  * b(h) (features.h), which at one step is about the last value. On a smooth
  * series a small error of the network in normalized units can be large next
  * to the last value's own error, so each series learns how much of d(1) to
- * keep: lambda = E[(y - b) d] / E[d^2], clamped to [0, 1], the least-squares
- * weight of the correction (EW means over about 1/CA_SHRINK_RATE samples).
+ * keep: lambda is the one of 0, 1/4, 1/2, 3/4, 1 whose forecast b + lambda d
+ * had the lowest mean absolute error lately (EW over about 1/CA_SHRINK_RATE
+ * samples). Absolute errors, not squares: the published median is judged
+ * by them, and one spike does not swing the choice.
  * Horizon h keeps lambda_h = 1 - (1 - lambda) e^-(h-1) of its correction, so
  * the shrinkage fades out over a few steps, where the model is much better
  * than the last value. A series whose network corrections help keeps them
@@ -60,13 +62,14 @@
 #define CA_RING_LEN 31    /* issued intervals kept: 1 + 6 + 24 */
 #define CA_ETA 0.05f      /* step of k per observed value, once warm */
 #define CA_ETA0 1.0f      /* warm-up: the n-th update of a rep steps max(CA_ETA, CA_ETA0 / sqrt(n)) */
+#define CA_NSHRINK 5      /* candidate shrinkage factors 0, 1/4, .. 1 */
 #define CA_SHRINK_RATE 0.01f /* EW rate of the median's shrinkage statistics */
 #define CA_SHRINK_H 8     /* horizons whose correction may be shrunk */
 #define CA_FMIN 0.01f     /* factors stay in [CA_FMIN, CA_FMAX] */
 #define CA_FMAX 100.0f
 
 typedef struct ca_state {
-    float s_yd, s_dd;             /* EW means of (y - b(1)) d(1) and d(1)^2, value units^2 */
+    float mae[CA_NSHRINK];        /* EW mean |y - b(1) - lambda_k d(1)|, lambda_k = k / (CA_NSHRINK - 1) */
     float b1, d1;                 /* the last issued one-step baseline and correction, NaN = none */
     float f[CA_NREP][2];          /* factors exp(k), [rep][0 = lower, 1 = upper] */
     float ring[CA_RING_LEN][2];   /* issued lo, hi per rep, NaN = none; rep r's r entries in a row */
@@ -115,7 +118,7 @@ float ca_lambda(const ca_state *s);
  * (the factors are kept). */
 void ca_forget_issued(ca_state *s);
 
-#define CA_BLOB_SIZE (8 + 4 * (4 + CA_NREP * 2 + CA_RING_LEN * 2) + 4 + 4 * CA_NREP)
+#define CA_BLOB_SIZE (8 + 4 * (CA_NSHRINK + 2 + CA_NREP * 2 + CA_RING_LEN * 2) + 4 + 4 * CA_NREP)
 void ca_save(const ca_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT (size, magic, a factor out of range), RC_ERR_VERSION; s untouched on failure. */
 rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len);

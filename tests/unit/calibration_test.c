@@ -124,7 +124,7 @@ TEST(learned_per_side_and_per_horizon) {
 }
 
 /* The one-step correction d = scale * out_mid is kept in the share that
- * explains y - b: all of it when it is exact, none when it is noise, about
+ * explains y - b best: all of it when it is exact, none when it is noise,
  * half when it overshoots twofold; horizons past CA_SHRINK_H keep theirs. */
 TEST(median_correction_shrunk_to_what_it_explains) {
     ca_table t;
@@ -196,13 +196,13 @@ TEST(blob_round_trip_and_refusals) {
     rc_put_u32(buf2 + 4, 99);
     ASSERT_EQ(ca_load(&b, buf2, sizeof buf2), RC_ERR_VERSION);
     memcpy(buf2, buf, sizeof buf);
-    rc_put_f32(buf2 + 8 + 16, 1e9f); /* a factor beyond CA_FMAX */
+    rc_put_f32(buf2 + 8 + 28, 1e9f); /* a factor beyond CA_FMAX */
     ASSERT_EQ(ca_load(&b, buf2, sizeof buf2), RC_ERR_FORMAT);
     memcpy(buf2, buf, sizeof buf);
-    rc_put_f32(buf2 + 8 + 16 + 4 * 2 * CA_NREP, INFINITY); /* an issued bound */
+    rc_put_f32(buf2 + 8 + 28 + 4 * 2 * CA_NREP, INFINITY); /* an issued bound */
     ASSERT_EQ(ca_load(&b, buf2, sizeof buf2), RC_ERR_FORMAT);
     memcpy(buf2, buf, sizeof buf);
-    rc_put_f32(buf2 + 12, -1.0f); /* a negative mean square */
+    rc_put_f32(buf2 + 12, -1.0f); /* a negative mean error */
     ASSERT_EQ(ca_load(&b, buf2, sizeof buf2), RC_ERR_FORMAT);
     ca_table_free(&t);
 }
