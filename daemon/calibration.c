@@ -16,7 +16,7 @@
 
 /* The representative horizons and where each one's ring starts. */
 static const int ca_rep[CA_NREP] = {1, 6, 24};
-static const int ca_off[CA_NREP] = {0, 1, 7};
+static const int ca_off[CA_NREP] = {0, 0, 6}; /* rep 0 (one step) has no ring */
 
 rc_err ca_table_init(ca_table *t, int H, float alpha_lo, float alpha_hi) {
     memset(t, 0, sizeof *t);
@@ -77,7 +77,7 @@ float ca_lambda(const ca_state *s) {
     return (float)best / (CA_NSHRINK - 1);
 }
 
-void ca_observe(ca_state *s, const ca_table *t, double y) {
+void ca_observe(ca_state *s, const ca_table *t, double y, float lo1, float hi1) {
     if (!isnan(s->d1)) {
         const float a = CA_SHRINK_RATE;
         const float e = (float)(y - s->b1);
@@ -88,17 +88,18 @@ void ca_observe(ca_state *s, const ca_table *t, double y) {
     }
     for (int r = 0; r < CA_NREP; r++) {
         /* Issued r forecasts ago: its slot is the one the next forecast overwrites. */
-        const float *iv = s->ring[ca_off[r] + (int)(s->n % (uint32_t)ca_rep[r])];
-        if (s->n < (uint32_t)ca_rep[r] || isnan(iv[0])) continue;
+        const float one[2] = {lo1, hi1};
+        const float *iv = r == 0 ? one : s->ring[ca_off[r] + (int)(s->n % (uint32_t)ca_rep[r])];
+        if (s->n < (uint32_t)ca_rep[r] || isnan(iv[0]) || isnan(iv[1])) continue;
         const int below = y < iv[0], above = y > iv[1];
-        const uint32_t k = ++s->nobs[r];
+        if (s->nobs[r] < CA_WARM_N) s->nobs[r]++;
+        const uint32_t k = s->nobs[r];
         if (k < CA_WARM_N) {
             /* Warm-up: a larger step, so exp runs here (the first few hundred samples only). */
             const double eta = (double)CA_ETA0 / sqrt((double)k);
             s->f[r][0] = clampf(s->f[r][0] * (float)exp(eta * ((double)below - t->alpha[0])));
             s->f[r][1] = clampf(s->f[r][1] * (float)exp(eta * ((double)above - t->alpha[1])));
         } else {
-            if (k == UINT32_MAX) s->nobs[r] = CA_WARM_N;
             s->f[r][0] = clampf(s->f[r][0] * (below ? t->miss[0] : t->hit[0]));
             s->f[r][1] = clampf(s->f[r][1] * (above ? t->miss[1] : t->hit[1]));
         }
@@ -128,7 +129,7 @@ void ca_apply(ca_state *s, const ca_table *t, float *fc, const float *out, doubl
         for (int q = 0; q < mid; q++) o[q] = m - flo * (m - o[q]);
         for (int q = mid + 1; q < Q; q++) o[q] = m + fhi * (o[q] - m);
     }
-    for (int r = 0; r < CA_NREP; r++) {
+    for (int r = 1; r < CA_NREP; r++) {
         float *iv = s->ring[ca_off[r] + (int)(s->n % (uint32_t)ca_rep[r])];
         if (ca_rep[r] <= t->H) {
             iv[0] = fc[(size_t)(ca_rep[r] - 1) * Q];
@@ -141,7 +142,7 @@ void ca_apply(ca_state *s, const ca_table *t, float *fc, const float *out, doubl
 }
 
 /* Blob: u32 magic, u32 version, f32 mae[CA_NSHRINK], b1, d1, f32 f[CA_NREP][2],
- * f32 ring[CA_RING_LEN][2], u32 n, u32 nobs[CA_NREP]. */
+ * f32 ring[CA_RING_LEN][2], u32 n, u16 nobs[CA_NREP]. */
 void ca_save(const ca_state *s, uint8_t *buf) {
     uint8_t *p = buf;
     rc_put_u32(p, CA_MAGIC);
@@ -157,7 +158,10 @@ void ca_save(const ca_state *s, uint8_t *buf) {
         for (int k = 0; k < 2; k++, p += 4) rc_put_f32(p, s->ring[i][k]);
     rc_put_u32(p, s->n);
     p += 4;
-    for (int r = 0; r < CA_NREP; r++, p += 4) rc_put_u32(p, s->nobs[r]);
+    for (int r = 0; r < CA_NREP; r++, p += 2) {
+        p[0] = (uint8_t)(s->nobs[r] & 0xff);
+        p[1] = (uint8_t)(s->nobs[r] >> 8);
+    }
 }
 
 rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len) {
@@ -185,7 +189,10 @@ rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len) {
         }
     t.n = rc_get_u32(p);
     p += 4;
-    for (int r = 0; r < CA_NREP; r++, p += 4) t.nobs[r] = rc_get_u32(p);
+    for (int r = 0; r < CA_NREP; r++, p += 2) {
+        t.nobs[r] = (uint16_t)(p[0] | (p[1] << 8));
+        if (t.nobs[r] > CA_WARM_N) return RC_ERR_FORMAT;
+    }
     *s = t;
     return RC_OK;
 }

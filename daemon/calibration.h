@@ -38,7 +38,8 @@
  *
  * Horizons: the factors are learned at CA_NREP representative horizons
  * (1, 6 and 24 steps; an interval issued r samples ago is judged when the
- * value r samples later arrives, from a ring of the intervals issued) and
+ * value r samples later arrives, from a ring of the intervals issued at 6
+ * and 24 steps and the caller's own last forecast at one step) and
  * interpolated in log h between them; horizons past the last one use its
  * factors. Horizons beyond H are not learned.
  *
@@ -59,7 +60,7 @@
 #include "common/base.h"
 
 #define CA_NREP 3         /* representative horizons */
-#define CA_RING_LEN 31    /* issued intervals kept: 1 + 6 + 24 */
+#define CA_RING_LEN 30    /* issued intervals kept: 6 + 24 (the one-step one is the caller's) */
 #define CA_ETA 0.05f      /* step of k per observed value, once warm */
 #define CA_ETA0 1.0f      /* warm-up: the n-th update of a rep steps max(CA_ETA, CA_ETA0 / sqrt(n)) */
 #define CA_NSHRINK 5      /* candidate shrinkage factors 0, 1/4, .. 1 */
@@ -72,9 +73,9 @@ typedef struct ca_state {
     float mae[CA_NSHRINK];        /* EW mean |y - b(1) - lambda_k d(1)|, lambda_k = k / (CA_NSHRINK - 1) */
     float b1, d1;                 /* the last issued one-step baseline and correction, NaN = none */
     float f[CA_NREP][2];          /* factors exp(k), [rep][0 = lower, 1 = upper] */
-    float ring[CA_RING_LEN][2];   /* issued lo, hi per rep, NaN = none; rep r's r entries in a row */
+    float ring[CA_RING_LEN][2];   /* issued lo, hi at horizons 6 and 24, NaN = none; 6 then 24 entries */
     uint32_t n;                   /* forecasts issued (ring position) */
-    uint32_t nobs[CA_NREP];       /* updates of each rep's factors (warm-up step size) */
+    uint16_t nobs[CA_NREP];       /* updates of each rep's factors, saturating at the end of warm-up */
 } ca_state;
 
 /* Made once per engine for its H and quantile levels. */
@@ -96,10 +97,11 @@ void ca_table_free(ca_table *t);
 void ca_init(ca_state *s);
 /*
  * Judges value y (finite) against the intervals issued 1, 6 and 24
- * forecasts ago and moves the factors (a multiplication each: the factors
- * are kept as exp(k), so no exp runs per sample).
+ * forecasts ago and moves the factors (a multiplication each once warm: the
+ * factors are kept as exp(k)). lo1, hi1: the one-step interval issued for
+ * y, which the caller keeps anyway (its last forecast); NaN for none.
  */
-void ca_observe(ca_state *s, const ca_table *t, double y);
+void ca_observe(ca_state *s, const ca_table *t, double y, float lo1, float hi1);
 /*
  * Calibrates a forecast fc (H*Q, horizon-major, value space) in place. out
  * is the model's normalized output (H*Q) and scale the normalizer's scale,
@@ -118,7 +120,7 @@ float ca_lambda(const ca_state *s);
  * (the factors are kept). */
 void ca_forget_issued(ca_state *s);
 
-#define CA_BLOB_SIZE (8 + 4 * (CA_NSHRINK + 2 + CA_NREP * 2 + CA_RING_LEN * 2) + 4 + 4 * CA_NREP)
+#define CA_BLOB_SIZE (8 + 4 * (CA_NSHRINK + 2 + CA_NREP * 2 + CA_RING_LEN * 2) + 4 + 2 * CA_NREP)
 void ca_save(const ca_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT (size, magic, a factor out of range), RC_ERR_VERSION; s untouched on failure. */
 rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len);

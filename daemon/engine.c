@@ -460,10 +460,10 @@ static int prepare_row(en_engine *e, en_batch *b, int i, float *feat) {
     float *prev = b->prev + (size_t)i * e->Q;
     int h = (e->meta[slot].flags & SLOT_HAS_FC) ? horizon_of(e, slot, t) : 0;
     if (h > 0) memcpy(prev, e->fc + (size_t)slot * e->HQ + (size_t)(h - 1) * e->Q, (size_t)e->Q * sizeof(float));
-    /* The calibration judges the intervals issued 1, 6 and 24 samples ago;
-     * after a gap they no longer line up with this sample. */
+    /* The calibration judges the intervals issued 1 (prev), 6 and 24
+     * samples ago; after a gap they no longer line up with this sample. */
     if (h == 1 && isfinite(v))
-        ca_observe(&e->ca[slot], &e->cat, v);
+        ca_observe(&e->ca[slot], &e->cat, v, prev[0], prev[e->Q - 1]);
     else if (h != 1)
         ca_forget_issued(&e->ca[slot]);
     if (ft_push(&e->ft[slot], &e->fcfg, t, v, feat) != RC_OK) return 0;

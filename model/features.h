@@ -42,7 +42,7 @@
 #define FT_KIND 3        /* featurizer identity stored in rk_meta.feat_kind */
 #define FT_RING 48       /* raw values kept for lags and seasonal differences */
 #define FT_SBINS 24      /* time-of-day bins of the seasonal memory (one hour each) */
-#define FT_SDAYS 8       /* days of memory of each seasonal bin (EW) */
+#define FT_SDAYS 4       /* days of memory of each seasonal bin (EW) */
 
 typedef struct ft_cfg {
     float norm_halflife; /* samples; half-life of the normalizer's level/scale */

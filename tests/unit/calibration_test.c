@@ -48,7 +48,7 @@ static void run(ca_state *s, const ca_table *t, int n, int tail, double width, d
             nb += y < fc[0];
             na += y > fc[2];
         }
-        ca_observe(s, t, y);
+        ca_observe(s, t, y, fc[0], fc[2]);
     }
     *below = (double)nb / tail;
     *above = (double)na / tail;
@@ -104,7 +104,7 @@ TEST(learned_per_side_and_per_horizon) {
         ca_apply(&s, &t, fc, zero_out, 1.0, Q);
         if (i % 24 == 0 && gauss(&r) > 0) lvl += 3;
         double y = lvl + gauss(&r);
-        ca_observe(&s, &t, y);
+        ca_observe(&s, &t, y, fc[0], fc[2]);
     }
     ASSERT_LT(s.f[0][1], 1.5f);
     ASSERT_LT(1.5f, s.f[2][1]);
@@ -154,7 +154,7 @@ TEST(median_correction_shrunk_to_what_it_explains) {
                 ASSERT_NEAR(fc[CA_SHRINK_H * Q + 1], base + d, 1e-4);
                 ASSERT_NEAR(lam, mode_lambda[mode], 0.1);
             }
-            ca_observe(&s, &t, base + step);
+            ca_observe(&s, &t, base + step, fc[0], fc[2]);
         }
     }
     ca_table_free(&t);
@@ -168,10 +168,10 @@ TEST(forgotten_intervals_teach_nothing) {
     float fc[H * Q] = {0};
     ca_apply(&s, &t, fc, zero_out, 1.0, Q);
     ca_forget_issued(&s);
-    ca_observe(&s, &t, 100.0);
+    ca_observe(&s, &t, 100.0, NAN, NAN);
     for (int r = 0; r < CA_NREP; r++) ASSERT(s.f[r][0] == 1.0f && s.f[r][1] == 1.0f);
     ca_apply(&s, &t, fc, zero_out, 1.0, Q);
-    ca_observe(&s, &t, 100.0);
+    ca_observe(&s, &t, 100.0, fc[0], fc[2]);
     ASSERT_LT(1.0f, s.f[0][1]);
     ca_table_free(&t);
 }
