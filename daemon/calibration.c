@@ -14,6 +14,13 @@
 /* Updates after which the warm-up step CA_ETA0 / sqrt(n) is down to CA_ETA. */
 #define CA_WARM_N ((uint32_t)((CA_ETA0 / CA_ETA) * (CA_ETA0 / CA_ETA)))
 
+/* The step once warm, per representative horizon: one-step outcomes are
+ * nearly independent, so they may move the factors faster; an h-step
+ * outcome overlaps the h - 1 before it (they share most of their path), so
+ * its evidence is worth less per sample and its step is smaller, which
+ * keeps the long-horizon intervals from wobbling. */
+static const float ca_eta[CA_NREP] = {CA_ETA1, CA_ETA, CA_ETA};
+
 /* The representative horizons and where each one's ring starts. */
 static const int ca_rep[CA_NREP] = {1, 6, 24};
 static const int ca_off[CA_NREP] = {0, 0, 6}; /* rep 0 (one step) has no ring */
@@ -37,10 +44,11 @@ rc_err ca_table_init(ca_table *t, int H, float alpha_lo, float alpha_hi) {
     const float alpha[2] = {alpha_lo, alpha_hi};
     t->alpha[0] = alpha_lo;
     t->alpha[1] = alpha_hi;
-    for (int side = 0; side < 2; side++) {
-        t->miss[side] = (float)exp((double)CA_ETA * (1.0 - alpha[side]));
-        t->hit[side] = (float)exp(-(double)CA_ETA * alpha[side]);
-    }
+    for (int r = 0; r < CA_NREP; r++)
+        for (int side = 0; side < 2; side++) {
+            t->miss[r][side] = (float)exp((double)ca_eta[r] * (1.0 - alpha[side]));
+            t->hit[r][side] = (float)exp(-(double)ca_eta[r] * alpha[side]);
+        }
     return RC_OK;
 }
 
@@ -100,8 +108,8 @@ void ca_observe(ca_state *s, const ca_table *t, double y, float lo1, float hi1) 
             s->f[r][0] = clampf(s->f[r][0] * (float)exp(eta * ((double)below - t->alpha[0])));
             s->f[r][1] = clampf(s->f[r][1] * (float)exp(eta * ((double)above - t->alpha[1])));
         } else {
-            s->f[r][0] = clampf(s->f[r][0] * (below ? t->miss[0] : t->hit[0]));
-            s->f[r][1] = clampf(s->f[r][1] * (above ? t->miss[1] : t->hit[1]));
+            s->f[r][0] = clampf(s->f[r][0] * (below ? t->miss[r][0] : t->hit[r][0]));
+            s->f[r][1] = clampf(s->f[r][1] * (above ? t->miss[r][1] : t->hit[r][1]));
         }
     }
 }

@@ -61,7 +61,8 @@
 
 #define CA_NREP 3         /* representative horizons */
 #define CA_RING_LEN 30    /* issued intervals kept: 6 + 24 (the one-step one is the caller's) */
-#define CA_ETA 0.05f      /* step of k per observed value, once warm */
+#define CA_ETA 0.05f      /* step of k per observed value, once warm (6 and 24 steps) */
+#define CA_ETA1 0.08f     /* the same at one step */
 #define CA_ETA0 1.0f      /* warm-up: the n-th update of a rep steps max(CA_ETA, CA_ETA0 / sqrt(n)) */
 #define CA_NSHRINK 5      /* candidate shrinkage factors 0, 1/4, .. 1 */
 #define CA_SHRINK_RATE 0.01f /* EW rate of the median's shrinkage statistics */
@@ -83,7 +84,8 @@ typedef struct ca_table {
     int H;                        /* horizons */
     uint8_t *rep;                 /* (H) lower rep index a, the factor is (1-w) f[a] + w f[a+1] */
     float *w;                     /* (H) weight of rep a+1 */
-    float miss[2], hit[2];        /* factor multipliers exp(eta (1 - alpha)), exp(-eta alpha) per side */
+    float miss[CA_NREP][2];       /* factor multipliers exp(eta (1 - alpha)) per rep and side */
+    float hit[CA_NREP][2];        /* exp(-eta alpha) */
     double alpha[2];              /* nominal miss rate per side */
 } ca_table;
 

@@ -36,7 +36,7 @@ void tr_cfg_default(tr_cfg *c) {
     c->clip = 1.0f;
     c->tgt_clip = 20.0f;
     c->ema = 0.999f;
-    c->h_pow = 0.5f;
+    c->h_pow = 1.0f;
     c->seed = 1;
 }
 

@@ -42,7 +42,7 @@ static void usage(FILE *f) {
             "  --synthetic N       generated series per kind (80)\n"
             "  --live DIR          also every timestamp,value CSV in DIR except google_*\n"
             "                      (kept for evaluation), first --live-frac of each (0.5)\n"
-            "  --h-pow P           horizon h's loss weight is h^-P (0.5; 0 = equal)\n"
+            "  --h-pow P           horizon h's loss weight is h^-P (1; 0 = equal)\n"
             "  --exclude-kind K    generated kind left out of training (weekly; 'none')\n"
             "  --steps N           optimizer steps (3000)\n"
             "  --seed S            init and data seed (1)\n"
