@@ -689,6 +689,13 @@ int ti_opt_double(const char *name, const char *arg, double lo, int lo_open, dou
     return opt_bad(name, arg, expect);
 }
 
+int ti_opt_time(const char *name, const char *arg, double *out) {
+    const char *why = NULL;
+    if (ti_parse_time(arg, out, &why) == RC_OK) return 0;
+    fprintf(stderr, "Error: Invalid '%s' value (%s); %s.\n", name, arg, why);
+    return -1;
+}
+
 int ti_opt_error(int c, char **argv) {
     /* A long option is the word getopt just passed, argv[optind - 1] (cut at
      * '='); a short one is in optopt (getopt puts a long option's val there

@@ -152,6 +152,8 @@ int ti_opt_long(const char *name, const char *arg, long lo, long hi, long *out);
 int ti_opt_int(const char *name, const char *arg, int lo, int hi, int *out);
 int ti_opt_u64(const char *name, const char *arg, uint64_t *out);
 int ti_opt_double(const char *name, const char *arg, double lo, int lo_open, double hi, double *out);
+/* A timestamp (ti_parse_time); the error ends in the parser's reason, e.g. "; day out of range." */
+int ti_opt_time(const char *name, const char *arg, double *out);
 
 /*
  * For the '?' and ':' results of getopt_long with an optstring that starts

@@ -83,8 +83,9 @@ def test_send_csv_header_and_bad_rows(ctx, tmp_path):
                    "1700000001,abc\n")
     rc, err, got = run_send(["-e", ep, str(csv)], sock=sub)
     assert rc == 1, err
-    assert "temp.csv:4: bad timestamp ('yesterday')" in err
-    assert "temp.csv:8: bad value ('abc')" in err
+    assert ("temp.csv:4:1: Invalid timestamp in column 'timestamp' (yesterday): expected "
+            "YYYY-MM-DD[ HH:MM[:SS[.fff]]][Z|+HH:MM] or epoch seconds. Row skipped.\n") in err
+    assert "temp.csv:8:12: Invalid number in column 'value' (abc). Row skipped.\n" in err
     assert "3 samples in 3 messages" in err and "2 bad rows skipped" in err
     assert [m["s"] for m in got] == ["temp"] * 3
     assert [m["t"] for m in got[:2]] == [1704067200, 1704070800]
