@@ -803,28 +803,22 @@ int main(int argc, char **argv) {
     const char *tries[64];
     an_cfg ac;
     an_cfg_default(&ac);
-    enum { O_SKAB = 256, O_NOSKAB, O_NOGEN, O_SUM, O_AN, O_TRY };
-    static const struct option opts[] = {
-        {"skab", required_argument, NULL, O_SKAB}, {"no-skab", no_argument, NULL, O_NOSKAB},
-        {"no-gen", no_argument, NULL, O_NOGEN},    {"combine-sum", no_argument, NULL, O_SUM},
-        {"model", required_argument, NULL, 'm'},   {"an", required_argument, NULL, O_AN},
-        {"try", required_argument, NULL, O_TRY},   {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    while ((c = getopt_long(argc, argv, ":m:h", opts, NULL)) != -1) {
+    ti_getopt g;
+    if (ti_getopt_init(&g, "K/skab= k/no-skab g/no-gen S/combine-sum m|model= a/an= t/try= h|help", 0)) return 2;
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
-        case O_SKAB: skab_dir = optarg; break;
-        case O_NOSKAB: do_skab = 0; break;
-        case O_NOGEN: do_gen = 0; break;
-        case O_SUM: g_combine = 1; break;
+        case 'K': skab_dir = optarg; break;
+        case 'k': do_skab = 0; break;
+        case 'g': do_gen = 0; break;
+        case 'S': g_combine = 1; break;
         case 'm': model_path = optarg; break;
-        case O_AN:
+        case 'a':
             if (set_an(&ac, optarg)) {
                 fprintf(stderr, "Error: Invalid '--an' value (%s); expected KEY=NUMBER with an an_cfg KEY.\n", optarg);
                 return 2;
             }
             break;
-        case O_TRY:
+        case 't':
             if (ntry == 64) {
                 fprintf(stderr, "Error: More than 64 '--try' settings.\n");
                 return 2;
@@ -835,10 +829,7 @@ int main(int argc, char **argv) {
         default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "Error: Unexpected argument '%s'.\n", argv[optind]);
-        return 2;
-    }
+    if (ti_opt_operands(argc, argv, 0)) return 2;
     if (an_cfg_check(&ac) != RC_OK) {
         fprintf(stderr, "Error: Invalid anomaly settings.\n");
         return 2;

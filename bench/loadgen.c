@@ -515,54 +515,41 @@ static int parse(opts *o, int argc, char **argv) {
     *o = (opts){"tcp://127.0.0.1:7701", "tcp://127.0.0.1:7702", 0, 1000, "lg.", SHAPE_BATCH, 64,
                 0, 5, 0, 0, 1, 2, 1, 0, "", 10000, 0, 0};
     o->t0 = floor(lg_wall_s());
-    enum { O_IN = 256, O_OUT, O_SOCK, O_PREFIX, O_SHAPE, O_BATCH, O_RATE, O_DURATION, O_ROUNDS, O_T0, O_DT,
-           O_DRAIN, O_SNDHWM, O_TICK, O_LABEL, O_NORECV, O_TIMELINE, O_NODROP };
-    static const struct option opts[] = {
-        {"in", required_argument, NULL, O_IN},         {"out", required_argument, NULL, O_OUT},
-        {"sock", required_argument, NULL, O_SOCK},     {"series", required_argument, NULL, 'n'},
-        {"prefix", required_argument, NULL, O_PREFIX}, {"shape", required_argument, NULL, O_SHAPE},
-        {"batch", required_argument, NULL, O_BATCH},   {"rate", required_argument, NULL, O_RATE},
-        {"duration", required_argument, NULL, O_DURATION}, {"rounds", required_argument, NULL, O_ROUNDS},
-        {"t0", required_argument, NULL, O_T0},         {"dt", required_argument, NULL, O_DT},
-        {"drain", required_argument, NULL, O_DRAIN},   {"sndhwm", required_argument, NULL, O_SNDHWM},
-        {"tick", required_argument, NULL, O_TICK},     {"label", required_argument, NULL, O_LABEL},
-        {"no-recv", no_argument, NULL, O_NORECV},      {"timeline", no_argument, NULL, O_TIMELINE},
-        {"nodrop", no_argument, NULL, O_NODROP},       {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    ti_getopt g;
+    if (ti_getopt_init(&g, "I/in= O/out= k/sock= n|series= p/prefix= S/shape= b/batch= r/rate= d/duration= "
+                           "R/rounds= t/t0= D/dt= w/drain= N/no-recv L/timeline W/sndhwm= x/nodrop T/tick= "
+                           "l/label= h|help", 0))
+        return 2;
     static const char *const socks[] = {"pub", "push"};
     long n = o->n, batch = o->batch;
     int c, bad = 0;
-    while (!bad && (c = getopt_long(argc, argv, ":n:h", opts, NULL)) != -1) {
+    /* Cases in --help order. */
+    while (!bad && (c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
-        case O_IN: o->in = optarg; break;
-        case O_OUT: o->out = optarg; break;
-        case O_SOCK: bad = (o->push = pick("--sock", optarg, socks, 2)) < 0; break;
+        case 'I': o->in = optarg; break;
+        case 'O': o->out = optarg; break;
+        case 'k': bad = (o->push = pick("--sock", optarg, socks, 2)) < 0; break;
         case 'n': bad = ti_opt_long("--series", optarg, 1, 100000000, &n); break;
-        case O_PREFIX: o->prefix = optarg; break;
-        case O_SHAPE: bad = (o->shape = pick("--shape", optarg, shape_names, 3)) < 0; break;
-        case O_BATCH: bad = ti_opt_long("--batch", optarg, 1, 65535, &batch); break;
-        case O_RATE: bad = ti_opt_double("--rate", optarg, 0, 0, HUGE_VAL, &o->rate); break;
-        case O_DURATION: bad = ti_opt_double("--duration", optarg, 0, 1, 3600, &o->duration); break;
-        case O_ROUNDS: bad = ti_opt_u64("--rounds", optarg, &o->rounds); break;
-        case O_T0: bad = ti_opt_time("--t0", optarg, &o->t0); break;
-        case O_DT: bad = ti_opt_double("--dt", optarg, 0, 1, HUGE_VAL, &o->dt); break;
-        case O_DRAIN: bad = ti_opt_double("--drain", optarg, 0, 0, HUGE_VAL, &o->drain); break;
-        case O_SNDHWM: bad = ti_opt_int("--sndhwm", optarg, 0, INT_MAX, &o->sndhwm); break;
-        case O_TICK: bad = ti_opt_double("--tick", optarg, 0, 0, 1e6, &o->tick_us); break;
-        case O_LABEL: o->label = optarg; break;
-        case O_NORECV: o->recv = 0; break;
-        case O_TIMELINE: o->timeline = 1; break;
-        case O_NODROP: o->nodrop = 1; break;
+        case 'p': o->prefix = optarg; break;
+        case 'S': bad = (o->shape = pick("--shape", optarg, shape_names, 3)) < 0; break;
+        case 'b': bad = ti_opt_long("--batch", optarg, 1, 65535, &batch); break;
+        case 'r': bad = ti_opt_double("--rate", optarg, 0, 0, HUGE_VAL, &o->rate); break;
+        case 'd': bad = ti_opt_double("--duration", optarg, 0, 1, 3600, &o->duration); break;
+        case 'R': bad = ti_opt_u64("--rounds", optarg, &o->rounds); break;
+        case 't': bad = ti_opt_time("--t0", optarg, &o->t0); break;
+        case 'D': bad = ti_opt_double("--dt", optarg, 0, 1, HUGE_VAL, &o->dt); break;
+        case 'w': bad = ti_opt_double("--drain", optarg, 0, 0, HUGE_VAL, &o->drain); break;
+        case 'N': o->recv = 0; break;
+        case 'L': o->timeline = 1; break;
+        case 'W': bad = ti_opt_int("--sndhwm", optarg, 0, INT_MAX, &o->sndhwm); break;
+        case 'x': o->nodrop = 1; break;
+        case 'T': bad = ti_opt_double("--tick", optarg, 0, 0, 1e6, &o->tick_us); break;
+        case 'l': o->label = optarg; break;
         case 'h': usage(stdout); return 1;
         default: return ti_opt_error(c, argv);
         }
     }
-    if (bad) return 2;
-    if (optind < argc) {
-        fprintf(stderr, "Error: Unexpected argument '%s'.\n", argv[optind]);
-        return 2;
-    }
+    if (bad || ti_opt_operands(argc, argv, 0)) return 2;
     o->n = (uint32_t)n;
     o->batch = (uint32_t)batch;
     if (o->shape == SHAPE_SINGLE) o->batch = 1;

@@ -197,14 +197,10 @@ static double run_engine(const rk_dims *d, int S, int B, int threads, double sec
 
 int main(int argc, char **argv) {
     double seconds = 0.6;
-    static const struct option opts[] = {
-        {"quick", no_argument, NULL, 'q'},
-        {"seconds", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    ti_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    if (ti_getopt_init(&g, "q/quick s/seconds= h|help", 0)) return 2;
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
         case 'q': seconds = 0.15; break;
         case 's': if (ti_opt_double("--seconds", optarg, 0, 1, 3600, &seconds)) return 2; break;
@@ -218,10 +214,7 @@ int main(int argc, char **argv) {
         default: return ti_opt_error(c, argv);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "Error: Unexpected argument '%s'.\n", argv[optind]);
-        return 2;
-    }
+    if (ti_opt_operands(argc, argv, 0)) return 2;
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
     /* The peak is the better of 8- and 16-wide FMA: some cores split 512-bit

@@ -13,8 +13,8 @@
  */
 #include "common/textin.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -28,12 +28,11 @@ struct ti_csv {
     /* Source */
     FILE *f;                   /* file source, NULL for memory */
     int close_f;               /* 1: fclose(f) in ti_csv_close (0 for stdin) */
-    const unsigned char *mem;  /* memory source, borrowed; or the block buffer */
+    const unsigned char *mem;  /* memory source, borrowed; or block */
     size_t mem_len;            /* bytes at mem */
     size_t mem_pos;            /* bytes of mem consumed */
-    unsigned char *block;      /* (TI_BLOCK) read buffer of a file source, owned */
+    unsigned char *block;      /* (TI_BLOCK) read buffer of a file source, after the label */
     int eof;                   /* the source has no more bytes */
-    char *label;               /* name in messages, owned */
     /* Settings */
     char sep;                  /* field separator, 0 until detected */
     unsigned flags;            /* TI_CSV_* */
@@ -48,20 +47,23 @@ struct ti_csv {
     char *tx;                  /* (tx_cap) field texts, each NUL-terminated */
     size_t tx_len, tx_cap;     /* bytes */
     ti_field *fl;              /* (fcap) field table */
-    size_t *off;               /* (fcap) offset of each field's text in tx */
     int fcap;                  /* fields allocated */
     char msg[400];             /* last error, "FILE:LINE:COL: ..." */
+    char label[];              /* name in messages, then a file source's block, allocated with the struct */
 };
 
 static int is_blank(int ch) { return ch == ' ' || ch == '\t'; }
 
-static ti_csv *csv_new(const char *label, char sep, unsigned flags, rc_err *err) {
-    ti_csv *c = rc_calloc(1, sizeof *c);
-    if (!c || !(c->label = rc_strdup(label))) {
-        rc_free(c);
+/* A reader with room for the label and `extra` more bytes after it (the read block). */
+static ti_csv *csv_new(const char *label, size_t extra, char sep, unsigned flags, rc_err *err) {
+    size_t ll = strlen(label) + 1;
+    ti_csv *c = rc_calloc(1, sizeof *c + ll + extra);
+    if (!c) {
         *err = RC_ERR_NOMEM;
         return NULL;
     }
+    memcpy(c->label, label, ll);
+    c->block = (unsigned char *)c->label + ll;
     c->sep = sep;
     c->flags = flags;
     c->max = TI_LINE_MAX;
@@ -76,24 +78,20 @@ ti_csv *ti_csv_open(const char *path, char sep, unsigned flags, rc_err *err, cha
         *err = RC_ERR_IO;
         return NULL;
     }
-    ti_csv *c = csv_new(is_stdin ? "<stdin>" : path, sep, flags, err);
-    unsigned char *block = c ? rc_malloc(TI_BLOCK) : NULL;
-    if (!block) {
+    ti_csv *c = csv_new(is_stdin ? "<stdin>" : path, TI_BLOCK, sep, flags, err);
+    if (!c) {
         if (!is_stdin) fclose(f);
-        ti_csv_close(c);
         snprintf(errbuf, errlen, "Out of memory opening '%s'.", path);
-        *err = RC_ERR_NOMEM;
         return NULL;
     }
     c->f = f;
     c->close_f = !is_stdin;
-    c->block = block;
-    c->mem = block;
+    c->mem = c->block;
     return c;
 }
 
 ti_csv *ti_csv_open_mem(const void *data, size_t len, const char *label, char sep, unsigned flags, rc_err *err) {
-    ti_csv *c = csv_new(label, sep, flags, err);
+    ti_csv *c = csv_new(label, 0, sep, flags, err);
     if (!c) return NULL;
     c->mem = data;
     c->mem_len = len;
@@ -103,12 +101,10 @@ ti_csv *ti_csv_open_mem(const void *data, size_t len, const char *label, char se
 void ti_csv_close(ti_csv *c) {
     if (!c) return;
     if (c->close_f) fclose(c->f);
-    rc_free(c->block);
-    rc_free(c->label);
+    /* Four blocks: the struct (with the label and read block), the line, the texts and the fields. */
     rc_free(c->lb);
     rc_free(c->tx);
     rc_free(c->fl);
-    rc_free(c->off);
     rc_free(c);
 }
 
@@ -304,9 +300,6 @@ static rc_err parse_record(ti_csv *c, ti_row *row) {
             ti_field *fl = rc_realloc(c->fl, (size_t)nc * sizeof *fl);
             if (!fl) return nomem(c);
             c->fl = fl;
-            size_t *off = rc_realloc(c->off, (size_t)nc * sizeof *off);
-            if (!off) return nomem(c);
-            c->off = off;
             c->fcap = nc;
         }
         ti_field *f = &c->fl[nf];
@@ -315,7 +308,7 @@ static rc_err parse_record(ti_csv *c, ti_row *row) {
         f->line = c->lineno;
         f->col = (long)pos + 1;
         f->quoted = 0;
-        c->off[nf] = c->tx_len;
+        size_t start = c->tx_len;
         if (q < c->lb_len && c->lb[q] == '"') {
             f->quoted = 1;
             f->col = (long)q + 1;
@@ -341,7 +334,7 @@ static rc_err parse_record(ti_csv *c, ti_row *row) {
         /* tx_put keeps a byte free; an empty quoted field may not have called it yet. */
         if (tx_put(c, "", 0)) return nomem(c);
         c->tx[c->tx_len++] = 0;
-        f->len = c->tx_len - 1 - c->off[nf];
+        f->len = c->tx_len - 1 - start;
         nf++;
         if (pos < c->lb_len && c->lb[pos] == c->sep) {
             pos++;
@@ -349,8 +342,9 @@ static rc_err parse_record(ti_csv *c, ti_row *row) {
         }
         break;
     }
-    /* tx may have moved while growing: point the fields only now. */
-    for (int i = 0; i < nf; i++) c->fl[i].s = c->tx + c->off[i];
+    /* tx may have moved while growing: point the fields only now. They lie
+     * back to back, each followed by its NUL. */
+    for (size_t i = 0, at = 0; i < (size_t)nf; at += c->fl[i].len + 1, i++) c->fl[i].s = c->tx + at;
     row->n = nf;
     row->line = first_line;
     row->f = c->fl;
@@ -709,4 +703,45 @@ int ti_opt_error(int c, char **argv) {
     else if (is_long && optopt && tok[n] == '=') fprintf(stderr, "Error: Option '%.*s' takes no value.\n", n, tok);
     else fprintf(stderr, "Error: Unknown option '%.*s'.\n", n, tok);
     return 2;
+}
+
+int ti_opt_operands(int argc, char **argv, int max) {
+    if (argc - optind <= max) return 0;
+    fprintf(stderr, "Error: Unexpected argument '%s'.\n", argv[optind + max]);
+    return 2;
+}
+
+int ti_getopt_init(ti_getopt *g, const char *spec, int stop_at_operand) {
+    size_t sk = 0, nk = 0;
+    int n = 0;
+    const char *p = spec;
+    memset(g, 0, sizeof *g);
+    if (stop_at_operand) g->shortbuf[sk++] = '+';
+    g->shortbuf[sk++] = ':';
+    for (;;) {
+        while (isspace((unsigned char)*p)) p++;
+        if (!*p) break;
+        /* One item: key, '|' or '/', name, optional '='. */
+        const char *item = p, *name = p + 2;
+        size_t len = strcspn(name, "= \t\n");
+        int arg = name[len] == '=';
+        if (!isalnum((unsigned char)p[0]) || (p[1] != '|' && p[1] != '/') || len == 0 || n == TI_OPT_MAX ||
+            nk + len + 1 > sizeof g->names) {
+            fprintf(stderr, "Error: Bad option spec at '%s' (a bug).\n", item);
+            return -1;
+        }
+        memcpy(g->names + nk, name, len);
+        g->table[n] = (struct option){g->names + nk, arg ? required_argument : no_argument, NULL, p[0]};
+        nk += len + 1;
+        n++;
+        if (p[1] == '|') {
+            g->shortbuf[sk++] = p[0];
+            if (arg) g->shortbuf[sk++] = ':';
+        }
+        p = name + len + arg;
+    }
+    g->longopts = g->table;
+    g->shortopts = g->shortbuf;
+    optind = 1;
+    return 0;
 }

@@ -18,6 +18,7 @@
 #ifndef TEXTIN_H
 #define TEXTIN_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -156,11 +157,40 @@ int ti_opt_double(const char *name, const char *arg, double lo, int lo_open, dou
 int ti_opt_time(const char *name, const char *arg, double *out);
 
 /*
+ * getopt_long's two tables from one spec string, so each program declares an
+ * option's short form, long form and value once. The spec is a blank-separated
+ * list of:
+ *   x|name    -x and --name, a flag; getopt_long returns 'x'
+ *   x|name=   the same taking a value (-x V, --name V, --name=V)
+ *   X/name    --name only; getopt_long returns 'X' (any letter not used as x|)
+ *   X/name=   --name only, taking a value
+ * Example: "e|endpoint= P/pull h|help". ti_getopt_init fills *g and resets
+ * optind; the loop is then the usual
+ *   while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1)
+ * The optstring starts with ':' (with '+' before it when stop_at_operand is
+ * 1: options end at the first operand), so getopt prints nothing and the
+ * default case hands '?' and ':' to ti_opt_error. Returns 0, or -1 for a
+ * malformed spec (a bug; printed as "Error: Bad option spec ...").
+ */
+#define TI_OPT_MAX 40 /* options per program */
+typedef struct ti_getopt {
+    struct option *longopts;              /* = table, for getopt_long */
+    const char *shortopts;                /* = shortbuf, for getopt_long */
+    struct option table[TI_OPT_MAX + 1];  /* long options, NULL-terminated */
+    char shortbuf[3 * TI_OPT_MAX + 3];    /* "+:e:P..." */
+    char names[TI_OPT_MAX * 32];          /* long names, NUL-separated */
+} ti_getopt;
+int ti_getopt_init(ti_getopt *g, const char *spec, int stop_at_operand);
+
+/*
  * For the '?' and ':' results of getopt_long with an optstring that starts
  * with ':' (so getopt itself prints nothing): prints "Error: Unknown option
  * '--x'." or "Error: Option '--x' needs a value." and returns 2, the usage
  * exit status. argv is the vector given to getopt_long.
  */
 int ti_opt_error(int c, char **argv);
+/* After the getopt_long loop: 0 when at most max operands are left, else
+ * prints "Error: Unexpected argument 'X'." for the first extra one and returns 2. */
+int ti_opt_operands(int argc, char **argv, int max);
 
 #endif

@@ -75,11 +75,8 @@ typedef struct cli_ingest_opts {
     int bind;             /* --bind: bind instead of connecting */
     long wait_ms;         /* -w, --wait: how long PUB mode waits for a subscriber, ms */
 } cli_ingest_opts;
-/* Their getopt_long entries, and the optstring part "e:w:". */
-#define CLI_INGEST_LONGOPTS                                                                  \
-    {"endpoint", required_argument, NULL, 'e'}, {"pull", no_argument, NULL, 'P'},            \
-    {"pub", no_argument, NULL, 'U'}, {"bind", no_argument, NULL, 'B'},                       \
-    {"wait", required_argument, NULL, 'w'}
+/* Their part of a ti_getopt_init spec (common/textin.h). */
+#define CLI_INGEST_SPEC "e|endpoint= P/pull U/pub B/bind w|wait= "
 /* Takes getopt_long's result c: 1 if it was an ingest option (stored), 0 if
  * not, -1 for a bad value (message printed). */
 int cli_ingest_option(cli_ingest_opts *o, int c, const char *arg);

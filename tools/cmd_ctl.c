@@ -73,21 +73,15 @@ static void pack_value(msgpack_packer *pk, const char *v) {
 }
 
 int cmd_ctl(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"endpoint", required_argument, NULL, 'e'},
-        {"timeout", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    ti_getopt g;
+    /* Options end at CMD: its KEY=VALUE operands may start with '-'. */
+    if (ti_getopt_init(&g, "e|endpoint= t|timeout= j|json h|help", 1)) return 2;
     char defep[512];
     const char *endpoint = NULL;
     long timeout = 3000;
     int oneline = 0;
     int c;
-    optind = 1;
-    /* '+' stops at the first non-option: CMD and KEY=VALUE are positional. */
-    while ((c = getopt_long(argc, argv, "+:e:t:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
         case 'e': endpoint = optarg; break;
         case 't': if (ti_opt_long("--timeout", optarg, 1, INT_MAX, &timeout)) return 2; break;

@@ -182,15 +182,9 @@ int cmd_eval(int argc, char **argv) {
     const char *synth = NULL;
     int count = 200, kind = -1, c;
     uint64_t seed = 12345;
-    static const struct option opts[] = {
-        {"train", required_argument, NULL, 'T'}, {"test", required_argument, NULL, 'E'},
-        {"model", required_argument, NULL, 'm'}, {"out", required_argument, NULL, 'o'},
-        {"synthetic", required_argument, NULL, 'S'}, {"count", required_argument, NULL, 'n'},
-        {"seed", required_argument, NULL, 's'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":m:h", opts, NULL)) != -1) {
+    ti_getopt g;
+    if (ti_getopt_init(&g, "T/train= E/test= m|model= o/out= S/synthetic= n/count= s/seed= h|help", 0)) return 2;
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
         case 'T': trainp = optarg; break;
         case 'E': testp = optarg; break;
@@ -206,10 +200,7 @@ int cmd_eval(int argc, char **argv) {
         default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "Error: Unexpected argument '%s'.\n", argv[optind]);
-        return 2;
-    }
+    if (ti_opt_operands(argc, argv, 0)) return 2;
     if (!modelp) modelp = en_default_model_path();
     int rc = 1;
     rc_err e;

@@ -136,16 +136,11 @@ static int read_header(ti_csv *in, int *ct, int *cv) {
 }
 
 int cmd_replay(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"horizon", no_argument, NULL, 'H'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    ti_getopt g;
     const char *model_path = NULL, *input = NULL;
     int horizon = 0, rc = 1, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":m:h", opts, NULL)) != -1) {
+    if (ti_getopt_init(&g, "m|model= H/horizon h|help", 0)) return 2;
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
         case 'm': model_path = optarg; break;
         case 'H': horizon = 1; break;
@@ -153,10 +148,7 @@ int cmd_replay(int argc, char **argv) {
         default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
-    if (argc - optind > 1) {
-        fprintf(stderr, "Error: More than one input file ('%s' and '%s').\n", argv[optind], argv[optind + 1]);
-        return 2;
-    }
+    if (ti_opt_operands(argc, argv, 1)) return 2;
     if (optind == argc) {
         usage(stderr);
         return 2;

@@ -241,21 +241,15 @@ static int read_rows(send_ctx *sc, ti_csv *in, const char *series_opt, const cha
 }
 
 int cmd_send(int argc, char **argv) {
-    static const struct option opts[] = {
-        CLI_INGEST_LONGOPTS,
-        {"series", required_argument, NULL, 's'}, {"rate", required_argument, NULL, 'r'},
-        {"batch", required_argument, NULL, 'b'},  {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},         {"topic", no_argument, NULL, 't'},
-        {NULL, 0, NULL, 0},
-    };
+    ti_getopt g;
+    if (ti_getopt_init(&g, CLI_INGEST_SPEC "s|series= r|rate= b|batch= t|topic q|quiet h|help", 0)) return 2;
     cli_ingest_opts io = {CLI_INGEST_DEFAULT, 'p', 0, 3000};
     const char *series_opt = NULL;
     int quiet = 0, topic = 0;
     long batch = 1;
     double rate = 0;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":e:s:r:b:w:tqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         int net = cli_ingest_option(&io, c, optarg);
         if (net < 0) return 2;
         if (net) continue;
@@ -275,10 +269,7 @@ int cmd_send(int argc, char **argv) {
         default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
-    if (argc - optind > 1) {
-        fprintf(stderr, "Error: At most one input file ('%s' and '%s').\n", argv[optind], argv[optind + 1]);
-        return 2;
-    }
+    if (ti_opt_operands(argc, argv, 1)) return 2;
     const char *path = optind < argc ? argv[optind] : "-";
     int is_stdin = strcmp(path, "-") == 0;
     /* Default series id: the file's base name without its extension. */

@@ -209,16 +209,10 @@ static int parse_kinds(const char *list, unsigned *mask) {
 }
 
 int cmd_simulate(int argc, char **argv) {
-    static const struct option opts[] = {
-        CLI_INGEST_LONGOPTS,
-        {"sensors", required_argument, NULL, 'n'},  {"rate", required_argument, NULL, 'r'},
-        {"duration", required_argument, NULL, 'd'}, {"anomaly-rate", required_argument, NULL, 'a'},
-        {"warmup", required_argument, NULL, 'W'},   {"period", required_argument, NULL, 'p'},
-        {"prefix", required_argument, NULL, 'X'},   {"seed", required_argument, NULL, 'S'},
-        {"csv", no_argument, NULL, 'c'},            {"kinds", required_argument, NULL, 'K'},
-        {"quiet", no_argument, NULL, 'q'},          {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    ti_getopt g;
+    if (ti_getopt_init(&g, CLI_INGEST_SPEC "n|sensors= r|rate= d|duration= a|anomaly-rate= W/warmup= "
+                                           "K/kinds= p|period= X/prefix= S/seed= c/csv q|quiet h|help", 0))
+        return 2;
     cli_ingest_opts io = {CLI_INGEST_DEFAULT, 'p', 0, 5000};
     const char *prefix = "sensor-";
     int csv = 0, quiet = 0;
@@ -226,8 +220,8 @@ int cmd_simulate(int argc, char **argv) {
     long n = 8, seed = 1;
     double rate = 5, duration = 0, arate = 0.02, warmup = 10, period = 30;
     int c, bad = 0;
-    optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, ":e:n:r:d:a:p:w:qh", opts, NULL)) != -1) {
+    /* Cases in --help order. */
+    while (!bad && (c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         int net = cli_ingest_option(&io, c, optarg);
         if (net) {
             bad = net < 0;
@@ -239,15 +233,6 @@ int cmd_simulate(int argc, char **argv) {
         case 'd': bad = ti_opt_double("--duration", optarg, 0, 0, HUGE_VAL, &duration); break;
         case 'a': bad = ti_opt_double("--anomaly-rate", optarg, 0, 0, HUGE_VAL, &arate); break;
         case 'W': bad = ti_opt_double("--warmup", optarg, 0, 0, HUGE_VAL, &warmup); break;
-        case 'p': bad = ti_opt_double("--period", optarg, 0, 1, HUGE_VAL, &period); break;
-        case 'S': bad = ti_opt_long("--seed", optarg, LONG_MIN, LONG_MAX, &seed); break;
-        case 'X':
-            prefix = optarg;
-            if (strlen(optarg) > 48) {
-                fprintf(stderr, "Error: Invalid '--prefix' value (%s); expected at most 48 bytes.\n", optarg);
-                bad = 1;
-            }
-            break;
         case 'K':
             if (parse_kinds(optarg, &kinds)) {
                 fprintf(stderr, "Error: Invalid '--kinds' value (%s); expected names from %s,%s,%s,%s,%s.\n",
@@ -255,17 +240,22 @@ int cmd_simulate(int argc, char **argv) {
                 bad = 1;
             }
             break;
+        case 'p': bad = ti_opt_double("--period", optarg, 0, 1, HUGE_VAL, &period); break;
+        case 'X':
+            prefix = optarg;
+            if (strlen(optarg) > 48) {
+                fprintf(stderr, "Error: Invalid '--prefix' value (%s); expected at most 48 bytes.\n", optarg);
+                bad = 1;
+            }
+            break;
+        case 'S': bad = ti_opt_long("--seed", optarg, LONG_MIN, LONG_MAX, &seed); break;
         case 'c': csv = 1; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
-    if (bad) return 2;
-    if (optind < argc) {
-        fprintf(stderr, "Error: Unexpected argument '%s'.\n", argv[optind]);
-        return 2;
-    }
+    if (bad || ti_opt_operands(argc, argv, 0)) return 2;
 
     int ret = 1;
     void *ctx = NULL, *sock = NULL;

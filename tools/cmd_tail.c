@@ -150,14 +150,10 @@ static int throttled(tail_slot *slots, const msgpack_object *m, double throttle)
 }
 
 int cmd_tail(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"endpoint", required_argument, NULL, 'e'}, {"bind", no_argument, NULL, 'B'},
-        {"alerts", no_argument, NULL, 'a'},         {"series", required_argument, NULL, 's'},
-        {"count", required_argument, NULL, 'n'},    {"duration", required_argument, NULL, 'd'},
-        {"throttle", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
-        {"color", no_argument, NULL, 'C'},          {"no-color", no_argument, NULL, 'N'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
-    };
+    ti_getopt g;
+    if (ti_getopt_init(&g, "e|endpoint= B/bind a|alerts s|series= n|count= d|duration= t|throttle= j|json "
+                           "C/color N/no-color h|help", 0))
+        return 2;
     const char *endpoint = CLI_OUTPUT_DEFAULT;
     const char *prefix = "";
     int alerts_only = 0, json = 0, bind = 0;
@@ -165,8 +161,7 @@ int cmd_tail(int argc, char **argv) {
     long count = 0;
     double duration = 0, throttle = 0;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":e:as:n:d:t:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
         case 'e': endpoint = optarg; break;
         case 'B': bind = 1; break;
@@ -182,10 +177,7 @@ int cmd_tail(int argc, char **argv) {
         default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "Error: Unexpected argument '%s'.\n", argv[optind]);
-        return 2;
-    }
+    if (ti_opt_operands(argc, argv, 0)) return 2;
     if (json) color = 0;
 
     int ret = 1;

@@ -70,53 +70,39 @@ int cmd_train(int argc, char **argv) {
     tr_cfg tc;
     tr_cfg_default(&tc);
     int every = 200, excl = SY_WEEKLY, c, bad = 0;
-    enum { O_TRAIN = 256, O_NOTRAIN, O_HOLDOUT, O_SYN, O_EXCL, O_STEPS, O_SEED, O_LANES, O_WINDOW, O_CHUNKS,
-           O_EMA, O_LR, O_LAYERS, O_DMODEL, O_THREADS, O_CKPT, O_EVERY, O_RESUME };
-    static const struct option opts[] = {
-        {"train", required_argument, NULL, O_TRAIN},    {"no-train", no_argument, NULL, O_NOTRAIN},
-        {"holdout", required_argument, NULL, O_HOLDOUT}, {"synthetic", required_argument, NULL, O_SYN},
-        {"exclude-kind", required_argument, NULL, O_EXCL}, {"steps", required_argument, NULL, O_STEPS},
-        {"seed", required_argument, NULL, O_SEED},      {"lanes", required_argument, NULL, O_LANES},
-        {"window", required_argument, NULL, O_WINDOW},  {"chunks", required_argument, NULL, O_CHUNKS},
-        {"ema", required_argument, NULL, O_EMA},        {"lr", required_argument, NULL, O_LR},
-        {"layers", required_argument, NULL, O_LAYERS},  {"dmodel", required_argument, NULL, O_DMODEL},
-        {"threads", required_argument, NULL, O_THREADS}, {"out", required_argument, NULL, 'o'},
-        {"ckpt", required_argument, NULL, O_CKPT},      {"ckpt-every", required_argument, NULL, O_EVERY},
-        {"resume", no_argument, NULL, O_RESUME},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    ti_getopt g;
+    if (ti_getopt_init(&g, "T/train= N/no-train H/holdout= Y/synthetic= K/exclude-kind= S/steps= s/seed= "
+                           "B/lanes= W/window= C/chunks= l/lr= e/ema= L/layers= D/dmodel= P/threads= "
+                           "o|out= k/ckpt= E/ckpt-every= R/resume h|help", 0))
+        return 2;
     double ema_opt = tc.ema, lr_opt = tc.lr;
-    optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+    /* Cases in --help order. */
+    while (!bad && (c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
-        case O_TRAIN: train = optarg; break;
-        case O_NOTRAIN: train = NULL; break;
-        case O_RESUME: resume = 1; break;
-        case O_HOLDOUT: bad = ti_opt_int("--holdout", optarg, 0, INT_MAX, &holdout); break;
-        case O_SYN: bad = ti_opt_int("--synthetic", optarg, 0, 100000, &nsyn); break;
-        case O_EXCL: bad = cli_opt_kind("--exclude-kind", optarg, 1, &excl); break;
-        case O_STEPS: bad = ti_opt_long("--steps", optarg, 1, 1000000000, &tc.steps); break;
-        case O_SEED: bad = ti_opt_u64("--seed", optarg, &tc.seed); break;
-        case O_LANES: bad = ti_opt_int("--lanes", optarg, 1, 65536, &tc.lanes); break;
-        case O_WINDOW: bad = ti_opt_int("--window", optarg, 1, 100000, &tc.window); break;
-        case O_CHUNKS: bad = ti_opt_int("--chunks", optarg, 1, 65536, &tc.chunks); break;
-        case O_EMA: bad = ti_opt_double("--ema", optarg, 0, 0, 1, &ema_opt); break;
-        case O_LR: bad = ti_opt_double("--lr", optarg, 0, 1, 1, &lr_opt); break;
-        case O_LAYERS: bad = ti_opt_int("--layers", optarg, 1, RK_MAX_LAYERS, &layers); break;
-        case O_DMODEL: bad = ti_opt_int("--dmodel", optarg, 8, 4096, &dmodel); break;
-        case O_THREADS: bad = ti_opt_int("--threads", optarg, 0, 1024, &threads); break;
+        case 'T': train = optarg; break;
+        case 'N': train = NULL; break;
+        case 'H': bad = ti_opt_int("--holdout", optarg, 0, INT_MAX, &holdout); break;
+        case 'Y': bad = ti_opt_int("--synthetic", optarg, 0, 100000, &nsyn); break;
+        case 'K': bad = cli_opt_kind("--exclude-kind", optarg, 1, &excl); break;
+        case 'S': bad = ti_opt_long("--steps", optarg, 1, 1000000000, &tc.steps); break;
+        case 's': bad = ti_opt_u64("--seed", optarg, &tc.seed); break;
+        case 'B': bad = ti_opt_int("--lanes", optarg, 1, 65536, &tc.lanes); break;
+        case 'W': bad = ti_opt_int("--window", optarg, 1, 100000, &tc.window); break;
+        case 'C': bad = ti_opt_int("--chunks", optarg, 1, 65536, &tc.chunks); break;
+        case 'l': bad = ti_opt_double("--lr", optarg, 0, 1, 1, &lr_opt); break;
+        case 'e': bad = ti_opt_double("--ema", optarg, 0, 0, 1, &ema_opt); break;
+        case 'L': bad = ti_opt_int("--layers", optarg, 1, RK_MAX_LAYERS, &layers); break;
+        case 'D': bad = ti_opt_int("--dmodel", optarg, 8, 4096, &dmodel); break;
+        case 'P': bad = ti_opt_int("--threads", optarg, 0, 1024, &threads); break;
         case 'o': out = optarg; break;
-        case O_CKPT: ckpt = optarg; break;
-        case O_EVERY: bad = ti_opt_int("--ckpt-every", optarg, 0, INT_MAX, &every); break;
+        case 'k': ckpt = optarg; break;
+        case 'E': bad = ti_opt_int("--ckpt-every", optarg, 0, INT_MAX, &every); break;
+        case 'R': resume = 1; break;
         case 'h': usage(stdout); return 0;
         default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
-    if (bad) return 2;
-    if (optind < argc) {
-        fprintf(stderr, "Error: Unexpected argument '%s'.\n", argv[optind]);
-        return 2;
-    }
+    if (bad || ti_opt_operands(argc, argv, 0)) return 2;
     if (dmodel % 8) {
         fprintf(stderr, "Error: Invalid '--dmodel' value (%d); expected a multiple of 8.\n", dmodel);
         return 2;

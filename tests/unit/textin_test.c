@@ -17,11 +17,18 @@
 #include "common/textin.h"
 #include "tests/unit/harness.h"
 
+/* A reader over len bytes of text (strlen when len is 0). */
+static ti_csv *mem(const char *text, size_t len, const char *label, char sep, unsigned flags) {
+    rc_err err = RC_OK;
+    ti_csv *c = ti_csv_open_mem(text, len ? len : strlen(text), label, sep, flags, &err);
+    ASSERT(c != NULL);
+    ASSERT_EQ(err, RC_OK);
+    return c;
+}
+
 /* Reads every record of text into one string: fields joined by '|', records by '\n'. */
 static char *dump(const char *text, char sep, unsigned flags) {
-    rc_err err;
-    ti_csv *c = ti_csv_open_mem(text, strlen(text), "t.csv", sep, flags, &err);
-    ASSERT(c != NULL);
+    ti_csv *c = mem(text, 0, "t.csv", sep, flags);
     static char out[4096];
     size_t k = 0;
     ti_row r;
@@ -37,9 +44,7 @@ static char *dump(const char *text, char sep, unsigned flags) {
 
 /* The first error message reading text, or "" when it reads cleanly. */
 static const char *first_error(const char *text, size_t len, char sep, size_t max) {
-    rc_err err;
-    ti_csv *c = ti_csv_open_mem(text, len, "t.csv", sep, 0, &err);
-    ASSERT(c != NULL);
+    ti_csv *c = mem(text, len, "t.csv", sep, 0);
     if (max) ti_csv_set_max(c, max);
     static char msg[512];
     msg[0] = 0;
@@ -72,9 +77,7 @@ TEST(csv_quotes_rfc4180) {
 }
 
 TEST(csv_positions) {
-    rc_err err;
-    const char *text = "h1,h2\n\n  \nab,\"c\nd\",e\n";
-    ti_csv *c = ti_csv_open_mem(text, strlen(text), "p.csv", ',', 0, &err);
+    ti_csv *c = mem("h1,h2\n\n  \nab,\"c\nd\",e\n", 0, "p.csv", ',', 0);
     ti_row r;
     ASSERT_EQ(ti_csv_next(c, &r), RC_OK);
     ASSERT_EQ(r.line, 1);
@@ -102,7 +105,6 @@ TEST(csv_positions) {
 TEST(csv_separators_and_detection) {
     ASSERT_STREQ(dump("a;b\n1;2,5\n", ';', 0), "a|b\n1|2,5\n");
     ASSERT_STREQ(dump("a\tb\n1\t2\n", '\t', 0), "a|b\n1|2\n");
-    rc_err err;
     static const struct {
         const char *text;
         char sep;
@@ -112,7 +114,7 @@ TEST(csv_separators_and_detection) {
         {"\n\n\"a\";b\n", ';'},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        ti_csv *c = ti_csv_open_mem(cases[i].text, strlen(cases[i].text), "d", 0, 0, &err);
+        ti_csv *c = mem(cases[i].text, 0, "d", 0, 0);
         ti_row r;
         ASSERT_EQ(ti_csv_sep(c), 0);
         ASSERT_EQ(ti_csv_next(c, &r), RC_OK);
@@ -139,9 +141,7 @@ TEST(csv_malformed_records_are_reported_and_skipped) {
                  "t.csv:1:7: Unexpected '!' after a closing quote (expected '\\t' or the line end).");
     ASSERT_STREQ(first_error("ok\nab\0c\n", 7, ',', 0), "t.csv:2:3: NUL byte (not a text file?).");
     /* After a bad record the reader goes on at the next line. */
-    rc_err err;
-    const char *text = "\"x\"y\n1,2\n";
-    ti_csv *c = ti_csv_open_mem(text, strlen(text), "t.csv", ',', 0, &err);
+    ti_csv *c = mem("\"x\"y\n1,2\n", 0, "t.csv", ',', 0);
     ti_row r;
     ASSERT_EQ(ti_csv_next(c, &r), RC_ERR_FORMAT);
     ASSERT_EQ(ti_csv_next(c, &r), RC_OK);
@@ -157,8 +157,7 @@ TEST(csv_long_lines_are_errors_not_truncation) {
     ASSERT(big != NULL);
     memset(big, 'x', n);
     memcpy(big + n, "\nshort,1\n", 10);
-    rc_err err;
-    ti_csv *c = ti_csv_open_mem(big, strlen(big), "big.csv", ',', 0, &err);
+    ti_csv *c = mem(big, 0, "big.csv", ',', 0);
     ti_row r;
     size_t before = rc_mem_used();
     ASSERT_EQ(ti_csv_next(c, &r), RC_ERR_FORMAT);
@@ -181,7 +180,7 @@ TEST(csv_long_lines_are_errors_not_truncation) {
     char many[8192];
     size_t k = 0;
     for (int i = 0; i < 2000; i++) k += (size_t)snprintf(many + k, sizeof many - k, "%d,", i % 10);
-    c = ti_csv_open_mem(many, k, "m", ',', 0, &err);
+    c = mem(many, k, "m", ',', 0);
     ASSERT_EQ(ti_csv_next(c, &r), RC_OK);
     ASSERT_EQ(r.n, 2001);
     ASSERT_STREQ(r.f[1999].s, "9");
@@ -240,9 +239,7 @@ TEST(csv_out_of_memory_is_reported) {
 }
 
 TEST(row_find_and_helpers) {
-    rc_err err;
-    const char *text = "Time, VALUE ,\"value\"\n";
-    ti_csv *c = ti_csv_open_mem(text, strlen(text), "h", ',', 0, &err);
+    ti_csv *c = mem("Time, VALUE ,\"value\"\n", 0, "h", ',', 0);
     ti_row r;
     ASSERT_EQ(ti_csv_next(c, &r), RC_OK);
     ASSERT_EQ(ti_row_find(&r, "time", 0), 0);
