@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/base.h"
 #include "common/textin.h"
@@ -257,8 +258,10 @@ int cmd_eval(int argc, char **argv) {
         tr = wide_csv_read(trainp);
         te = tr ? wide_csv_read(testp) : NULL;
         if (!tr || !te) {
-            fprintf(stderr, "Error: M4 Hourly data missing: need '%s' and '%s' (pass --train and"
-                            " --test).\n", trainp, testp);
+            /* wide_csv_read said what is wrong; a missing file also gets the way out. */
+            if (access(trainp, F_OK) != 0 || access(testp, F_OK) != 0)
+                fprintf(stderr, "Error: M4 Hourly data missing: need '%s' and '%s' (pass --train and"
+                                " --test).\n", trainp, testp);
             goto done;
         }
         ns = tr->n;

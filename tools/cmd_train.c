@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -152,8 +153,9 @@ int cmd_train(int argc, char **argv) {
     if (train) {
         w = wide_csv_read(train);
         if (!w) {
-            fprintf(stderr, "Error: Training data '%s' is missing or unreadable; pass --train FILE"
-                            " or --no-train.\n", train);
+            /* wide_csv_read said what is wrong; a missing file also gets the way out. */
+            if (access(train, F_OK) != 0)
+                fprintf(stderr, "Error: Training data '%s' is missing; pass --train FILE or --no-train.\n", train);
             goto done;
         }
         int maxn = 0;
