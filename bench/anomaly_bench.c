@@ -814,7 +814,7 @@ int main(int argc, char **argv) {
         case 'm': model_path = optarg; break;
         case 'a':
             if (set_an(&ac, optarg)) {
-                fprintf(stderr, "Error: Invalid '--an' value (%s); expected KEY=NUMBER with an an_cfg KEY.\n", optarg);
+                fprintf(stderr, "Error: Invalid '--an' value (%s): expected KEY=NUMBER with an an_cfg KEY.\n", optarg);
                 return 2;
             }
             break;

@@ -647,7 +647,7 @@ rc_err ti_parse_time(const char *s, double *out, const char **why) {
 /* ------------------------------------------------------ option values */
 
 static int opt_bad(const char *name, const char *arg, const char *expect) {
-    fprintf(stderr, "Error: Invalid '%s' value (%s); expected %s.\n", name, arg, expect);
+    fprintf(stderr, "Error: Invalid '%s' value (%s): expected %s.\n", name, arg, expect);
     return -1;
 }
 
@@ -655,7 +655,7 @@ int ti_opt_long(const char *name, const char *arg, long lo, long hi, long *out) 
     if (ti_parse_long(arg, lo, hi, out) == RC_OK) return 0;
     char expect[96];
     if (hi == LONG_MAX) snprintf(expect, sizeof expect, "an integer >= %ld", lo);
-    else snprintf(expect, sizeof expect, "an integer from %ld to %ld", lo, hi);
+    else snprintf(expect, sizeof expect, "an integer in %ld..%ld", lo, hi);
     return opt_bad(name, arg, expect);
 }
 
@@ -668,7 +668,7 @@ int ti_opt_int(const char *name, const char *arg, int lo, int hi, int *out) {
 
 int ti_opt_u64(const char *name, const char *arg, uint64_t *out) {
     if (ti_parse_u64(arg, out) == RC_OK) return 0;
-    return opt_bad(name, arg, "an integer from 0 to 18446744073709551615");
+    return opt_bad(name, arg, "an integer in 0..18446744073709551615");
 }
 
 int ti_opt_double(const char *name, const char *arg, double lo, int lo_open, double hi, double *out) {
@@ -679,14 +679,15 @@ int ti_opt_double(const char *name, const char *arg, double lo, int lo_open, dou
     }
     char expect[96];
     if (isinf(hi)) snprintf(expect, sizeof expect, "a number %s %g", lo_open ? ">" : ">=", lo);
-    else snprintf(expect, sizeof expect, "a number %s %g and <= %g", lo_open ? ">" : ">=", lo, hi);
+    else if (lo_open) snprintf(expect, sizeof expect, "a number > %g and <= %g", lo, hi);
+    else snprintf(expect, sizeof expect, "a number in %g..%g", lo, hi);
     return opt_bad(name, arg, expect);
 }
 
 int ti_opt_time(const char *name, const char *arg, double *out) {
     const char *why = NULL;
     if (ti_parse_time(arg, out, &why) == RC_OK) return 0;
-    fprintf(stderr, "Error: Invalid '%s' value (%s); %s.\n", name, arg, why);
+    fprintf(stderr, "Error: Invalid '%s' value (%s): %s.\n", name, arg, why);
     return -1;
 }
 

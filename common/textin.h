@@ -145,7 +145,7 @@ char *ti_trim(char *s);
  * Strict values of command-line options, for getopt_long loops. name is the
  * option as documented ("--steps"), arg its value. On success store into
  * *out and return 0. Otherwise print
- *   Error: Invalid '--steps' value (x); expected an integer >= 1.
+ *   Error: Invalid '--steps' value (x): expected an integer >= 1.
  * to stderr and return -1 (the caller exits with status 2). Ranges are
  * inclusive; ti_opt_double's lo is exclusive when lo_open is 1.
  */
@@ -153,7 +153,7 @@ int ti_opt_long(const char *name, const char *arg, long lo, long hi, long *out);
 int ti_opt_int(const char *name, const char *arg, int lo, int hi, int *out);
 int ti_opt_u64(const char *name, const char *arg, uint64_t *out);
 int ti_opt_double(const char *name, const char *arg, double lo, int lo_open, double hi, double *out);
-/* A timestamp (ti_parse_time); the error ends in the parser's reason, e.g. "; day out of range." */
+/* A timestamp (ti_parse_time); the error ends in the parser's reason, e.g. ": day out of range." */
 int ti_opt_time(const char *name, const char *arg, double *out);
 
 /*
@@ -170,7 +170,8 @@ int ti_opt_time(const char *name, const char *arg, double *out);
  * The optstring starts with ':' (with '+' before it when stop_at_operand is
  * 1: options end at the first operand), so getopt prints nothing and the
  * default case hands '?' and ':' to ti_opt_error. Returns 0, or -1 for a
- * malformed spec (a bug; printed as "Error: Bad option spec ...").
+ * malformed spec (a bug; printed as "Error: Bad option spec ..."). *g must
+ * not be copied: longopts and shortopts point into it.
  */
 #define TI_OPT_MAX 40 /* options per program */
 typedef struct ti_getopt {

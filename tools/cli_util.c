@@ -101,7 +101,7 @@ int cli_opt_kind(const char *name, const char *arg, int allow_none, int *kind) {
     size_t k = 0;
     for (int i = 0; i < SY_KIND_COUNT && k < sizeof list; i++)
         k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", sy_kind_name(i));
-    fprintf(stderr, "Error: Invalid '%s' value (%s); expected one of %s%s.\n", name, arg, list,
+    fprintf(stderr, "Error: Invalid '%s' value (%s): expected one of %s%s.\n", name, arg, list,
             allow_none ? ", none" : "");
     return -1;
 }

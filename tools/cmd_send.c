@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <msgpack.h>
 #include <zmq.h>
@@ -177,12 +176,16 @@ static int layout(ti_csv *in, const ti_row *r, send_cols *k) {
     }
 }
 
+/* Bytes of a series id field kept for trimming; longer ones are errors anyway. */
+#define SEND_ID_FIELD 1024
+
 /*
- * Checks one data row into *t, *v and *series. NULL if it is good, else the
- * message (in in's buffer or msg, msg_len bytes).
+ * Checks one data row into *t, *v and, from a series column, sbuf
+ * (SEND_ID_FIELD + 1 bytes; *series then points into it). NULL if the row
+ * is good, else the message (in in's buffer or msg, msg_len bytes).
  */
 static const char *check_row(ti_csv *in, const ti_row *r, const send_cols *k, const char *series_opt,
-                             double *t, double *v, const char **series, char *msg, size_t msg_len) {
+                             double *t, double *v, const char **series, char *sbuf, char *msg, size_t msg_len) {
     const char *why = NULL;
     if (r->n != k->n) {
         snprintf(msg, msg_len, "%s:%ld:1: Wrong number of columns (%d, expected %d).", ti_csv_label(in), r->line,
@@ -195,9 +198,9 @@ static const char *check_row(ti_csv *in, const ti_row *r, const send_cols *k, co
     if (k->t >= 0 && ti_parse_time(r->f[k->t].s, t, &why) != RC_OK)
         return ti_csv_field_error(in, r, k->t, "timestamp", k->name[1], why);
     if (k->s >= 0 && !series_opt) {
-        /* The reader's buffer is ours until the next row: trimming in place is fine. */
-        *series = ti_trim((char *)r->f[k->s].s);
-        if (strlen(*series) < 1 || strlen(*series) > 255)
+        snprintf(sbuf, SEND_ID_FIELD + 1, "%s", r->f[k->s].s);
+        *series = ti_trim(sbuf);
+        if (r->f[k->s].len > SEND_ID_FIELD || strlen(*series) < 1 || strlen(*series) > 255)
             return ti_csv_field_error(in, r, k->s, "series id", k->name[0], "not 1..255 bytes");
     }
     return NULL;
@@ -213,7 +216,7 @@ static int read_rows(send_ctx *sc, ti_csv *in, const char *series_opt, const cha
     send_cols k = {-1, -1, -1, -1, {"series", "timestamp", "value"}};
     long bad = 0;
     ti_row r;
-    char msg[320];
+    char msg[320], sbuf[SEND_ID_FIELD + 1];
     while (!cli_stop) {
         rc_err e = ti_csv_next(in, &r);
         const char *why = e == RC_ERR_FORMAT ? ti_csv_error(in) : NULL;
@@ -229,7 +232,7 @@ static int read_rows(send_ctx *sc, ti_csv *in, const char *series_opt, const cha
         }
         double t = 0, v = 0;
         const char *series = series_opt ? series_opt : defseries;
-        if (!why) why = check_row(in, &r, &k, series_opt, &t, &v, &series, msg, sizeof msg);
+        if (!why) why = check_row(in, &r, &k, series_opt, &t, &v, &series, sbuf, msg, sizeof msg);
         if (why) {
             if (bad++ < SEND_MAX_REPORTED) fprintf(stderr, "%s Row skipped.\n", why);
             continue;
@@ -257,7 +260,7 @@ int cmd_send(int argc, char **argv) {
         case 's':
             series_opt = optarg;
             if (strlen(series_opt) < 1 || strlen(series_opt) > 255) {
-                fprintf(stderr, "Error: Invalid '--series' value (%s); expected 1..255 bytes.\n", series_opt);
+                fprintf(stderr, "Error: Invalid '--series' value (%s): expected 1..255 bytes.\n", series_opt);
                 return 2;
             }
             break;

@@ -235,7 +235,7 @@ int cmd_simulate(int argc, char **argv) {
         case 'W': bad = ti_opt_double("--warmup", optarg, 0, 0, HUGE_VAL, &warmup); break;
         case 'K':
             if (parse_kinds(optarg, &kinds)) {
-                fprintf(stderr, "Error: Invalid '--kinds' value (%s); expected names from %s,%s,%s,%s,%s.\n",
+                fprintf(stderr, "Error: Invalid '--kinds' value (%s): expected names from %s,%s,%s,%s,%s.\n",
                         optarg, an_names[1], an_names[2], an_names[3], an_names[4], an_names[5]);
                 bad = 1;
             }
@@ -244,7 +244,7 @@ int cmd_simulate(int argc, char **argv) {
         case 'X':
             prefix = optarg;
             if (strlen(optarg) > 48) {
-                fprintf(stderr, "Error: Invalid '--prefix' value (%s); expected at most 48 bytes.\n", optarg);
+                fprintf(stderr, "Error: Invalid '--prefix' value (%s): expected at most 48 bytes.\n", optarg);
                 bad = 1;
             }
             break;

@@ -105,7 +105,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (bad || ti_opt_operands(argc, argv, 0)) return 2;
     if (dmodel % 8) {
-        fprintf(stderr, "Error: Invalid '--dmodel' value (%d); expected a multiple of 8.\n", dmodel);
+        fprintf(stderr, "Error: Invalid '--dmodel' value (%d): expected a multiple of 8.\n", dmodel);
         return 2;
     }
     if (tc.lanes % tc.chunks) {

@@ -352,7 +352,7 @@ TEST(time_matches_the_calendar_every_day) {
             int dim = m == 2 ? ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28)
                              : (m == 4 || m == 6 || m == 9 || m == 11) ? 30 : 31;
             for (int d = 1; d <= 31; d++) {
-                char s[40];
+                char s[64];
                 snprintf(s, sizeof s, "%04d-%02d-%02dT13:07:09", y, m, d);
                 double t;
                 rc_err rc = ti_parse_time(s, &t, NULL);
@@ -458,20 +458,112 @@ static int opt_ok(void) {
 
 TEST(option_values_name_the_option_and_value) {
     int ret;
-    ASSERT_STREQ(captured(opt_steps_x, &ret), "Error: Invalid '--steps' value (x); expected an integer >= 1.\n");
+    ASSERT_STREQ(captured(opt_steps_x, &ret), "Error: Invalid '--steps' value (x): expected an integer >= 1.\n");
     ASSERT_EQ(ret, -1);
     ASSERT_STREQ(captured(opt_batch_0, &ret),
-                 "Error: Invalid '--batch' value (0); expected an integer from 1 to 100000.\n");
-    ASSERT_STREQ(captured(opt_rate_neg, &ret), "Error: Invalid '--rate' value (-5); expected a number > 0.\n");
+                 "Error: Invalid '--batch' value (0): expected an integer in 1..100000.\n");
+    ASSERT_STREQ(captured(opt_rate_neg, &ret), "Error: Invalid '--rate' value (-5): expected a number > 0.\n");
     ASSERT_STREQ(captured(opt_rate_big, &ret),
-                 "Error: Invalid '--rate' value (1e5); expected a number > 0 and <= 10000.\n");
+                 "Error: Invalid '--rate' value (1e5): expected a number > 0 and <= 10000.\n");
     ASSERT_STREQ(captured(opt_seed_neg, &ret),
-                 "Error: Invalid '--seed' value (-1); expected an integer from 0 to 18446744073709551615.\n");
+                 "Error: Invalid '--seed' value (-1): expected an integer in 0..18446744073709551615.\n");
     ASSERT_STREQ(captured(opt_ok, &ret), "");
     ASSERT_EQ(ret, 0);
     ASSERT_EQ(g_l, 12);
     ASSERT_EQ(g_d, 2e-3);
     ASSERT(g_u == UINT64_MAX);
+}
+
+TEST(getopt_spec_builds_both_tables) {
+    ti_getopt g;
+    ASSERT_EQ(ti_getopt_init(&g, " e|endpoint= P/pull\th|help  T/train=\n", 0), 0);
+    ASSERT_STREQ(g.shortopts, ":e:h");
+    ASSERT_STREQ(g.longopts[0].name, "endpoint");
+    ASSERT_EQ(g.longopts[0].has_arg, required_argument);
+    ASSERT_EQ(g.longopts[0].val, 'e');
+    ASSERT_STREQ(g.longopts[1].name, "pull");
+    ASSERT_EQ(g.longopts[1].has_arg, no_argument);
+    ASSERT_EQ(g.longopts[1].val, 'P');
+    ASSERT_STREQ(g.longopts[3].name, "train");
+    ASSERT_EQ(g.longopts[3].val, 'T');
+    ASSERT(g.longopts[4].name == NULL);
+    ASSERT_EQ(ti_getopt_init(&g, "t|timeout= j|json", 1), 0);
+    ASSERT_STREQ(g.shortopts, "+:t:j");
+    char *argv[] = {"ctl", "--timeout=5", "-j", "get", "-x", NULL};
+    int c;
+    ASSERT_EQ(getopt_long(5, argv, g.shortopts, g.longopts, NULL), 't');
+    ASSERT_STREQ(optarg, "5");
+    ASSERT_EQ(getopt_long(5, argv, g.shortopts, g.longopts, NULL), 'j');
+    c = getopt_long(5, argv, g.shortopts, g.longopts, NULL);
+    ASSERT_EQ(c, -1); /* '+': options end at the operand "get" */
+    ASSERT_EQ(optind, 3);
+}
+
+static int bad_spec(void) {
+    ti_getopt g;
+    return ti_getopt_init(&g, "e|endpoint= ee|x", 0);
+}
+static int bad_spec_empty_name(void) {
+    ti_getopt g;
+    return ti_getopt_init(&g, "e|", 0);
+}
+static int bad_spec_too_many(void) {
+    char spec[2048] = "";
+    for (int i = 0; i <= TI_OPT_MAX; i++) snprintf(spec + strlen(spec), sizeof spec - strlen(spec), "x/o%d ", i);
+    ti_getopt g;
+    return ti_getopt_init(&g, spec, 0);
+}
+
+/* Runs one getopt_long pass of argv (argc words; getopt permutes them, so
+ * they must be writable) and returns what the error helpers printed. */
+static char **g_argv;
+static int g_argc;
+static int opt_pass(void) {
+    ti_getopt g;
+    int c, ret = 0;
+    ASSERT_EQ(ti_getopt_init(&g, "n|count= P/pull h|help", 0), 0);
+    while ((c = getopt_long(g_argc, g_argv, g.shortopts, g.longopts, NULL)) != -1)
+        if (c == '?' || c == ':') ret = ti_opt_error(c, g_argv);
+    return ret ? ret : ti_opt_operands(g_argc, g_argv, 1);
+}
+static const char *opt_run(int argc, char **argv, int *ret) {
+    g_argc = argc;
+    g_argv = argv;
+    return captured(opt_pass, ret);
+}
+
+TEST(getopt_errors_name_the_option) {
+    int ret;
+    ASSERT_STREQ(captured(bad_spec, &ret), "Error: Bad option spec at 'ee|x' (a bug).\n");
+    ASSERT_EQ(ret, -1);
+    ASSERT_STREQ(captured(bad_spec_empty_name, &ret), "Error: Bad option spec at 'e|' (a bug).\n");
+    captured(bad_spec_too_many, &ret);
+    ASSERT_EQ(ret, -1);
+    char *a1[] = {"x", "--bogus=1", NULL}, *a2[] = {"x", "--count", NULL}, *a3[] = {"x", "--pull=1", NULL},
+         *a4[] = {"x", "-Z", NULL}, *a5[] = {"x", "-n", NULL}, *a6[] = {"x", "a", "-n5", "b", NULL},
+         *a7[] = {"x", "a", "--count=5", "--pull", NULL};
+    ASSERT_STREQ(opt_run(2, a1, &ret), "Error: Unknown option '--bogus'.\n");
+    ASSERT_EQ(ret, 2);
+    ASSERT_STREQ(opt_run(2, a2, &ret), "Error: Option '--count' needs a value.\n");
+    ASSERT_STREQ(opt_run(2, a3, &ret), "Error: Option '--pull' takes no value.\n");
+    ASSERT_STREQ(opt_run(2, a4, &ret), "Error: Unknown option '-Z'.\n");
+    ASSERT_STREQ(opt_run(2, a5, &ret), "Error: Option '-n' needs a value.\n");
+    ASSERT_STREQ(opt_run(4, a6, &ret), "Error: Unexpected argument 'b'.\n"); /* operands are permuted last */
+    ASSERT_EQ(ret, 2);
+    ASSERT_STREQ(opt_run(4, a7, &ret), "");
+    ASSERT_EQ(ret, 0);
+}
+
+static double g_t;
+static int opt_time_bad(void) { return ti_opt_time("--t0", "2024-02-30", &g_t); }
+static int opt_time_ok(void) { return ti_opt_time("--t0", "2024-01-01T00:00:00Z", &g_t); }
+
+TEST(option_timestamps) {
+    int ret;
+    ASSERT_STREQ(captured(opt_time_bad, &ret), "Error: Invalid '--t0' value (2024-02-30): day out of range.\n");
+    ASSERT_EQ(ret, -1);
+    ASSERT_STREQ(captured(opt_time_ok, &ret), "");
+    ASSERT_EQ(g_t, 1704067200);
 }
 
 TT_MAIN(TEST_ENTRY(csv_plain_fields_and_empty_ones), TEST_ENTRY(csv_quotes_rfc4180), TEST_ENTRY(csv_positions),
@@ -480,4 +572,5 @@ TT_MAIN(TEST_ENTRY(csv_plain_fields_and_empty_ones), TEST_ENTRY(csv_quotes_rfc41
         TEST_ENTRY(csv_files_and_open_errors), TEST_ENTRY(csv_out_of_memory_is_reported),
         TEST_ENTRY(row_find_and_helpers), TEST_ENTRY(time_every_format), TEST_ENTRY(time_rejections),
         TEST_ENTRY(time_matches_the_calendar_every_day), TEST_ENTRY(numbers_are_strict),
-        TEST_ENTRY(option_values_name_the_option_and_value))
+        TEST_ENTRY(option_values_name_the_option_and_value), TEST_ENTRY(getopt_spec_builds_both_tables),
+        TEST_ENTRY(getopt_errors_name_the_option), TEST_ENTRY(option_timestamps))
