@@ -2,10 +2,13 @@
  * textin.c: CSV reader, timestamp and number parsers, option values (see
  * textin.h).
  *
- * The reader pulls 64 KiB blocks (or walks a memory buffer), cuts them into
- * physical lines with memchr and parses one record at a time into two
- * growing buffers (field texts, field table) that are reused for the next
- * record: reading a file allocates only while its longest record grows.
+ * The reader read(2)s up to 64 KiB at a time (or walks a memory buffer),
+ * cuts that into physical lines with memchr and parses one record at a time
+ * into three growing buffers (the line, the field texts, the field table)
+ * that are reused for the next record: reading a file allocates only while
+ * its longest record grows. read(2), not fread: fread waits for a full
+ * block, and `send -` or `replay -` on a pipe must handle each line as it
+ * comes.
  * Numbers are checked against a small grammar first and converted with
  * strtod/strtol after, so a value that parses is the value libc gives.
  *
@@ -15,19 +18,21 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
-#define TI_BLOCK 65536 /* bytes per fread */
+#define TI_BLOCK 65536 /* bytes per read(2) */
 
 struct ti_csv {
     /* Source */
-    FILE *f;                   /* file source, NULL for memory */
-    int close_f;               /* 1: fclose(f) in ti_csv_close (0 for stdin) */
+    int fd;                    /* file source, -1 for memory */
+    int close_fd;              /* 1: close(fd) in ti_csv_close (0 for stdin) */
     const unsigned char *mem;  /* memory source, borrowed; or block */
     size_t mem_len;            /* bytes at mem */
     size_t mem_pos;            /* bytes of mem consumed */
@@ -64,6 +69,7 @@ static ti_csv *csv_new(const char *label, size_t extra, char sep, unsigned flags
     }
     memcpy(c->label, label, ll);
     c->block = (unsigned char *)c->label + ll;
+    c->fd = -1;
     c->sep = sep;
     c->flags = flags;
     c->max = TI_LINE_MAX;
@@ -72,20 +78,20 @@ static ti_csv *csv_new(const char *label, size_t extra, char sep, unsigned flags
 
 ti_csv *ti_csv_open(const char *path, char sep, unsigned flags, rc_err *err, char *errbuf, size_t errlen) {
     int is_stdin = strcmp(path, "-") == 0;
-    FILE *f = is_stdin ? stdin : fopen(path, "rb");
-    if (!f) {
+    int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(errbuf, errlen, "Cannot open '%s' (%s).", path, strerror(errno));
         *err = RC_ERR_IO;
         return NULL;
     }
     ti_csv *c = csv_new(is_stdin ? "<stdin>" : path, TI_BLOCK, sep, flags, err);
     if (!c) {
-        if (!is_stdin) fclose(f);
+        if (!is_stdin) close(fd);
         snprintf(errbuf, errlen, "Out of memory opening '%s'.", path);
         return NULL;
     }
-    c->f = f;
-    c->close_f = !is_stdin;
+    c->fd = fd;
+    c->close_fd = !is_stdin;
     c->mem = c->block;
     return c;
 }
@@ -100,7 +106,7 @@ ti_csv *ti_csv_open_mem(const void *data, size_t len, const char *label, char se
 
 void ti_csv_close(ti_csv *c) {
     if (!c) return;
-    if (c->close_f) fclose(c->f);
+    if (c->close_fd) close(c->fd);
     /* Four blocks: the struct (with the label and read block), the line, the texts and the fields. */
     rc_free(c->lb);
     rc_free(c->tx);
@@ -113,27 +119,31 @@ const char *ti_csv_error(const ti_csv *c) { return c->msg; }
 char ti_csv_sep(const ti_csv *c) { return c->sep; }
 const char *ti_csv_label(const ti_csv *c) { return c->label; }
 
-/* Makes bytes available at c->mem + c->mem_pos. 1 some, 0 end of input, -1 read error. */
+/*
+ * Makes bytes available at c->mem + c->mem_pos. 1 some, 0 end of input, -1
+ * read error (msg set; EINTR is one too, so that a signal stops a reader
+ * blocked on a pipe).
+ */
 static int src_fill(ti_csv *c) {
     if (c->mem_pos < c->mem_len) return 1;
-    if (!c->f || c->eof) return 0;
-    size_t n = fread(c->block, 1, TI_BLOCK, c->f);
-    c->mem_len = n;
-    c->mem_pos = 0;
-    if (n > 0) return 1;
-    c->eof = 1;
-    if (ferror(c->f)) {
+    if (c->fd < 0 || c->eof) return 0;
+    ssize_t n = read(c->fd, c->block, TI_BLOCK);
+    if (n < 0) {
         snprintf(c->msg, sizeof c->msg, "%s:%ld: Reading failed (%s).", c->label, c->lineno + 1, strerror(errno));
         return -1;
     }
-    return 0;
+    c->mem_len = (size_t)n;
+    c->mem_pos = 0;
+    c->eof = n == 0;
+    return n > 0;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+/* Makes room for need bytes in *p (cap bytes, doubled as needed). 0, or -1 when out of memory. */
+static int grow(char **p, size_t *cap, size_t need) {
     if (need <= *cap) return 0;
     size_t nc = *cap ? *cap : 256;
     while (nc < need) nc *= 2;
-    void *q = rc_realloc(*p, nc * elem);
+    char *q = rc_realloc(*p, nc);
     if (!q) return -1;
     *p = q;
     *cap = nc;
@@ -162,7 +172,7 @@ static int read_line(ti_csv *c) {
         /* Room for the limit plus "\r\n": longer lines are known to be too long. */
         if (!c->lb_long && c->lb_len + take > c->max + 2) c->lb_long = 1;
         if (!c->lb_long) {
-            if (grow((void **)&c->lb, &c->lb_cap, c->lb_len + take, 1)) {
+            if (grow(&c->lb, &c->lb_cap, c->lb_len + take)) {
                 snprintf(c->msg, sizeof c->msg, "%s:%ld: Out of memory.", c->label, c->lineno + 1);
                 return -RC_ERR_NOMEM;
             }
@@ -227,7 +237,7 @@ static char detect_sep(const ti_csv *c) {
 
 /* Appends n bytes to the field texts, keeping room for the NUL that ends the field. */
 static int tx_put(ti_csv *c, const char *p, size_t n) {
-    if (grow((void **)&c->tx, &c->tx_cap, c->tx_len + n + 1, 1)) return -1;
+    if (grow(&c->tx, &c->tx_cap, c->tx_len + n + 1)) return -1;
     memcpy(c->tx + c->tx_len, p, n);
     c->tx_len += n;
     return 0;

@@ -220,6 +220,8 @@ static int read_rows(send_ctx *sc, ti_csv *in, const char *series_opt, const cha
     while (!cli_stop) {
         rc_err e = ti_csv_next(in, &r);
         const char *why = e == RC_ERR_FORMAT ? ti_csv_error(in) : NULL;
+        /* Ctrl-C while blocked on a pipe interrupts the read: that is the end, not an error. */
+        if (e == RC_ERR_IO && cli_stop) break;
         if (e != RC_OK && e != RC_ERR_FORMAT) {
             fprintf(stderr, "Error: %s\n", ti_csv_error(in));
             return -1;

@@ -683,3 +683,20 @@ def test_eval_missing_data_says_how_to_pass_it(tmp_path):
         "Error: M4 Hourly data missing: need '%s' and '%s' (pass --train and --test)." % (tmp_path / "no.csv",
                                                                                             tmp_path / "no2.csv"),
     ]
+
+
+def test_send_streams_a_pipe_line_by_line(ctx):
+    # The reader must hand over each line as it arrives, not wait for a full block or EOF.
+    pull, ep = bound(ctx, zmq.PULL)
+    p = subprocess.Popen([CLI, "send", "-e", ep, "--pull", "-s", "live", "-q", "-"], stdin=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        for i in range(3):
+            p.stdin.write(b"%d,%d\n" % (1700000000 + i, i))
+            p.stdin.flush()
+            assert pull.poll(5000), "sample %d not sent while stdin stays open" % i
+            assert msgpack.unpackb(pull.recv())["v"] == float(i)
+    finally:
+        p.stdin.close()
+        p.wait(10)
+    assert p.returncode == 0, p.stderr.read()
