@@ -10,11 +10,14 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -22,10 +25,12 @@
 
 #include "common/log.h"
 #include "common/base.h"
+#include "common/textin.h"
 #include "model/features.h"
 #include "model/rwkv.h"
 #include "model/synth.h"
 #include "model/train.h"
+#include "tools/cli_util.h"
 #include "tools/cmd.h"
 #include "tools/wide_csv.h"
 
@@ -34,7 +39,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: rwkvcast train [OPTIONS]\n"
-            "  --train FILE        M4-style wide CSV, hourly (default " M4_TRAIN_DEFAULT ")\n"
+            "  --train FILE        M4-style wide CSV, hourly (default " M4_TRAIN_DEFAULT ");\n"
+            "                      the format `rwkvcast eval --help` describes\n"
             "  --no-train          synthetic series only\n"
             "  --holdout N         keep the last N values of each CSV series out of the loss (0)\n"
             "  --synthetic N       generated series per kind (80)\n"
@@ -46,9 +52,10 @@ static void usage(FILE *f) {
             "  --ema X             decay of the saved weight average (0.999; 0 = last weights)\n"
             "  --layers L --dmodel D             model size (2, 64)\n"
             "  --threads N         OpenMP threads (default: OpenMP's)\n"
-            "  -o FILE             output weights (model/default.rwkv)\n"
+            "  -o, --out FILE      output weights (model/default.rwkv)\n"
             "  --ckpt FILE         training checkpoint (OUT.ckpt), every --ckpt-every steps (200)\n"
-            "  --resume            continue from the checkpoint\n");
+            "  --resume            continue from the checkpoint\n"
+            "  -h, --help          this text\n");
 }
 
 static void fmt_dur(char *b, size_t n, double s) {
@@ -59,73 +66,54 @@ static void fmt_dur(char *b, size_t n, double s) {
 
 int cmd_train(int argc, char **argv) {
     const char *train = M4_TRAIN_DEFAULT, *out = "model/default.rwkv", *ckpt = NULL;
-    const char *exclude = "weekly";
     int holdout = 0, nsyn = 80, resume = 0, threads = 0, layers = 2, dmodel = 64;
     char ckbuf[4096];
     tr_cfg tc;
     tr_cfg_default(&tc);
-    int every = 200;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define ARG(name) (strcmp(a, name) == 0 && v && (i++, 1))
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--no-train") == 0) {
-            train = NULL;
-        } else if (strcmp(a, "--resume") == 0) {
-            resume = 1;
-        } else if (ARG("--train")) {
-            train = v;
-        } else if (ARG("--holdout")) {
-            holdout = atoi(v);
-        } else if (ARG("--synthetic")) {
-            nsyn = atoi(v);
-        } else if (ARG("--exclude-kind")) {
-            exclude = v;
-        } else if (ARG("--steps")) {
-            tc.steps = atol(v);
-        } else if (ARG("--seed")) {
-            tc.seed = strtoull(v, NULL, 10);
-        } else if (ARG("--lanes")) {
-            tc.lanes = atoi(v);
-        } else if (ARG("--window")) {
-            tc.window = atoi(v);
-        } else if (ARG("--chunks")) {
-            tc.chunks = atoi(v);
-        } else if (ARG("--ema")) {
-            tc.ema = (float)atof(v);
-        } else if (ARG("--lr")) {
-            tc.lr = (float)atof(v);
-        } else if (ARG("--layers")) {
-            layers = atoi(v);
-        } else if (ARG("--dmodel")) {
-            dmodel = atoi(v);
-        } else if (ARG("--threads")) {
-            threads = atoi(v);
-        } else if (ARG("-o")) {
-            out = v;
-        } else if (ARG("--ckpt")) {
-            ckpt = v;
-        } else if (ARG("--ckpt-every")) {
-            every = atoi(v);
-        } else {
-            fprintf(stderr, "Error: Unknown or incomplete option '%s'.\n", a);
-            usage(stderr);
-            return 2;
+    int every = 200, excl = SY_WEEKLY, c, bad = 0;
+    ti_getopt g;
+    if (ti_getopt_init(&g, "T/train= N/no-train H/holdout= Y/synthetic= K/exclude-kind= S/steps= s/seed= "
+                           "B/lanes= W/window= C/chunks= l/lr= e/ema= L/layers= D/dmodel= P/threads= "
+                           "o|out= k/ckpt= E/ckpt-every= R/resume h|help", 0))
+        return 2;
+    double ema_opt = tc.ema, lr_opt = tc.lr;
+    /* Cases in --help order. */
+    while (!bad && (c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        switch (c) {
+        case 'T': train = optarg; break;
+        case 'N': train = NULL; break;
+        case 'H': bad = ti_opt_int("--holdout", optarg, 0, INT_MAX, &holdout); break;
+        case 'Y': bad = ti_opt_int("--synthetic", optarg, 0, 100000, &nsyn); break;
+        case 'K': bad = cli_opt_kind("--exclude-kind", optarg, 1, &excl); break;
+        case 'S': bad = ti_opt_long("--steps", optarg, 1, 1000000000, &tc.steps); break;
+        case 's': bad = ti_opt_u64("--seed", optarg, &tc.seed); break;
+        case 'B': bad = ti_opt_int("--lanes", optarg, 1, 65536, &tc.lanes); break;
+        case 'W': bad = ti_opt_int("--window", optarg, 1, 100000, &tc.window); break;
+        case 'C': bad = ti_opt_int("--chunks", optarg, 1, 65536, &tc.chunks); break;
+        case 'l': bad = ti_opt_double("--lr", optarg, 0, 1, 1, &lr_opt); break;
+        case 'e': bad = ti_opt_double("--ema", optarg, 0, 0, 1, &ema_opt); break;
+        case 'L': bad = ti_opt_int("--layers", optarg, 1, RK_MAX_LAYERS, &layers); break;
+        case 'D': bad = ti_opt_int("--dmodel", optarg, 8, 4096, &dmodel); break;
+        case 'P': bad = ti_opt_int("--threads", optarg, 0, 1024, &threads); break;
+        case 'o': out = optarg; break;
+        case 'k': ckpt = optarg; break;
+        case 'E': bad = ti_opt_int("--ckpt-every", optarg, 0, INT_MAX, &every); break;
+        case 'R': resume = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
-#undef ARG
     }
-    int excl = strcmp(exclude, "none") == 0 ? -1 : sy_kind_from_name(exclude);
-    if (strcmp(exclude, "none") != 0 && excl < 0) {
-        fprintf(stderr, "Error: Unknown series kind '%s'.\n", exclude);
+    if (bad || ti_opt_operands(argc, argv, 0)) return 2;
+    if (dmodel % 8) {
+        fprintf(stderr, "Error: Invalid '--dmodel' value (%d): expected a multiple of 8.\n", dmodel);
         return 2;
     }
-    if (tc.steps < 1 || nsyn < 0 || holdout < 0 || layers < 1 || dmodel < 8) {
-        fprintf(stderr, "Error: Invalid numeric option.\n");
+    if (tc.lanes % tc.chunks) {
+        fprintf(stderr, "Error: '--lanes' (%d) is not a multiple of '--chunks' (%d).\n", tc.lanes, tc.chunks);
         return 2;
     }
+    tc.ema = (float)ema_opt;
+    tc.lr = (float)lr_opt;
     if (!ckpt) {
         snprintf(ckbuf, sizeof ckbuf, "%s.ckpt", out);
         ckpt = ckbuf;
@@ -165,8 +153,9 @@ int cmd_train(int argc, char **argv) {
     if (train) {
         w = wide_csv_read(train);
         if (!w) {
-            fprintf(stderr, "Error: Training data '%s' is missing or unreadable; pass --train FILE"
-                            " or --no-train.\n", train);
+            /* wide_csv_read said what is wrong; a missing file also gets the way out. */
+            if (access(train, F_OK) != 0)
+                fprintf(stderr, "Error: Training data '%s' is missing; pass --train FILE or --no-train.\n", train);
             goto done;
         }
         int maxn = 0;

@@ -58,6 +58,7 @@
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +68,10 @@
 #include <time.h>
 
 #include "common/base.h"
+#include "common/textin.h"
 #include "daemon/engine.h"
 #include "model/rwkv.h"
+#include "tools/cli_util.h"
 #include "tools/cmd.h"
 #include "tools/rp.h"
 
@@ -166,59 +169,43 @@ static int rows_grow(el_rows *r) {
     return 1;
 }
 
-static int el_find_col(char **f, int n, const char *name) {
-    for (int i = 0; i < n; i++) {
-        const char *s = f[i];
-        while (*s == ' ' || *s == '"') s++;
-        size_t len = strlen(s);
-        while (len && (s[len - 1] == ' ' || s[len - 1] == '"')) len--;
-        if (len == strlen(name) && strncasecmp(s, name, len) == 0) return i;
-    }
-    return -1;
-}
-
 /*
- * Reads path, a CSV whose header names 'timestamp' and 'value' columns (','
- * or ';' separated, other columns ignored; the formats of rp_parse_time and
- * rp_parse_value), into r (zeroed by the caller; rows_free frees it, also
- * after a failure). Blank lines are skipped. Returns RC_OK, or RC_ERR_IO
- * (open/read), RC_ERR_FORMAT (empty, no such columns), RC_ERR_LIMIT (more
- * than EL_MAX_ROWS rows) or RC_ERR_NOMEM, with the reason in msg.
+ * Reads path, a CSV with a header naming a timestamp and a value column (the
+ * names, separators, quoting and timestamp forms of `rwkvcast replay`, read
+ * by the same common/textin.c), into r (zeroed by the caller; rows_free
+ * frees it, also after a failure). Rows with a bad timestamp are dropped and
+ * counted, bad values kept as missing and counted. Returns RC_OK, or
+ * RC_ERR_IO (open/read), RC_ERR_FORMAT (empty, no such columns, a malformed
+ * record), RC_ERR_LIMIT (more than EL_MAX_ROWS rows) or RC_ERR_NOMEM, with
+ * the reason in msg.
  */
 static rc_err el_read_csv(const char *path, el_rows *r, char *msg, size_t msglen) {
     rc_err rc = RC_OK;
-    char *line = NULL;
-    size_t cap = 0;
-    char *f[EL_MAX_FIELDS];
-    FILE *in = fopen(path, "r");
-    if (!in) {
-        snprintf(msg, msglen, "Cannot open it (%s).", strerror(errno));
-        return RC_ERR_IO;
+    ti_csv *in = ti_csv_open(path, 0, 0, &rc, msg, msglen);
+    if (!in) return rc;
+    ti_row row;
+    rc = ti_csv_next(in, &row);
+    if (rc != RC_OK || row.n == 0) {
+        snprintf(msg, msglen, "%s", rc != RC_OK ? ti_csv_error(in)
+                                                : "The file is empty (expected a header with timestamp,value).");
+        rc = rc != RC_OK ? rc : RC_ERR_FORMAT;
+        goto done;
     }
-    if (getline(&line, &cap, in) < 0) {
-        snprintf(msg, msglen, "The file is empty (expected a header with timestamp,value).");
-        rc = RC_ERR_FORMAT;
-        goto err;
-    }
-    char sep = strchr(line, ',') ? ',' : strchr(line, ';') ? ';' : ',';
-    int nf = rp_split(line, sep, f, EL_MAX_FIELDS);
-    int ct = el_find_col(f, nf, "timestamp"), cv = el_find_col(f, nf, "value");
+    int ct = cli_find_col(in, &row, cli_time_names, "timestamp");
+    int cv = ct == -2 ? -2 : cli_find_col(in, &row, cli_value_names, "value");
     if (ct < 0 || cv < 0) {
         snprintf(msg, msglen, "The header needs 'timestamp' and 'value' columns.");
         rc = RC_ERR_FORMAT;
-        goto err;
+        goto done;
     }
-    for (long ln = 2; getline(&line, &cap, in) >= 0; ln++) {
-        nf = rp_split(line, sep, f, EL_MAX_FIELDS);
-        if (nf == 1 && f[0][strspn(f[0], " \t")] == 0) continue;
-        double t, v;
-        if (ct >= nf || !rp_parse_time(f[ct], &t)) {
+    while ((rc = ti_csv_next(in, &row)) == RC_OK && row.n > 0) {
+        long ln = row.f[0].line;
+        double t, v = NAN;
+        if (ct >= row.n || ti_parse_time(row.f[ct].s, &t, NULL) != RC_OK) {
             if (!r->bad_time++) r->bad_time_line = ln;
             continue;
         }
-        if (cv >= nf) {
-            v = NAN;
-        } else if (rp_parse_value(f[cv], &v) == 0) {
+        if (cv < row.n && !ti_is_missing(row.f[cv].s) && ti_parse_double(row.f[cv].s, &v) != RC_OK) {
             if (!r->bad_value++) r->bad_value_line = ln;
             v = NAN;
         }
@@ -226,25 +213,21 @@ static rc_err el_read_csv(const char *path, el_rows *r, char *msg, size_t msglen
             if (r->n >= EL_MAX_ROWS) {
                 snprintf(msg, msglen, "More than %d rows.", EL_MAX_ROWS);
                 rc = RC_ERR_LIMIT;
-                goto err;
+                goto done;
             }
             if (!rows_grow(r)) {
                 snprintf(msg, msglen, "Out of memory.");
                 rc = RC_ERR_NOMEM;
-                goto err;
+                goto done;
             }
         }
         r->t[r->n] = t;
         r->v[r->n] = v;
         r->line[r->n++] = ln;
     }
-    if (ferror(in)) {
-        snprintf(msg, msglen, "Reading it failed (%s).", strerror(errno));
-        rc = RC_ERR_IO;
-    }
-err:
-    free(line); /* allocated by getline */
-    fclose(in);
+    if (rc != RC_OK) snprintf(msg, msglen, "%s", ti_csv_error(in));
+done:
+    ti_csv_close(in);
     return rc;
 }
 
@@ -1096,23 +1079,21 @@ static void el_report(const char *dir, const char *modelp, const el_run *run, co
 
 int cmd_eval_live(int argc, char **argv) {
     const char *dir = EL_DIR_DEFAULT, *modelp = NULL, *csvp = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--live")) {
-            if (v && v[0] != '-') dir = argv[++i];
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
-            modelp = argv[++i];
-        } else if (!strcmp(a, "--csv") && v) {
-            csvp = argv[++i];
-        } else {
-            fprintf(stderr, "Error: Unknown or incomplete option '%s' for 'eval --live'.\n", a);
-            usage(stderr);
-            return 2;
+    ti_getopt g;
+    int c;
+    if (ti_getopt_init(&g, "L/live m|model= C/csv= h|help", 0)) return 2;
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        switch (c) {
+        case 'L': break;
+        case 'm': modelp = optarg; break;
+        case 'C': csvp = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
+    /* `eval --live DIR`: the directory is the one operand. */
+    if (ti_opt_operands(argc, argv, 1)) return 2;
+    if (optind < argc) dir = argv[optind];
     double t_start = el_now();
     int rc = 1, ncsv = 0, nign = 0, nfail = 0;
     char **csv = NULL, **ign = NULL, errbuf[512] = "", path[4096];
