@@ -29,6 +29,7 @@
  *
  * Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [--combine-sum] [-m MODEL]
  *                      [--an KEY=VALUE ...] [--try "KEY=VALUE,KEY=VALUE" ...]
+ * (options by getopt_long, values and SKAB's CSVs by common/textin.h)
  * Output: markdown tables on stdout; with --try, one summary line per
  * setting (NAB standard, rwkvcast, per set and half) instead.
  *
@@ -36,6 +37,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +46,7 @@
 
 #include "bench/nab.h"
 #include "common/base.h"
+#include "common/textin.h"
 #include "daemon/anomaly.h"
 #include "daemon/engine.h"
 #include "model/rwkv.h"
@@ -145,30 +148,39 @@ typedef struct skab_opts {
     int skab_windows; /* 0: NAB windows centred on anomaly onsets; 1: SKAB's 60 s after change points */
 } skab_opts;
 
+static int is_col(const ti_row *r, int i, const char *name) { return ti_row_find(r, name, i) == i; }
+
+/*
+ * Reads one SKAB file (';'-separated: datetime, sensor channels, anomaly,
+ * changepoint) into both sets. Every row must parse: a bad field names
+ * FILE:LINE:COL on stderr and the file is skipped (-1).
+ */
 static int load_skab_file(bset *s, bset *s2, const char *path, int folder, int half) {
-    FILE *in = fopen(path, "r");
-    if (!in) return -1;
-    char *line = NULL;
-    size_t cap = 0;
-    char *fld[64];
+    char errbuf[512];
+    rc_err e;
+    ti_csv *in = ti_csv_open(path, ';', 0, &e, errbuf, sizeof errbuf);
+    if (!in) {
+        fprintf(stderr, "Warning: %s\n", errbuf);
+        return -1;
+    }
+    ti_row r;
     long n = 0, ncap = 2048;
-    int C = 0, ca = -1, cc = -1, cdt = -1, chan[MAX_CH];
+    int C = 0, ca = -1, cc = -1, cdt = -1, chan[MAX_CH], ncol = 0;
+    char cname[MAX_CH][64];
     double *t = rc_malloc(sizeof(double) * (size_t)ncap);
     float *x = rc_malloc(sizeof(float) * (size_t)ncap * MAX_CH);
     unsigned char *an = rc_malloc((size_t)ncap), *cp = rc_malloc((size_t)ncap);
     int ok = -1;
-    if (!t || !x || !an || !cp || getline(&line, &cap, in) < 0) goto done;
-    int nf = rp_split(line, ';', fld, 64);
-    for (int i = 0; i < nf; i++) {
-        if (!strcmp(fld[i], "datetime")) cdt = i;
-        else if (!strcmp(fld[i], "anomaly")) ca = i;
-        else if (!strcmp(fld[i], "changepoint")) cc = i;
-        else if (C < MAX_CH) chan[C++] = i;
+    if (!t || !x || !an || !cp || ti_csv_next(in, &r) != RC_OK || r.n == 0) goto done;
+    ncol = r.n;
+    for (int i = 0; i < r.n; i++) {
+        if (is_col(&r, i, "datetime")) cdt = i;
+        else if (is_col(&r, i, "anomaly")) ca = i;
+        else if (is_col(&r, i, "changepoint")) cc = i;
+        else if (C < MAX_CH) snprintf(cname[C], sizeof cname[C], "%s", r.f[i].s), chan[C++] = i;
     }
     if (cdt < 0 || ca < 0 || cc < 0 || C == 0) goto done;
-    while (getline(&line, &cap, in) >= 0) {
-        nf = rp_split(line, ';', fld, 64);
-        if (nf <= cc || nf <= ca) continue;
+    while ((e = ti_csv_next(in, &r)) == RC_OK && r.n > 0) {
         if (n == ncap) {
             ncap *= 2;
             double *t2 = rc_realloc(t, sizeof(double) * (size_t)ncap);
@@ -181,11 +193,34 @@ static int load_skab_file(bset *s, bset *s2, const char *path, int folder, int h
             if (c2) cp = c2;
             if (!t2 || !x2 || !a2 || !c2) goto done;
         }
-        if (!rp_parse_time(fld[cdt], &t[n])) continue;
-        for (int c = 0; c < C; c++) x[n * MAX_CH + c] = (float)atof(fld[chan[c]]);
-        an[n] = atof(fld[ca]) > 0.5;
-        cp[n] = atof(fld[cc]) > 0.5;
+        if (r.n != ncol) {
+            fprintf(stderr, "Warning: %s:%ld:1: %d fields, expected %d.\n", path, r.line, r.n, ncol);
+            goto done;
+        }
+        const char *why = NULL, *bad = NULL;
+        double v, a, c;
+        if (ti_parse_time(r.f[cdt].s, &t[n], &why) != RC_OK)
+            bad = ti_csv_field_error(in, &r, cdt, "timestamp", "datetime", why);
+        for (int k = 0; k < C && !bad; k++) {
+            if (ti_parse_double(r.f[chan[k]].s, &v) != RC_OK)
+                bad = ti_csv_field_error(in, &r, chan[k], "number", cname[k], NULL);
+            x[n * MAX_CH + k] = (float)v;
+        }
+        if (!bad && ti_parse_double(r.f[ca].s, &a) != RC_OK)
+            bad = ti_csv_field_error(in, &r, ca, "number", "anomaly", NULL);
+        if (!bad && ti_parse_double(r.f[cc].s, &c) != RC_OK)
+            bad = ti_csv_field_error(in, &r, cc, "number", "changepoint", NULL);
+        if (bad) {
+            fprintf(stderr, "Warning: %s\n", bad);
+            goto done;
+        }
+        an[n] = a > 0.5;
+        cp[n] = c > 0.5;
         n++;
+    }
+    if (e != RC_OK) {
+        fprintf(stderr, "Warning: %s\n", ti_csv_error(in));
+        goto done;
     }
     for (int pass = 0; pass < 2; pass++) {
         bset *dst = pass == 0 ? s : s2;
@@ -230,12 +265,11 @@ static int load_skab_file(bset *s, bset *s2, const char *path, int folder, int h
     }
     ok = 0;
 done:
-    free(line); /* from getline */
     rc_free(t);
     rc_free(x);
     rc_free(an);
     rc_free(cp);
-    fclose(in);
+    ti_csv_close(in);
     return ok;
 }
 
@@ -265,8 +299,8 @@ static int load_skab(bset *s, bset *s2, const char *dir) {
         for (int i = 0; i < nn; i++) {
             char p[800];
             snprintf(p, sizeof p, "%s/%s", dpath, names[i]);
-            /* Halves by the file's number: even -> tuning, odd -> held-out. */
-            int half = atoi(names[i]) % 2;
+            /* Halves by the file's number ("12.csv"): even -> tuning, odd -> held-out. */
+            int half = (int)(strtol(names[i], NULL, 10) % 2);
             if (load_skab_file(s, s2, p, (int)k, half)) fprintf(stderr, "Warning: Skipped '%s'.\n", p);
             rc_free(names[i]);
         }
@@ -726,43 +760,76 @@ static void try_line(bset **sets, int ns, const an_cfg *ac, const float *qlev, i
     fflush(stdout);
 }
 
+/* Applies one "KEY=VALUE" anomaly setting to c; 0, or -1 for an unknown key or a bad value. */
 static int set_an(an_cfg *c, const char *kv) {
     const char *eq = strchr(kv, '=');
     if (!eq) return -1;
-    float v = (float)atof(eq + 1);
     size_t l = (size_t)(eq - kv);
+    if (l == 6 && !strncmp(kv, "warmup", 6)) {
+        long w;
+        if (ti_parse_long(eq + 1, 0, UINT32_MAX, &w) != RC_OK) return -1;
+        c->warmup = (uint32_t)w;
+        return 0;
+    }
+    double d;
+    if (ti_parse_double(eq + 1, &d) != RC_OK) return -1;
+    float v = (float)d;
 #define AN_KEY(name) if (l == strlen(#name) && !strncmp(kv, #name, l)) { c->name = v; return 0; }
     AN_KEY(err_rate) AN_KEY(short_rate) AN_KEY(long_rate) AN_KEY(zcap) AN_KEY(interval_weight)
     AN_KEY(calm_weight) AN_KEY(point_weight) AN_KEY(guard) AN_KEY(drift_rate) AN_KEY(regime_rate) AN_KEY(regime_weight) AN_KEY(stuck_weight) AN_KEY(anchor_len) AN_KEY(anchor_weight) AN_KEY(anchor_rate) AN_KEY(warn) AN_KEY(alert) AN_KEY(clear)
 #undef AN_KEY
-    if (l == 6 && !strncmp(kv, "warmup", 6)) { c->warmup = (uint32_t)v; return 0; }
     return -1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [--combine-sum] [-m MODEL]\n"
+               "                     [--an KEY=VALUE]... [--try KEY=VALUE,...]...\n"
+               "Scores rwkvcast's anomaly score and two baselines (NAB-style) on SKAB and a\n"
+               "generated set; markdown tables on stdout.\n"
+               "  --skab DIR       SKAB data (default ../shared/data/skab); ';'-separated CSVs,\n"
+               "                   'datetime' as YYYY-MM-DD HH:MM:SS (any rwkvcast timestamp form)\n"
+               "  --no-skab        skip SKAB\n"
+               "  --no-gen         skip the generated set\n"
+               "  --combine-sum    combine channels by their sum instead of the max\n"
+               "  -m, --model MODEL  weights file (default: the default model)\n"
+               "  --an KEY=VALUE   an anomaly setting (daemon/anomaly.h an_cfg field)\n"
+               "  --try SPEC       score rwkvcast with these settings (up to 64), one line each\n"
+               "  -h, --help       this text\n");
 }
 
 int main(int argc, char **argv) {
     const char *skab_dir = "../shared/data/skab", *model_path = NULL;
-    int do_skab = 1, do_gen = 1, rc = 1, ntry = 0;
+    int do_skab = 1, do_gen = 1, rc = 1, ntry = 0, c;
     const char *tries[64];
     an_cfg ac;
     an_cfg_default(&ac);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--skab") && i + 1 < argc) skab_dir = argv[++i];
-        else if (!strcmp(argv[i], "--no-skab")) do_skab = 0;
-        else if (!strcmp(argv[i], "--no-gen")) do_gen = 0;
-        else if (!strcmp(argv[i], "--combine-sum")) g_combine = 1;
-        else if (!strcmp(argv[i], "-m") && i + 1 < argc) model_path = argv[++i];
-        else if (!strcmp(argv[i], "--an") && i + 1 < argc) {
-            if (set_an(&ac, argv[++i])) {
-                fprintf(stderr, "Error: Bad '--an' setting (%s).\n", argv[i]);
+    ti_getopt g;
+    if (ti_getopt_init(&g, "K/skab= k/no-skab g/no-gen S/combine-sum m|model= a/an= t/try= h|help", 0)) return 2;
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        switch (c) {
+        case 'K': skab_dir = optarg; break;
+        case 'k': do_skab = 0; break;
+        case 'g': do_gen = 0; break;
+        case 'S': g_combine = 1; break;
+        case 'm': model_path = optarg; break;
+        case 'a':
+            if (set_an(&ac, optarg)) {
+                fprintf(stderr, "Error: Invalid '--an' value (%s): expected KEY=NUMBER with an an_cfg KEY.\n", optarg);
                 return 2;
             }
-        } else if (!strcmp(argv[i], "--try") && i + 1 < argc && ntry < 64) {
-            tries[ntry++] = argv[++i];
-        } else {
-            fprintf(stderr, "Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [--combine-sum] [-m MODEL] [--an KEY=VALUE]... [--try KEY=VALUE,...]...\n");
-            return 2;
+            break;
+        case 't':
+            if (ntry == 64) {
+                fprintf(stderr, "Error: More than 64 '--try' settings.\n");
+                return 2;
+            }
+            tries[ntry++] = optarg;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
+    if (ti_opt_operands(argc, argv, 0)) return 2;
     if (an_cfg_check(&ac) != RC_OK) {
         fprintf(stderr, "Error: Invalid anomaly settings.\n");
         return 2;

@@ -32,6 +32,8 @@
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -44,6 +46,7 @@
 
 #include "common/log.h"
 #include "common/base.h"
+#include "common/textin.h"
 #include "connectors/wire.h"
 
 enum { SHAPE_SINGLE, SHAPE_BATCH, SHAPE_COLUMNAR };
@@ -484,7 +487,8 @@ static void usage(FILE *f) {
         "  --rate R            total samples/s; 0 = as fast as possible (default 0)\n"
         "  --duration S        seconds of sending (default 5; hard bound)\n"
         "  --rounds K          stop after K samples per series (default: duration only)\n"
-        "  --t0 T              time of the first sample, epoch seconds (default: now)\n"
+        "  --t0 T              time of the first sample (default: now); epoch seconds or\n"
+        "                      YYYY-MM-DD[ HH:MM[:SS[.fff]]], YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM]\n"
         "  --dt S              seconds between samples of a series (default 1)\n"
         "  --drain S           max seconds to wait for forecasts after sending (default 2)\n"
         "  --no-recv           do not subscribe: send only (e.g. to create series)\n"
@@ -494,58 +498,66 @@ static void usage(FILE *f) {
         "  --tick US           with --rate: send what is due every US microseconds (bursts;\n"
         "                      fewer wake-ups); 0 = each message at its own time (default 0)\n"
         "  --label STR         copied into the JSON line\n"
+        "  -h, --help          this text\n"
         "Prints one JSON line on stdout and a summary on stderr.\n");
 }
 
+/* Index of arg in names (n of them), or -1 after naming the option and value. */
+static int pick(const char *name, const char *arg, const char *const *names, int n) {
+    for (int k = 0; k < n; k++)
+        if (!strcmp(arg, names[k])) return k;
+    fprintf(stderr, "Error: Invalid '%s' value (%s).\n", name, arg);
+    return -1;
+}
+
+/* Fills o from the command line. 0 to run, 1 after --help, 2 on a bad option (message printed). */
 static int parse(opts *o, int argc, char **argv) {
     *o = (opts){"tcp://127.0.0.1:7701", "tcp://127.0.0.1:7702", 0, 1000, "lg.", SHAPE_BATCH, 64,
                 0, 5, 0, 0, 1, 2, 1, 0, "", 10000, 0, 0};
     o->t0 = floor(lg_wall_s());
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define ARG(name) (!strcmp(a, name) && v && (i++, 1))
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
-        else if (ARG("--in")) o->in = v;
-        else if (ARG("--out")) o->out = v;
-        else if (ARG("--sock")) {
-            if (!strcmp(v, "pub")) o->push = 0;
-            else if (!strcmp(v, "push")) o->push = 1;
-            else { fprintf(stderr, "Error: Invalid '--sock' value (%s).\n", v); return 0; }
-        } else if (ARG("-n") || ARG("--series")) o->n = (uint32_t)strtoul(v, NULL, 10);
-        else if (ARG("--prefix")) o->prefix = v;
-        else if (ARG("--shape")) {
-            int s = -1;
-            for (int k = 0; k < 3; k++) if (!strcmp(v, shape_names[k])) s = k;
-            if (s < 0) { fprintf(stderr, "Error: Invalid '--shape' value (%s).\n", v); return 0; }
-            o->shape = s;
-        } else if (ARG("--batch")) o->batch = (uint32_t)strtoul(v, NULL, 10);
-        else if (ARG("--rate")) o->rate = atof(v);
-        else if (ARG("--duration")) o->duration = atof(v);
-        else if (ARG("--rounds")) o->rounds = strtoull(v, NULL, 10);
-        else if (ARG("--t0")) o->t0 = atof(v);
-        else if (ARG("--dt")) o->dt = atof(v);
-        else if (ARG("--drain")) o->drain = atof(v);
-        else if (ARG("--sndhwm")) o->sndhwm = atoi(v);
-        else if (ARG("--tick")) o->tick_us = atof(v);
-        else if (ARG("--label")) o->label = v;
-        else if (!strcmp(a, "--no-recv")) o->recv = 0;
-        else if (!strcmp(a, "--timeline")) o->timeline = 1;
-        else if (!strcmp(a, "--nodrop")) o->nodrop = 1;
-        else { fprintf(stderr, "Error: Unknown option or missing value '%s'.\n", a); return 0; }
-#undef ARG
+    ti_getopt g;
+    if (ti_getopt_init(&g, "I/in= O/out= k/sock= n|series= p/prefix= S/shape= b/batch= r/rate= d/duration= "
+                           "R/rounds= t/t0= D/dt= w/drain= N/no-recv L/timeline W/sndhwm= x/nodrop T/tick= "
+                           "l/label= h|help", 0))
+        return 2;
+    static const char *const socks[] = {"pub", "push"};
+    long n = o->n, batch = o->batch;
+    int c, bad = 0;
+    /* Cases in --help order. */
+    while (!bad && (c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        switch (c) {
+        case 'I': o->in = optarg; break;
+        case 'O': o->out = optarg; break;
+        case 'k': bad = (o->push = pick("--sock", optarg, socks, 2)) < 0; break;
+        case 'n': bad = ti_opt_long("--series", optarg, 1, 100000000, &n); break;
+        case 'p': o->prefix = optarg; break;
+        case 'S': bad = (o->shape = pick("--shape", optarg, shape_names, 3)) < 0; break;
+        case 'b': bad = ti_opt_long("--batch", optarg, 1, 65535, &batch); break;
+        case 'r': bad = ti_opt_double("--rate", optarg, 0, 0, HUGE_VAL, &o->rate); break;
+        case 'd': bad = ti_opt_double("--duration", optarg, 0, 1, 3600, &o->duration); break;
+        case 'R': bad = ti_opt_u64("--rounds", optarg, &o->rounds); break;
+        case 't': bad = ti_opt_time("--t0", optarg, &o->t0); break;
+        case 'D': bad = ti_opt_double("--dt", optarg, 0, 1, HUGE_VAL, &o->dt); break;
+        case 'w': bad = ti_opt_double("--drain", optarg, 0, 0, HUGE_VAL, &o->drain); break;
+        case 'N': o->recv = 0; break;
+        case 'L': o->timeline = 1; break;
+        case 'W': bad = ti_opt_int("--sndhwm", optarg, 0, INT_MAX, &o->sndhwm); break;
+        case 'x': o->nodrop = 1; break;
+        case 'T': bad = ti_opt_double("--tick", optarg, 0, 0, 1e6, &o->tick_us); break;
+        case 'l': o->label = optarg; break;
+        case 'h': usage(stdout); return 1;
+        default: return ti_opt_error(c, argv);
+        }
     }
-    if (o->n < 1 || o->n > 100000000) { fprintf(stderr, "Error: Invalid '--series' value (%u).\n", o->n); return 0; }
-    if (o->batch < 1 || o->batch > 65535) { fprintf(stderr, "Error: Invalid '--batch' value (%u).\n", o->batch); return 0; }
+    if (bad || ti_opt_operands(argc, argv, 0)) return 2;
+    o->n = (uint32_t)n;
+    o->batch = (uint32_t)batch;
     if (o->shape == SHAPE_SINGLE) o->batch = 1;
-    if (!(o->duration > 0 && o->duration <= 3600)) { fprintf(stderr, "Error: Invalid '--duration' value.\n"); return 0; }
-    if (!(o->tick_us >= 0 && o->tick_us <= 1e6)) { fprintf(stderr, "Error: Invalid '--tick' value.\n"); return 0; }
-    if (!(o->dt > 0) || !(o->rate >= 0) || !(o->drain >= 0)) { fprintf(stderr, "Error: Invalid '--dt', '--rate' or '--drain' value.\n"); return 0; }
     if (strlen(o->prefix) + 10 > MP_ID_MAX || strchr(o->prefix, '"') || strchr(o->prefix, '\\')) {
         fprintf(stderr, "Error: Invalid '--prefix' value (%s).\n", o->prefix);
-        return 0;
+        return 2;
     }
-    return 1;
+    return 0;
 }
 
 static void report(const lg *g) {
@@ -596,10 +608,14 @@ static void report(const lg *g) {
 }
 
 int main(int argc, char **argv) {
-    int code = 2;
     lg *g = rc_calloc(1, sizeof *g);
     if (!g) return 1;
-    if (!parse(&g->o, argc, argv)) { usage(stderr); goto err; }
+    int code = parse(&g->o, argc, argv);
+    if (code) {
+        if (code == 2) usage(stderr);
+        code = code == 1 ? 0 : 2;
+        goto err;
+    }
     code = 1;
     g->prefix_len = strlen(g->o.prefix);
     g->id_width = 1;

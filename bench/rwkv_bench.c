@@ -11,6 +11,7 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/textin.h"
 #include "daemon/engine.h"
 #include "model/features.h"
 #include "model/rwkv.h"
@@ -195,18 +197,24 @@ static double run_engine(const rk_dims *d, int S, int B, int threads, double sec
 
 int main(int argc, char **argv) {
     double seconds = 0.6;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0) seconds = 0.15;
-        else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = atof(argv[++i]);
-        else if (strcmp(argv[i], "--help") == 0) {
+    ti_getopt g;
+    int c;
+    if (ti_getopt_init(&g, "q/quick s/seconds= h|help", 0)) return 2;
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        switch (c) {
+        case 'q': seconds = 0.15; break;
+        case 's': if (ti_opt_double("--seconds", optarg, 0, 1, 3600, &seconds)) return 2; break;
+        case 'h':
             printf("Usage: rwkv_bench [--quick] [--seconds S]\n"
-                   "Model-only RWKV step speed: unbatched vs batched, vs this core's FMA peak.\n");
+                   "Model-only RWKV step speed: unbatched vs batched, vs this core's FMA peak.\n"
+                   "  --quick      0.15 s per measurement\n"
+                   "  --seconds S  seconds per measurement (default 0.6)\n"
+                   "  -h, --help   this text\n");
             return 0;
-        } else {
-            fprintf(stderr, "Error: Unknown option '%s'.\n", argv[i]);
-            return 2;
+        default: return ti_opt_error(c, argv);
         }
     }
+    if (ti_opt_operands(argc, argv, 0)) return 2;
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
     /* The peak is the better of 8- and 16-wide FMA: some cores split 512-bit

@@ -5,8 +5,8 @@
  */
 #include "tools/cli_util.h"
 
-#include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +16,7 @@
 #include <msgpack/timestamp.h>
 #include <zmq.h>
 
-/* For rp_days_from_civil only: rp.h is header-only so bench programs, which
- * do not link the tools' objects, share the same date arithmetic. */
-#include "tools/rp.h"
+#include "model/synth.h"
 
 volatile sig_atomic_t cli_stop;
 
@@ -28,13 +26,11 @@ static void on_signal(int sig) {
 }
 
 void cli_install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
     /* No SA_RESTART: a blocking zmq_poll or nanosleep must return with EINTR. */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    static const int sigs[] = {SIGINT, SIGTERM};
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
 }
 
 const char *cli_control_default(char *buf, size_t n) {
@@ -66,71 +62,6 @@ void cli_sleep(double s) {
     nanosleep(&ts, NULL);
 }
 
-int cli_parse_long(const char *s, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno) return -1;
-    *out = v;
-    return 0;
-}
-
-int cli_parse_double(const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno == ERANGE) return -1;
-    while (isspace((unsigned char)*end)) end++;
-    if (*end != '\0') return -1;
-    *out = v;
-    return 0;
-}
-
-int cli_parse_time(const char *s, double *out) {
-    while (isspace((unsigned char)*s)) s++;
-    /* Epoch seconds: a plain number without a date dash after the first digits. */
-    double num;
-    if (cli_parse_double(s, &num) == 0) {
-        if (!isfinite(num)) return -1;
-        *out = num;
-        return 0;
-    }
-    int y, mo, d, h = 0, mi = 0, n = 0;
-    double sec = 0;
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10) return -1;
-    const char *p = s + n;
-    if (*p == 'T' || *p == ' ') {
-        int m2 = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &m2) != 2 || m2 != 5) return -1;
-        p += 1 + m2;
-        if (*p == ':') {
-            char *end;
-            sec = strtod(p + 1, &end);
-            if (end == p + 1) return -1;
-            p = end;
-        }
-    }
-    double off = 0;
-    if (*p == 'Z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om = 0, m3 = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m3) == 2 && m3 == 5) {
-            off = oh * 3600.0 + om * 60.0;
-        } else if (sscanf(p + 1, "%2d%n", &oh, &m3) == 1 && m3 == 2) {
-            off = oh * 3600.0;
-        } else {
-            return -1;
-        }
-        if (*p == '-') off = -off;
-        p += 1 + m3;
-    }
-    while (isspace((unsigned char)*p)) p++;
-    if (*p != '\0') return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec < 0 || sec >= 61) return -1;
-    *out = (double)rp_days_from_civil(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + sec - off;
-    return 0;
-}
 
 void cli_format_clock(char *buf, size_t n, double t) {
     time_t secs = (time_t)floor(t);
@@ -142,88 +73,136 @@ void cli_format_clock(char *buf, size_t n, double t) {
     if (k < n) snprintf(buf + k, n - k, ".%03d", ms);
 }
 
-void *cli_ingest_open(void **ctx, const char *endpoint, int mode, int bind, int wait_ms) {
-    void *c = zmq_ctx_new();
-    void *s = NULL;
-    if (!c) {
-        fprintf(stderr, "Error: Cannot create a ZeroMQ context (%s).\n", zmq_strerror(errno));
-        return NULL;
+const char *const cli_series_names[] = {"series", "s", "id", "series_id", "sensor", "name", NULL};
+const char *const cli_time_names[] = {"timestamp", "time", "t", "ts", "date", "datetime", NULL};
+const char *const cli_value_names[] = {"value", "v", "y", NULL};
+
+int cli_find_col(ti_csv *c, const ti_row *hdr, const char *const *names, const char *role) {
+    int found = -1;
+    for (int i = 0; i < hdr->n; i++)
+        for (const char *const *nm = names; *nm; nm++) {
+            if (ti_row_find(hdr, *nm, i) != i) continue;
+            if (found >= 0) {
+                /* Two columns could both be the timestamp: guessing would be silent data loss. */
+                fprintf(stderr, "Error: %s:%ld:%ld: Columns '%s' and '%s' both name the %s column.\n",
+                        ti_csv_label(c), hdr->f[i].line, hdr->f[i].col, hdr->f[found].s, hdr->f[i].s, role);
+                return -2;
+            }
+            found = i;
+            break;
+        }
+    return found;
+}
+
+int cli_opt_kind(const char *name, const char *arg, int allow_none, int *kind) {
+    *kind = allow_none && strcmp(arg, "none") == 0 ? -1 : sy_kind_from_name(arg);
+    if (*kind >= 0 || (allow_none && strcmp(arg, "none") == 0)) return 0;
+    char list[256] = "";
+    size_t k = 0;
+    for (int i = 0; i < SY_KIND_COUNT && k < sizeof list; i++)
+        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", sy_kind_name(i));
+    fprintf(stderr, "Error: Invalid '%s' value (%s): expected one of %s%s.\n", name, arg, list,
+            allow_none ? ", none" : "");
+    return -1;
+}
+
+int cli_ingest_option(cli_ingest_opts *o, int c, const char *arg) {
+    switch (c) {
+    case 'e': o->endpoint = arg; return 1;
+    case 'P': o->mode = 'u'; return 1;
+    case 'U': o->mode = 'p'; return 1;
+    case 'B': o->bind = 1; return 1;
+    case 'w': return ti_opt_long("--wait", arg, 0, 3600000, &o->wait_ms) ? -1 : 1;
+    default: return 0;
     }
-    s = zmq_socket(c, mode == 'u' ? ZMQ_PUSH : ZMQ_XPUB);
+}
+
+void *cli_socket_open(void **ctx, int type, const char *endpoint, int bind, int sndhwm) {
+    void *c = zmq_ctx_new();
+    void *s = c ? zmq_socket(c, type) : NULL;
     if (!s) {
         fprintf(stderr, "Error: Cannot create a ZeroMQ socket (%s).\n", zmq_strerror(errno));
         goto err;
     }
-    /* A generous send HWM: bursts from `send` of a big CSV must queue, not drop. */
-    int hwm = 1000000;
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    int rc = bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint);
-    if (rc != 0) {
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    /* Before connecting: the high-water mark applies to pipes made after it is set. */
+    if (sndhwm > 0) zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
+    if ((bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint)) != 0) {
         fprintf(stderr, "Error: Cannot %s '%s' (%s).\n", bind ? "bind" : "connect to", endpoint,
                 zmq_strerror(errno));
         goto err;
     }
-    if (mode != 'u') {
-        /* Wait for the subscriber's SUBSCRIBE message (first byte 1). */
-        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-        double deadline = cli_now() + wait_ms / 1000.0;
-        int subscribed = 0, everything = 0;
-        char prefix[64] = "";
-        while (!subscribed && !cli_stop) {
-            double left = deadline - cli_now();
-            if (left <= 0) break;
-            int pr = zmq_poll(&it, 1, (long)(left * 1000.0) + 1);
-            if (pr < 0 && errno == EINTR) continue;
-            if (pr <= 0) break;
-            char msg[256];
-            int len = zmq_recv(s, msg, sizeof msg, ZMQ_DONTWAIT);
-            if (len > 0 && msg[0] == 1) {
-                subscribed = 1;
-                everything = len == 1;
-                if (len > 1) snprintf(prefix, sizeof prefix, "%.*s", len - 1 < 63 ? len - 1 : 63, msg + 1);
-            }
-        }
-        /* A subscriber that filters on prefixes only sees messages whose topic
-         * frame matches; say so rather than let samples vanish silently. */
-        if (subscribed && !everything && zmq_poll(&it, 1, 100) > 0) {
-            char msg[256];
-            int len = zmq_recv(s, msg, sizeof msg, ZMQ_DONTWAIT);
-            everything = len == 1 && msg[0] == 1;
-        }
-        if (subscribed && !everything)
-            fprintf(stderr,
-                    "Note: The subscriber on '%s' filters on topic prefixes (e.g. '%s'); only messages "
-                    "with a matching topic frame reach it (send --topic sends the series id).\n",
-                    endpoint, prefix);
-        if (!subscribed) {
-            if (!cli_stop)
-                fprintf(stderr,
-                        "Error: No subscriber on '%s' after %d ms (is rwkvcastd running and "
-                        "listening there? --pull switches to PUSH).\n",
-                        endpoint, wait_ms);
-            goto err;
-        }
-        /* Other subscribers may still be joining; a short grace costs little. */
-        cli_sleep(0.05);
-    }
     *ctx = c;
     return s;
 err:
-    if (s) {
-        int zero = 0;
-        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_close(s);
-    }
-    zmq_ctx_term(c);
+    cli_socket_close(c, s, 0);
     return NULL;
 }
 
-void cli_ingest_close(void *ctx, void *sock, int linger_ms) {
+void cli_socket_close(void *ctx, void *sock, int linger_ms) {
     if (sock) {
         zmq_setsockopt(sock, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
         zmq_close(sock);
     }
     if (ctx) zmq_ctx_term(ctx);
+}
+
+/* Waits up to wait_ms for a subscription on XPUB socket s; 0 when one came. */
+static int await_subscriber(void *s, const char *endpoint, long wait_ms) {
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    double deadline = cli_now() + (double)wait_ms / 1000.0;
+    int subscribed = 0, everything = 0;
+    char prefix[64] = "";
+    while (!subscribed && !cli_stop) {
+        double left = deadline - cli_now();
+        if (left <= 0) break;
+        int pr = zmq_poll(&it, 1, (long)(left * 1000.0) + 1);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) break;
+        /* A subscription message starts with byte 1, then the topic prefix. */
+        char msg[256];
+        int len = zmq_recv(s, msg, sizeof msg, ZMQ_DONTWAIT);
+        if (len > 0 && msg[0] == 1) {
+            subscribed = 1;
+            everything = len == 1;
+            if (len > 1) snprintf(prefix, sizeof prefix, "%.*s", len - 1 < 63 ? len - 1 : 63, msg + 1);
+        }
+    }
+    /* A subscriber that filters on prefixes only sees messages whose topic
+     * frame matches; say so rather than let samples vanish silently. */
+    if (subscribed && !everything && zmq_poll(&it, 1, 100) > 0) {
+        char msg[256];
+        int len = zmq_recv(s, msg, sizeof msg, ZMQ_DONTWAIT);
+        everything = len == 1 && msg[0] == 1;
+    }
+    if (subscribed && !everything)
+        fprintf(stderr,
+                "Note: The subscriber on '%s' filters on topic prefixes (e.g. '%s'); only messages "
+                "with a matching topic frame reach it (send --topic sends the series id).\n",
+                endpoint, prefix);
+    if (!subscribed) {
+        if (!cli_stop)
+            fprintf(stderr,
+                    "Error: No subscriber on '%s' after %ld ms (is rwkvcastd running and "
+                    "listening there? --pull switches to PUSH).\n",
+                    endpoint, wait_ms);
+        return -1;
+    }
+    /* Other subscribers may still be joining; a short grace costs little. */
+    cli_sleep(0.05);
+    return 0;
+}
+
+void *cli_ingest_open(void **ctx, const cli_ingest_opts *o) {
+    /* A generous send HWM: bursts from `send` of a big CSV must queue, not drop. */
+    void *s = cli_socket_open(ctx, o->mode == 'u' ? ZMQ_PUSH : ZMQ_XPUB, o->endpoint, o->bind, 1000000);
+    if (s && o->mode != 'u' && await_subscriber(s, o->endpoint, o->wait_ms) != 0) {
+        cli_socket_close(*ctx, s, 0);
+        *ctx = NULL;
+        return NULL;
+    }
+    return s;
 }
 
 const msgpack_object *cli_map_get(const msgpack_object *m, const char *key) {

@@ -1,8 +1,10 @@
 /*
- * cli_util.h: helpers shared by the networked subcommands of `rwkvcast`
- * (send, tail, ctl, simulate): default endpoints, the ingest socket with the
- * PUB slow-joiner handled, CSV timestamp parsing, msgpack-to-JSON printing,
- * strict number parsing and a SIGINT/SIGTERM stop flag.
+ * cli_util.h: helpers shared by the subcommands of `rwkvcast`: default
+ * endpoints, the options and sockets of the networked commands (send, tail,
+ * ctl, simulate) with the PUB slow-joiner handled, the CSV column names that
+ * send and replay both recognise, msgpack-to-JSON printing and a
+ * SIGINT/SIGTERM stop flag. Parsing text (CSV, timestamps, numbers, option
+ * values) is common/textin.h's job.
  *
  * Everything here runs on the tool's main thread only. Functions that can
  * fail print one "Error: ..." line to stderr themselves (the tools are
@@ -18,6 +20,8 @@
 #include <stdio.h>
 
 #include <msgpack.h>
+
+#include "common/textin.h"
 
 /* Default endpoints, docs/PROTOCOL.md §1-3. */
 #define CLI_INGEST_DEFAULT "tcp://127.0.0.1:7701"
@@ -40,31 +44,63 @@ void cli_install_signals(void);
 double cli_now(void);
 void cli_sleep(double s);
 
-/* Strict whole-string parsers; return 0 on success, -1 otherwise. */
-int cli_parse_long(const char *s, long *out);
-int cli_parse_double(const char *s, double *out);
-
-/*
- * Parses a timestamp: epoch seconds (int or float), "YYYY-MM-DD HH:MM:SS",
- * "YYYY-MM-DD", or ISO-8601 "YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM]". Times
- * without a zone are UTC. Returns 0 and *out in epoch seconds, or -1.
- */
-int cli_parse_time(const char *s, double *out);
 /* Formats epoch seconds as local "HH:MM:SS.mmm" into buf (>= 16 bytes). */
 void cli_format_clock(char *buf, size_t n, double t);
 
 /*
- * Opens the socket samples are sent on. mode 'p' = PUB semantics, 'u' = PUSH.
- * PUB mode uses an XPUB socket so it can see the daemon's subscription
- * arrive: a PUB drops everything sent before the subscriber's SUBSCRIBE
- * reaches it (the ZeroMQ slow-joiner problem), so we wait up to wait_ms for
- * one subscription and fail with a clear message if none comes. bind != 0
- * binds instead of connecting. Returns the socket (owned by the caller,
- * close with cli_ingest_close) or NULL; *ctx receives the context.
+ * Header names of the series, timestamp and value columns of a CSV, for
+ * send and replay alike (NULL-terminated; matched ignoring case and blanks).
  */
-void *cli_ingest_open(void **ctx, const char *endpoint, int mode, int bind, int wait_ms);
-/* Flushes pending messages (up to linger_ms), closes the socket, ends ctx. */
-void cli_ingest_close(void *ctx, void *sock, int linger_ms);
+extern const char *const cli_series_names[]; /* series, s, id, series_id, sensor, name */
+extern const char *const cli_time_names[];   /* timestamp, time, t, ts, date, datetime */
+extern const char *const cli_value_names[];  /* value, v, y */
+/*
+ * Index of the column of header row hdr (read from c) named by one of
+ * names, -1 when none is, or -2 after printing "Error: FILE:LINE:COL:
+ * Columns 'a' and 'b' both name the ROLE column." when two are.
+ */
+int cli_find_col(ti_csv *c, const ti_row *hdr, const char *const *names, const char *role);
+
+/*
+ * A generated-series kind (model/synth.h) given to option name: 0 and *kind,
+ * or -1 after printing "Error: Invalid '--x' value (v); expected one of
+ * KIND, ...". With allow_none, "none" is accepted as kind -1.
+ */
+int cli_opt_kind(const char *name, const char *arg, int allow_none, int *kind);
+
+/* Options of the ingest socket (send, simulate), filled by cli_ingest_option. */
+typedef struct cli_ingest_opts {
+    const char *endpoint; /* -e, --endpoint */
+    int mode;             /* 'p' PUB semantics (--pub, the default) or 'u' PUSH (--pull) */
+    int bind;             /* --bind: bind instead of connecting */
+    long wait_ms;         /* -w, --wait: how long PUB mode waits for a subscriber, ms */
+} cli_ingest_opts;
+/* Their part of a ti_getopt_init spec (common/textin.h). */
+#define CLI_INGEST_SPEC "e|endpoint= P/pull U/pub B/bind w|wait= "
+/* Takes getopt_long's result c: 1 if it was an ingest option (stored), 0 if
+ * not, -1 for a bad value (message printed). */
+int cli_ingest_option(cli_ingest_opts *o, int c, const char *arg);
+
+/*
+ * Opens the socket samples are sent on (o->mode 'p' = PUB semantics, 'u' =
+ * PUSH). PUB mode uses an XPUB socket so it can see the daemon's
+ * subscription arrive: a PUB drops everything sent before the subscriber's
+ * SUBSCRIBE reaches it (the ZeroMQ slow-joiner problem), so we wait up to
+ * o->wait_ms for one subscription and fail with a clear message if none
+ * comes. Returns the socket (close with cli_socket_close) or NULL; *ctx
+ * receives the context.
+ */
+void *cli_ingest_open(void **ctx, const cli_ingest_opts *o);
+
+/*
+ * A new context and a socket of ZeroMQ type `type` with linger 0 and, if
+ * sndhwm > 0, that send high-water mark, connected to endpoint (bound on
+ * it when bind != 0). Returns the socket and *ctx, or NULL after printing
+ * an error. Close with cli_socket_close.
+ */
+void *cli_socket_open(void **ctx, int type, const char *endpoint, int bind, int sndhwm);
+/* Gives pending messages up to linger_ms to leave, closes sock (NULL: none) and ends ctx (NULL: none). */
+void cli_socket_close(void *ctx, void *sock, int linger_ms);
 
 /* Returns the value for key in a msgpack map, or NULL (also when m is no map). */
 const msgpack_object *cli_map_get(const msgpack_object *m, const char *key);

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <msgpack.h>
 #include <zmq.h>
 
+#include "common/textin.h"
 #include "tools/cli_util.h"
 #include "tools/cmd.h"
 
@@ -47,7 +49,8 @@ static void usage(FILE *f) {
             "unreachable, 2 on a usage error.\n");
 }
 
-/* Packs a KEY=VALUE value with the type it looks like. */
+/* Packs a KEY=VALUE value with the type it looks like (numbers as
+ * common/textin.h reads them: decimal only, so "0x10" or "inf" stay strings). */
 static void pack_value(msgpack_packer *pk, const char *v) {
     long l;
     double d;
@@ -60,9 +63,9 @@ static void pack_value(msgpack_packer *pk, const char *v) {
         msgpack_pack_false(pk);
     } else if (strcmp(v, "null") == 0) {
         msgpack_pack_nil(pk);
-    } else if (cli_parse_long(v, &l) == 0) {
+    } else if (ti_parse_long(v, LONG_MIN, LONG_MAX, &l) == RC_OK) {
         msgpack_pack_int64(pk, l);
-    } else if (n > 0 && cli_parse_double(v, &d) == 0) {
+    } else if (ti_parse_double(v, &d) == RC_OK) {
         msgpack_pack_double(pk, d);
     } else {
         msgpack_pack_str_with_body(pk, v, n);
@@ -70,32 +73,21 @@ static void pack_value(msgpack_packer *pk, const char *v) {
 }
 
 int cmd_ctl(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"endpoint", required_argument, NULL, 'e'},
-        {"timeout", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    ti_getopt g;
+    /* Options end at CMD: its KEY=VALUE operands may start with '-'. */
+    if (ti_getopt_init(&g, "e|endpoint= t|timeout= j|json h|help", 1)) return 2;
     char defep[512];
     const char *endpoint = NULL;
     long timeout = 3000;
     int oneline = 0;
     int c;
-    optind = 1;
-    /* '+' stops at the first non-option: CMD and KEY=VALUE are positional. */
-    while ((c = getopt_long(argc, argv, "+e:t:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
         case 'e': endpoint = optarg; break;
-        case 't':
-            if (cli_parse_long(optarg, &timeout) != 0 || timeout <= 0) {
-                fprintf(stderr, "Error: Invalid '--timeout' value (%s).\n", optarg);
-                return 2;
-            }
-            break;
+        case 't': if (ti_opt_long("--timeout", optarg, 1, INT_MAX, &timeout)) return 2; break;
         case 'j': oneline = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
     if (optind >= argc) {
@@ -126,29 +118,20 @@ int cmd_ctl(int argc, char **argv) {
     }
 
     int ret = 1;
-    void *ctx = zmq_ctx_new();
-    void *s = ctx ? zmq_socket(ctx, ZMQ_REQ) : NULL;
+    void *ctx = NULL;
     zmq_msg_t reply;
     zmq_msg_init(&reply);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    if (!s) {
-        fprintf(stderr, "Error: Cannot create a ZeroMQ socket (%s).\n", zmq_strerror(errno));
-        goto err;
-    }
-    /* Linger 0: an unanswered request must not keep us alive at exit. */
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_connect(s, endpoint) != 0) {
-        fprintf(stderr, "Error: Cannot connect to '%s' (%s).\n", endpoint, zmq_strerror(errno));
-        goto err;
-    }
+    /* Linger 0 (cli_socket_open's): an unanswered request must not keep us alive at exit. */
+    void *s = cli_socket_open(&ctx, ZMQ_REQ, endpoint, 0, 0);
+    if (!s) goto err;
     if (zmq_send(s, sb.data, sb.size, 0) < 0) {
         fprintf(stderr, "Error: Cannot send to '%s' (%s).\n", endpoint, zmq_strerror(errno));
         goto err;
     }
     zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-    int pr = zmq_poll(&it, 1, timeout);
+    int pr = zmq_poll(&it, 1, (long)timeout);
     if (pr <= 0) {
         if (pr < 0 && errno != EINTR)
             fprintf(stderr, "Error: Polling '%s' failed (%s).\n", endpoint, zmq_strerror(errno));
@@ -181,8 +164,7 @@ int cmd_ctl(int argc, char **argv) {
 err:
     msgpack_unpacked_destroy(&up);
     zmq_msg_close(&reply);
-    if (s) zmq_close(s);
-    if (ctx) zmq_ctx_term(ctx);
+    cli_socket_close(ctx, s, 0);
     msgpack_sbuffer_destroy(&sb);
     return ret;
 }

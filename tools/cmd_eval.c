@@ -16,16 +16,20 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/base.h"
+#include "common/textin.h"
 #include "daemon/engine.h"
 #include "model/features.h"
 #include "model/rwkv.h"
 #include "model/synth.h"
+#include "tools/cli_util.h"
 #include "tools/cmd.h"
 #include "tools/wide_csv.h"
 
@@ -40,10 +44,20 @@ static void usage(FILE *f) {
             "Usage: rwkvcast eval [--train TRAIN.csv --test TEST.csv] [-m MODEL] [--out FILE]\n"
             "       rwkvcast eval --synthetic KIND [--count N] [--seed S] [-m MODEL]\n"
             "       rwkvcast eval --live [DIR] [-m MODEL] [--csv FILE]  (see eval --live --help)\n"
-            "  Defaults: --train " EV_TRAIN_DEFAULT "\n"
-            "            --test  " EV_TEST_DEFAULT "\n"
-            "            -m      the default model (see rwkvcastd(8))\n"
-            "  --out FILE writes id,h,yhat,lo,hi for the model's forecasts.\n");
+            "\n"
+            "Scores the model, seasonal naive and Naive2 (sMAPE, MASE, OWA, cov80) on the test\n"
+            "horizon of every series of M4-style wide CSVs (a header row, then one series per\n"
+            "row: its id, then its values; fields may be in double quotes; an empty field,\n"
+            "'nan', 'null' or 'NA' is a missing value; series ids must be unique).\n"
+            "\n"
+            "      --train FILE    training parts (default " EV_TRAIN_DEFAULT ")\n"
+            "      --test FILE     test parts (default " EV_TEST_DEFAULT ")\n"
+            "  -m, --model MODEL   weights file (default: the default model, see rwkvcastd(8))\n"
+            "      --out FILE      write id,h,yhat,lo,hi for the model's forecasts\n"
+            "      --synthetic KIND  score COUNT generated series of this kind instead\n"
+            "      --count N       generated series (default 200)\n"
+            "      --seed S        seed of the generated series (default 12345)\n"
+            "  -h, --help          this text\n");
 }
 
 typedef struct score_acc {
@@ -168,42 +182,29 @@ static void naive2(const double *x, int n, int H, double *f, double *lo, double 
 int cmd_eval(int argc, char **argv) {
     const char *trainp = EV_TRAIN_DEFAULT, *testp = EV_TEST_DEFAULT, *modelp = NULL, *outp = NULL;
     const char *synth = NULL;
-    int count = 200;
+    int count = 200, kind = -1, c;
     uint64_t seed = 12345;
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--live") == 0) return cmd_eval_live(argc, argv);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define ARG(name) (strcmp(a, name) == 0 && v && (i++, 1))
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (ARG("--train")) {
-            trainp = v;
-        } else if (ARG("--test")) {
-            testp = v;
-        } else if (ARG("-m") || (strcmp(a, "--model") == 0 && v && (i++, 1))) {
-            modelp = v;
-        } else if (ARG("--out")) {
-            outp = v;
-        } else if (ARG("--synthetic")) {
-            synth = v;
-        } else if (ARG("--count")) {
-            count = atoi(v);
-        } else if (ARG("--seed")) {
-            seed = strtoull(v, NULL, 10);
-        } else {
-            fprintf(stderr, "Error: Unknown or incomplete option '%s'.\n", a);
-            usage(stderr);
-            return 2;
+    ti_getopt g;
+    if (ti_getopt_init(&g, "T/train= E/test= m|model= o/out= S/synthetic= n/count= s/seed= h|help", 0)) return 2;
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        switch (c) {
+        case 'T': trainp = optarg; break;
+        case 'E': testp = optarg; break;
+        case 'm': modelp = optarg; break;
+        case 'o': outp = optarg; break;
+        case 'S':
+            synth = optarg;
+            if (cli_opt_kind("--synthetic", synth, 0, &kind)) return 2;
+            break;
+        case 'n': if (ti_opt_int("--count", optarg, 1, 100000, &count)) return 2; break;
+        case 's': if (ti_opt_u64("--seed", optarg, &seed)) return 2; break;
+        case 'h': usage(stdout); return 0;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
-#undef ARG
     }
-    int kind = -1;
-    if (synth && ((kind = sy_kind_from_name(synth)) < 0 || count < 1)) {
-        fprintf(stderr, "Error: Unknown series kind '%s' or bad --count.\n", synth);
-        return 2;
-    }
+    if (ti_opt_operands(argc, argv, 0)) return 2;
     if (!modelp) modelp = en_default_model_path();
     int rc = 1;
     rc_err e;
@@ -260,8 +261,10 @@ int cmd_eval(int argc, char **argv) {
         tr = wide_csv_read(trainp);
         te = tr ? wide_csv_read(testp) : NULL;
         if (!tr || !te) {
-            fprintf(stderr, "Error: M4 Hourly data missing: need '%s' and '%s' (pass --train and"
-                            " --test).\n", trainp, testp);
+            /* wide_csv_read said what is wrong; a missing file also gets the way out. */
+            if (access(trainp, F_OK) != 0 || access(testp, F_OK) != 0)
+                fprintf(stderr, "Error: M4 Hourly data missing: need '%s' and '%s' (pass --train and"
+                                " --test).\n", trainp, testp);
             goto done;
         }
         ns = tr->n;

@@ -2,11 +2,15 @@
  * cmd_replay.c: `rwkvcast replay [-m MODEL] [--horizon] INPUT.csv`, the
  * daemon's engine (daemon/engine.h) run offline over one series (docs/PROTOCOL.md §5).
  *
- * Input: CSV with a header naming `timestamp` and `value` columns (',' or
- * ';' separated; other columns ignored). Output on stdout, one row per
- * input row, in order:
+ * Input: CSV read by common/textin.h (',', ';' or tab, detected; RFC 4180
+ * quotes; blank lines skipped) with a header naming the timestamp and value
+ * columns (the names `send` knows, cli_util.h: timestamp, time, t, ...;
+ * value, v, y; other columns ignored). A malformed record (an unterminated
+ * quote, say) stops the replay with "Error: FILE:LINE:COL: ...", exit 1,
+ * after the rows before it. Output on stdout, one row per input row, in order:
  *   timestamp,value,yhat,lo,hi,anomaly_score,level,flag[,yhat_1,lo_1,hi_1,...]
- * timestamp and value are echoed as read. yhat/lo/hi on row i are the
+ * timestamp and value are echoed as read (without surrounding blanks, quoted
+ * as CSV when they hold a comma, a quote or a line break). yhat/lo/hi on row i are the
  * one-step forecast of row i made from rows < i (the engine's en_result.prev,
  * empty before the first forecast); anomaly_score and level judge row i;
  * --horizon appends the full H-step forecast made after row i.
@@ -26,19 +30,19 @@
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "common/base.h"
+#include "common/textin.h"
 #include "daemon/engine.h"
 #include "model/rwkv.h"
+#include "tools/cli_util.h"
 #include "tools/cmd.h"
 #include "tools/rp.h"
-
-#define RP_MAX_FIELDS 64
 
 /* The last engine result, copied out of the callback (its pointers die). */
 typedef struct rp_last {
@@ -74,83 +78,95 @@ static void on_result(void *vctx, const en_result *r) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "Usage: rwkvcast replay [-m MODEL] [--horizon] INPUT.csv\n\n"
+            "Usage: rwkvcast replay [-m MODEL] [--horizon] INPUT.csv|-\n\n"
             "Runs the daemon's engine over one series offline and writes, for every\n"
             "input row, timestamp,value,yhat,lo,hi,anomaly_score,level,flag to stdout.\n"
             "yhat/lo/hi are the one-step forecast of the row made from earlier rows.\n\n"
-            "  -m MODEL    weights file (default: $RWKVCAST_MODEL, the installed model,\n"
-            "              or model/default.rwkv; a random model if none exists)\n"
-            "  --horizon   also write the full forecast made after each row\n"
-            "              (yhat_h,lo_h,hi_h for h = 1..H)\n"
-            "  -h, --help  this text\n");
+            "INPUT.csv ('-' = stdin) has a header naming a timestamp column (timestamp|time|t|\n"
+            "ts|date|datetime) and a value column (value|v|y); fields are separated by ',',\n"
+            "';' or a tab (seen in the header) and may be in double quotes.\n"
+            TI_TIME_HELP
+            "Rows that cannot be used keep their output row, with flag missing, bad_value,\n"
+            "bad_time or old_time instead of ok.\n\n"
+            "  -m, --model MODEL  weights file (default: $RWKVCAST_MODEL, the installed model,\n"
+            "                     or model/default.rwkv; a random model if none exists)\n"
+            "      --horizon      also write the full forecast made after each row\n"
+            "                     (yhat_h,lo_h,hi_h for h = 1..H)\n"
+            "  -h, --help         this text\n");
 }
 
-static int find_col(char **f, int n, const char *name) {
-    for (int i = 0; i < n; i++) {
-        const char *s = f[i];
-        while (*s == ' ' || *s == '"') s++;
-        size_t len = strlen(s);
-        while (len && (s[len - 1] == ' ' || s[len - 1] == '"')) len--;
-        if (len == strlen(name) && strncasecmp(s, name, len) == 0) return i;
-    }
-    return -1;
-}
-
+/* Echoes a field as read minus surrounding blanks, quoted as CSV if it needs it. */
 static void put_field(const char *s) {
-    /* Echo as read, minus surrounding blanks; quote only if it needs it. */
-    while (*s == ' ') s++;
+    while (*s == ' ' || *s == '\t') s++;
     size_t len = strlen(s);
-    while (len && s[len - 1] == ' ') len--;
-    if (memchr(s, ',', len)) {
-        putchar('"');
-        for (size_t i = 0; i < len; i++)
-            if (s[i] != '"') putchar(s[i]);
-        putchar('"');
-    } else {
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
+    if (strcspn(s, ",\"\r\n") >= len) {
         fwrite(s, 1, len, stdout);
+        return;
     }
+    putchar('"');
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"') putchar('"');
+        putchar(s[i]);
+    }
+    putchar('"');
+}
+
+/* Reads the header: the timestamp and value columns into *ct, *cv. 0, or -1 (printed). */
+static int read_header(ti_csv *in, int *ct, int *cv) {
+    ti_row r;
+    rc_err e = ti_csv_next(in, &r);
+    if (e != RC_OK) {
+        fprintf(stderr, "Error: %s\n", ti_csv_error(in));
+        return -1;
+    }
+    if (r.n == 0) {
+        fprintf(stderr, "Error: '%s' is empty (expected a header with timestamp,value).\n", ti_csv_label(in));
+        return -1;
+    }
+    if ((*ct = cli_find_col(in, &r, cli_time_names, "timestamp")) == -2 ||
+        (*cv = cli_find_col(in, &r, cli_value_names, "value")) == -2)
+        return -1;
+    if (*ct < 0 || *cv < 0) {
+        fprintf(stderr, "Error: %s:%ld:1: The header needs a timestamp and a value column (e.g. timestamp,value).\n",
+                ti_csv_label(in), r.line);
+        return -1;
+    }
+    return 0;
 }
 
 int cmd_replay(int argc, char **argv) {
+    ti_getopt g;
     const char *model_path = NULL, *input = NULL;
-    int horizon = 0, rc = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "-m") && i + 1 < argc) {
-            model_path = argv[++i];
-        } else if (!strcmp(argv[i], "--horizon")) {
-            horizon = 1;
-        } else if (argv[i][0] == '-' && argv[i][1] != 0) {
-            fprintf(stderr, "Error: Unknown option '%s'.\n", argv[i]);
-            usage(stderr);
-            return 2;
-        } else if (!input) {
-            input = argv[i];
-        } else {
-            fprintf(stderr, "Error: More than one input file ('%s').\n", argv[i]);
-            return 2;
+    int horizon = 0, rc = 1, c;
+    if (ti_getopt_init(&g, "m|model= H/horizon h|help", 0)) return 2;
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 'H': horizon = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
-    if (!input) {
+    if (ti_opt_operands(argc, argv, 1)) return 2;
+    if (optind == argc) {
         usage(stderr);
         return 2;
     }
+    input = argv[optind];
 
-    FILE *in = NULL;
+    ti_csv *in = NULL;
     rk_model *m = NULL;
     en_engine *e = NULL;
-    char *line = NULL;
-    size_t cap = 0;
     rp_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     char errbuf[256] = "";
     int is_random = 0;
 
-    in = strcmp(input, "-") ? fopen(input, "r") : stdin;
+    rc_err oerr;
+    in = ti_csv_open(input, 0, 0, &oerr, errbuf, sizeof errbuf);
     if (!in) {
-        fprintf(stderr, "Error: Cannot open '%s' (%s).\n", input, strerror(errno));
+        fprintf(stderr, "Error: %s\n", errbuf);
         goto err;
     }
     m = rp_open_model(model_path, &is_random, errbuf, sizeof errbuf);
@@ -183,45 +199,28 @@ int cmd_replay(int argc, char **argv) {
         goto err;
     }
 
-    /* Header: find the columns. */
-    if (getline(&line, &cap, in) < 0) {
-        fprintf(stderr, "Error: '%s' is empty (expected a header with timestamp,value).\n", input);
-        goto err;
-    }
-    char sep = strchr(line, ',') ? ',' : strchr(line, ';') ? ';' : ',';
-    char *f[RP_MAX_FIELDS];
-    int nf = rp_split(line, sep, f, RP_MAX_FIELDS);
-    int ct = find_col(f, nf, "timestamp"), cv = find_col(f, nf, "value");
-    if (ct < 0 || cv < 0) {
-        fprintf(stderr, "Error: '%s': the header needs 'timestamp' and 'value' columns.\n", input);
-        goto err;
-    }
+    int ct, cv;
+    if (read_header(in, &ct, &cv) != 0) goto err;
     fputs("timestamp,value,yhat,lo,hi,anomaly_score,level,flag", stdout);
     if (horizon)
         for (int h = 1; h <= ctx.last.H; h++) printf(",yhat_%d,lo_%d,hi_%d", h, h, h);
     putchar('\n');
 
     int Q = ctx.Q;
-    while (getline(&line, &cap, in) >= 0) {
-        size_t ll = strlen(line);
-        while (ll && (line[ll - 1] == '\n' || line[ll - 1] == '\r')) line[--ll] = 0;
-        nf = rp_split(line, sep, f, RP_MAX_FIELDS);
-        const char *ts = ct < nf ? f[ct] : "";
-        const char *vs = cv < nf ? f[cv] : "";
-        double t, v;
+    ti_row r;
+    rc_err re;
+    while ((re = ti_csv_next(in, &r)) == RC_OK && r.n > 0) {
+        const char *ts = ct < r.n ? r.f[ct].s : "";
+        const char *vs = cv < r.n ? r.f[cv].s : "";
+        double t, v = NAN;
         const char *flag = "ok";
         int fed = 0;
         ctx.last.have = 0;
-        if (!rp_parse_time(ts, &t)) {
+        if (ti_parse_time(ts, &t, NULL) != RC_OK) {
             flag = "bad_time";
         } else {
-            int pv = rp_parse_value(vs, &v);
-            if (pv == 0) {
-                flag = "bad_value";
-                v = NAN;
-            } else if (pv == 2) {
-                flag = "missing";
-            }
+            if (ti_is_missing(vs)) flag = "missing";
+            else if (ti_parse_double(vs, &v) != RC_OK) flag = "bad_value", v = NAN;
             rc_err pe = en_push(e, 0, t, v);
             if (pe == RC_OK) {
                 en_flush(e);
@@ -251,8 +250,10 @@ int cmd_replay(int argc, char **argv) {
         }
         putchar('\n');
     }
-    if (ferror(in)) {
-        fprintf(stderr, "Error: Reading '%s' failed (%s).\n", input, strerror(errno));
+    if (re != RC_OK) {
+        /* The rows before it are out; a broken record ends the replay (see the top of the file). */
+        fflush(stdout);
+        fprintf(stderr, "Error: %s\n", ti_csv_error(in));
         goto err;
     }
     if (fflush(stdout) != 0) {
@@ -261,10 +262,9 @@ int cmd_replay(int argc, char **argv) {
     }
     rc = 0;
 err:
-    free(line); /* allocated by getline, not by us */
     if (e) en_free(e);
     rc_free(ctx.last.yhat);
     if (m) rk_model_free(m);
-    if (in && in != stdin) fclose(in);
+    ti_csv_close(in);
     return rc;
 }

@@ -3,32 +3,30 @@
  * samples (docs/PROTOCOL.md §1) on the daemon's ingest endpoint. One sample is sent
  * as a single map, --batch N packs N samples into one array message.
  *
- * Input: a header naming the columns (series/s/id, timestamp/time/t,
- * value/v), or no header with the columns value | timestamp,value |
- * series,timestamp,value. Blank lines and lines starting with '#' are
- * skipped. A row that does not parse is reported with its line number,
- * counted and skipped; the exit status is then 1.
+ * Input: CSV read by common/textin.h (',' ';' or tab, detected; RFC 4180
+ * quotes) with a header naming the columns (cli_util.h's names: series/s/id,
+ * timestamp/time/t, value/v, ...), or no header with the columns value |
+ * timestamp,value | series,timestamp,value. Blank lines and lines starting
+ * with '#' are skipped. A row that does not parse is reported as
+ * FILE:LINE:COL with the reason, counted and skipped; the exit status is then 1.
  *
  * SPDX-License-Identifier: MIT
  */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <msgpack.h>
 #include <zmq.h>
 
 #include "common/base.h"
+#include "common/textin.h"
 #include "tools/cli_util.h"
 #include "tools/cmd.h"
 
-#define SEND_MAX_FIELDS 16
-#define SEND_LINE_MAX 8192
 #define SEND_MAX_REPORTED 20 /* bad rows printed before we only count them */
 
 static void usage(FILE *f) {
@@ -40,9 +38,10 @@ static void usage(FILE *f) {
             "msgpack to rwkvcastd's ingest socket.\n"
             "\n"
             "CSV columns: a header naming them (series|s|id, timestamp|time|t, value|v) or,\n"
-            "without a header: value | timestamp,value | series,timestamp,value.\n"
-            "Timestamps: epoch seconds, 'YYYY-MM-DD HH:MM:SS' or ISO-8601 (UTC unless a zone\n"
-            "is given). An empty value or 'nan' is sent as NaN (missing).\n"
+            "without a header: value | timestamp,value | series,timestamp,value. Fields are\n"
+            "separated by ',', ';' or a tab (seen in the first line) and may be in double quotes.\n"
+            TI_TIME_HELP
+            "An empty value, 'nan', 'null' or 'NA' is sent as NaN (missing).\n"
             "\n"
             "  -e, --endpoint EP  ingest endpoint (default " CLI_INGEST_DEFAULT ")\n"
             "      --pub          publish with PUB; waits for the daemon's subscription (default)\n"
@@ -136,188 +135,148 @@ static int add_sample(send_ctx *sc, const char *series, int has_t, double t, dou
     return sc->pending >= sc->batch ? flush(sc) : 0;
 }
 
-static char *trim(char *s) {
-    while (isspace((unsigned char)*s)) s++;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
-        s[n - 1] = '\0';
-        s++;
+/* The three columns of the input, -1 when absent (set by the first row). */
+typedef struct send_cols {
+    int s, t, v;       /* series, timestamp, value */
+    int n;             /* fields per row, -1 until the first row */
+    char name[3][64];  /* header names of s, t, v for messages ("series", ... without a header) */
+} send_cols;
+
+/*
+ * Decides the layout from the first row: a header if it names a column
+ * (then it has to name the value), else the column count. 1 if the row was a
+ * header, 0 if it is data, -1 on an error (printed).
+ */
+static int layout(ti_csv *in, const ti_row *r, send_cols *k) {
+    k->n = r->n;
+    if ((k->s = cli_find_col(in, r, cli_series_names, "series")) == -2 ||
+        (k->t = cli_find_col(in, r, cli_time_names, "timestamp")) == -2 ||
+        (k->v = cli_find_col(in, r, cli_value_names, "value")) == -2)
+        return -1;
+    if (k->v >= 0) {
+        int col[3] = {k->s, k->t, k->v};
+        for (int i = 0; i < 3; i++)
+            if (col[i] >= 0) snprintf(k->name[i], sizeof k->name[i], "%s", r->f[col[i]].s);
+        return 1;
     }
-    return s;
+    if (k->s >= 0 || k->t >= 0) {
+        fprintf(stderr, "Error: %s:%ld:1: Header has no 'value' column.\n", ti_csv_label(in), r->line);
+        return -1;
+    }
+    switch (r->n) {
+    case 1: k->v = 0; return 0;
+    case 2: k->t = 0, k->v = 1; return 0;
+    case 3: k->s = 0, k->t = 1, k->v = 2; return 0;
+    default:
+        fprintf(stderr,
+                "Error: %s:%ld:1: %d columns and no header; expected value, timestamp,value or "
+                "series,timestamp,value.\n",
+                ti_csv_label(in), r->line, r->n);
+        return -1;
+    }
 }
 
-/* Splits line in place on commas; returns the number of fields (max SEND_MAX_FIELDS). */
-static int split(char *line, char **fields) {
-    int n = 0;
-    char *p = line;
-    for (;;) {
-        char *comma = strchr(p, ',');
-        if (comma) *comma = '\0';
-        if (n < SEND_MAX_FIELDS) fields[n++] = trim(p);
-        if (!comma) break;
-        p = comma + 1;
-    }
-    return n;
-}
+/* Bytes of a series id field kept for trimming; longer ones are errors anyway. */
+#define SEND_ID_FIELD 1024
 
-static int name_is(const char *f, const char *const *names) {
-    for (; *names; names++)
-        if (strcasecmp(f, *names) == 0) return 1;
-    return 0;
-}
-
-static int parse_value(const char *f, double *v) {
-    if (*f == '\0' || strcasecmp(f, "nan") == 0 || strcasecmp(f, "na") == 0 ||
-        strcasecmp(f, "null") == 0) {
-        *v = NAN;
-        return 0;
+/*
+ * Checks one data row into *t, *v and, from a series column, sbuf
+ * (SEND_ID_FIELD + 1 bytes; *series then points into it). NULL if the row
+ * is good, else the message (in in's buffer or msg, msg_len bytes).
+ */
+static const char *check_row(ti_csv *in, const ti_row *r, const send_cols *k, const char *series_opt,
+                             double *t, double *v, const char **series, char *sbuf, char *msg, size_t msg_len) {
+    const char *why = NULL;
+    if (r->n != k->n) {
+        snprintf(msg, msg_len, "%s:%ld:1: Wrong number of columns (%d, expected %d).", ti_csv_label(in), r->line,
+                 r->n, k->n);
+        return msg;
     }
-    return cli_parse_double(f, v) == 0 && isfinite(*v) ? 0 : -1;
+    *v = NAN;
+    if (!ti_is_missing(r->f[k->v].s) && ti_parse_double(r->f[k->v].s, v) != RC_OK)
+        return ti_csv_field_error(in, r, k->v, "number", k->name[2], NULL);
+    if (k->t >= 0 && ti_parse_time(r->f[k->t].s, t, &why) != RC_OK)
+        return ti_csv_field_error(in, r, k->t, "timestamp", k->name[1], why);
+    if (k->s >= 0 && !series_opt) {
+        snprintf(sbuf, SEND_ID_FIELD + 1, "%s", r->f[k->s].s);
+        *series = ti_trim(sbuf);
+        if (r->f[k->s].len > SEND_ID_FIELD || strlen(*series) < 1 || strlen(*series) > 255)
+            return ti_csv_field_error(in, r, k->s, "series id", k->name[0], "not 1..255 bytes");
+    }
+    return NULL;
 }
 
 /*
- * Reads every row of `in` into samples on sc. The first non-comment row
- * decides the layout (header or column count). Bad rows are reported (the
- * first SEND_MAX_REPORTED) and counted in *badp. line is a SEND_LINE_MAX
- * buffer. Returns 0, or -1 on a fatal error (layout, read or send failure).
+ * Reads every row of in into samples on sc. The first record decides the
+ * layout (header or column count). Bad rows are reported (the first
+ * SEND_MAX_REPORTED) and counted in *badp. Returns 0, or -1 on a fatal
+ * error (layout, read or send failure).
  */
-static int read_rows(send_ctx *sc, FILE *in, const char *label, const char *series_opt, const char *defseries,
-                     char *line, long *badp) {
-    static const char *const s_names[] = {"series", "s", "id", "series_id", "sensor", "name", NULL};
-    static const char *const t_names[] = {"timestamp", "time", "t", "ts", "date", "datetime", NULL};
-    static const char *const v_names[] = {"value", "v", "y", NULL};
-    int col_s = -1, col_t = -1, col_v = -1, ncols = -1;
-    long lineno = 0, bad = 0;
-    while (!cli_stop && fgets(line, SEND_LINE_MAX, in)) {
-        lineno++;
-        size_t len = strlen(line);
-        if (len == SEND_LINE_MAX - 1 && line[len - 1] != '\n') {
-            if (bad++ < SEND_MAX_REPORTED)
-                fprintf(stderr, "%s:%ld: Line longer than %d bytes, skipped.\n", label, lineno,
-                        SEND_LINE_MAX - 2);
-            int ch;
-            while ((ch = fgetc(in)) != EOF && ch != '\n') {}
-            continue;
+static int read_rows(send_ctx *sc, ti_csv *in, const char *series_opt, const char *defseries, long *badp) {
+    send_cols k = {-1, -1, -1, -1, {"series", "timestamp", "value"}};
+    long bad = 0;
+    ti_row r;
+    char msg[320], sbuf[SEND_ID_FIELD + 1];
+    while (!cli_stop) {
+        rc_err e = ti_csv_next(in, &r);
+        const char *why = e == RC_ERR_FORMAT ? ti_csv_error(in) : NULL;
+        /* Ctrl-C while blocked on a pipe interrupts the read: that is the end, not an error. */
+        if (e == RC_ERR_IO && cli_stop) break;
+        if (e != RC_OK && e != RC_ERR_FORMAT) {
+            fprintf(stderr, "Error: %s\n", ti_csv_error(in));
+            return -1;
         }
-        char *p = trim(line);
-        if (*p == '\0' || *p == '#') continue;
-        char *f[SEND_MAX_FIELDS];
-        int n = split(p, f);
-        if (ncols < 0) {
-            /* The first row decides the layout: a header if it names columns. */
-            for (int i = 0; i < n; i++) {
-                if (name_is(f[i], s_names)) col_s = i;
-                else if (name_is(f[i], t_names)) col_t = i;
-                else if (name_is(f[i], v_names)) col_v = i;
-            }
-            ncols = n;
-            if (col_v >= 0) continue;
-            if (col_s >= 0 || col_t >= 0) {
-                fprintf(stderr, "Error: %s:%ld: Header has no 'value' column.\n", label, lineno);
-                return -1;
-            }
-            if (n == 1) col_v = 0;
-            else if (n == 2) col_t = 0, col_v = 1;
-            else if (n == 3) col_s = 0, col_t = 1, col_v = 2;
-            else {
-                fprintf(stderr,
-                        "Error: %s:%ld: %d columns and no header; expected value, "
-                        "timestamp,value or series,timestamp,value.\n",
-                        label, lineno, n);
-                return -1;
-            }
+        if (e == RC_OK && r.n == 0) break;
+        if (!why && k.n < 0) {
+            int hdr = layout(in, &r, &k);
+            if (hdr < 0) return -1;
+            if (hdr) continue;
         }
-        const char *why = NULL;
-        const char *what = "";
         double t = 0, v = 0;
         const char *series = series_opt ? series_opt : defseries;
-        if (n != ncols) {
-            why = "wrong number of columns";
-        } else if (col_v >= n || parse_value(f[col_v], &v) != 0) {
-            why = "bad value", what = f[col_v];
-        } else if (col_t >= 0 && cli_parse_time(f[col_t], &t) != 0) {
-            why = "bad timestamp", what = f[col_t];
-        } else if (col_s >= 0 && !series_opt) {
-            series = f[col_s];
-            if (strlen(series) < 1 || strlen(series) > 255) why = "series id not 1..255 bytes";
-        }
+        if (!why) why = check_row(in, &r, &k, series_opt, &t, &v, &series, sbuf, msg, sizeof msg);
         if (why) {
-            if (bad++ < SEND_MAX_REPORTED) {
-                if (*what) fprintf(stderr, "%s:%ld: %s ('%s'), row skipped.\n", label, lineno, why, what);
-                else fprintf(stderr, "%s:%ld: %s (%d, expected %d), row skipped.\n", label, lineno, why,
-                             n, ncols);
-            }
+            if (bad++ < SEND_MAX_REPORTED) fprintf(stderr, "%s Row skipped.\n", why);
             continue;
         }
-        if (add_sample(sc, series, col_t >= 0, t, v) != 0) return -1;
-    }
-    if (ferror(in)) {
-        fprintf(stderr, "Error: Reading '%s' failed (%s).\n", label, strerror(errno));
-        return -1;
+        if (add_sample(sc, series, k.t >= 0, t, v) != 0) return -1;
     }
     *badp = bad;
     return 0;
 }
 
 int cmd_send(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"endpoint", required_argument, NULL, 'e'}, {"pull", no_argument, NULL, 'P'},
-        {"pub", no_argument, NULL, 'U'},            {"bind", no_argument, NULL, 'B'},
-        {"series", required_argument, NULL, 's'},   {"rate", required_argument, NULL, 'r'},
-        {"batch", required_argument, NULL, 'b'},    {"wait", required_argument, NULL, 'w'},
-        {"quiet", no_argument, NULL, 'q'},          {"help", no_argument, NULL, 'h'},
-        {"topic", no_argument, NULL, 't'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *endpoint = CLI_INGEST_DEFAULT;
+    ti_getopt g;
+    if (ti_getopt_init(&g, CLI_INGEST_SPEC "s|series= r|rate= b|batch= t|topic q|quiet h|help", 0)) return 2;
+    cli_ingest_opts io = {CLI_INGEST_DEFAULT, 'p', 0, 3000};
     const char *series_opt = NULL;
-    int mode = 'p', bind = 0, quiet = 0, topic = 0;
-    long batch = 1, wait_ms = 3000;
+    int quiet = 0, topic = 0;
+    long batch = 1;
     double rate = 0;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "e:s:r:b:w:tqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        int net = cli_ingest_option(&io, c, optarg);
+        if (net < 0) return 2;
+        if (net) continue;
         switch (c) {
-        case 'e': endpoint = optarg; break;
-        case 'P': mode = 'u'; break;
-        case 'U': mode = 'p'; break;
-        case 'B': bind = 1; break;
-        case 's': series_opt = optarg; break;
-        case 'r':
-            if (cli_parse_double(optarg, &rate) != 0 || !(rate >= 0)) {
-                fprintf(stderr, "Error: Invalid '--rate' value (%s).\n", optarg);
+        case 's':
+            series_opt = optarg;
+            if (strlen(series_opt) < 1 || strlen(series_opt) > 255) {
+                fprintf(stderr, "Error: Invalid '--series' value (%s): expected 1..255 bytes.\n", series_opt);
                 return 2;
             }
             break;
-        case 'b':
-            if (cli_parse_long(optarg, &batch) != 0 || batch < 1 || batch > 100000) {
-                fprintf(stderr, "Error: Invalid '--batch' value (%s); use 1..100000.\n", optarg);
-                return 2;
-            }
-            break;
-        case 'w':
-            if (cli_parse_long(optarg, &wait_ms) != 0 || wait_ms < 0) {
-                fprintf(stderr, "Error: Invalid '--wait' value (%s).\n", optarg);
-                return 2;
-            }
-            break;
+        case 'r': if (ti_opt_double("--rate", optarg, 0, 0, HUGE_VAL, &rate)) return 2; break;
+        case 'b': if (ti_opt_long("--batch", optarg, 1, 100000, &batch)) return 2; break;
         case 'q': quiet = 1; break;
         case 't': topic = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
-    if (argc - optind > 1) {
-        fprintf(stderr, "Error: At most one input file.\n");
-        return 2;
-    }
+    if (ti_opt_operands(argc, argv, 1)) return 2;
     const char *path = optind < argc ? argv[optind] : "-";
     int is_stdin = strcmp(path, "-") == 0;
-    if (series_opt && (strlen(series_opt) < 1 || strlen(series_opt) > 255)) {
-        fprintf(stderr, "Error: Invalid '--series' value (%s); 1..255 bytes.\n", series_opt);
-        return 2;
-    }
     /* Default series id: the file's base name without its extension. */
     char defseries[256];
     if (is_stdin) {
@@ -328,10 +287,11 @@ int cmd_send(int argc, char **argv) {
         char *dot = strrchr(defseries, '.');
         if (dot && dot != defseries) *dot = '\0';
     }
-    const char *label = is_stdin ? "<stdin>" : path;
-    FILE *in = is_stdin ? stdin : fopen(path, "r");
+    char errbuf[512];
+    rc_err oerr;
+    ti_csv *in = ti_csv_open(path, 0, TI_CSV_COMMENTS, &oerr, errbuf, sizeof errbuf);
     if (!in) {
-        fprintf(stderr, "Error: Cannot open '%s' (%s).\n", path, strerror(errno));
+        fprintf(stderr, "Error: %s\n", errbuf);
         return 1;
     }
 
@@ -344,29 +304,23 @@ int cmd_send(int argc, char **argv) {
     sc.batch = batch;
     sc.rate = rate;
     sc.topic = topic;
-    char *line = rc_malloc(SEND_LINE_MAX);
-    if (!line) {
-        fprintf(stderr, "Error: Out of memory.\n");
-        goto err;
-    }
     cli_install_signals();
-    sc.sock = cli_ingest_open(&ctx, endpoint, mode, bind, (int)wait_ms);
+    sc.sock = cli_ingest_open(&ctx, &io);
     if (!sc.sock) goto err;
     sc.start = cli_now();
 
     long bad = 0;
-    if (read_rows(&sc, in, label, series_opt, defseries, line, &bad) != 0) goto err;
+    if (read_rows(&sc, in, series_opt, defseries, &bad) != 0) goto err;
     if (flush(&sc) != 0) goto err;
     if (!quiet)
         fprintf(stderr, "send: %ld samples in %ld messages to %s; %ld bad rows skipped\n", sc.sent,
-                sc.messages, endpoint, bad);
+                sc.messages, io.endpoint, bad);
     ret = bad > 0 || cli_stop ? 1 : 0;
 err:
     /* Queued messages get up to 5 s to leave before we give up on them. */
-    cli_ingest_close(ctx, sc.sock, 5000);
+    cli_socket_close(ctx, sc.sock, 5000);
     msgpack_sbuffer_destroy(&sc.items);
     msgpack_sbuffer_destroy(&sc.msg);
-    rc_free(line);
-    if (!is_stdin) fclose(in);
+    ti_csv_close(in);
     return ret;
 }

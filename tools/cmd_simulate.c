@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include <zmq.h>
 
 #include "common/base.h"
+#include "common/textin.h"
 #include "tools/cli_util.h"
 #include "tools/cmd.h"
 
@@ -74,8 +76,10 @@ static void usage(FILE *f) {
             "dropout, noise), announcing each on stderr as it starts.\n"
             "\n"
             "  -e, --endpoint EP      ingest endpoint (default " CLI_INGEST_DEFAULT ")\n"
+            "      --pub              publish with PUB; waits for the daemon's subscription (default)\n"
             "      --pull             send with PUSH instead of PUB\n"
             "      --bind             bind EP instead of connecting\n"
+            "  -w, --wait MS          wait up to MS for a subscriber in PUB mode (default 5000)\n"
             "  -n, --sensors N        number of sensors (default 8)\n"
             "  -r, --rate HZ          samples per second per sensor (default 5)\n"
             "  -d, --duration S       stop after S seconds (default: until Ctrl-C)\n"
@@ -205,54 +209,53 @@ static int parse_kinds(const char *list, unsigned *mask) {
 }
 
 int cmd_simulate(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"endpoint", required_argument, NULL, 'e'}, {"pull", no_argument, NULL, 'P'},
-        {"bind", no_argument, NULL, 'B'},           {"sensors", required_argument, NULL, 'n'},
-        {"rate", required_argument, NULL, 'r'},     {"duration", required_argument, NULL, 'd'},
-        {"anomaly-rate", required_argument, NULL, 'a'}, {"warmup", required_argument, NULL, 'W'},
-        {"period", required_argument, NULL, 'p'},   {"prefix", required_argument, NULL, 'X'},
-        {"seed", required_argument, NULL, 'S'},     {"csv", no_argument, NULL, 'c'},
-        {"kinds", required_argument, NULL, 'K'},
-        {"wait", required_argument, NULL, 'w'},     {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
-    };
-    const char *endpoint = CLI_INGEST_DEFAULT, *prefix = "sensor-";
-    int mode = 'p', bind = 0, csv = 0, quiet = 0;
+    ti_getopt g;
+    if (ti_getopt_init(&g, CLI_INGEST_SPEC "n|sensors= r|rate= d|duration= a|anomaly-rate= W/warmup= "
+                                           "K/kinds= p|period= X/prefix= S/seed= c/csv q|quiet h|help", 0))
+        return 2;
+    cli_ingest_opts io = {CLI_INGEST_DEFAULT, 'p', 0, 5000};
+    const char *prefix = "sensor-";
+    int csv = 0, quiet = 0;
     unsigned kinds = ((1u << AN__COUNT) - 1) & ~1u;
-    long n = 8, seed = 1, wait_ms = 5000;
+    long n = 8, seed = 1;
     double rate = 5, duration = 0, arate = 0.02, warmup = 10, period = 30;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "e:n:r:d:a:p:w:qh", opts, NULL)) != -1) {
-        const char *bad = NULL;
+    int c, bad = 0;
+    /* Cases in --help order. */
+    while (!bad && (c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        int net = cli_ingest_option(&io, c, optarg);
+        if (net) {
+            bad = net < 0;
+            continue;
+        }
         switch (c) {
-        case 'e': endpoint = optarg; break;
-        case 'P': mode = 'u'; break;
-        case 'B': bind = 1; break;
-        case 'n': if (cli_parse_long(optarg, &n) || n < 1 || n > SIM_MAX_SENSORS) bad = "--sensors"; break;
-        case 'r': if (cli_parse_double(optarg, &rate) || !(rate > 0 && rate <= 10000)) bad = "--rate"; break;
-        case 'd': if (cli_parse_double(optarg, &duration) || !(duration >= 0)) bad = "--duration"; break;
-        case 'a': if (cli_parse_double(optarg, &arate) || !(arate >= 0)) bad = "--anomaly-rate"; break;
-        case 'W': if (cli_parse_double(optarg, &warmup) || !(warmup >= 0)) bad = "--warmup"; break;
-        case 'p': if (cli_parse_double(optarg, &period) || !(period > 0)) bad = "--period"; break;
-        case 'X': if (strlen(optarg) > 48) bad = "--prefix"; else prefix = optarg; break;
-        case 'K': if (parse_kinds(optarg, &kinds)) bad = "--kinds"; break;
-        case 'S': if (cli_parse_long(optarg, &seed)) bad = "--seed"; break;
-        case 'w': if (cli_parse_long(optarg, &wait_ms) || wait_ms < 0) bad = "--wait"; break;
+        case 'n': bad = ti_opt_long("--sensors", optarg, 1, SIM_MAX_SENSORS, &n); break;
+        case 'r': bad = ti_opt_double("--rate", optarg, 0, 1, 10000, &rate); break;
+        case 'd': bad = ti_opt_double("--duration", optarg, 0, 0, HUGE_VAL, &duration); break;
+        case 'a': bad = ti_opt_double("--anomaly-rate", optarg, 0, 0, HUGE_VAL, &arate); break;
+        case 'W': bad = ti_opt_double("--warmup", optarg, 0, 0, HUGE_VAL, &warmup); break;
+        case 'K':
+            if (parse_kinds(optarg, &kinds)) {
+                fprintf(stderr, "Error: Invalid '--kinds' value (%s): expected names from %s,%s,%s,%s,%s.\n",
+                        optarg, an_names[1], an_names[2], an_names[3], an_names[4], an_names[5]);
+                bad = 1;
+            }
+            break;
+        case 'p': bad = ti_opt_double("--period", optarg, 0, 1, HUGE_VAL, &period); break;
+        case 'X':
+            prefix = optarg;
+            if (strlen(optarg) > 48) {
+                fprintf(stderr, "Error: Invalid '--prefix' value (%s): expected at most 48 bytes.\n", optarg);
+                bad = 1;
+            }
+            break;
+        case 'S': bad = ti_opt_long("--seed", optarg, LONG_MIN, LONG_MAX, &seed); break;
         case 'c': csv = 1; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "Error: Invalid '%s' value (%s).\n", bad, optarg);
-            return 2;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "Error: Unexpected argument '%s'.\n", argv[optind]);
-        return 2;
-    }
+    if (bad || ti_opt_operands(argc, argv, 0)) return 2;
 
     int ret = 1;
     void *ctx = NULL, *sock = NULL;
@@ -268,7 +271,7 @@ int cmd_simulate(int argc, char **argv) {
     sim_init(xs, n, prefix, &rng);
     cli_install_signals();
     if (!csv) {
-        sock = cli_ingest_open(&ctx, endpoint, mode, bind, (int)wait_ms);
+        sock = cli_ingest_open(&ctx, &io);
         if (!sock) goto err;
     }
     double t0 = cli_now(), dt = 1.0 / rate;
@@ -301,7 +304,7 @@ int cmd_simulate(int argc, char **argv) {
         if (!csv && nsend > 0) {
             pack_tick(&pk, xs, n, nsend, t);
             if (zmq_send(sock, sb.data, sb.size, 0) < 0 && !cli_stop) {
-                fprintf(stderr, "Error: Sending to '%s' failed (%s).\n", endpoint, zmq_strerror(errno));
+                fprintf(stderr, "Error: Sending to '%s' failed (%s).\n", io.endpoint, zmq_strerror(errno));
                 goto err;
             }
         }
@@ -314,7 +317,7 @@ int cmd_simulate(int argc, char **argv) {
                 cli_now() - t0, injected);
     ret = 0;
 err:
-    cli_ingest_close(ctx, sock, 2000);
+    cli_socket_close(ctx, sock, 2000);
     msgpack_sbuffer_destroy(&sb);
     rc_free(xs);
     return ret;

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <zmq.h>
 
 #include "common/base.h"
+#include "common/textin.h"
 #include "tools/cli_util.h"
 #include "tools/cmd.h"
 
@@ -148,14 +150,10 @@ static int throttled(tail_slot *slots, const msgpack_object *m, double throttle)
 }
 
 int cmd_tail(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"endpoint", required_argument, NULL, 'e'}, {"bind", no_argument, NULL, 'B'},
-        {"alerts", no_argument, NULL, 'a'},         {"series", required_argument, NULL, 's'},
-        {"count", required_argument, NULL, 'n'},    {"duration", required_argument, NULL, 'd'},
-        {"throttle", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
-        {"color", no_argument, NULL, 'C'},          {"no-color", no_argument, NULL, 'N'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
-    };
+    ti_getopt g;
+    if (ti_getopt_init(&g, "e|endpoint= B/bind a|alerts s|series= n|count= d|duration= t|throttle= j|json "
+                           "C/color N/no-color h|help", 0))
+        return 2;
     const char *endpoint = CLI_OUTPUT_DEFAULT;
     const char *prefix = "";
     int alerts_only = 0, json = 0, bind = 0;
@@ -163,73 +161,45 @@ int cmd_tail(int argc, char **argv) {
     long count = 0;
     double duration = 0, throttle = 0;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "e:as:n:d:t:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
         case 'e': endpoint = optarg; break;
         case 'B': bind = 1; break;
         case 'a': alerts_only = 1; break;
         case 's': prefix = optarg; break;
-        case 'n':
-            if (cli_parse_long(optarg, &count) != 0 || count < 0) {
-                fprintf(stderr, "Error: Invalid '--count' value (%s).\n", optarg);
-                return 2;
-            }
-            break;
-        case 'd':
-            if (cli_parse_double(optarg, &duration) != 0 || !(duration >= 0)) {
-                fprintf(stderr, "Error: Invalid '--duration' value (%s).\n", optarg);
-                return 2;
-            }
-            break;
-        case 't':
-            if (cli_parse_double(optarg, &throttle) != 0 || !(throttle >= 0)) {
-                fprintf(stderr, "Error: Invalid '--throttle' value (%s).\n", optarg);
-                return 2;
-            }
-            break;
+        case 'n': if (ti_opt_long("--count", optarg, 0, LONG_MAX, &count)) return 2; break;
+        case 'd': if (ti_opt_double("--duration", optarg, 0, 0, HUGE_VAL, &duration)) return 2; break;
+        case 't': if (ti_opt_double("--throttle", optarg, 0, 0, HUGE_VAL, &throttle)) return 2; break;
         case 'j': json = 1; break;
         case 'C': color = 1; break;
         case 'N': color = 0; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "Error: Unexpected argument '%s'.\n", argv[optind]);
-        return 2;
-    }
+    if (ti_opt_operands(argc, argv, 0)) return 2;
     if (json) color = 0;
 
     int ret = 1;
     tail_slot *slots = NULL;
-    void *ctx = zmq_ctx_new();
-    void *s = ctx ? zmq_socket(ctx, ZMQ_SUB) : NULL;
+    void *ctx = NULL;
     zmq_msg_t frame;
     zmq_msg_init(&frame);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    if (!s) {
-        fprintf(stderr, "Error: Cannot create a ZeroMQ socket (%s).\n", zmq_strerror(errno));
-        goto err;
-    }
+    void *s = cli_socket_open(&ctx, ZMQ_SUB, endpoint, bind, 0);
+    if (!s) goto err;
     if (throttle > 0 && !(slots = rc_calloc(TAIL_SLOTS, sizeof *slots))) {
         fprintf(stderr, "Error: Out of memory.\n");
         goto err;
     }
-    int zero = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    /* Subscribing after connecting is fine: ZeroMQ sends subscriptions on every pipe. */
     char topic[300];
     snprintf(topic, sizeof topic, "a.%s", prefix);
     zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, strlen(topic));
     if (!alerts_only) {
         snprintf(topic, sizeof topic, "f.%s", prefix);
         zmq_setsockopt(s, ZMQ_SUBSCRIBE, topic, strlen(topic));
-    }
-    if ((bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint)) != 0) {
-        fprintf(stderr, "Error: Cannot %s '%s' (%s).\n", bind ? "bind" : "connect to", endpoint,
-                zmq_strerror(errno));
-        goto err;
     }
     cli_install_signals();
     double end = duration > 0 ? cli_now() + duration : 0;
@@ -286,8 +256,7 @@ int cmd_tail(int argc, char **argv) {
 err:
     msgpack_unpacked_destroy(&up);
     zmq_msg_close(&frame);
-    if (s) zmq_close(s);
-    if (ctx) zmq_ctx_term(ctx);
+    cli_socket_close(ctx, s, 0);
     rc_free(slots);
     return ret;
 }

@@ -10,12 +10,14 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <dirent.h>
+#include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -23,12 +25,14 @@
 
 #include "common/log.h"
 #include "common/base.h"
+#include "common/textin.h"
 #include "model/features.h"
 #include "model/rwkv.h"
 #include "model/synth.h"
 #include "model/train.h"
+#include "tools/cli_util.h"
 #include "tools/cmd.h"
-#include "tools/rp.h"
+#include "tools/series_csv.h"
 #include "tools/wide_csv.h"
 
 #define M4_TRAIN_DEFAULT "../shared/data/m4-hourly/Hourly-train.csv"
@@ -36,114 +40,66 @@
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: rwkvcast train [OPTIONS]\n"
-            "  --train FILE        M4-style wide CSV, hourly (default " M4_TRAIN_DEFAULT ")\n"
+            "  --train FILE        M4-style wide CSV, hourly (default " M4_TRAIN_DEFAULT ");\n"
+            "                      the format `rwkvcast eval --help` describes\n"
             "  --no-train          synthetic series only\n"
             "  --holdout N         keep the last N values of each CSV series out of the loss (0)\n"
             "  --synthetic N       generated series per kind (80)\n"
-            "  --live DIR          also every timestamp,value CSV in DIR except google_*\n"
-            "                      (kept for evaluation), first --live-frac of each (0.5)\n"
-            "  --h-pow P           horizon h's loss weight is h^-P (1; 0 = equal)\n"
+            "  --live DIR          also every timestamp,value CSV in DIR but google_* (which\n"
+            "                      eval --live keeps unseen), the first --live-frac of each (0.5)\n"
             "  --exclude-kind K    generated kind left out of training (weekly; 'none')\n"
             "  --steps N           optimizer steps (3000)\n"
             "  --seed S            init and data seed (1)\n"
             "  --lanes B --window T --chunks G   batch shape (32, 48, 8)\n"
             "  --lr X              peak learning rate (2e-3)\n"
             "  --ema X             decay of the saved weight average (0.999; 0 = last weights)\n"
+            "  --h-pow P           horizon h's loss weight is h^-P, mean 1 (1; 0 = equal)\n"
             "  --layers L --dmodel D             model size (2, 64)\n"
             "  --threads N         OpenMP threads (default: OpenMP's)\n"
-            "  -o FILE             output weights (model/default.rwkv)\n"
+            "  -o, --out FILE      output weights (model/default.rwkv)\n"
             "  --ckpt FILE         training checkpoint (OUT.ckpt), every --ckpt-every steps (200)\n"
-            "  --resume            continue from the checkpoint\n");
+            "  --resume            continue from the checkpoint\n"
+            "  -h, --help          this text\n");
 }
 
 /*
- * Reads one timestamp,value CSV (header row) into *t, *v (rc_malloc'd, the
- * caller frees); rows that do not parse are skipped and counted. Returns the
- * number of rows, -1 when the file cannot be read (message printed).
+ * Adds the first frac of every timestamp,value CSV in dir (sorted by name),
+ * but not the google_* files, which `eval --live` keeps unseen so that its
+ * score on them is out of sample; rows the engine would refuse (time not
+ * after the last) are dropped as the daemon drops them. Returns the number
+ * of series added, -1 on error (message printed).
  */
-static int read_ts_csv(const char *path, double **t, double **v, int *bad) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "Error: Cannot open '%s'.\n", path);
-        return -1;
-    }
-    int n = 0, cap = 0;
-    *t = *v = NULL;
-    *bad = 0;
-    char line[512];
-    int lineno = 0;
-    while (fgets(line, sizeof line, f)) {
-        char *fld[3];
-        lineno++;
-        if (rp_split(line, ',', fld, 3) < 2) continue;
-        double tt, vv;
-        if (!rp_parse_time(fld[0], &tt) || !rp_parse_value(fld[1], &vv)) {
-            if (lineno > 1) (*bad)++;
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 4096;
-            double *nt = rc_realloc(*t, (size_t)cap * sizeof(double));
-            if (nt) *t = nt;
-            double *nv = rc_realloc(*v, (size_t)cap * sizeof(double));
-            if (nv) *v = nv;
-            if (!nt || !nv) {
-                fclose(f);
-                return -1;
+static int add_live_dir(tr_data *td, const ft_cfg *fc, const char *dir, double frac, int warmup) {
+    char **csv = NULL, **ign = NULL, path[4096], msg[512];
+    int ncsv = 0, nign = 0, added = 0;
+    if (sc_list_dir(dir, &csv, &ncsv, &ign, &nign) != 0) return -1;
+    for (int i = 0; i < ncsv && added >= 0; i++) {
+        if (strncmp(csv[i], "google_", 7) == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, csv[i]);
+        sc_rows r;
+        memset(&r, 0, sizeof r);
+        long first = 0;
+        if (sc_read(path, &r, msg, sizeof msg) != RC_OK) {
+            fprintf(stderr, "Error: '%s': %s\n", path, msg);
+            added = -1;
+        } else {
+            int dropped = sc_drop_unordered(&r, &first);
+            int keep = (int)(r.n * frac);
+            if (keep > warmup + 100) {
+                if (tr_data_add(td, fc, r.t, r.v, keep, keep, warmup) != RC_OK) {
+                    fprintf(stderr, "Error: Out of memory.\n");
+                    added = -1;
+                } else {
+                    added++;
+                    fprintf(stderr, "train: %s: first %d of %d rows (%d unparseable, %d out of order)\n", csv[i],
+                            keep, r.n, r.bad_time + r.bad_value, dropped);
+                }
             }
         }
-        (*t)[n] = tt;
-        (*v)[n] = vv;
-        n++;
+        sc_rows_free(&r);
     }
-    fclose(f);
-    return n;
-}
-
-/* Adds the first frac of every timestamp,value CSV in dir, but not the
- * google_* files, which the live-metrics evaluation keeps unseen. Returns
- * the number of series added, -1 on error (message printed). */
-static int add_live_dir(tr_data *td, const ft_cfg *fc, const char *dir, double frac, int warmup) {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "Error: Live-metrics directory '%s' is missing or unreadable.\n", dir);
-        return -1;
-    }
-    char *names[256];
-    int nn = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && nn < 256) {
-        size_t L = strlen(de->d_name);
-        if (L < 5 || strcmp(de->d_name + L - 4, ".csv") != 0 || strncmp(de->d_name, "google_", 7) == 0)
-            continue;
-        names[nn++] = strdup(de->d_name);
-    }
-    closedir(d);
-    /* Sorted, so the data set is the same whatever order readdir gives. */
-    for (int i = 1; i < nn; i++)
-        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-            char *x = names[j];
-            names[j] = names[j - 1];
-            names[j - 1] = x;
-        }
-    int added = 0;
-    for (int i = 0; i < nn; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        double *t = NULL, *v = NULL;
-        int bad = 0, n = read_ts_csv(path, &t, &v, &bad);
-        int keep = n > 0 ? (int)(n * frac) : 0;
-        if (n >= 0 && keep > warmup + 100) {
-            if (tr_data_add(td, fc, t, v, keep, keep, warmup) != RC_OK) n = -1;
-            else added++;
-            fprintf(stderr, "train: %s: %d of %d rows%s\n", names[i], keep, n, bad ? " (some rows skipped)" : "");
-        }
-        rc_free(t);
-        rc_free(v);
-        if (n < 0) added = -1;
-        if (added < 0) break;
-    }
-    for (int i = 0; i < nn; i++) free(names[i]);
+    sc_names_free(csv, ncsv);
+    sc_names_free(ign, nign);
     return added;
 }
 
@@ -155,81 +111,61 @@ static void fmt_dur(char *b, size_t n, double s) {
 
 int cmd_train(int argc, char **argv) {
     const char *train = M4_TRAIN_DEFAULT, *out = "model/default.rwkv", *ckpt = NULL;
-    const char *exclude = "weekly";
     int holdout = 0, nsyn = 80, resume = 0, threads = 0, layers = 2, dmodel = 64;
     char ckbuf[4096];
     tr_cfg tc;
     tr_cfg_default(&tc);
-    int every = 200;
+    int every = 200, excl = SY_WEEKLY, c, bad = 0;
     const char *live = NULL;
-    double live_frac = 0.5;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define ARG(name) (strcmp(a, name) == 0 && v && (i++, 1))
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--no-train") == 0) {
-            train = NULL;
-        } else if (strcmp(a, "--resume") == 0) {
-            resume = 1;
-        } else if (ARG("--train")) {
-            train = v;
-        } else if (ARG("--holdout")) {
-            holdout = atoi(v);
-        } else if (ARG("--synthetic")) {
-            nsyn = atoi(v);
-        } else if (ARG("--live")) {
-            live = v;
-        } else if (ARG("--live-frac")) {
-            live_frac = atof(v);
-        } else if (ARG("--h-pow")) {
-            tc.h_pow = (float)atof(v);
-        } else if (ARG("--exclude-kind")) {
-            exclude = v;
-        } else if (ARG("--steps")) {
-            tc.steps = atol(v);
-        } else if (ARG("--seed")) {
-            tc.seed = strtoull(v, NULL, 10);
-        } else if (ARG("--lanes")) {
-            tc.lanes = atoi(v);
-        } else if (ARG("--window")) {
-            tc.window = atoi(v);
-        } else if (ARG("--chunks")) {
-            tc.chunks = atoi(v);
-        } else if (ARG("--ema")) {
-            tc.ema = (float)atof(v);
-        } else if (ARG("--lr")) {
-            tc.lr = (float)atof(v);
-        } else if (ARG("--layers")) {
-            layers = atoi(v);
-        } else if (ARG("--dmodel")) {
-            dmodel = atoi(v);
-        } else if (ARG("--threads")) {
-            threads = atoi(v);
-        } else if (ARG("-o")) {
-            out = v;
-        } else if (ARG("--ckpt")) {
-            ckpt = v;
-        } else if (ARG("--ckpt-every")) {
-            every = atoi(v);
-        } else {
-            fprintf(stderr, "Error: Unknown or incomplete option '%s'.\n", a);
-            usage(stderr);
-            return 2;
+    double live_frac = 0.5, h_pow = tc.h_pow;
+    ti_getopt g;
+    if (ti_getopt_init(&g, "T/train= N/no-train H/holdout= Y/synthetic= V/live= F/live-frac= K/exclude-kind= "
+                           "S/steps= s/seed= B/lanes= W/window= C/chunks= l/lr= e/ema= p/h-pow= L/layers= "
+                           "D/dmodel= P/threads= "
+                           "o|out= k/ckpt= E/ckpt-every= R/resume h|help", 0))
+        return 2;
+    double ema_opt = tc.ema, lr_opt = tc.lr;
+    /* Cases in --help order. */
+    while (!bad && (c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        switch (c) {
+        case 'T': train = optarg; break;
+        case 'N': train = NULL; break;
+        case 'H': bad = ti_opt_int("--holdout", optarg, 0, INT_MAX, &holdout); break;
+        case 'Y': bad = ti_opt_int("--synthetic", optarg, 0, 100000, &nsyn); break;
+        case 'V': live = optarg; break;
+        case 'F': bad = ti_opt_double("--live-frac", optarg, 0, 1, 1, &live_frac); break;
+        case 'K': bad = cli_opt_kind("--exclude-kind", optarg, 1, &excl); break;
+        case 'S': bad = ti_opt_long("--steps", optarg, 1, 1000000000, &tc.steps); break;
+        case 's': bad = ti_opt_u64("--seed", optarg, &tc.seed); break;
+        case 'B': bad = ti_opt_int("--lanes", optarg, 1, 65536, &tc.lanes); break;
+        case 'W': bad = ti_opt_int("--window", optarg, 1, 100000, &tc.window); break;
+        case 'C': bad = ti_opt_int("--chunks", optarg, 1, 65536, &tc.chunks); break;
+        case 'l': bad = ti_opt_double("--lr", optarg, 0, 1, 1, &lr_opt); break;
+        case 'e': bad = ti_opt_double("--ema", optarg, 0, 0, 1, &ema_opt); break;
+        case 'p': bad = ti_opt_double("--h-pow", optarg, 0, 0, 4, &h_pow); break;
+        case 'L': bad = ti_opt_int("--layers", optarg, 1, RK_MAX_LAYERS, &layers); break;
+        case 'D': bad = ti_opt_int("--dmodel", optarg, 8, 4096, &dmodel); break;
+        case 'P': bad = ti_opt_int("--threads", optarg, 0, 1024, &threads); break;
+        case 'o': out = optarg; break;
+        case 'k': ckpt = optarg; break;
+        case 'E': bad = ti_opt_int("--ckpt-every", optarg, 0, INT_MAX, &every); break;
+        case 'R': resume = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
-#undef ARG
     }
-    int excl = strcmp(exclude, "none") == 0 ? -1 : sy_kind_from_name(exclude);
-    if (strcmp(exclude, "none") != 0 && excl < 0) {
-        fprintf(stderr, "Error: Unknown series kind '%s'.\n", exclude);
+    if (bad || ti_opt_operands(argc, argv, 0)) return 2;
+    if (dmodel % 8) {
+        fprintf(stderr, "Error: Invalid '--dmodel' value (%d): expected a multiple of 8.\n", dmodel);
         return 2;
     }
-    if (tc.steps < 1 || nsyn < 0 || holdout < 0 || layers < 1 || dmodel < 8) {
-        fprintf(stderr, "Error: Invalid numeric option.\n");
+    if (tc.lanes % tc.chunks) {
+        fprintf(stderr, "Error: '--lanes' (%d) is not a multiple of '--chunks' (%d).\n", tc.lanes, tc.chunks);
         return 2;
     }
+    tc.ema = (float)ema_opt;
+    tc.h_pow = (float)h_pow;
+    tc.lr = (float)lr_opt;
     if (!ckpt) {
         snprintf(ckbuf, sizeof ckbuf, "%s.ckpt", out);
         ckpt = ckbuf;
@@ -269,8 +205,9 @@ int cmd_train(int argc, char **argv) {
     if (train) {
         w = wide_csv_read(train);
         if (!w) {
-            fprintf(stderr, "Error: Training data '%s' is missing or unreadable; pass --train FILE"
-                            " or --no-train.\n", train);
+            /* wide_csv_read said what is wrong; a missing file also gets the way out. */
+            if (access(train, F_OK) != 0)
+                fprintf(stderr, "Error: Training data '%s' is missing; pass --train FILE or --no-train.\n", train);
             goto done;
         }
         int maxn = 0;
@@ -291,10 +228,7 @@ int cmd_train(int argc, char **argv) {
         tt = NULL;
     }
     int n_live = 0;
-    if (live) {
-        n_live = add_live_dir(td, &fc, live, live_frac, tc.warmup_rows);
-        if (n_live < 0) goto done;
-    }
+    if (live && (n_live = add_live_dir(td, &fc, live, live_frac, tc.warmup_rows)) < 0) goto done;
     /* Generated series: mostly hourly, some faster sensors. */
     static const double dts[8] = {3600, 3600, 3600, 3600, 1800, 900, 300, 60};
     tt = rc_malloc(2000 * sizeof(double));
@@ -356,9 +290,10 @@ int cmd_train(int argc, char **argv) {
     tr_finish(tr);
     snprintf(m->meta.info, sizeof m->meta.info,
              "rwkvcast train: seed %llu, %ld steps, lanes %d, window %d, lr %g, h-pow %g; data: %d CSV "
-             "series (%s, holdout %d) + %d live (first %g) + %d generated (held out: %s); final loss ema %.4f",
+             "series (%s, holdout %d) + %d live (%s, first %g) + %d generated (held out: %s); "
+             "final loss ema %.4f",
              (unsigned long long)tc.seed, tc.steps, tc.lanes, tc.window, (double)tc.lr, (double)tc.h_pow,
-             n_csv, train ? train : "none", holdout, n_live, live_frac, n_syn, excl >= 0 ? sy_kind_name(excl) : "none", ema);
+             n_csv, train ? train : "none", holdout, n_live, live ? live : "none", live_frac, n_syn, excl >= 0 ? sy_kind_name(excl) : "none", ema);
     rk_model_prepare(m);
     e = rk_model_save(m, out);
     if (e != RC_OK) {

@@ -56,29 +56,27 @@
  * SPDX-License-Identifier: MIT
  */
 #include <assert.h>
-#include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "common/base.h"
+#include "common/textin.h"
 #include "daemon/engine.h"
 #include "model/rwkv.h"
+#include "tools/cli_util.h"
 #include "tools/cmd.h"
+#include "tools/series_csv.h"
 #include "tools/rp.h"
 
 #define EL_DIR_DEFAULT "../shared/data/live-metrics"
 #define EL_STRIDE 24          /* rows between multi-step origins */
 #define EL_WIN 500            /* past errors behind a reference interval */
-#define EL_MAX_FILES 4096     /* .csv files taken from DIR */
-#define EL_MAX_ROWS (1 << 26) /* rows per file */
 #define EL_MIN_ROWS 8         /* rows a file needs */
-#define EL_MAX_FIELDS 64      /* CSV columns looked at */
 #define EL_DAY 86400.0        /* seconds */
 #define EL_BAD_RATIO 1.05     /* model/naive above this is flagged */
 #define EL_COV_LO 0.77        /* model coverage outside [LO, HI] is flagged */
@@ -132,142 +130,6 @@ static void usage(FILE *f) {
         EL_WIN);
 }
 
-/* ---- Reading a CSV: the one place that parses text ---- */
-
-/* Rows of one CSV as read. */
-typedef struct el_rows {
-    double *t;           /* (n) seconds since the epoch */
-    double *v;           /* (n) value; NaN when missing or unparseable */
-    long *line;          /* (n) 1-based line number in the file */
-    int n, cap;          /* rows; rows allocated */
-    int bad_time;        /* rows dropped: unparseable timestamp */
-    long bad_time_line;  /* the first of them */
-    int bad_value;       /* rows whose value was not a number (kept as missing) */
-    long bad_value_line; /* the first of them */
-} el_rows;
-
-static void rows_free(el_rows *r) {
-    rc_free(r->t);
-    rc_free(r->v);
-    rc_free(r->line);
-    memset(r, 0, sizeof *r);
-}
-
-static int rows_grow(el_rows *r) {
-    int cap = r->cap ? r->cap * 2 : 4096;
-    double *t = rc_realloc(r->t, (size_t)cap * sizeof *t);
-    if (t) r->t = t;
-    double *v = t ? rc_realloc(r->v, (size_t)cap * sizeof *v) : NULL;
-    if (v) r->v = v;
-    long *l = v ? rc_realloc(r->line, (size_t)cap * sizeof *l) : NULL;
-    if (!l) return 0;
-    r->line = l;
-    r->cap = cap;
-    return 1;
-}
-
-static int el_find_col(char **f, int n, const char *name) {
-    for (int i = 0; i < n; i++) {
-        const char *s = f[i];
-        while (*s == ' ' || *s == '"') s++;
-        size_t len = strlen(s);
-        while (len && (s[len - 1] == ' ' || s[len - 1] == '"')) len--;
-        if (len == strlen(name) && strncasecmp(s, name, len) == 0) return i;
-    }
-    return -1;
-}
-
-/*
- * Reads path, a CSV whose header names 'timestamp' and 'value' columns (','
- * or ';' separated, other columns ignored; the formats of rp_parse_time and
- * rp_parse_value), into r (zeroed by the caller; rows_free frees it, also
- * after a failure). Blank lines are skipped. Returns RC_OK, or RC_ERR_IO
- * (open/read), RC_ERR_FORMAT (empty, no such columns), RC_ERR_LIMIT (more
- * than EL_MAX_ROWS rows) or RC_ERR_NOMEM, with the reason in msg.
- */
-static rc_err el_read_csv(const char *path, el_rows *r, char *msg, size_t msglen) {
-    rc_err rc = RC_OK;
-    char *line = NULL;
-    size_t cap = 0;
-    char *f[EL_MAX_FIELDS];
-    FILE *in = fopen(path, "r");
-    if (!in) {
-        snprintf(msg, msglen, "Cannot open it (%s).", strerror(errno));
-        return RC_ERR_IO;
-    }
-    if (getline(&line, &cap, in) < 0) {
-        snprintf(msg, msglen, "The file is empty (expected a header with timestamp,value).");
-        rc = RC_ERR_FORMAT;
-        goto err;
-    }
-    char sep = strchr(line, ',') ? ',' : strchr(line, ';') ? ';' : ',';
-    int nf = rp_split(line, sep, f, EL_MAX_FIELDS);
-    int ct = el_find_col(f, nf, "timestamp"), cv = el_find_col(f, nf, "value");
-    if (ct < 0 || cv < 0) {
-        snprintf(msg, msglen, "The header needs 'timestamp' and 'value' columns.");
-        rc = RC_ERR_FORMAT;
-        goto err;
-    }
-    for (long ln = 2; getline(&line, &cap, in) >= 0; ln++) {
-        nf = rp_split(line, sep, f, EL_MAX_FIELDS);
-        if (nf == 1 && f[0][strspn(f[0], " \t")] == 0) continue;
-        double t, v;
-        if (ct >= nf || !rp_parse_time(f[ct], &t)) {
-            if (!r->bad_time++) r->bad_time_line = ln;
-            continue;
-        }
-        if (cv >= nf) {
-            v = NAN;
-        } else if (rp_parse_value(f[cv], &v) == 0) {
-            if (!r->bad_value++) r->bad_value_line = ln;
-            v = NAN;
-        }
-        if (r->n == r->cap) {
-            if (r->n >= EL_MAX_ROWS) {
-                snprintf(msg, msglen, "More than %d rows.", EL_MAX_ROWS);
-                rc = RC_ERR_LIMIT;
-                goto err;
-            }
-            if (!rows_grow(r)) {
-                snprintf(msg, msglen, "Out of memory.");
-                rc = RC_ERR_NOMEM;
-                goto err;
-            }
-        }
-        r->t[r->n] = t;
-        r->v[r->n] = v;
-        r->line[r->n++] = ln;
-    }
-    if (ferror(in)) {
-        snprintf(msg, msglen, "Reading it failed (%s).", strerror(errno));
-        rc = RC_ERR_IO;
-    }
-err:
-    free(line); /* allocated by getline */
-    fclose(in);
-    return rc;
-}
-
-/*
- * Drops the rows whose time is not after the previous kept row's: en_push
- * refuses them (RC_ERR_PROTO), so the daemon never sees them either. Returns
- * how many; *first gets the line of the first.
- */
-static int el_drop_unordered(el_rows *r, long *first) {
-    int k = 0, d = 0;
-    for (int i = 0; i < r->n; i++) {
-        if (k > 0 && !(r->t[i] > r->t[k - 1])) {
-            if (!d++) *first = r->line[i];
-            continue;
-        }
-        r->t[k] = r->t[i];
-        r->v[k] = r->v[i];
-        r->line[k++] = r->line[i];
-    }
-    r->n = k;
-    return d;
-}
-
 /* ---- The engine, as the daemon runs it ---- */
 
 /* What the engine published for one file. */
@@ -303,7 +165,7 @@ static void el_on_result(void *vctx, const en_result *r) {
 
 /* Feeds rows 0..n-1 of r to slot 0 of e, made fresh first, one row per
  * en_push + en_flush; returns the rows the engine refused (0: r is ordered). */
-static int el_run_engine(en_engine *e, el_cb *cb, const el_rows *r) {
+static int el_run_engine(en_engine *e, el_cb *cb, const sc_rows *r) {
     int refused = 0, next = r->n / 2, k = 0;
     en_slot_reset(e, 0);
     for (int i = 0; i < r->n; i++) {
@@ -684,14 +546,14 @@ static double el_now(void) {
  * rows the engine would refuse, with a warning on stderr per kind of bad
  * row. Returns 0, or -1 with the error printed.
  */
-static int el_load(const char *path, el_rows *r, int *unordered) {
+static int el_load(const char *path, sc_rows *r, int *unordered) {
     char msg[256] = "";
-    if (el_read_csv(path, r, msg, sizeof msg) != RC_OK) {
+    if (sc_read(path, r, msg, sizeof msg) != RC_OK) {
         fprintf(stderr, "Error: '%s': %s\n", path, msg);
         return -1;
     }
     long line = 0;
-    int k = *unordered = el_drop_unordered(r, &line);
+    int k = *unordered = sc_drop_unordered(r, &line);
     if (r->bad_time)
         fprintf(stderr, "Warning: '%s': %d row%s with an unparseable timestamp skipped (first: line"
                 " %ld).\n", path, r->bad_time, r->bad_time > 1 ? "s" : "", r->bad_time_line);
@@ -713,7 +575,7 @@ static int el_load(const char *path, el_rows *r, int *unordered) {
 /* Reads, runs and scores path into res (zeroed by the caller but for its
  * name); 0 on success, -1 with the error printed on stderr. */
 static int el_eval_file(el_run *run, const char *path, el_file *res) {
-    el_rows r;
+    sc_rows r;
     memset(&r, 0, sizeof r);
     el_fc fc;
     memset(&fc, 0, sizeof fc);
@@ -779,7 +641,7 @@ err:
     rc_free(win);
     rc_free(tmp);
     rc_free(fbuf);
-    rows_free(&r);
+    sc_rows_free(&r);
     return rc;
 }
 
@@ -1012,65 +874,6 @@ static int el_write_csv(const char *path, const el_file *fs, int nf) {
 
 /* ---- The command ---- */
 
-static int el_cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int el_push_name(char ***v, int *n, int *cap, const char *s) {
-    if (*n == *cap) {
-        int nc = *cap ? *cap * 2 : 32;
-        char **nv = rc_realloc(*v, (size_t)nc * sizeof *nv);
-        if (!nv) return 0;
-        *v = nv;
-        *cap = nc;
-    }
-    return ((*v)[*n] = rc_strdup(s)) ? (++*n, 1) : 0;
-}
-
-/*
- * The regular files of dir: names ending in ".csv" into *csv, the others
- * (and subdirectories) into *ign, each sorted and owned by the caller (free
- * every name and the array). Names starting with '.' are skipped. Returns 0,
- * or -1 with the error printed.
- */
-static int el_list_dir(const char *dir, char ***csv, int *ncsv, char ***ign, int *nign) {
-    int ccap = 0, icap = 0, rc = -1;
-    *csv = *ign = NULL;
-    *ncsv = *nign = 0;
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "Error: Cannot open the live-metrics directory '%s' (%s); pass --live DIR.\n",
-                dir, strerror(errno));
-        return -1;
-    }
-    struct dirent *de;
-    char path[4096];
-    while ((de = readdir(d)) != NULL) {
-        const char *nm = de->d_name;
-        if (nm[0] == '.') continue;
-        size_t len = strlen(nm);
-        struct stat st;
-        int is_csv = len > 4 && strcmp(nm + len - 4, ".csv") == 0;
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, nm) >= sizeof path ||
-            stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-            is_csv = 0;
-        if (is_csv && *ncsv >= EL_MAX_FILES) {
-            fprintf(stderr, "Error: More than %d .csv files in '%s'.\n", EL_MAX_FILES, dir);
-            goto err;
-        }
-        if (!(is_csv ? el_push_name(csv, ncsv, &ccap, nm) : el_push_name(ign, nign, &icap, nm))) {
-            fprintf(stderr, "Error: Out of memory.\n");
-            goto err;
-        }
-    }
-    if (*csv) qsort(*csv, (size_t)*ncsv, sizeof **csv, el_cmp_str);
-    if (*ign) qsort(*ign, (size_t)*nign, sizeof **ign, el_cmp_str);
-    rc = 0;
-err:
-    closedir(d);
-    return rc;
-}
-
 /* Everything on stdout but the time: header, tables, summary. */
 static void el_report(const char *dir, const char *modelp, const el_run *run, const el_file *fs,
                       int ncsv, char **ign, int nign, int nfail) {
@@ -1096,23 +899,21 @@ static void el_report(const char *dir, const char *modelp, const el_run *run, co
 
 int cmd_eval_live(int argc, char **argv) {
     const char *dir = EL_DIR_DEFAULT, *modelp = NULL, *csvp = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--live")) {
-            if (v && v[0] != '-') dir = argv[++i];
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
-            modelp = argv[++i];
-        } else if (!strcmp(a, "--csv") && v) {
-            csvp = argv[++i];
-        } else {
-            fprintf(stderr, "Error: Unknown or incomplete option '%s' for 'eval --live'.\n", a);
-            usage(stderr);
-            return 2;
+    ti_getopt g;
+    int c;
+    if (ti_getopt_init(&g, "L/live m|model= C/csv= h|help", 0)) return 2;
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        switch (c) {
+        case 'L': break;
+        case 'm': modelp = optarg; break;
+        case 'C': csvp = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
     }
+    /* `eval --live DIR`: the directory is the one operand. */
+    if (ti_opt_operands(argc, argv, 1)) return 2;
+    if (optind < argc) dir = argv[optind];
     double t_start = el_now();
     int rc = 1, ncsv = 0, nign = 0, nfail = 0;
     char **csv = NULL, **ign = NULL, errbuf[512] = "", path[4096];
@@ -1120,7 +921,7 @@ int cmd_eval_live(int argc, char **argv) {
     rk_model *m = NULL;
     el_run run;
     memset(&run, 0, sizeof run);
-    if (el_list_dir(dir, &csv, &ncsv, &ign, &nign) != 0) goto err;
+    if (sc_list_dir(dir, &csv, &ncsv, &ign, &nign) != 0) goto err;
     if (ncsv == 0) {
         fprintf(stderr, "Error: No .csv file in '%s'.\n", dir);
         goto err;
@@ -1166,13 +967,9 @@ int cmd_eval_live(int argc, char **argv) {
     }
     rc = 0;
 err:
-    for (int i = 0; i < ncsv; i++) {
-        rc_free(csv[i]);
-        if (fs) rc_free(fs[i].name);
-    }
-    for (int i = 0; i < nign; i++) rc_free(ign[i]);
-    rc_free(csv);
-    rc_free(ign);
+    for (int i = 0; fs && i < ncsv; i++) rc_free(fs[i].name);
+    sc_names_free(csv, ncsv);
+    sc_names_free(ign, nign);
     rc_free(fs);
     if (run.e) en_free(run.e);
     if (m) rk_model_free(m);

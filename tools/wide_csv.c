@@ -5,13 +5,13 @@
  */
 #include "tools/wide_csv.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/base.h"
+#include "common/textin.h"
 
 void wide_csv_free(wide_csv *w) {
     if (!w) return;
@@ -22,6 +22,7 @@ void wide_csv_free(wide_csv *w) {
     rc_free(w->id);
     rc_free(w->len);
     rc_free(w->v);
+    rc_free(w->line);
     rc_free(w);
 }
 
@@ -31,117 +32,118 @@ int wide_csv_find(const wide_csv *w, const char *id) {
     return -1;
 }
 
-/* Splits line in place into fields (quotes stripped); returns the count. */
-static int split(char *line, char ***fields, int *cap) {
-    int n = 0;
-    char *p = line;
-    for (;;) {
-        if (n == *cap) {
-            int nc = *cap ? *cap * 2 : 1024;
-            char **nf = rc_realloc(*fields, (size_t)nc * sizeof(char *));
-            if (!nf) return -1;
-            *fields = nf;
-            *cap = nc;
-        }
-        char *start = p, *out = p;
-        if (*p == '"') {
-            p++;
-            for (;;) {
-                if (*p == '"' && p[1] == '"') {
-                    *out++ = '"';
-                    p += 2;
-                } else if (*p == '"') {
-                    p++;
-                    break;
-                } else if (!*p) {
-                    break;
-                } else {
-                    *out++ = *p++;
-                }
-            }
-            while (*p && *p != ',') p++;
-        } else {
-            while (*p && *p != ',' && *p != '\n' && *p != '\r') *out++ = *p++;
-            while (*p && *p != ',') p++;
-        }
-        char c = *p;
-        *out = 0;
-        (*fields)[n++] = start;
-        if (c != ',') break;
-        p++;
+/* Makes room for one more series. 0, or -1 when out of memory. */
+static int reserve(wide_csv *w, int *cap) {
+    if (w->n < *cap) return 0;
+    int nc = *cap ? *cap * 2 : 512;
+    char **ni = rc_realloc(w->id, (size_t)nc * sizeof(char *));
+    if (ni) w->id = ni;
+    int *nl = rc_realloc(w->len, (size_t)nc * sizeof(int));
+    if (nl) w->len = nl;
+    double **nv = rc_realloc(w->v, (size_t)nc * sizeof(double *));
+    if (nv) w->v = nv;
+    long *nn = rc_realloc(w->line, (size_t)nc * sizeof(long));
+    if (nn) w->line = nn;
+    if (!ni || !nl || !nv || !nn) return -1;
+    *cap = nc;
+    return 0;
+}
+
+/* Adds the series of data row r. 0, -1 out of memory, -2 bad value (printed). */
+static int add_row(wide_csv *w, ti_csv *in, const ti_row *r) {
+    int len = r->n - 1;
+    while (len > 0 && r->f[len].len == 0) len--;
+    double *v = rc_malloc((size_t)(len ? len : 1) * sizeof(double));
+    char *id = rc_strdup(r->f[0].s);
+    if (!v || !id) {
+        rc_free(v);
+        rc_free(id);
+        return -1;
     }
-    return n;
+    for (int i = 0; i < len; i++) {
+        const char *s = r->f[i + 1].s;
+        v[i] = NAN;
+        if (!ti_is_missing(s) && ti_parse_double(s, &v[i]) != RC_OK) {
+            fprintf(stderr, "Error: %s\n", ti_csv_field_error(in, r, i + 1, "number", NULL, NULL));
+            rc_free(v);
+            rc_free(id);
+            return -2;
+        }
+    }
+    w->id[w->n] = id;
+    w->v[w->n] = v;
+    w->len[w->n] = len;
+    w->line[w->n] = r->line;
+    w->n++;
+    return 0;
+}
+
+typedef struct id_ix {
+    const char *id; /* series id, borrowed */
+    int ix;         /* its index in the file */
+} id_ix;
+
+static int cmp_id(const void *a, const void *b) {
+    const id_ix *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->ix > y->ix) - (x->ix < y->ix);
+}
+
+/* 0 if every id is unique, else -1 after naming the first repeat. O(n log n). */
+static int check_unique(const wide_csv *w, const char *label) {
+    id_ix *s = rc_malloc((size_t)(w->n ? w->n : 1) * sizeof *s);
+    if (!s) {
+        fprintf(stderr, "Error: Out of memory reading '%s'.\n", label);
+        return -1;
+    }
+    for (int i = 0; i < w->n; i++) s[i] = (id_ix){w->id[i], i};
+    qsort(s, (size_t)w->n, sizeof *s, cmp_id);
+    /* Of all repeats, name the one that comes first in the file. */
+    int bad = -1, first = -1;
+    for (int i = 1; i < w->n; i++)
+        if (strcmp(s[i - 1].id, s[i].id) == 0 && (bad < 0 || s[i].ix < bad)) bad = s[i].ix, first = s[i - 1].ix;
+    rc_free(s);
+    if (bad < 0) return 0;
+    fprintf(stderr, "Error: %s:%ld:1: Duplicate series id '%s' (first on line %ld).\n", label, w->line[bad],
+            w->id[bad], w->line[first]);
+    return -1;
 }
 
 wide_csv *wide_csv_read(const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "Error: Cannot open '%s' (%s).\n", path, strerror(errno));
+    char errbuf[512];
+    rc_err e;
+    ti_csv *in = ti_csv_open(path, ',', 0, &e, errbuf, sizeof errbuf);
+    if (!in) {
+        fprintf(stderr, "Error: %s\n", errbuf);
         return NULL;
     }
     wide_csv *w = rc_calloc(1, sizeof *w);
-    char *line = NULL, **fields = NULL;
-    size_t lcap = 0;
-    int fcap = 0, cap = 0, lineno = 0;
-    ssize_t got;
+    int cap = 0, header = 1;
+    ti_row r;
     if (!w) goto oom;
-    while ((got = getline(&line, &lcap, f)) >= 0) {
-        lineno++;
-        if (lineno == 1) continue; /* header */
-        if (got <= 1) continue;
-        int nf = split(line, &fields, &fcap);
-        if (nf < 0) goto oom;
-        if (nf < 2 && fields[0][0] == 0) continue;
-        if (w->n == cap) {
-            int nc = cap ? cap * 2 : 512;
-            char **ni = rc_realloc(w->id, (size_t)nc * sizeof(char *));
-            if (!ni) goto oom;
-            w->id = ni;
-            int *nl = rc_realloc(w->len, (size_t)nc * sizeof(int));
-            if (!nl) goto oom;
-            w->len = nl;
-            double **nv = rc_realloc(w->v, (size_t)nc * sizeof(double *));
-            if (!nv) goto oom;
-            w->v = nv;
-            cap = nc;
+    while ((e = ti_csv_next(in, &r)) == RC_OK && r.n > 0) {
+        /* The header names the columns V1, V2, ...: nothing to take from it. */
+        if (header) {
+            header = 0;
+            continue;
         }
-        int len = nf - 1;
-        while (len > 0 && fields[len][0] == 0) len--;
-        double *v = rc_malloc((size_t)(len ? len : 1) * sizeof(double));
-        char *id = rc_strdup(fields[0]);
-        if (!v || !id) {
-            rc_free(v);
-            rc_free(id);
-            goto oom;
-        }
-        for (int i = 0; i < len; i++) {
-            const char *s = fields[i + 1];
-            char *end;
-            double x = s[0] ? strtod(s, &end) : NAN;
-            if (s[0] && (*end != 0 || !isfinite(x))) {
-                fprintf(stderr, "Error: %s:%d: bad value in column %d ('%s').\n", path, lineno,
-                        i + 2, s);
-                rc_free(v);
-                rc_free(id);
-                goto fail;
-            }
-            v[i] = x;
-        }
-        w->id[w->n] = id;
-        w->v[w->n] = v;
-        w->len[w->n] = len;
-        w->n++;
+        if (r.n < 2 && r.f[0].len == 0) continue;
+        if (reserve(w, &cap)) goto oom;
+        int rc = add_row(w, in, &r);
+        if (rc == -1) goto oom;
+        if (rc < 0) goto fail;
     }
-    free(line);
-    rc_free(fields);
-    fclose(f);
+    if (e != RC_OK) {
+        fprintf(stderr, "Error: %s\n", ti_csv_error(in));
+        goto fail;
+    }
+    if (check_unique(w, path)) goto fail;
+    ti_csv_close(in);
     return w;
 oom:
     fprintf(stderr, "Error: Out of memory reading '%s'.\n", path);
 fail:
-    free(line);
-    rc_free(fields);
-    fclose(f);
+    ti_csv_close(in);
     wide_csv_free(w);
     return NULL;
 }

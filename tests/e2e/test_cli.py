@@ -83,8 +83,9 @@ def test_send_csv_header_and_bad_rows(ctx, tmp_path):
                    "1700000001,abc\n")
     rc, err, got = run_send(["-e", ep, str(csv)], sock=sub)
     assert rc == 1, err
-    assert "temp.csv:4: bad timestamp ('yesterday')" in err
-    assert "temp.csv:8: bad value ('abc')" in err
+    assert ("temp.csv:4:1: Invalid timestamp in column 'timestamp' (yesterday): expected "
+            "YYYY-MM-DD[ HH:MM[:SS[.fff]]][Z|+HH:MM] or epoch seconds. Row skipped.\n") in err
+    assert "temp.csv:8:12: Invalid number in column 'value' (abc). Row skipped.\n" in err
     assert "3 samples in 3 messages" in err and "2 bad rows skipped" in err
     assert [m["s"] for m in got] == ["temp"] * 3
     assert [m["t"] for m in got[:2]] == [1704067200, 1704070800]
@@ -423,3 +424,279 @@ def test_ctl_default_endpoint_finds_daemon_started_in_cwd(tmp_path):
     finally:
         d.terminate()
         d.wait(30)
+
+
+# ---- The text-input layer (common/textin.h) seen from the commands ----
+# Malformed, huge, absurd and duplicated input to options and CSV files: every
+# error names the option and its value, or FILE:LINE:COL, in exactly one way.
+
+MODEL = os.path.join(ROOT, "model", "default.rwkv")
+SYNTAX = "expected YYYY-MM-DD[ HH:MM[:SS[.fff]]][Z|+HH:MM] or epoch seconds"
+
+
+def run_cli(args, stdin=b"", timeout=60):
+    r = subprocess.run([CLI] + args, input=stdin, capture_output=True, timeout=timeout, cwd=ROOT)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["eval", "--count", "x"], "Error: Invalid '--count' value (x): expected an integer in 1..100000."),
+    (["eval", "--count", "9" * 40], "Error: Invalid '--count' value (%s): expected an integer in 1..100000."
+     % ("9" * 40)),
+    (["eval", "--count", "5", "--count", "0"], "Error: Invalid '--count' value (0): expected an integer in 1..100000."),
+    (["eval", "--seed", "-1"], "Error: Invalid '--seed' value (-1): expected an integer in 0..18446744073709551615."),
+    (["eval", "--synthetic", "meteor"],
+     "Error: Invalid '--synthetic' value (meteor): expected one of daily, weekly, trend, shifts, ar, spiky."),
+    (["train", "--steps", "x"], "Error: Invalid '--steps' value (x): expected an integer in 1..1000000000."),
+    (["train", "--steps", "1e3"], "Error: Invalid '--steps' value (1e3): expected an integer in 1..1000000000."),
+    (["train", "--lr", "0"], "Error: Invalid '--lr' value (0): expected a number > 0 and <= 1."),
+    (["train", "--lr", "0x1p-9"], "Error: Invalid '--lr' value (0x1p-9): expected a number > 0 and <= 1."),
+    (["train", "--dmodel", "12"], "Error: Invalid '--dmodel' value (12): expected a multiple of 8."),
+    (["train", "--lanes", "10", "--chunks", "4"], "Error: '--lanes' (10) is not a multiple of '--chunks' (4)."),
+    (["send", "--batch", "0"], "Error: Invalid '--batch' value (0): expected an integer in 1..100000."),
+    (["send", "--rate", "nan"], "Error: Invalid '--rate' value (nan): expected a number >= 0."),
+    (["send", "--rate", "1e999"], "Error: Invalid '--rate' value (1e999): expected a number >= 0."),
+    (["send", "--wait", "10s"], "Error: Invalid '--wait' value (10s): expected an integer in 0..3600000."),
+    (["send", "--batch"], "Error: Option '--batch' needs a value."),
+    (["send", "--pull=yes"], "Error: Option '--pull' takes no value."),
+    (["send", "--bogus"], "Error: Unknown option '--bogus'."),
+    (["send", "-Z"], "Error: Unknown option '-Z'."),
+    (["send", "a.csv", "b.csv"], "Error: Unexpected argument 'b.csv'."),
+    (["replay", "a.csv", "b.csv"], "Error: Unexpected argument 'b.csv'."),
+    (["replay", "-m"], "Error: Option '-m' needs a value."),
+    (["tail", "--count", "-5"], "Error: Invalid '--count' value (-5): expected an integer >= 0."),
+    (["tail", "--duration", "1,5"], "Error: Invalid '--duration' value (1,5): expected a number >= 0."),
+    (["simulate", "-n", "0"], "Error: Invalid '--sensors' value (0): expected an integer in 1..100000."),
+    (["simulate", "--rate", "20000"], "Error: Invalid '--rate' value (20000): expected a number > 0 and <= 10000."),
+    (["ctl", "-t", "0", "ping"], "Error: Invalid '--timeout' value (0): expected an integer in 1..2147483647."),
+])
+def test_option_values_are_strict(args, msg):
+    rc, out, err = run_cli(args)
+    assert rc == 2, err
+    assert err.splitlines()[0] == msg
+    assert out == ""
+
+
+@pytest.mark.parametrize("sub", ["replay", "eval", "train"])
+def test_help_of_the_offline_commands(sub):
+    r = subprocess.run([CLI, sub, "-h"], capture_output=True, timeout=10)
+    assert r.returncode == 0 and r.stderr == b""
+    assert b"Usage: rwkvcast " + sub.encode() in r.stdout
+
+
+def test_every_timestamp_reader_lists_the_formats():
+    for sub in ("send", "replay"):
+        out = subprocess.run([CLI, sub, "--help"], capture_output=True, timeout=10).stdout.decode()
+        assert "'YYYY-MM-DD HH:MM:SS[.fff]', ISO-8601 'YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM]'" in out, sub
+        assert "'YYYY-MM-DD', or epoch seconds (integer or decimal)" in out, sub
+
+
+def test_repeated_option_last_one_wins():
+    rc, out, err = run_cli(["simulate", "--csv", "-q", "-n", "1", "-n", "2", "--rate", "100", "--duration", "0.1"])
+    assert rc == 0, err
+    assert {l.split(",")[0] for l in out.splitlines()} == {"sensor-00", "sensor-01"}
+
+
+# Every accepted form, and what it means; send and replay read them alike.
+GOOD_TIMES = [
+    ("2024-01-01 00:00:00", 1704067200), ("2024-01-01T00:00:01", 1704067201), ("2024-01-01t00:00:02Z", 1704067202),
+    ("2024-01-01T01:00:03+01:00", 1704067203), ("2024-01-01T01:00:04+0100", 1704067204),
+    ("2023-12-31T19:00:05-05", 1704067205), ("2024-01-01 00:00:06.5", 1704067206.5),
+    ("2024-01-01T00:00:07,25Z", 1704067207.25), ("2024-01-01 00:01", 1704067260), ("2024-01-02", 1704153600),
+    ("2024-01-02 24:00", 1704240000), ("1704240001", 1704240001), ("1704240002.75", 1704240002.75),
+]
+BAD_TIMES = [
+    ("2024-02-30 00:00:00", "day out of range"), ("2023-02-29", "day out of range"),
+    ("2024-13-01", "month out of range"), ("2024-01-01 25:00:00", "hour out of range"),
+    ("2024-01-01 00:60:00", "minute out of range"), ("2024-01-01 00:00:61", "second out of range"),
+    ("2024-01-01T00:00:00+24:00", "zone offset out of range"), ("1e13", "epoch seconds out of range (years 0000-9999)"),
+    ("2024-01-01 00:00:00 UTC", SYNTAX), ("2024-1-1", SYNTAX), ("0x65000000", SYNTAX), ("yesterday", SYNTAX),
+]
+
+
+def test_send_and_replay_agree_on_timestamps(ctx, tmp_path):
+    csv = tmp_path / "times.csv"
+    csv.write_text("timestamp,value\n" + "".join('"%s",%d\n' % (t, i) for i, (t, _) in enumerate(GOOD_TIMES + BAD_TIMES)))
+    pull, ep = bound(ctx, zmq.PULL)
+    rc, err, got = run_send(["-e", ep, "--pull", str(csv)], sock=pull)
+    assert rc == 1
+    assert [m["t"] for m in got] == [t for _, t in GOOD_TIMES]
+    for k, (t, why) in enumerate(BAD_TIMES):
+        line = len(GOOD_TIMES) + k + 2
+        assert ("%s:%d:1: Invalid timestamp in column 'timestamp' (%s): %s. Row skipped.\n" % (csv, line, t, why)) in err
+    rc, out, err = run_cli(["replay", str(csv)])
+    assert rc == 0, err
+    flags = [l.split(",")[-1] for l in out.splitlines()[1:]]
+    assert flags[:len(GOOD_TIMES)] == ["ok"] * len(GOOD_TIMES)
+    assert flags[len(GOOD_TIMES):] == ["bad_time"] * len(BAD_TIMES)
+
+
+def test_replay_reads_any_csv_dialect_the_same(tmp_path):
+    rows = [("2024-01-01 00:%02d:00" % i, "%.3f" % (10 + math.sin(i))) for i in range(40)]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("timestamp,value\n" + "".join("%s,%s\n" % r for r in rows))
+    # BOM, CRLF, ';', quotes, blank lines, an extra column, other column names.
+    fancy = tmp_path / "fancy.csv"
+    fancy.write_bytes(b"\xef\xbb\xbf\"Time\";note;\"Value\"\r\n" + b"".join(
+        b"\"%s\";\"a;b\"\"c\";%s\r\n%s" % (t.encode(), v.encode(), b"\r\n" if i % 7 == 0 else b"")
+        for i, (t, v) in enumerate(rows)))
+    a, b = run_cli(["replay", str(plain)]), run_cli(["replay", str(fancy)])
+    assert a[0] == 0 and b[0] == 0, (a[2], b[2])
+    assert a[1] == b[1] and len(a[1].splitlines()) == 41
+
+
+def test_replay_echoes_fields_as_csv(tmp_path):
+    csv = tmp_path / "q.csv"
+    csv.write_text('timestamp,value\n"2024-01-01 00:00:00","1,5"\n2024-01-01 00:01:00,"say ""hi"""\n')
+    rc, out, err = run_cli(["replay", str(csv)])
+    assert rc == 0, err
+    rows = out.splitlines()
+    assert rows[1].startswith('2024-01-01 00:00:00,"1,5",') and rows[1].endswith(",bad_value")
+    assert rows[2].startswith('2024-01-01 00:01:00,"say ""hi""",') and rows[2].endswith(",bad_value")
+
+
+@pytest.mark.parametrize("body,msg", [
+    ('2024-01-01 00:00:00,1\n"2024-01-01 00:01:00,2\n', "3:1: Unterminated quoted field."),
+    ('2024-01-01 00:00:00,1\n"2024-01-01 00:01:00"x,2\n',
+     "3:22: Unexpected 'x' after a closing quote (expected ',' or the line end)."),
+    ('2024-01-01 00:00:00,1\n2024-01-01 00:01:00,2\x003\n', "3:22: NUL byte (not a text file?)."),
+    ("2024-01-01 00:00:00,1\n" + "9" * (1 << 21) + ",2\n", "3:1: Line longer than 1048576 bytes."),
+], ids=["open_quote", "after_quote", "nul", "huge_line"])
+def test_replay_stops_at_a_malformed_record(tmp_path, body, msg):
+    csv = tmp_path / "m.csv"
+    csv.write_bytes(("timestamp,value\n" + body).encode())
+    rc, out, err = run_cli(["replay", str(csv)])
+    assert rc == 1
+    assert err == "Error: %s:%s\n" % (csv, msg)
+    assert len(out.splitlines()) == 2  # the header and the row before it
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("timestamp,value,time\n1,2,3\n", "Error: {f}:1:17: Columns 'timestamp' and 'time' both name the timestamp column."),
+    ("ts,v,value\n1,2,3\n", "Error: {f}:1:6: Columns 'v' and 'value' both name the value column."),
+    ("a,b\n1,2\n", "Error: {f}:1:1: The header needs a timestamp and a value column (e.g. timestamp,value)."),
+    ("\n\n", "Error: '{f}' is empty (expected a header with timestamp,value)."),
+])
+def test_replay_header_errors(tmp_path, text, msg):
+    csv = tmp_path / "h.csv"
+    csv.write_text(text)
+    rc, out, err = run_cli(["replay", str(csv)])
+    assert rc == 1 and out == ""
+    assert err == msg.format(f=csv) + "\n"
+
+
+def test_replay_absurd_values_are_flagged(tmp_path):
+    csv = tmp_path / "a.csv"
+    csv.write_text("timestamp,value\n2024-01-01 00:00:00,1\n9999-99-99 00:00:00,2\n2024-01-01 00:01:00,1e999\n"
+                   "2024-01-01 00:02:00,0x10\n2024-01-01 00:03:00, NA \n2024-01-01 00:03:00,4\n")
+    rc, out, err = run_cli(["replay", str(csv)])
+    assert rc == 0, err
+    assert [l.split(",")[-1] for l in out.splitlines()[1:]] == ["ok", "bad_time", "bad_value", "bad_value",
+                                                               "missing", "old_time"]
+
+
+def test_send_reports_bad_rows_with_file_line_col(ctx, tmp_path):
+    csv = tmp_path / "s.csv"
+    csv.write_bytes(b"timestamp;value\r\n"
+                    b"1700000000;1\r\n"
+                    b"1700000001;2;3\r\n"
+                    b"\"1700000002;4\r\n"
+                    b"more\";5\r\n"
+                    b"1700000003;" + b"7" * (1 << 21) + b"\r\n"
+                    b"1700000004;\"1\"x\r\n"
+                    b"1700000005;1e999\r\n"
+                    b"  1700000006 ; 6 \r\n")
+    pull, ep = bound(ctx, zmq.PULL)
+    rc, err, got = run_send(["-e", ep, "--pull", str(csv)], sock=pull)
+    assert rc == 1
+    f = str(csv)
+    assert err.splitlines() == [
+        "%s:3:1: Wrong number of columns (3, expected 2). Row skipped." % f,
+        "%s:4:1: Invalid timestamp in column 'timestamp' (1700000002;4??more): %s. Row skipped." % (f, SYNTAX),
+        "%s:6:1: Line longer than 1048576 bytes. Row skipped." % f,
+        "%s:7:15: Unexpected 'x' after a closing quote (expected ';' or the line end). Row skipped." % f,
+        "%s:8:12: Invalid number in column 'value' (1e999). Row skipped." % f,
+        "send: 2 samples in 2 messages to %s; 5 bad rows skipped" % ep,
+    ]
+    assert [(m["t"], m["v"]) for m in got] == [(1700000000, 1.0), (1700000006, 6.0)]
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("timestamp,value,v\n1,2,3\n", "Error: {f}:1:17: Columns 'value' and 'v' both name the value column."),
+    ("series,id,value\na,b,1\n", "Error: {f}:1:8: Columns 'series' and 'id' both name the series column."),
+    ("series,timestamp\na,1\n", "Error: {f}:1:1: Header has no 'value' column."),
+    ("1,2,3,4\n", "Error: {f}:1:1: 4 columns and no header; expected value, timestamp,value or series,timestamp,value."),
+])
+def test_send_layout_errors(ctx, tmp_path, text, msg):
+    csv = tmp_path / "l.csv"
+    csv.write_text(text)
+    pull, ep = bound(ctx, zmq.PULL)
+    rc, err, got = run_send(["-e", ep, "--pull", str(csv)], sock=pull)
+    assert rc == 1 and got == []
+    assert err.splitlines()[0] == msg.format(f=csv)
+
+
+def write_m4(path, rows, header=True, crlf=False):
+    eol = "\r\n" if crlf else "\n"
+    n = max(len(r) for r in rows)
+    text = (",".join('"V%d"' % (i + 1) for i in range(n)) + eol) if header else ""
+    text += "".join(",".join(r) + eol for r in rows)
+    path.write_text(text)
+
+
+def m4_series(n, seed):
+    return ['"%.2f"' % (50 + 10 * math.sin(2 * math.pi * i / 24) + seed) for i in range(n)]
+
+
+def test_eval_reads_quoted_crlf_wide_csv(tmp_path):
+    tr, te = tmp_path / "train.csv", tmp_path / "test.csv"
+    write_m4(tr, [['"A"'] + m4_series(100, 1), ['"B"'] + m4_series(72, 2) + ['""', ""]], crlf=True)
+    write_m4(te, [['"B"'] + m4_series(48, 2), ['"A"'] + m4_series(48, 1)])
+    rc, out, err = run_cli(["eval", "-m", MODEL, "--train", str(tr), "--test", str(te)], timeout=120)
+    assert rc == 0, err
+    assert "eval: 2 series from" in out and "rwkvcast" in out
+
+
+@pytest.mark.parametrize("which,rows,msg", [
+    ("train", [['"A"', '"1"', '"x"']], "{f}:2:9: Invalid number in column 3 (x)."),
+    ("train", [['"A"', '"1"'], ['"A"', '"2"']], "{f}:3:1: Duplicate series id 'A' (first on line 2)."),
+    ("train", [['"A"', '"1"'], ['"B', '"2"']], "{f}:3:5: Unexpected '2' after a closing quote (expected ',' or the line end)."),
+    ("test", [['"A"', '1e999']], "{f}:2:5: Invalid number in column 2 (1e999)."),
+    ("test", [['"A"', '"' + "9" * (1 << 21) + '"']], "{f}:2:1: Line longer than 1048576 bytes."),
+], ids=["bad_value", "duplicate_id", "after_quote", "huge_value", "huge_line"])
+def test_eval_csv_errors(tmp_path, which, rows, msg):
+    tr, te = tmp_path / "train.csv", tmp_path / "test.csv"
+    write_m4(tr, [['"A"'] + m4_series(100, 1)])
+    write_m4(te, [['"A"'] + m4_series(48, 1)])
+    bad = tr if which == "train" else te
+    write_m4(bad, rows)
+    rc, out, err = run_cli(["eval", "-m", MODEL, "--train", str(tr), "--test", str(te)], timeout=120)
+    assert rc == 1 and out == ""
+    assert err == "Error: " + msg.format(f=bad) + "\n"
+
+
+def test_eval_missing_data_says_how_to_pass_it(tmp_path):
+    rc, out, err = run_cli(["eval", "-m", MODEL, "--train", str(tmp_path / "no.csv"), "--test", str(tmp_path / "no2.csv")])
+    assert rc == 1
+    assert err.splitlines() == [
+        "Error: Cannot open '%s' (No such file or directory)." % (tmp_path / "no.csv"),
+        "Error: M4 Hourly data missing: need '%s' and '%s' (pass --train and --test)." % (tmp_path / "no.csv",
+                                                                                            tmp_path / "no2.csv"),
+    ]
+
+
+def test_send_streams_a_pipe_line_by_line(ctx):
+    # The reader must hand over each line as it arrives, not wait for a full block or EOF.
+    pull, ep = bound(ctx, zmq.PULL)
+    p = subprocess.Popen([CLI, "send", "-e", ep, "--pull", "-s", "live", "-q", "-"], stdin=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        for i in range(3):
+            p.stdin.write(b"%d,%d\n" % (1700000000 + i, i))
+            p.stdin.flush()
+            assert pull.poll(5000), "sample %d not sent while stdin stays open" % i
+            assert msgpack.unpackb(pull.recv())["v"] == float(i)
+    finally:
+        p.stdin.close()
+        p.wait(10)
+    assert p.returncode == 0, p.stderr.read()

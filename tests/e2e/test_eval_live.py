@@ -281,4 +281,8 @@ def test_missing_or_empty_dir(tmp_path):
     assert p.returncode == 1
     assert "Error: Cannot open the live-metrics directory '../shared/data/live-metrics'" in p.stderr
     p = run(["--live", str(empty), "--bogus"])
-    assert p.returncode == 2 and "Unknown or incomplete option '--bogus'" in p.stderr
+    assert p.returncode == 2 and "Error: Unknown option '--bogus'." in p.stderr
+    p = run(["--live", str(empty), str(empty)])
+    assert p.returncode == 2 and "Error: Unexpected argument '%s'." % empty in p.stderr
+    p = run(["--live", str(empty), "--csv"])
+    assert p.returncode == 2 and "Error: Option '--csv' needs a value." in p.stderr
