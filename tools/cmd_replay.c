@@ -21,8 +21,13 @@
  *   flag missing    empty/NaN value: fed as missing (the engine keeps its
  *                   state and forecasts on); score and level are the last ones
  *   flag bad_value  unparseable or infinite value: treated like missing
- *   flag bad_time   unparseable timestamp: skipped, forecast/score fields empty
- *   flag old_time   timestamp not after the last accepted one: skipped, empty
+ *   flag bad_time   unparseable timestamp: not fed
+ *   flag old_time   timestamp not after the last accepted one: not fed
+ * A row that is not fed still carries numbers: anomaly_score 0 (it was not
+ * judged), the series' current level, and as yhat/lo/hi (and the --horizon
+ * columns) the forecast standing from the last row that was fed, empty only
+ * before the first forecast exists. Real exports repeat a timestamp around
+ * clock changes; the daemon drops and counts such samples (old_timestamp).
  * Strictly causal: each row is pushed and flushed before the next is read,
  * and nothing looks at the whole file, so appending rows never changes
  * earlier output.
@@ -232,18 +237,24 @@ int cmd_replay(int argc, char **argv) {
         put_field(ts);
         putchar(',');
         put_field(vs);
+        /* Not fed: the forecast standing from the last row that was. */
+        const en_result *st = fed ? NULL : en_slot_last(e, 0);
         if (fed && ctx.last.have_prev)
             printf(",%.9g,%.9g,%.9g", ctx.last.prev[Q / 2], ctx.last.prev[0], ctx.last.prev[Q - 1]);
+        else if (st)
+            printf(",%.9g,%.9g,%.9g", st->yhat[0], st->lo[0], st->hi[0]);
         else
             fputs(",,,", stdout);
         if (fed)
             printf(",%.6f,%d,%s", (double)ctx.last.score, ctx.last.level, flag);
         else
-            printf(",,,%s", flag);
+            printf(",%.6f,%d,%s", 0.0, st ? st->level : 0, flag);
         if (horizon) {
             for (int h = 0; h < ctx.last.H; h++) {
                 if (fed)
                     printf(",%.9g,%.9g,%.9g", ctx.last.yhat[h], ctx.last.lo[h], ctx.last.hi[h]);
+                else if (st)
+                    printf(",%.9g,%.9g,%.9g", st->yhat[h], st->lo[h], st->hi[h]);
                 else
                     fputs(",,,", stdout);
             }

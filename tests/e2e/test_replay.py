@@ -114,12 +114,26 @@ def test_bad_rows_keep_one_row_each(tmp_path):
     assert len(out) == 8
     flags = [r[7] for r in out]
     assert flags == ["ok", "ok", "missing", "bad_value", "bad_time", "old_time", "ok", "bad_value"]
+    # Every row carries a score and a level.
     for r in out:
-        if r[5] != "":
-            assert 0.0 <= float(r[5]) <= 1.0
-    # Skipped rows have empty forecast and score fields.
-    assert out[4][2:7] == ["", "", "", "", ""]
-    assert out[5][2:7] == ["", "", "", "", ""]
+        assert 0.0 <= float(r[5]) <= 1.0 and r[6] in ("0", "1", "2")
+    # Rows not fed: score 0 (not judged), the series' level, and the forecast
+    # standing from the last row fed (row 3, the bad value, was fed as missing).
+    for i in (4, 5):
+        assert float(out[i][5]) == 0.0
+        assert out[i][6] == out[3][6]
+        lo, yhat, hi = float(out[i][3]), float(out[i][2]), float(out[i][4])
+        assert lo <= yhat <= hi
+    assert out[4][2:5] == out[5][2:5]
+    # The row after them is judged against that same standing forecast.
+    assert out[6][2:5] == out[5][2:5]
+    # Before any forecast exists there is none to stand, but still a score.
+    path2 = tmp_path / "first.csv"
+    with open(path2, "w") as f:
+        f.write("timestamp,value\nnot-a-time,1\n2024-01-01 00:00:00,1\n")
+    head, out2 = replay(path2, "--horizon")
+    assert out2[0][2:8] == ["", "", "", "0.000000", "0", "bad_time"]
+    assert all(x == "" for x in out2[0][8:])
 
 
 def test_horizon_columns(tmp_path):
