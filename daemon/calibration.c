@@ -114,9 +114,10 @@ void ca_observe(ca_state *s, const ca_table *t, double y, float lo1, float hi1) 
     }
 }
 
-void ca_apply(ca_state *s, const ca_table *t, float *fc, const float *out, double scale, int Q) {
+void ca_apply(ca_state *s, const ca_table *t, float *fc, const float *out, double scale, int Q, int shrink,
+              int widths) {
     const int mid = Q / 2;
-    const float lam = ca_lambda(s);
+    const float lam = shrink ? ca_lambda(s) : 1.0f;
     s->d1 = (float)(scale * (double)out[mid]);
     s->b1 = fc[mid] - s->d1;
     if (!isfinite(s->d1) || !isfinite(s->b1)) s->b1 = s->d1 = NAN;
@@ -127,7 +128,7 @@ void ca_apply(ca_state *s, const ca_table *t, float *fc, const float *out, doubl
         float *o = fc + (size_t)h * Q;
         for (int q = 0; q < Q; q++) o[q] += shift;
     }
-    for (int h = 0; h < t->H; h++) {
+    for (int h = 0; widths && h < t->H; h++) {
         const int a = t->rep[h];
         const float w = t->w[h];
         const float flo = (1 - w) * s->f[a][0] + w * s->f[a + 1][0];

@@ -112,9 +112,11 @@ void ca_observe(ca_state *s, const ca_table *t, double y, float lo1, float hi1);
  * quantiles below the median move to mid - f_lo * (mid - q), those above to
  * mid + f_hi * (q - mid). Records the issued one-step baseline and
  * correction and the representative horizons' intervals for the next
- * ca_observe calls. Q odd.
+ * ca_observe calls. Q odd. shrink 0 skips the first step, widths 0 the
+ * second (the state still learns, so an ablation sees the same factors).
  */
-void ca_apply(ca_state *s, const ca_table *t, float *fc, const float *out, double scale, int Q);
+void ca_apply(ca_state *s, const ca_table *t, float *fc, const float *out, double scale, int Q, int shrink,
+              int widths);
 /* The current one-step shrinkage factor lambda in [0, 1]. */
 float ca_lambda(const ca_state *s);
 /* A new sample arrived after a gap of more than one period: the intervals

@@ -171,6 +171,8 @@ void en_cfg_default(en_cfg *c) {
     an_cfg_default(&c->anomaly);
     c->caller_inits_slots = 0;
     c->pipeline = 0;
+    c->calibrate_intervals = 1;
+    c->shrink_median = 1;
 }
 
 static void *alloc_zero(size_t n, size_t size, int *fail) {
@@ -532,7 +534,8 @@ static void run_shard(en_engine *e, en_batch *b, en_shard *sh) {
         en_slot_meta *mt = &e->meta[s];
         float *fc = e->fc + (size_t)s * e->HQ, *r3 = b->fc3 + (size_t)i * 3 * e->H;
         ft_denorm(&e->ft[s], b->out + (size_t)q * e->HQ, fc, e->HQ);
-        ca_apply(&e->ca[s], &e->cat, fc, b->out + (size_t)q * e->HQ, e->ft[s].scale, e->Q);
+        ca_apply(&e->ca[s], &e->cat, fc, b->out + (size_t)q * e->HQ, e->ft[s].scale, e->Q,
+                 e->cfg.shrink_median, e->cfg.calibrate_intervals);
         split_forecast(e, fc, r3, r3 + e->H, r3 + 2 * e->H);
         b->dt[i] = ft_period(&e->ft[s]);
         mt->t = b->t[i];

@@ -65,6 +65,12 @@ typedef struct en_cfg {
     int caller_inits_slots;
     /* 1: pipeline mode (above). Default 0. */
     int pipeline;
+    /* Online calibration (calibration.h): 1 widens or narrows each series'
+     * intervals to their nominal coverage, 1 shrinks the model's short-
+     * horizon correction of the median to what it explains. Default 1 and
+     * 1; 0 publishes the network's raw quantiles (for ablations). */
+    int calibrate_intervals;
+    int shrink_median;
 } en_cfg;
 
 void en_cfg_default(en_cfg *c);

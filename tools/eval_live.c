@@ -98,7 +98,7 @@ static const char *const el_rcsv[R_N] = {"r_model_naive", "r_snaive_naive", "r_s
 
 static void usage(FILE *f) {
     fprintf(f,
-        "Usage: rwkvcast eval --live [DIR] [-m MODEL] [--csv FILE]\n\n"
+        "Usage: rwkvcast eval --live [DIR] [-m MODEL] [--csv FILE] [--raw-intervals] [--raw-median]\n\n"
         "Runs every timestamp,value CSV in DIR (default " EL_DIR_DEFAULT ")\n"
         "through the daemon's engine as `rwkvcast replay` does and scores its forecasts\n"
         "against naive, seasonal naive (snaive) and simple exponential smoothing (ses),\n"
@@ -106,6 +106,10 @@ static void usage(FILE *f) {
         "ignored (and listed).\n\n"
         "  -m MODEL    weights file (default: the default model, see rwkvcastd(8))\n"
         "  --csv FILE  also write one row per file with every number below\n"
+        "  --raw-intervals  publish the network's own quantiles, not the series'\n"
+        "              online-calibrated intervals (for ablations; not the daemon)\n"
+        "  --raw-median     keep the network's whole short-horizon correction of the\n"
+        "              median instead of the share each series learned (ablations)\n"
         "  -h, --help  this text\n\n"
         "Definitions. n = rows fed to the engine (rows with a bad or non-increasing\n"
         "timestamp are dropped, as the daemon drops them; bad values count as missing).\n"
@@ -899,14 +903,17 @@ static void el_report(const char *dir, const char *modelp, const el_run *run, co
 
 int cmd_eval_live(int argc, char **argv) {
     const char *dir = EL_DIR_DEFAULT, *modelp = NULL, *csvp = NULL;
+    int raw_intervals = 0, raw_median = 0;
     ti_getopt g;
     int c;
-    if (ti_getopt_init(&g, "L/live m|model= C/csv= h|help", 0)) return 2;
+    if (ti_getopt_init(&g, "L/live m|model= C/csv= I/raw-intervals M/raw-median h|help", 0)) return 2;
     while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
         case 'L': break;
         case 'm': modelp = optarg; break;
         case 'C': csvp = optarg; break;
+        case 'I': raw_intervals = 1; break;
+        case 'M': raw_median = 1; break;
         case 'h': usage(stdout); return 0;
         default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
@@ -942,6 +949,8 @@ int cmd_eval_live(int argc, char **argv) {
     en_cfg cfg;
     en_cfg_default(&cfg);
     cfg.max_batch = 1;
+    cfg.calibrate_intervals = !raw_intervals;
+    cfg.shrink_median = !raw_median;
     run.e = en_new(m, &cfg, 1, el_on_result, &run.cb, &e);
     fs = rc_calloc((size_t)ncsv, sizeof *fs);
     if (!run.e || !fs) {

@@ -42,7 +42,7 @@ static void run(ca_state *s, const ca_table *t, int n, int tail, double width, d
             fc[h * Q + 1] = 0;
             fc[h * Q + 2] = (float)width;
         }
-        ca_apply(s, t, fc, zero_out, 1.0, Q);
+        ca_apply(s, t, fc, zero_out, 1.0, Q, 1, 1);
         double y = (i < n / 2 ? sigma1 : sigma2) * gauss(&r);
         if (i >= n - tail) {
             nb += y < fc[0];
@@ -101,7 +101,7 @@ TEST(learned_per_side_and_per_horizon) {
             fc[h * Q + 1] = (float)lvl;
             fc[h * Q + 2] = (float)(lvl + sd);
         }
-        ca_apply(&s, &t, fc, zero_out, 1.0, Q);
+        ca_apply(&s, &t, fc, zero_out, 1.0, Q, 1, 1);
         if (i % 24 == 0 && gauss(&r) > 0) lvl += 3;
         double y = lvl + gauss(&r);
         ca_observe(&s, &t, y, fc[0], fc[2]);
@@ -115,7 +115,7 @@ TEST(learned_per_side_and_per_horizon) {
         fc[h * Q + 1] = 0;
         fc[h * Q + 2] = 1;
     }
-    ca_apply(&s, &t, fc, zero_out, 1.0, Q);
+    ca_apply(&s, &t, fc, zero_out, 1.0, Q, 1, 1);
     ASSERT_NEAR(fc[0 * Q + 2], s.f[0][1], 1e-6);
     ASSERT_NEAR(fc[23 * Q + 2], s.f[2][1], 1e-6);
     ASSERT_NEAR(fc[47 * Q + 2], s.f[2][1], 1e-6);
@@ -147,7 +147,7 @@ TEST(median_correction_shrunk_to_what_it_explains) {
                 for (int q = 0; q < Q; q++) fc[h * Q + q] = (float)(base + scale * out[h * Q + q]);
             }
             double lam = ca_lambda(&s);
-            ca_apply(&s, &t, fc, out, scale, Q);
+            ca_apply(&s, &t, fc, out, scale, Q, 1, 1);
             if (i == 4999) {
                 ASSERT_NEAR(fc[1], base + lam * d, 1e-4);
                 ASSERT_NEAR(fc[1 * Q + 1], base + (1 - (1 - lam) * exp(-1.0)) * d, 1e-4);
@@ -166,11 +166,11 @@ TEST(forgotten_intervals_teach_nothing) {
     ca_state s;
     ca_init(&s);
     float fc[H * Q] = {0};
-    ca_apply(&s, &t, fc, zero_out, 1.0, Q);
+    ca_apply(&s, &t, fc, zero_out, 1.0, Q, 1, 1);
     ca_forget_issued(&s);
     ca_observe(&s, &t, 100.0, NAN, NAN);
     for (int r = 0; r < CA_NREP; r++) ASSERT(s.f[r][0] == 1.0f && s.f[r][1] == 1.0f);
-    ca_apply(&s, &t, fc, zero_out, 1.0, Q);
+    ca_apply(&s, &t, fc, zero_out, 1.0, Q, 1, 1);
     ca_observe(&s, &t, 100.0, fc[0], fc[2]);
     ASSERT_LT(1.0f, s.f[0][1]);
     ca_table_free(&t);
