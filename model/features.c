@@ -216,14 +216,20 @@ static double last_value(const ft_state *s) {
     do {                                                                              \
         const double last_ = last_value(s);                                           \
         const int seas_ = (s)->sbins > 0 && (s)->dt > 0;                              \
-        const double per_ = seas_ ? (s)->sbin_s * (double)(s)->sbins : 0;             \
-        double ph_ = seas_ ? season_phase((s)->last_t, per_) : 0, acc_ = 0, eh_ = 1;  \
+        /* The phase in bins, stepped by dt / sbin_s: one division per */             \
+        /* forecast, not one per horizon. */                                          \
+        const double nb_ = seas_ ? (double)(s)->sbins : 0;                            \
+        const double inv_ = seas_ ? 1.0 / (s)->sbin_s : 0;                            \
+        const double step_ = (s)->dt * inv_;                                          \
+        double x_ = seas_ ? season_phase((s)->last_t, (s)->sbin_s * nb_) * inv_ : 0;  \
+        double acc_ = 0, eh_ = 1;                                                     \
         for (int h_ = 1; h_ <= (H); h_++) {                                           \
             double b_ = last_;                                                        \
             if (seas_) {                                                              \
-                ph_ += (s)->dt;                                                       \
-                while (ph_ >= per_) ph_ -= per_;                                      \
-                int k_ = bin_of_phase((s), ph_);                                      \
+                x_ += step_;                                                          \
+                while (x_ >= nb_) x_ -= nb_;                                          \
+                int k_ = (int)x_;                                                     \
+                if (k_ >= (int)(s)->sbins) k_ = (int)(s)->sbins - 1;                  \
                 if ((s)->slope_n[k_]) acc_ += (double)(s)->slope[k_];                 \
                 eh_ *= 0.36787944117144233; /* exp(-1) */                              \
                 b_ = last_ + (1.0 - eh_) * acc_;                                      \
