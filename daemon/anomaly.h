@@ -102,7 +102,7 @@ typedef struct an_cfg {
     float short_rate;   /* short-window mean surprise; default 0.7 */
     float long_rate;    /* long-run distribution of the short mean; default 0.01 */
     float zcap;         /* surprise above this (sigmas) is capped, default 6 */
-    float interval_weight; /* 0..1: share of the forecast interval in the scale, default 0.8 */
+    float interval_weight; /* 0..1: share of the forecast interval in the scale, default 0 */
     float calm_weight;  /* 0..1: weight (on -log10 P) of the "too predictable" lower tail, default 0 */
     float point_weight; /* 0..1: weight (on -log10 P) of the single-sample tail of z, default 0 */
     float guard;        /* 0 or 1: surprise is min(model z, persistence z) when 1; default 0 */
