@@ -11,7 +11,8 @@
 #define CA_MAGIC 0x31414343u /* "CCA1" little-endian */
 #define CA_VERSION 2u /* 2: the median's shrinkage statistics, warm-up counts */
 
-/* Updates after which the warm-up step CA_ETA0 / sqrt(n) is down to CA_ETA. */
+/* Updates after which the warm-up step CA_ETA0 / sqrt(n) is down to the
+ * smallest step, CA_ETA (the counts saturate there). */
 #define CA_WARM_N ((uint32_t)((CA_ETA0 / CA_ETA) * (CA_ETA0 / CA_ETA)))
 
 /* The step once warm, per representative horizon: one-step outcomes are
@@ -44,6 +45,10 @@ rc_err ca_table_init(ca_table *t, int H, float alpha_lo, float alpha_hi) {
     const float alpha[2] = {alpha_lo, alpha_hi};
     t->alpha[0] = alpha_lo;
     t->alpha[1] = alpha_hi;
+    for (int r = 0; r < CA_NREP; r++) {
+        /* The warm-up step of rep r meets its own step after this many updates. */
+        t->warm_n[r] = (uint32_t)((CA_ETA0 / ca_eta[r]) * (CA_ETA0 / ca_eta[r]));
+    }
     for (int r = 0; r < CA_NREP; r++)
         for (int side = 0; side < 2; side++) {
             t->miss[r][side] = (float)exp((double)ca_eta[r] * (1.0 - alpha[side]));
@@ -102,7 +107,7 @@ void ca_observe(ca_state *s, const ca_table *t, double y, float lo1, float hi1) 
         const int below = y < iv[0], above = y > iv[1];
         if (s->nobs[r] < CA_WARM_N) s->nobs[r]++;
         const uint32_t k = s->nobs[r];
-        if (k < CA_WARM_N) {
+        if (k < t->warm_n[r]) {
             /* Warm-up: a larger step, so exp runs here (the first few hundred samples only). */
             const double eta = (double)CA_ETA0 / sqrt((double)k);
             s->f[r][0] = clampf(s->f[r][0] * (float)exp(eta * ((double)below - t->alpha[0])));

@@ -32,7 +32,8 @@
  * interval covers about 80% on every series.
  *
  * A new series starts with factors 1 and a larger step that shrinks as
- * CA_ETA0 / sqrt(n) down to CA_ETA (after 400 updates), so intervals that
+ * CA_ETA0 / sqrt(n) down to the rep's own step (after 156 updates at one
+ * step, 400 at 6 and 24), so intervals that
  * are far off at first (a network unsure of an unfamiliar series) are
  * corrected within tens of samples, not thousands.
  *
@@ -87,6 +88,7 @@ typedef struct ca_table {
     float miss[CA_NREP][2];       /* factor multipliers exp(eta (1 - alpha)) per rep and side */
     float hit[CA_NREP][2];        /* exp(-eta alpha) */
     double alpha[2];              /* nominal miss rate per side */
+    uint32_t warm_n[CA_NREP];     /* updates of warm-up per rep: (CA_ETA0 / eta)^2 */
 } ca_table;
 
 /*
