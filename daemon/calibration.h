@@ -33,9 +33,9 @@
  *
  * A new series starts with factors 1 and a larger step that shrinks as
  * CA_ETA0 / sqrt(n) down to the rep's own step (after 156 updates at one
- * step, 400 at 6 and 24), so intervals that
- * are far off at first (a network unsure of an unfamiliar series) are
- * corrected within tens of samples, not thousands.
+ * step, 400 at 6 and 24), so intervals that are far off at first (a
+ * network unsure of an unfamiliar series) are corrected within tens of
+ * samples, not thousands.
  *
  * Horizons: the factors are learned at CA_NREP representative horizons
  * (1, 6 and 24 steps; an interval issued r samples ago is judged when the
