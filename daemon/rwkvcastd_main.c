@@ -9,10 +9,12 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "common/textin.h"
 #include "config/config.h"
 #include "daemon/server.h"
 
@@ -26,23 +28,21 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
     const char *path = NULL;
-    int check = 0;
-    for (int i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
-            path = argv[++i];
-        } else if (!strcmp(argv[i], "--check-config")) {
-            check = 1;
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--version")) {
-            printf("rwkvcastd %s\n", DM_VERSION);
-            return 0;
-        } else {
-            fprintf(stderr, "Error: Unknown argument '%s'.\n", argv[i]);
-            usage(stderr);
-            return 2;
+    int check = 0, c;
+    ti_getopt g;
+    if (ti_getopt_init(&g, "c|config= K/check-config h|help V/version", 0)) return 2;
+    while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'K': check = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("rwkvcastd %s\n", DM_VERSION); return 0;
+        default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
+    }
+    if (ti_opt_operands(argc, argv, 0)) {
+        usage(stderr);
+        return 2;
     }
     lg_setup('D', 0, "rwkvcastd");
     static cf_config cfg;

@@ -33,6 +33,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "common/textin.h"
 #include "connectors/sockets.h"
 #include "daemon/control.h"
 #include "daemon/ingest.h"
@@ -380,7 +381,12 @@ static int wire_loop(dm *d) {
     /* systemd's WatchdogSec: ping at half the period from the loop thread,
      * so a stuck loop (not just a live process) trips the watchdog. */
     const char *wd = getenv("WATCHDOG_USEC");
-    d->wd_interval = wd ? atof(wd) * 1e-6 / 2 : 0;
+    double wd_us = 0;
+    d->wd_interval = 0;
+    if (wd && (ti_parse_double(wd, &wd_us) != RC_OK || !(wd_us > 0)))
+        LOG(LG_WARNING, "daemon", "Ignoring 'WATCHDOG_USEC' (%.32s): not a positive number.", wd);
+    else if (wd)
+        d->wd_interval = wd_us * 1e-6 / 2;
     if (d->wd_interval > 0) ev_add_timer(d->ev, d->wd_interval, watchdog_tick, d);
     ev_set_before_sleep(d->ev, before_sleep, d);
     return 1;

@@ -212,6 +212,29 @@ def test_config_errors_exit_2(tmp_path):
         assert p.returncode == 0, p.stderr
 
 
+def test_command_line_errors_exit_2(tmp_path):
+    # rwkvcastd's options go through getopt_long like every rwkvcast command.
+    cases = [
+        (["--bogus"], "Error: Unknown option '--bogus'."),
+        (["-c"], "Error: Option '-c' needs a value."),
+        (["--config"], "Error: Option '--config' needs a value."),
+        (["extra"], "Error: Unexpected argument 'extra'."),
+        (["--check-config", "x", "y"], "Error: Unexpected argument 'x'."),
+        (["--version=3"], "Error: Option '--version' takes no value."),
+    ]
+    for args, msg in cases:
+        p = subprocess.run([BINARY] + args, capture_output=True, text=True, timeout=20, cwd=str(tmp_path))
+        assert p.returncode == 2, (args, p.stderr)
+        assert p.stderr.splitlines()[0] == msg, (args, p.stderr)
+    # Nothing was bound or created.
+    assert os.listdir(str(tmp_path)) == []
+    p = subprocess.run([BINARY, "--config=%s" % (tmp_path / "none.yaml"), "--check-config"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 2 and "Cannot open config file" in p.stderr
+    p = subprocess.run([BINARY, "--version"], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0 and p.stdout.startswith("rwkvcastd ")
+
+
 def test_no_config_runs_on_defaults_in_state_directory(tmp_path):
     # Defaults bind 7701/7702 on 127.0.0.1; skip when something else holds them.
     for port in (7701, 7702):
@@ -272,6 +295,17 @@ def test_sd_notify_and_sighup(daemon_factory, tmp_path):
     assert d.stop() == 0
     assert drain("STOPPING=1", 5)
     ns.close()
+
+
+def test_unusable_watchdog_usec_is_ignored_with_a_warning(daemon_factory):
+    # A WATCHDOG_USEC that is not a positive number must not become a
+    # watchdog timer of atof's choosing (0 or a prefix): warn and run on.
+    for bad in ("12abc", "-5", "nan"):
+        d = daemon_factory()
+        d.start(env={"WATCHDOG_USEC": bad})
+        assert d.ctl("ping")["ok"]
+        assert "Ignoring 'WATCHDOG_USEC' (%s): not a positive number." % bad in d.logtext()
+        assert d.stop() == 0
 
 
 def test_state_from_other_model_is_reset_and_counted(daemon_factory):
