@@ -53,6 +53,12 @@ size_t rc_mem_used(void);
 void rc_fail_after(long n, int persistent);
 
 /* Portable little-endian helpers used by every blob reader and writer. */
+static inline void rc_put_u16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)(v & 0xff); p[1] = (uint8_t)(v >> 8);
+}
+static inline uint16_t rc_get_u16(const uint8_t *p) {
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
 static inline void rc_put_u32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8);
     p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);

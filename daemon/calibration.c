@@ -172,10 +172,7 @@ void ca_save(const ca_state *s, uint8_t *buf) {
         for (int k = 0; k < 2; k++, p += 4) rc_put_f32(p, s->ring[i][k]);
     rc_put_u32(p, s->n);
     p += 4;
-    for (int r = 0; r < CA_NREP; r++, p += 2) {
-        p[0] = (uint8_t)(s->nobs[r] & 0xff);
-        p[1] = (uint8_t)(s->nobs[r] >> 8);
-    }
+    for (int r = 0; r < CA_NREP; r++, p += 2) rc_put_u16(p, s->nobs[r]);
 }
 
 rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len) {
@@ -204,7 +201,7 @@ rc_err ca_load(ca_state *s, const uint8_t *buf, size_t len) {
     t.n = rc_get_u32(p);
     p += 4;
     for (int r = 0; r < CA_NREP; r++, p += 2) {
-        t.nobs[r] = (uint16_t)(p[0] | (p[1] << 8));
+        t.nobs[r] = rc_get_u16(p);
         if (t.nobs[r] > CA_WARM_N) return RC_ERR_FORMAT;
     }
     *s = t;

@@ -381,10 +381,7 @@ void ft_save(const ft_state *s, uint8_t *buf) {
     for (int i = 0; i < 8; i++, p += 4) rc_put_u32(p, u[i]);
     for (int i = 0; i < FT_RING; i++, p += 4) rc_put_f32(p, s->ring[i]);
     for (int i = 0; i < FT_SBINS; i++, p += 4) rc_put_f32(p, s->slope[i]);
-    for (int i = 0; i < FT_SBINS; i++, p += 2) {
-        p[0] = (uint8_t)(s->slope_n[i] & 0xff);
-        p[1] = (uint8_t)(s->slope_n[i] >> 8);
-    }
+    for (int i = 0; i < FT_SBINS; i++, p += 2) rc_put_u16(p, s->slope_n[i]);
 }
 
 rc_err ft_load(ft_state *s, const uint8_t *buf, size_t len) {
@@ -399,7 +396,7 @@ rc_err ft_load(ft_state *s, const uint8_t *buf, size_t len) {
     for (int i = 0; i < 8; i++, p += 4) *u[i] = rc_get_u32(p);
     for (int i = 0; i < FT_RING; i++, p += 4) t.ring[i] = rc_get_f32(p);
     for (int i = 0; i < FT_SBINS; i++, p += 4) t.slope[i] = rc_get_f32(p);
-    for (int i = 0; i < FT_SBINS; i++, p += 2) t.slope_n[i] = (uint16_t)(p[0] | (p[1] << 8));
+    for (int i = 0; i < FT_SBINS; i++, p += 2) t.slope_n[i] = rc_get_u16(p);
     if (!(t.scale > 0) || !isfinite(t.scale) || !isfinite(t.level) || !(t.dt >= 0) ||
         !isfinite(t.dt) || t.season > FT_RING || t.ring_n > FT_RING || t.ring_pos >= FT_RING ||
         t.nq < 1 || t.nq > RK_MAX_QUANT || t.sbins > FT_SBINS || t.sbins == 1 ||
