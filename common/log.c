@@ -87,3 +87,38 @@ int lg_rl_allow(lg_ratelimit *rl) {
     rl->suppressed++;
     return 0;
 }
+
+const char *lg_escape(char *buf, size_t cap, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        /* U+0080..U+009F are C2 80..C2 9F in UTF-8: 8-bit terminal controls. */
+        int c1 = c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f;
+        int esc = c < 0x20 || c == 0x7f || c == '\\' || c == '\'' || c1;
+        size_t need = esc ? (c1 ? 8 : (c == '\\' || c == '\'') ? 2 : 4) : 1;
+        if (o + need + 4 > cap) {
+            /* Room for "..." and the NUL is kept back. */
+            if (cap >= 4) memcpy(buf + (o < cap - 4 ? o : cap - 4), "...", 4);
+            else if (cap) buf[0] = 0;
+            return buf;
+        }
+        if (!esc) {
+            buf[o++] = (char)c;
+        } else if (c == '\\' || c == '\'') {
+            buf[o++] = '\\';
+            buf[o++] = (char)c;
+        } else {
+            for (int k = 0; k < (c1 ? 2 : 1); k++) {
+                unsigned char b = (unsigned char)s[i + (size_t)k];
+                buf[o++] = '\\';
+                buf[o++] = 'x';
+                buf[o++] = hex[b >> 4];
+                buf[o++] = hex[b & 15];
+            }
+            if (c1) i++;
+        }
+    }
+    if (cap) buf[o < cap ? o : cap - 1] = 0;
+    return buf;
+}

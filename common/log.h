@@ -12,6 +12,7 @@
 #ifndef LOG_H
 #define LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { LG_DEBUG = 0, LG_VERBOSE = 1, LG_NOTICE = 2, LG_WARNING = 3 };
@@ -32,6 +33,19 @@ int lg_level_from_name(const char *name);
 /* Writes one line; module is a short tag such as "ingest". */
 void lg_log_(int level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * Copies untrusted text (a series id, n bytes) into buf (cap >= 8 bytes,
+ * always NUL-terminated) for a log line or a terminal: control bytes (below
+ * 0x20, 0x7f), the C1 controls U+0080..U+009F in UTF-8, backslash and the
+ * quote become \xNN (\\ and \'), so an id can neither forge a log line
+ * nor send escape sequences to an operator's terminal. Other bytes,
+ * printable UTF-8 included, are kept. Output that does not fit ends in
+ * "...". Returns buf. Reentrant.
+ */
+const char *lg_escape(char *buf, size_t cap, const char *s, size_t n);
+/* A cap with which n input bytes are never cut (4 per byte, "..." and NUL kept back). */
+#define LG_ESCAPE_CAP(n) (4 * (n) + 4)
 
 /*
  * Rate limiter: at most `burst` messages, refilled at `per_sec` per second.

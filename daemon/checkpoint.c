@@ -384,7 +384,8 @@ static int read_state(ck_store *s, const char *id, size_t id_len, uint8_t *buf, 
     int rc = sqlite3_step(s->fetch);
     if (rc == SQLITE_DONE) return 0;
     if (rc != SQLITE_ROW) {
-        LOG(LG_WARNING, "ck", "Cannot read series '%.*s' from the store: %s.", (int)id_len, id,
+        char esc[LG_ESCAPE_CAP(255)];
+        LOG(LG_WARNING, "ck", "Cannot read series '%s' from the store: %s.", lg_escape(esc, sizeof esc, id, id_len),
             sqlite3_errmsg(s->rdb));
         sqlite3_reset(s->fetch);
         return -1;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "common/log.h"
 #include "daemon/server_internal.h"
 
 static const char *const drop_names[IG_DROP__COUNT] = {
@@ -68,12 +69,14 @@ static void drop(dm *d, int why, const char *id, size_t len) {
     if (!lg_rl_allow(&d->rl[why])) return;
     uint64_t sup = d->rl[why].suppressed;
     d->rl[why].suppressed = 0;
+    /* The id is the sender's bytes: escaped, so it cannot forge a log line. */
+    char esc[LG_ESCAPE_CAP(255)], more[64] = "";
+    if (sup) snprintf(more, sizeof more, "; %llu similar suppressed", (unsigned long long)sup);
     if (id)
-        LOG(LG_WARNING, "ingest", "Dropped input of series '%.*s' (%s)%s%llu similar suppressed.", (int)len, id,
-            drop_names[why], sup ? "; " : "", (unsigned long long)sup);
+        LOG(LG_WARNING, "ingest", "Dropped input of series '%s' (%s)%s.", lg_escape(esc, sizeof esc, id, len),
+            drop_names[why], more);
     else
-        LOG(LG_WARNING, "ingest", "Dropped input (%s)%s%llu similar suppressed.", drop_names[why],
-            sup ? "; " : "", (unsigned long long)sup);
+        LOG(LG_WARNING, "ingest", "Dropped input (%s)%s.", drop_names[why], more);
 }
 
 static void on_decode_error(void *ctx, mp_reason why, const char *s, uint32_t n) {
@@ -91,8 +94,9 @@ static void load_slot(dm *d, uint32_t slot, const char *id, size_t len, uint64_t
      * so it is reset and counted once, not again on every restart. */
     en_slot_mark_dirty(d->en, slot);
     d->model_reset++;
-    LOG(LG_NOTICE, "store", "State of series '%.*s' was %s (%s); starting it afresh.", (int)len, id,
-        rc == RC_ERR_MODEL ? "saved under another model" : "unreadable", rc_strerror(rc));
+    char esc[LG_ESCAPE_CAP(255)];
+    LOG(LG_NOTICE, "store", "State of series '%s' was %s (%s); starting it afresh.",
+        lg_escape(esc, sizeof esc, id, len), rc == RC_ERR_MODEL ? "saved under another model" : "unreadable", rc_strerror(rc));
 }
 
 void ig_restore_row(void *ctx, const char *id, size_t len, uint64_t hash, const uint8_t *b, size_t n) {

@@ -22,6 +22,7 @@
 #include <zmq.h>
 
 #include "common/base.h"
+#include "common/log.h"
 #include "common/textin.h"
 #include "tools/cli_util.h"
 #include "tools/cmd.h"
@@ -100,8 +101,11 @@ static void print_json_line(const char *topic, const msgpack_object *m) {
 }
 
 static void print_line(int is_alert, const msgpack_object *m, int color) {
-    char series[256] = "?";
-    cli_obj_str(cli_map_get(m, "s"), series, sizeof series);
+    char raw[256] = "?", series[LG_ESCAPE_CAP(255)];
+    cli_obj_str(cli_map_get(m, "s"), raw, sizeof raw);
+    /* The id is whatever a sender chose: escaped, so it cannot move the
+     * operator's cursor, recolour the terminal or fake a line. */
+    lg_escape(series, sizeof series, raw, strlen(raw));
     double t = NAN, v = NAN, score = NAN, lvl = 0;
     if (cli_obj_number(cli_map_get(m, "t"), &t) != 0) t = cli_now();
     cli_obj_number(cli_map_get(m, "v"), &v);

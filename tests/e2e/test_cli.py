@@ -181,6 +181,23 @@ def test_tail_prints_forecasts_and_alerts(ctx):
     assert "pump-1" in a and "ALERT" in a and "score=0.99" in a
 
 
+def test_tail_escapes_control_characters_in_ids(ctx):
+    # A sender picks the id: ESC sequences, a newline, a C1 CSI and a
+    # backspace must reach the operator's terminal as text, not as controls.
+    evil = "e\x1b[2J\x1b[31mvil\nFAKE LINE\u009b1m\b"
+    stop = threading.Event()
+    ep, th = publish_forecasts(ctx, [("f." + evil, fc(evil, 1.0)), ("a." + evil, fc(evil, 2.0, 2, 0.9))], stop)
+    r = subprocess.run([CLI, "tail", "-e", ep, "--count", "2", "--no-color"], capture_output=True, timeout=15)
+    stop.set()
+    th.join(5)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "\x1b" not in out and "\b" not in out and "\u009b" not in out
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and not any(l.startswith("FAKE") for l in lines), out
+    assert "e\\x1b[2J\\x1b[31mvil\\x0aFAKE LINE\\xc2\\x9b1m\\x08" in out, out
+
+
 def test_tail_json_alerts_only(ctx):
     stop = threading.Event()
     msgs = [("f.x", fc("x", 1.0)), ("a.x", fc("x", 5.0, 1, 0.8))]

@@ -125,6 +125,25 @@ def test_bad_inputs_counted_by_reason(daemon):
     assert "Dropped input" in daemon.logtext()
 
 
+def test_log_lines_cannot_be_forged_by_ids(daemon):
+    # The id of a dropped sample goes into the log: a newline and ESC
+    # sequences in it must come out escaped, on the daemon's own line.
+    t0 = 1700000000
+    evil = "x\nC 01 Jan 00:00:00.000 # forged line\x1b[31m'\\"
+    daemon.send({"s": evil, "t": t0, "v": "not a number"})
+    daemon.wait_stats(lambda s: s["dropped_total"] >= 1)
+    deadline = time.time() + 10
+    while "Dropped input of series" not in daemon.logtext() and time.time() < deadline:
+        time.sleep(0.05)
+    log = daemon.logtext()
+    assert "\x1b" not in log
+    assert not any(l.startswith("C 01 Jan") for l in log.splitlines()), log
+    want = "Dropped input of series 'x\\x0aC 01 Jan 00:00:00.000 # forged line\\x1b[31m\\'\\\\' (type)."
+    assert want in log, log
+    # Nothing was suppressed, so the line says nothing about suppression.
+    assert "similar suppressed" not in log
+
+
 def test_control_commands(daemon):
     assert daemon.ctl("ping")["pong"] is True
     mode = os.stat(daemon.ctl_ep[len("ipc://"):]).st_mode

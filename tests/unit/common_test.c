@@ -109,7 +109,28 @@ TEST(level_names) {
     ASSERT_EQ(lg_level_from_name("loud"), -1);
 }
 
+/* Untrusted ids in log lines and on terminals: controls, C1 controls,
+ * backslash and quote escaped, UTF-8 kept, long input cut with "...". */
+TEST(escape_untrusted_text) {
+    char b[LG_ESCAPE_CAP(255)];
+    ASSERT_STREQ(lg_escape(b, sizeof b, "cpu.total", 9), "cpu.total");
+    ASSERT_STREQ(lg_escape(b, sizeof b, "a\nC fake\x1b[31m", 13), "a\\x0aC fake\\x1b[31m");
+    ASSERT_STREQ(lg_escape(b, sizeof b, "q'\\\x7f", 4), "q\\'\\\\\\x7f");
+    ASSERT_STREQ(lg_escape(b, sizeof b, "caf\xc3\xa9", 5), "caf\xc3\xa9");
+    ASSERT_STREQ(lg_escape(b, sizeof b, "x\xc2\x9b" "1m", 5), "x\\xc2\\x9b1m");
+    ASSERT_STREQ(lg_escape(b, sizeof b, "nul\0in", 6), "nul\\x00in");
+    /* 255 bytes of controls fit the documented cap exactly. */
+    char ctl[255];
+    memset(ctl, 1, sizeof ctl);
+    ASSERT_EQ(strlen(lg_escape(b, sizeof b, ctl, sizeof ctl)), 4 * 255);
+    /* A small buffer ends in "..." and is always terminated. */
+    char small[10];
+    ASSERT_STREQ(lg_escape(small, sizeof small, "abcdefghijklmnop", 16), "abcdef...");
+    ASSERT_STREQ(lg_escape(small, sizeof small, "\x01\x02\x03", 3), "\\x01...");
+    ASSERT_STREQ(lg_escape(small, 4, "abcdef", 6), "...");
+}
+
 TT_MAIN(TEST_ENTRY(heap_counts_bytes), TEST_ENTRY(fault_injection_transient_and_persistent),
         TEST_ENTRY(little_endian_helpers), TEST_ENTRY(hash_is_fnv1a), TEST_ENTRY(mix64_is_murmur3_finalizer),
         TEST_ENTRY(strerror_total),
-        TEST_ENTRY(rate_limiter_bounds_messages), TEST_ENTRY(level_names))
+        TEST_ENTRY(rate_limiter_bounds_messages), TEST_ENTRY(level_names), TEST_ENTRY(escape_untrusted_text))
