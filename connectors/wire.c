@@ -5,6 +5,7 @@
  */
 #include "connectors/wire.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -172,7 +173,9 @@ static mp_reason scalar_t(const mp_obj *o, double now, double *t) {
 static mp_reason scalar_v(const mp_obj *o, double *v) {
     if (o->type == MP_NIL) { *v = NAN; return MP_OK; }
     if (!mp_as_double(o, v)) return MP_R_TYPE;
-    return isinf(*v) ? MP_R_INF : MP_OK;
+    /* The model runs in float: a value beyond its range is infinite there
+     * (one 1e308 made every later forecast of its series inf). */
+    return isinf(*v) || fabs(*v) > FLT_MAX ? MP_R_INF : MP_OK;
 }
 
 typedef struct dec {

@@ -33,7 +33,7 @@ typedef enum mp_reason {
     MP_R_TYPE,    /* a value of the wrong type (payload, key, s, t or v) */
     MP_R_MISSING, /* a required key ('s' or 'v') is absent */
     MP_R_ID,      /* series id empty, longer than MP_ID_MAX or not UTF-8 */
-    MP_R_INF,     /* v is +-Inf, or t is not finite */
+    MP_R_INF,     /* v is +-Inf or beyond float range (|v| > FLT_MAX), or t is not finite */
     MP_R_LENGTH,  /* columnar 't' and 'v' arrays differ in length */
     MP_R__COUNT
 } mp_reason;

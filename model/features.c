@@ -9,6 +9,7 @@
  */
 #include "model/features.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -308,7 +309,7 @@ static float zc(const ft_state *s, double v) {
 
 rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat) {
     if (!isfinite(t) || (s->n > 0 && !(t > s->last_t))) return RC_ERR_PROTO;
-    if (isinf(v)) return RC_ERR_NUMERIC;
+    if (isinf(v) || fabs(v) > FLT_MAX) return RC_ERR_NUMERIC;
     double gap = 1.0;
     if (s->n > 0) gap = update_period(s, t - s->last_t);
     s->season = season_of(s, c);

@@ -91,7 +91,8 @@ void ft_init(ft_state *s, const ft_cfg *c);
  * and writes FT_NFEAT finite features for it (feat may be NULL). The
  * features of a sample use only this and earlier samples. Returns RC_OK, or
  * RC_ERR_PROTO (state untouched) when t is not finite or not after the
- * previous sample's time, RC_ERR_NUMERIC (state untouched) when v is +-Inf.
+ * previous sample's time, RC_ERR_NUMERIC (state untouched) when v is +-Inf
+ * or beyond float range (the model and the forecasts are float).
  */
 rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat);
 /*

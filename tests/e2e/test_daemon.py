@@ -125,6 +125,28 @@ def test_bad_inputs_counted_by_reason(daemon):
     assert "Dropped input" in daemon.logtext()
 
 
+def test_values_beyond_float_range_are_dropped_not_learned(daemon):
+    # A first value of 1e308 used to make every later forecast of its series
+    # inf, and 3.5e38 kept yhat near 1e35: such values are infinite to the
+    # float model, so they are dropped and counted like Inf.
+    sub = daemon.subscriber(b"f.")
+    sub.sync()
+    t0 = 1700000000
+    daemon.send({"s": "huge", "t": t0, "v": 1e308})
+    daemon.send({"s": "big", "t": t0, "v": 1.0})
+    daemon.send({"s": "big", "t": t0 + 1, "v": -3.5e38})
+    for i in range(1, 40):
+        daemon.send({"s": "huge", "t": t0 + i, "v": 10.0 + (i % 3)})
+        daemon.send({"s": "big", "t": t0 + 1 + i, "v": 1.0 + (i % 2)})
+    got = sub.collect(lambda g: sum(1 for _, m in g if m["s"] == "huge") >= 39 and
+                      sum(1 for _, m in g if m["s"] == "big") >= 40, timeout=30)
+    for _, m in got:
+        check_forecast(m)
+        assert all(abs(x) < 1e6 for x in m["yhat"] + m["lo"] + m["hi"]), m
+    st = daemon.wait_stats(lambda s: s["dropped_total"] >= 2)
+    assert st["dropped"]["inf"] == 2 and st["dropped_total"] == 2
+
+
 def test_log_lines_cannot_be_forged_by_ids(daemon):
     # The id of a dropped sample goes into the log: a newline and ESC
     # sequences in it must come out escaped, on the daemon's own line.

@@ -73,6 +73,8 @@ TEST(nan_and_gaps_give_finite_features) {
     ft_state keep = s;
     ASSERT_EQ(ft_push(&s, &c, t - 1, 1.0, f), RC_ERR_PROTO);
     ASSERT_EQ(ft_push(&s, &c, t + 1, INFINITY, f), RC_ERR_NUMERIC);
+    ASSERT_EQ(ft_push(&s, &c, t + 1, 1e308, f), RC_ERR_NUMERIC);
+    ASSERT_EQ(ft_push(&s, &c, t + 1, -3.5e38, f), RC_ERR_NUMERIC);
     ASSERT(memcmp(&keep, &s, sizeof s) == 0);
 }
 

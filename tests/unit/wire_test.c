@@ -177,6 +177,20 @@ TEST(bad_inputs_by_reason) {
     g = decode(&w);
     ASSERT_EQ(g.why[MP_R_INF], 1);
 
+    /* Beyond float range is infinite to the model: dropped the same way;
+     * the largest float itself is a value. */
+    static const double beyond[3] = {1e308, -3.5e38, 3.4028236e38};
+    for (int k = 0; k < 3; k++) {
+        mp_wr_init(&w, b, sizeof b);
+        mp_w_map(&w, 2); mp_w_kv_str(&w, "s", "x"); mp_w_kv_f64(&w, "v", beyond[k]);
+        g = decode(&w);
+        ASSERT_EQ(g.why[MP_R_INF], 1);
+    }
+    mp_wr_init(&w, b, sizeof b);
+    mp_w_map(&w, 2); mp_w_kv_str(&w, "s", "x"); mp_w_kv_f64(&w, "v", 3.4028234e38);
+    g = decode(&w);
+    ASSERT_EQ(g.why[MP_R_INF], 0);
+
     mp_wr_init(&w, b, sizeof b);
     mp_w_kv_str(&w, "s", "x"); /* top-level string */
     g = decode(&w);
