@@ -5,12 +5,14 @@
  */
 #include "daemon/checkpoint.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -233,6 +235,13 @@ static void *writer(void *arg) {
 }
 
 static rc_err open_db(const char *path, sqlite3 **db, char *errbuf, size_t errlen) {
+    /* The store holds every series' state: a new one is created 0600 here,
+     * whatever the umask (SQLite would make it 0644), and its -wal and -shm
+     * files take the same mode from it. An existing file keeps its mode. */
+    if (path[0] != ':' && strncmp(path, "file:", 5) != 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd);
+    }
     int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) return sqlfail(*db, "open", path, errbuf, errlen);
     sqlite3_busy_timeout(*db, 10000);

@@ -9,6 +9,7 @@ import random
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import threading
 import time
@@ -263,6 +264,29 @@ def test_no_config_runs_on_defaults_in_state_directory(tmp_path):
     assert p.returncode == 0, err
     assert (state / "rwkvcast.db").exists()
     assert not (state / "rwkvcastd.sock").exists()
+
+
+def test_new_store_is_private_whatever_the_umask(daemon_factory, tmp_path):
+    # Outside systemd (no StateDirectory mode) the store was created 0644:
+    # every local user could read every series' state.
+    old = os.umask(0o022)
+    try:
+        d = daemon_factory()
+        d.start()
+    finally:
+        os.umask(old)
+    d.send({"s": "a", "t": 1700000000, "v": 1.0})
+    assert d.ctl("checkpoint", wait=True)["ok"]
+    for suffix in ("", "-wal", "-shm"):
+        path = d.db + suffix
+        if os.path.exists(path):
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, (path, oct(os.stat(path).st_mode))
+    assert d.stop() == 0
+    # An existing store keeps the mode its operator gave it.
+    os.chmod(d.db, 0o640)
+    d.start()
+    assert stat.S_IMODE(os.stat(d.db).st_mode) == 0o640
+    assert d.stop() == 0
 
 
 def test_sd_notify_and_sighup(daemon_factory, tmp_path):
