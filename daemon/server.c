@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -277,11 +278,50 @@ static rc_err open_engine(dm *d, const cf_config *cfg) {
     return RC_OK;
 }
 
+/*
+ * Takes an exclusive flock on STATE_DB.lock (created 0600, never removed, so
+ * two daemons can never hold locks on two different files of the same name)
+ * and writes this pid into it. The lock goes with the process, also on
+ * kill -9. RC_ERR_IO with the reason logged when another process holds it or
+ * the file cannot be made.
+ */
+static rc_err lock_store(dm *d, const char *db) {
+    char path[4096], pid[32] = "?";
+    if ((size_t)snprintf(path, sizeof path, "%s.lock", db) >= sizeof path) {
+        LOG(LG_WARNING, "store", "State path '%.64s...' is too long.", db);
+        return RC_ERR_IO;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        LOG(LG_WARNING, "store", "Cannot open the store's lock file '%s': %s.", path, strerror(errno));
+        return RC_ERR_IO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        if (e == EWOULDBLOCK)
+            LOG(LG_WARNING, "store", "Store '%s' is in use by another rwkvcastd (pid %s): one daemon per "
+                "'state_db'. Stop that one, or give this one its own 'state_db'.", db, pid[0] ? pid : "?");
+        else
+            LOG(LG_WARNING, "store", "Cannot lock '%s': %s.", path, strerror(e));
+        close(fd);
+        return RC_ERR_IO;
+    }
+    int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        LOG(LG_WARNING, "store", "Cannot write the pid into '%s': %s.", path, strerror(errno));
+    d->lock_fd = fd;
+    return RC_OK;
+}
+
 rc_err dm_core_open(dm *d, const cf_config *cfg) {
     rc_err err = RC_ERR_NOMEM;
     char msg[1024];
     d->cfg = *cfg;
     d->engine_fd = d->rep_h = d->ckpt_timer = d->stats_timer = -1;
+    d->lock_fd = -1;
     d->started = lg_wall_s();
     lg_verbosity = cfg->log_level;
     ig_init(d);
@@ -296,6 +336,9 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
     d->ctl_buf = rc_malloc(d->ctl_cap);
     if (!d->fetch_buf || !d->pub_buf || !d->ctl_buf) return RC_ERR_NOMEM;
 
+    /* One daemon per store: a second one on the same state_db would restore
+     * the same series and delete or overwrite the other's rows. */
+    if ((err = lock_store(d, cfg->state_db)) != RC_OK) return err;
     uint32_t chunk = cfg->max_series < SN_CHUNK_ROWS ? (uint32_t)cfg->max_series : SN_CHUNK_ROWS;
     d->ck = ck_open(cfg->state_db, d->blob_size, chunk, cfg->evict_queue, &err, msg, sizeof msg);
     if (!d->ck) { LOG(LG_WARNING, "store", "%s", msg); return err; }
@@ -312,6 +355,9 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
 
 void dm_core_close(dm *d) {
     ck_close(d->ck);
+    /* After the store is closed: the next daemon may take it from here. */
+    if (d->lock_fd >= 0) close(d->lock_fd);
+    d->lock_fd = -1;
     ev_free(d->ev);
     en_free(d->en);
     /* After en_free: the engine's workers write it until they stop. */
@@ -357,7 +403,9 @@ static void close_sockets(dm *d) {
     if (d->pub) zmq_close(d->pub);
     if (d->rep) zmq_close(d->rep);
     if (d->zctx) zmq_ctx_term(d->zctx);
-    if (!strncmp(d->cfg.control_endpoint, "ipc://", 6) && d->cfg.control_endpoint[6] != '@')
+    /* Only a socket this daemon bound: one that failed to start (a port in
+     * use, say) must not delete the control socket of the daemon running. */
+    if (d->rep && !strncmp(d->cfg.control_endpoint, "ipc://", 6) && d->cfg.control_endpoint[6] != '@')
         unlink(d->cfg.control_endpoint + 6);
 }
 

@@ -46,6 +46,7 @@ struct dm {
     en_engine *en;          /* owned; its result callback is ig_on_result */
     rg_registry *rg;        /* owned: series id <-> engine slot */
     ck_store *ck;           /* owned: the SQLite store and its writer thread */
+    int lock_fd;            /* STATE_DB.lock, flock'd while this daemon owns the store; -1 none */
     ev_loop *ev;            /* owned */
     size_t blob_size;       /* bytes of one slot blob, en_blob_size */
     uint8_t *fetch_buf;     /* (blob_size) a blob read back from the store (ingest, `get`) */

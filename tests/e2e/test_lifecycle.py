@@ -266,6 +266,46 @@ def test_no_config_runs_on_defaults_in_state_directory(tmp_path):
     assert not (state / "rwkvcastd.sock").exists()
 
 
+def test_one_daemon_per_store(daemon_factory, tmp_path):
+    first = daemon_factory(name="first")
+    first.start()
+    first.send({"s": "mine", "t": 1700000000, "v": 1.0})
+    assert first.ctl("checkpoint", wait=True)["ok"]
+    # Same state_db, its own sockets: refused before anything is bound.
+    second = daemon_factory(name="second", state_db=first.db)
+    second.write_config()
+    p = subprocess.run([BINARY, "-c", second.cfg_path], capture_output=True, text=True, timeout=30 * SLOW)
+    assert p.returncode == 1, p.stderr
+    assert ("Store '%s' is in use by another rwkvcastd (pid %d)" % (first.db, first.proc.pid)) in p.stderr, p.stderr
+    assert not os.path.exists(second.ctl_ep[len("ipc://"):])
+    # The first one runs on, with its store and its series.
+    assert first.ctl("get", s="mine")["ok"]
+    assert first.stop() == 0
+    # Once it has stopped (or died: kill -9 drops the lock too) the store is free.
+    second.start()
+    assert second.ctl("get", s="mine")["ok"]
+    second.kill9()
+    first.start()
+    assert first.ctl("ping")["ok"]
+    assert first.stop() == 0
+
+
+def test_failed_start_leaves_the_running_control_socket_alone(daemon_factory, tmp_path):
+    first = daemon_factory(name="first")
+    first.start()
+    # Another store, but the first one's ingest port (taken) and control path:
+    # it fails to bind and must not unlink the socket it never bound.
+    second = daemon_factory(name="second")
+    second.cfg["input"]["endpoints"] = [{"type": "sub", "endpoint": first.sub, "bind": True, "topics": []}]
+    second.cfg["control"]["endpoint"] = first.ctl_ep
+    second.write_config()
+    p = subprocess.run([BINARY, "-c", second.cfg_path], capture_output=True, text=True, timeout=30 * SLOW)
+    assert p.returncode != 0, p.stderr
+    assert os.path.exists(first.ctl_ep[len("ipc://"):])
+    assert first.ctl("ping")["ok"]
+    assert first.stop() == 0
+
+
 def test_new_store_is_private_whatever_the_umask(daemon_factory, tmp_path):
     # Outside systemd (no StateDirectory mode) the store was created 0644:
     # every local user could read every series' state.
