@@ -41,6 +41,8 @@ void cf_default(cf_config *c) {
     snprintf(c->inputs[0].endpoint, CF_STR, "tcp://127.0.0.1:7701");
     c->inputs[0].bind = 1;
     c->max_msg_size = 1 << 20;
+    c->max_future = 86400;
+    c->max_age = 0;
     c->zmq_max_msg_size = 64L << 20;
     c->rcvhwm = 100000;
     snprintf(c->out_endpoint, CF_STR, "tcp://127.0.0.1:7702");
@@ -302,11 +304,18 @@ static rc_err k_rcvhwm(px *x, yaml_node_t *v, const char *key, void *obj) {
     CFG->rcvhwm = (int)l;
     return RC_OK;
 }
+static rc_err k_max_future(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_double(x, v, key, 0, 1e10, &CFG->max_future);
+}
+static rc_err k_max_age(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_double(x, v, key, 0, 1e10, &CFG->max_age);
+}
 static const key_def in_keys[] = {
     {"endpoints", k_endpoints}, {"max_msg_size", k_max_msg},
-    {"zmq_max_msg_size", k_zmq_max_msg}, {"rcvhwm", k_rcvhwm}};
+    {"zmq_max_msg_size", k_zmq_max_msg}, {"rcvhwm", k_rcvhwm},
+    {"max_future", k_max_future}, {"max_age", k_max_age}};
 static rc_err k_input(px *x, yaml_node_t *v, const char *key, void *obj) {
-    return walk(x, v, key, in_keys, 4, obj);
+    return walk(x, v, key, in_keys, 6, obj);
 }
 
 static rc_err k_out_endpoint(px *x, yaml_node_t *v, const char *key, void *obj) {

@@ -52,6 +52,8 @@ typedef struct cf_config {
     long max_msg_size;                  /* bytes; larger frames are dropped and counted */
     long zmq_max_msg_size;              /* ZMQ_MAXMSGSIZE, bytes, -1 = unlimited */
     int rcvhwm;                         /* ZMQ_RCVHWM, messages */
+    double max_future;                  /* seconds a sample's t may lead the daemon's clock; 0 = no bound */
+    double max_age;                     /* seconds it may lag the clock; 0 = no bound (backfills) */
     /* Output */
     char out_endpoint[CF_STR];  /* PUB endpoint */
     int out_bind;               /* 1 bind, 0 connect */

@@ -15,7 +15,7 @@
 
 static const char *const drop_names[IG_DROP__COUNT] = {
     "", "msgpack", "type", "missing_key", "bad_id", "inf", "length",
-    "oversize", "frames", "old_timestamp", "limit"};
+    "oversize", "frames", "old_timestamp", "limit", "time_range"};
 
 const char *ig_drop_name(int why) {
     return why > 0 && why < IG_DROP__COUNT ? drop_names[why] : "";
@@ -153,6 +153,13 @@ static uint32_t slot_for(dm *d, const char *id, size_t len, uint64_t id_hash) {
 /* ---- Samples ---- */
 
 static void ingest_sample(dm *d, const mp_sample *m, uint64_t hash) {
+    /* Before the registry: a sample from the far future (t in ns, a broken
+     * clock) would make every later real one old_timestamp until 'forget'. */
+    if ((d->cfg.max_future > 0 && m->t > d->ingest_now + d->cfg.max_future) ||
+        (d->cfg.max_age > 0 && m->t < d->ingest_now - d->cfg.max_age)) {
+        drop(d, IG_DROP_TIME, m->s, m->s_len);
+        return;
+    }
     uint32_t slot = slot_for(d, m->s, m->s_len, hash);
     if (slot == RG_NONE) { drop(d, IG_DROP_LIMIT, m->s, m->s_len); return; }
     rg_touch(d->rg, slot);
@@ -191,7 +198,8 @@ static void on_sample(void *ctx, const mp_sample *m) {
 }
 
 void ig_ingest_payload(dm *d, const void *buf, size_t n) {
-    mp_decode_samples(buf, n, lg_wall_s(), on_sample, on_decode_error, d);
+    d->ingest_now = lg_wall_s();
+    mp_decode_samples(buf, n, d->ingest_now, on_sample, on_decode_error, d);
     /* The ring's ids point into buf: empty it before the caller frees buf. */
     while (d->la_n > 0) ingest_oldest(d);
 }

@@ -40,6 +40,7 @@ enum {
     IG_DROP_FRAMES,                 /* more than two frames */
     IG_DROP_OLD,                    /* timestamp not after the series' last */
     IG_DROP_LIMIT,                  /* new series beyond series.max (or evict queue full) */
+    IG_DROP_TIME,                   /* t outside input.max_future / max_age of the clock */
     IG_DROP__COUNT
 };
 

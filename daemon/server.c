@@ -224,6 +224,8 @@ rc_err dm_reload(dm *d, char *err, size_t errlen) {
     d->cfg.stats_interval = nc->stats_interval;
     d->cfg.shutdown_timeout = nc->shutdown_timeout;
     d->cfg.anomaly = nc->anomaly;
+    d->cfg.max_future = nc->max_future;
+    d->cfg.max_age = nc->max_age;
     en_set_anomaly_cfg(d->en, &nc->anomaly);
     LOG(LG_NOTICE, "config", "Configuration reloaded%s%s.", d->cfg.path[0] ? " from " : " (defaults)",
         d->cfg.path);

@@ -64,6 +64,7 @@ struct dm {
     uint8_t *pub_buf;       /* (pub_cap) one encoded forecast */
     size_t pub_cap;         /* bytes */
     char topic[2 + MP_ID_MAX + 1]; /* "f.<series>" or "a.<series>" */
+    double ingest_now;      /* wall clock when the payload being ingested was read, s */
     uint64_t frames;        /* ingest messages received */
     uint64_t bytes;         /* their payload bytes */
     uint64_t samples;       /* samples accepted into the engine */

@@ -147,6 +147,34 @@ def test_values_beyond_float_range_are_dropped_not_learned(daemon):
     assert st["dropped"]["inf"] == 2 and st["dropped_total"] == 2
 
 
+def test_far_future_timestamp_cannot_block_a_series(daemon_factory):
+    # A sample stamped in nanoseconds (or 1e308) used to become the series'
+    # last time, so every real sample after it was dropped as old_timestamp.
+    d = daemon_factory(input={"max_age": 3600})
+    d.start()
+    sub = d.subscriber(b"f.clock")
+    sub.sync()
+    now = time.time()
+    d.send({"s": "clock", "t": now * 1e9, "v": 1.0})
+    d.send({"s": "clock", "t": 1e308, "v": 1.0})
+    d.send({"s": "clock", "t": now - 7200, "v": 1.0})       # beyond max_age
+    d.send({"s": "clock", "t": now + 60, "v": 2.0})          # clock skew: fine
+    for i in range(1, 4):
+        d.send({"s": "clock", "t": now + 60 + i, "v": 2.0 + i})
+    got = sub.collect(lambda g: len(g) >= 4, timeout=20)
+    assert [round(m["t"] - now) for _, m in got] == [60, 61, 62, 63]
+    st = d.wait_stats(lambda s: s["dropped_total"] >= 3)
+    assert st["dropped"]["time_range"] == 3 and st["dropped"]["old_timestamp"] == 0
+    assert "Dropped input of series 'clock' (time_range)." in d.logtext()
+    # max_age 0 (the default) accepts any age again after a reload: backfills.
+    d.cfg["input"]["max_age"] = 0
+    d.write_config()
+    assert d.ctl("reload")["ok"]
+    d.send({"s": "old", "t": 1000000000, "v": 1.0})
+    d.wait_stats(lambda s: s["decoded"] >= 5)
+    assert d.stop() == 0
+
+
 def test_log_lines_cannot_be_forged_by_ids(daemon):
     # The id of a dropped sample goes into the log: a newline and ESC
     # sequences in it must come out escaped, on the daemon's own line.
