@@ -350,6 +350,13 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
     LOG(LG_NOTICE, "store", "Restored %llu of %ld stored series from '%s' in %.3f s (%llu reset: other model "
         "or damaged).", (unsigned long long)d->restored, rows, cfg->state_db, d->restore_s,
         (unsigned long long)d->model_reset);
+    /* series.max lowered below what the store holds: say where the rest is. */
+    if (rows > 0 && (uint64_t)rows > d->restored)
+        LOG(LG_WARNING, "store", "The store holds %ld series but 'series.max' is %lu: %llu stay in the store. %s",
+            rows, (unsigned long)cfg->max_series, (unsigned long long)((uint64_t)rows - d->restored),
+            cfg->policy == CF_POLICY_EVICT ? "Each is brought back (evicting the least recently seen) when it sends again."
+                                    : "With 'series.policy: refuse' their samples are dropped ('limit'); raise "
+                                      "'series.max' or use 'evict'.");
     /* Every socket and fd the loop watches, and its timers. */
     if (!(d->ev = ev_new(CF_MAX_INPUTS + 3, 8, &err))) return err;
     return RC_OK;

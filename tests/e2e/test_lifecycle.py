@@ -266,6 +266,23 @@ def test_no_config_runs_on_defaults_in_state_directory(tmp_path):
     assert not (state / "rwkvcastd.sock").exists()
 
 
+def test_lowering_series_max_says_where_the_rest_is(daemon_factory):
+    # Restarting with a smaller series.max used to leave the other stored
+    # series unloaded without a word.
+    d = daemon_factory(series={"max": 20, "policy": "refuse"})
+    d.start()
+    for i in range(12):
+        d.send({"s": "s%02d" % i, "t": 1700000000, "v": float(i)})
+    d.wait_stats(lambda s: s["series"] >= 12)
+    assert d.stop() == 0
+    d.cfg["series"]["max"] = 5
+    d.start()
+    log = d.logtext()
+    assert ("The store holds 12 series but 'series.max' is 5: 7 stay in the store. With 'series.policy: refuse' "
+            "their samples are dropped ('limit')") in log, log
+    assert d.stop() == 0
+
+
 def test_one_daemon_per_store(daemon_factory, tmp_path):
     first = daemon_factory(name="first")
     first.start()
