@@ -153,6 +153,39 @@ double rc_get_f64(const uint8_t *p) {
     return v;
 }
 
+#if defined(__SSE4_2__)
+#include <nmmintrin.h>
+uint32_t rc_crc32c(const void *data, size_t n) {
+    const unsigned char *p = data;
+    uint64_t c = 0xffffffffu;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+    }
+    uint32_t c32 = (uint32_t)c;
+    for (; n; n--, p++) c32 = _mm_crc32_u8(c32, *p);
+    return c32 ^ 0xffffffffu;
+}
+#else
+uint32_t rc_crc32c(const void *data, size_t n) {
+    static uint32_t table[256];
+    static int ready;
+    if (!ready) { /* benign race: every thread writes the same values */
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+            table[i] = c;
+        }
+        ready = 1;
+    }
+    const unsigned char *p = data;
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+    return c ^ 0xffffffffu;
+}
+#endif
+
 uint64_t rc_hash64(uint64_t h, const void *data, size_t n) {
     const unsigned char *p = data;
     for (size_t i = 0; i < n; i++) {

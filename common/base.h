@@ -85,6 +85,11 @@ static inline float rc_get_f32(const uint8_t *p) {
 void rc_put_f64(uint8_t *p, double v);
 double rc_get_f64(const uint8_t *p);
 
+/* CRC-32C (Castagnoli) of n bytes: the check value of stored state blobs.
+ * SSE4.2's crc32 instruction when built for it (~0.3 us for a 4 KB blob),
+ * else a bytewise table (same values). */
+uint32_t rc_crc32c(const void *data, size_t n);
+
 /* 64-bit FNV-1a over n bytes, continuing from h (start with RC_HASH_INIT). */
 #define RC_HASH_INIT 0xcbf29ce484222325ULL
 uint64_t rc_hash64(uint64_t h, const void *data, size_t n);

@@ -40,6 +40,7 @@ typedef struct cf_input {
 typedef struct cf_config {
     /* General */
     char path[CF_PATH];         /* file this came from, "" for defaults */
+    int salvage;                /* rwkvcastd --salvage: start on a store that fails its check */
     int log_level;              /* LG_DEBUG..LG_WARNING */
     char model[CF_PATH];        /* weights file, "" = en_default_model_path() */
     char state_db[CF_PATH];     /* SQLite checkpoint store */

@@ -326,6 +326,26 @@ void ck_close(ck_store *s) {
     rc_free(s);
 }
 
+int ck_check(ck_store *s, char *msg, size_t msglen) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->rdb, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK) {
+        snprintf(msg, msglen, "%s", sqlite3_errmsg(s->rdb));
+        return -1;
+    }
+    int rc = sqlite3_step(st), ok = -1;
+    if (rc == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(st, 0);
+        ok = r && strcmp(r, "ok") == 0;
+        snprintf(msg, msglen, "%.200s", r ? r : "no result");
+    } else {
+        /* A page too damaged to read at all fails the statement itself. */
+        snprintf(msg, msglen, "%s", sqlite3_errmsg(s->rdb));
+        ok = rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
 long ck_restore(ck_store *s, ck_row_cb *cb, void *ctx) {
     sqlite3_stmt *st;
     long n = 0;

@@ -62,6 +62,14 @@ ck_store *ck_open(const char *path, size_t blob_size, uint32_t chunk_rows, uint3
 /* Waits for the job in flight (if any), stops the writer, closes. NULL is a no-op. */
 void ck_close(ck_store *s);
 
+/*
+ * SQLite's PRAGMA quick_check over the whole file (loop thread, before the
+ * first job): 1 when it says ok, 0 with its first complaint in msg, -1 when
+ * it could not run (the reason in msg). Reads every page once: about as long
+ * as a restore.
+ */
+int ck_check(ck_store *s, char *msg, size_t msglen);
+
 /* Called once per stored row by ck_restore; blob is borrowed for the call. */
 typedef void ck_row_cb(void *ctx, const char *id, size_t id_len, uint64_t model_hash,
                        const uint8_t *blob, size_t blob_len);

@@ -785,9 +785,15 @@ const en_result *en_slot_last(en_engine *e, uint32_t slot) {
 /* ---- blobs ----
  *   0  u32 magic "ENS1"      4  u32 version       8  u64 model hash
  *  16  u32 H                20  u32 Q            24  u32 flags (HAS_FC|HAS_SAMPLE)
- *  28  i32 level            32  f64 t            40  f32 score   44 u32 reserved
+ *  28  i32 level            32  f64 t            40  f32 score   44 u32 check (blob_check)
  *  48  rk state blob, ft blob, an blob, ca blob, f32 forecast (H*Q), f64 v
  */
+
+/* The blob's check value: CRC-32C of the header before it, xor that of
+ * everything after it (the field itself is the only byte range left out). */
+static uint32_t blob_check(const uint8_t *buf, size_t len) {
+    return rc_crc32c(buf, 44) ^ rc_crc32c(buf + EN_BLOB_HDR, len - EN_BLOB_HDR);
+}
 
 size_t en_blob_size(const en_engine *e) {
     return EN_BLOB_HDR + rk_state_blob_size(&e->m->dims) + FT_BLOB_SIZE + AN_BLOB_SIZE + CA_BLOB_SIZE +
@@ -820,6 +826,9 @@ void en_slot_save(en_engine *e, uint32_t slot, uint8_t *buf) {
     for (int i = 0; i < e->HQ; i++) rc_put_f32(p + 4 * i, fc[i]);
     p += 4 * (size_t)e->HQ;
     rc_put_f64(p, mt->v);
+    /* Last: a flipped bit or a hand-edited row is refused at load instead
+     * of being restored as finite but wrong numbers. */
+    rc_put_u32(buf + 44, blob_check(buf, en_blob_size(e)));
 }
 
 /*
@@ -834,6 +843,7 @@ static rc_err decode_blob(en_engine *e, const uint8_t *buf, size_t len, ft_state
     if (rc_get_u64(buf + 8) != e->m->hash) return RC_ERR_MODEL;
     if (rc_get_u32(buf + 16) != (uint32_t)e->H || rc_get_u32(buf + 20) != (uint32_t)e->Q) return RC_ERR_SHAPE;
     if (len != en_blob_size(e)) return RC_ERR_FORMAT;
+    if (rc_get_u32(buf + 44) != blob_check(buf, len)) return RC_ERR_FORMAT;
     size_t rk_n = rk_state_blob_size(&e->m->dims);
     const uint8_t *p = buf + EN_BLOB_HDR;
     rc_err rc;

@@ -19,9 +19,11 @@
 #include "daemon/server.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "Usage: rwkvcastd [-c FILE] [--check-config]\n"
+    fprintf(f, "Usage: rwkvcastd [-c FILE] [--check-config] [--salvage]\n"
                "  -c, --config FILE  YAML configuration (default: built-in defaults)\n"
                "  --check-config     validate the configuration and exit (0 ok, 2 bad)\n"
+               "  --salvage          start even if the state store fails its integrity check,\n"
+               "                     restoring the series that can still be read\n"
                "  -h, --help         this text\n"
                "  --version          print the version\n");
 }
@@ -30,11 +32,13 @@ int main(int argc, char **argv) {
     const char *path = NULL;
     int check = 0, c;
     ti_getopt g;
-    if (ti_getopt_init(&g, "c|config= K/check-config h|help V/version", 0)) return 2;
+    int salvage = 0;
+    if (ti_getopt_init(&g, "c|config= K/check-config S/salvage h|help V/version", 0)) return 2;
     while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         switch (c) {
         case 'c': path = optarg; break;
         case 'K': check = 1; break;
+        case 'S': salvage = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("rwkvcastd %s\n", DM_VERSION); return 0;
         default: ti_opt_error(c, argv); usage(stderr); return 2;
@@ -55,6 +59,7 @@ int main(int argc, char **argv) {
     } else {
         cf_default(&cfg);
     }
+    cfg.salvage = salvage;
     if (check) {
         printf("Configuration %s%s%s is valid.\n", path ? "'" : "(defaults)", path ? path : "", path ? "'" : "");
         return 0;

@@ -345,6 +345,18 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
     d->ck = ck_open(cfg->state_db, d->blob_size, chunk, cfg->evict_queue, &err, msg, sizeof msg);
     if (!d->ck) { LOG(LG_WARNING, "store", "%s", msg); return err; }
     int64_t t_restore = lg_mono_ns();
+    /* A damaged store used to start anyway, restore what it could and fail
+     * every checkpoint after: refuse it unless the operator says salvage. */
+    int ok = ck_check(d->ck, msg, sizeof msg);
+    if (ok != 1 && !cfg->salvage) {
+        LOG(LG_WARNING, "store", "Store '%s' failed its integrity check (%s). To start afresh, move it aside: "
+            "mv '%s' '%s.damaged' (and its -wal and -shm files); to load the series that can still be read, "
+            "start once with --salvage.", cfg->state_db, msg, cfg->state_db, cfg->state_db);
+        return RC_ERR_FORMAT;
+    }
+    if (ok != 1)
+        LOG(LG_WARNING, "store", "Store '%s' failed its integrity check (%s); salvaging what can be read.",
+            cfg->state_db, msg);
     long rows = ck_restore(d->ck, ig_restore_row, d);
     d->restore_s = (double)(lg_mono_ns() - t_restore) * 1e-9;
     LOG(LG_NOTICE, "store", "Restored %llu of %ld stored series from '%s' in %.3f s (%llu reset: other model "

@@ -242,6 +242,16 @@ TEST(blob_errors_reset_slot) {
     blob[0] ^= 1;
     ASSERT_EQ(en_slot_load(a, 1, blob, n), RC_ERR_FORMAT);
     blob[0] ^= 1;
+    /* A changed byte anywhere, header or body, fails the check value. */
+    static const size_t at[4] = {32, 40, 48, 0};
+    for (int k = 0; k < 4; k++) {
+        size_t off = k < 3 ? at[k] : n - 9;
+        blob[off] ^= 0x10;
+        ASSERT_EQ(en_slot_load(a, 1, blob, n), RC_ERR_FORMAT);
+        ASSERT(en_slot_last(a, 1) == NULL);
+        blob[off] ^= 0x10;
+    }
+    ASSERT_EQ(en_slot_load(a, 1, blob, n), RC_OK);
     blob[4] = 7;
     ASSERT_EQ(en_slot_load(a, 1, blob, n), RC_ERR_VERSION);
     free(blob);
