@@ -313,6 +313,29 @@ def test_damaged_store_is_refused_unless_salvaged(daemon_factory):
     assert "salvaging what can be read" in err, err
 
 
+def test_tampered_state_row_is_reset_not_loaded(daemon_factory):
+    # A state blob edited in the store (one float changed, still finite) used
+    # to be restored silently; its check value now refuses it.
+    d = daemon_factory()
+    d.start()
+    for i in range(30):
+        d.send([{"s": "a", "t": 1700000000 + i, "v": float(i)}, {"s": "b", "t": 1700000000 + i, "v": float(i)}])
+    d.wait_stats(lambda s: s["decoded"] >= 60)
+    assert d.stop() == 0
+    con = sqlite3.connect(d.db)
+    blob = bytearray(con.execute("SELECT state FROM series WHERE id = 'a'").fetchone()[0])
+    blob[len(blob) // 2] ^= 0x01
+    con.execute("UPDATE series SET state = ? WHERE id = 'a'", (bytes(blob),))
+    con.commit()
+    con.close()
+    d.start()
+    st = d.ctl("stats")
+    assert st["model_reset"] == 1, st
+    assert "State of series 'a' was unreadable" in d.logtext()
+    assert d.ctl("get", s="b")["last_t"] == 1700000000 + 29
+    assert d.stop() == 0
+
+
 def test_one_daemon_per_store(daemon_factory, tmp_path):
     first = daemon_factory(name="first")
     first.start()
