@@ -52,7 +52,7 @@ static void open_daemon(uint32_t max_series, int policy) {
 static void close_daemon(void) {
     dm_core_close(d);
     rc_free(d);
-    const char *files[] = {"state.db", "state.db-wal", "state.db-shm", "rwkvcast.yaml"};
+    const char *files[] = {"state.db", "state.db-wal", "state.db-shm", "state.db.lock", "rwkvcast.yaml"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         unlink(path);
