@@ -111,9 +111,14 @@ static double update_period(ft_state *s, double iv) {
     return g;
 }
 
-static uint32_t season_of(const ft_state *s, const ft_cfg *c) {
+/* Samples in one season at the estimated period (rounded), 0 while unknown. */
+static double season_samples(const ft_state *s, const ft_cfg *c) {
     if (s->dt <= 0 || c->season_s <= 0) return 0;
-    double p = floor(c->season_s / s->dt + 0.5);
+    return floor(c->season_s / s->dt + 0.5);
+}
+
+static uint32_t season_of(const ft_state *s, const ft_cfg *c) {
+    double p = season_samples(s, c);
     return (p >= 2 && p <= FT_RING) ? (uint32_t)p : 0;
 }
 
@@ -135,11 +140,8 @@ static int bin_of_phase(const ft_state *s, double ph) {
  * other times of day).
  */
 static void update_sbins(ft_state *s, const ft_cfg *c) {
-    uint32_t nb = 0;
-    if (s->dt > 0 && c->season_s > 0) {
-        double per = floor(c->season_s / s->dt + 0.5);
-        nb = per >= FT_SBINS ? FT_SBINS : per >= 2 ? (uint32_t)per : 0;
-    }
+    double per = season_samples(s, c);
+    uint32_t nb = per >= FT_SBINS ? FT_SBINS : per >= 2 ? (uint32_t)per : 0;
     double w = nb ? (double)c->season_s / nb : 0;
     if (nb != s->sbins || w != s->sbin_s) {
         s->sbins = nb;
@@ -150,20 +152,21 @@ static void update_sbins(ft_state *s, const ft_cfg *c) {
 }
 
 /*
- * Learns the change per sample from the last finite value to v in v's bin:
- * an average while the bin is young, then EW with a memory of FT_SDAYS
- * days. Changes are clipped at clip * scale once the normalizer is warm,
- * so a spike's jump up and back down cancel instead of bending the profile. A gap of more than four
+ * Learns the change per sample from the last finite value to v in v's bin
+ * (ph: t's phase in the season, seconds): an average while the bin is
+ * young, then EW with a memory of FT_SDAYS days. Changes are clipped at
+ * clip * scale once the normalizer is warm, so a spike's jump up and back
+ * down cancel instead of bending the profile. A gap of more than four
  * periods teaches nothing (its mean change says little about any hour).
  */
-static void update_seasonal_memory(ft_state *s, const ft_cfg *c, double t, double v) {
+static void update_seasonal_memory(ft_state *s, const ft_cfg *c, double t, double ph, double v) {
     if (s->sbins && isfinite(s->fin_t)) {
         double g = (t - s->fin_t) / s->dt;
         if (g <= 4.5) {
             double steps = g < 1.5 ? 1.0 : floor(g + 0.5);
             double lim = s->nv < FT_WARM ? INFINITY : c->clip * s->scale;
             double d = clampd((v - s->fin_v) / steps, -lim, lim);
-            int k = bin_of_phase(s, season_phase(t, s->sbin_s * s->sbins));
+            int k = bin_of_phase(s, ph);
             double beta = s->dt / (FT_SDAYS * s->sbin_s);
             double a = 1.0 / (s->slope_n[k] + 1.0);
             if (a < beta) a = beta;
@@ -202,16 +205,16 @@ float ft_norm(const ft_state *s, double v) {
 
 /* The newest value, imputed if it was missing; the level before any. */
 static double last_value(const ft_state *s) {
-    return s->ring_n ? s->ring[(s->ring_pos + FT_RING - 1) % FT_RING] : s->level;
+    return s->ring_n ? ring_get(s, 0) : s->level;
 }
 
 /*
  * Walks horizons 1..H: the running sum of the bins' mean changes along the
  * times t + j*dt, shrunk by 1 - exp(-h) (exp(-h) kept as a running product,
- * so every caller gets the same bits). Calls emit(b, h, ctx) per horizon;
- * inlined into each caller. The phase is stepped, not recomputed, because
- * this runs for every published forecast (48 fmod would cost more than the
- * rest of the denormalization).
+ * so every caller gets the same bits), and runs BODY with the baseline b_
+ * of horizon h_. The phase is stepped, not recomputed, because this runs
+ * for every published forecast (48 fmod would cost more than the rest of
+ * the denormalization).
  */
 #define FT_WALK_BASELINE(s, H, BODY)                                                  \
     do {                                                                              \
@@ -249,31 +252,18 @@ void ft_baselines(const ft_state *s, int H, double *b) {
     FT_WALK_BASELINE(s, H, { b[h_ - 1] = b_; });
 }
 
-float ft_target(const ft_state *s, int h, double v) {
-    return (float)((v - ft_baseline(s, h)) / s->scale);
-}
-
 double ft_period(const ft_state *s) {
     return s->dt;
 }
 
-void ft_denorm_split(const ft_state *s, const float *in, float *out, int n, float *mid, float *lo, float *hi) {
+void ft_denorm(const ft_state *s, const float *in, float *out, int n) {
     const int Q = (int)(s->nq ? s->nq : 1), H = n / Q;
     const double scale = s->scale;
     FT_WALK_BASELINE(s, H, {
         const float *x = in + (size_t)(h_ - 1) * Q;
         float *o = out + (size_t)(h_ - 1) * Q;
         for (int q = 0; q < Q; q++) o[q] = (float)(b_ + scale * (double)x[q]);
-        if (mid) {
-            lo[h_ - 1] = o[0];
-            mid[h_ - 1] = o[Q / 2];
-            hi[h_ - 1] = o[Q - 1];
-        }
     });
-}
-
-void ft_denorm(const ft_state *s, const float *in, float *out, int n) {
-    ft_denorm_split(s, in, out, n, NULL, NULL, NULL);
 }
 
 /*
@@ -314,6 +304,8 @@ rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat) {
     if (s->n > 0) gap = update_period(s, t - s->last_t);
     s->season = season_of(s, c);
     update_sbins(s, c);
+    /* t's phase in the season: the seasonal memory's bin now, the feature's next. */
+    const double per = s->sbin_s * s->sbins, ph = s->sbins ? season_phase(t, per) : 0;
     /* A short gap leaves the ring misaligned with the season: fill the
      * skipped samples with imputed values (bounded by the ring size). */
     if (gap > 1.5 && s->nv > 0) {
@@ -334,7 +326,7 @@ rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat) {
     int have_prev = s->ring_n > 0;
     double prev = have_prev ? ring_get(s, 0) : x;
     if (!missing) {
-        update_seasonal_memory(s, c, t, v);
+        update_seasonal_memory(s, c, t, ph, v);
         update_norm(s, c, v);
     }
     ring_put(s, x);
@@ -358,9 +350,9 @@ rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat) {
      * the day's mean change per sample (the trend) over 12 samples. */
     double next = 0, drift = 0;
     if (s->sbins) {
-        double per = s->sbin_s * s->sbins, ph = season_phase(t, per) + s->dt;
-        while (ph >= per) ph -= per;
-        int k = bin_of_phase(s, ph);
+        double next_ph = ph + s->dt;
+        while (next_ph >= per) next_ph -= per;
+        int k = bin_of_phase(s, next_ph);
         if (s->slope_n[k]) next = s->slope[k];
         for (uint32_t i = 0; i < s->sbins; i++) drift += s->slope[i];
         drift /= s->sbins;

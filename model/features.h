@@ -96,22 +96,18 @@ void ft_init(ft_state *s, const ft_cfg *c);
  */
 rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat);
 /*
- * Maps n normalized model outputs back to value space. in is horizon-major
- * (o[h*Q + q], h = 0 for one step ahead, Q = c->n_quant at ft_init); n is a
- * multiple of Q (H*Q). out may alias in.
+ * Maps n normalized model outputs back to value space: baseline(h) +
+ * scale * in. in is horizon-major (o[h*Q + q], h = 0 for one step ahead,
+ * Q = c->n_quant at ft_init); n is a multiple of Q (H*Q). out may alias in.
  */
 void ft_denorm(const ft_state *s, const float *in, float *out, int n);
-/* ft_denorm, and per horizon h its lowest, middle (Q/2) and highest
- * quantile into lo[h], mid[h], hi[h] (n/Q each; all three NULL for none). */
-void ft_denorm_split(const ft_state *s, const float *in, float *out, int n, float *mid, float *lo, float *hi);
 /* Maps a value to normalized space around the level: (v - level) / scale. */
 float ft_norm(const ft_state *s, double v);
-/* Training target for horizon h >= 1: (v - baseline(h)) / scale, the
- * quantity whose forecast ft_denorm maps back to v. */
-float ft_target(const ft_state *s, int h, double v);
 /* Baseline for horizon h >= 1 in value units (O(h)). */
 double ft_baseline(const ft_state *s, int h);
-/* Baselines of horizons 1..H into b[0..H-1], the same values in O(H). */
+/* Baselines of horizons 1..H into b[0..H-1], the same values in O(H). The
+ * training target of horizon h is (v - b[h-1]) / scale: what ft_denorm
+ * maps back to v. */
 void ft_baselines(const ft_state *s, int H, double *b);
 /* Estimated sampling period in seconds (0 until two samples were seen). */
 double ft_period(const ft_state *s);

@@ -115,7 +115,7 @@ rc_err tr_data_add(tr_data *td, const ft_cfg *fc, const double *t, const double 
     for (int i = 0; i < n; i++) {
         if (ft_push(&s, fc, t[i], v[i], feat + (size_t)kept * F) != RC_OK) continue;
         int any = 0;
-        /* ft_target for every horizon, with the baselines walked once. */
+        /* The target of every horizon (features.h), the baselines walked once. */
         ft_baselines(&s, H, base);
         for (int h = 1; h <= H; h++) {
             float y = NAN;

@@ -6,8 +6,9 @@
  * warm-up and cosine decay, global-norm gradient clipping.
  *
  * Data: tr_data_add() featurizes a whole series with ft_push (the daemon's
- * code path) and stores features, per-row targets ft_target(h) and row
- * weights (0 during the warm-up and where no target exists).
+ * code path) and stores features, per-row targets (v - baseline(h)) / scale
+ * for every horizon (ft_baselines) and row weights (0 during the warm-up
+ * and where no target exists).
  *
  * Threads and determinism: tr_step runs the lanes in cfg.chunks fixed
  * groups in parallel with OpenMP (one group per thread at a time, each with

@@ -153,11 +153,10 @@ TEST(seasonal_memory_baseline_on_periodic_data) {
     ASSERT_NEAR(ft_baseline(&s2, 48), 0.5 * (24 * 12 - 1) + (1 - exp(-48)) * 0.5 * 48, 1e-3);
 }
 
-/* ft_denorm_split for Q = 1, 3, 5, from the first sample (no seasonal
- * memory yet) over the first days, for 50 horizons, in place and not:
- * ft_baseline(h) + scale * in, bit for bit, and the lowest, middle and
- * highest quantile of each horizon beside. */
-TEST(denorm_split_matches_baseline_and_quantiles) {
+/* ft_denorm for Q = 1, 3, 5, from the first sample (no seasonal memory yet)
+ * over the first days, for 50 horizons, in place and not: ft_baseline(h) +
+ * scale * in, bit for bit, and ft_baselines gives the same baselines. */
+TEST(denorm_matches_baseline) {
     for (int Q = 1; Q <= 5; Q += 2) {
         ft_cfg c;
         ft_cfg_default(&c);
@@ -167,19 +166,18 @@ TEST(denorm_split_matches_baseline_and_quantiles) {
         for (int i = 0; i < 80; i++) {
             ft_push(&s, &c, 3600.0 * i, 100 + 30 * sin(i * 0.2617993878) + (i % 5), NULL);
             enum { H = 50 };
-            float in[H * 5], out[H * 5], mid[H], lo[H], hi[H], again[H * 5];
+            float in[H * 5], out[H * 5], again[H * 5];
+            double b[H];
             int n = H * Q;
             for (int k = 0; k < n; k++) in[k] = (float)((k * 7 + i) % 13) * 0.37f - 2.0f;
-            ft_denorm_split(&s, in, out, n, mid, lo, hi);
-            for (int k = 0; k < n; k++)
+            ft_denorm(&s, in, out, n);
+            ft_baselines(&s, H, b);
+            for (int k = 0; k < n; k++) {
                 ASSERT_EQ(out[k], (float)(ft_baseline(&s, k / Q + 1) + s.scale * (double)in[k]));
-            for (int h = 0; h < H; h++) {
-                ASSERT_EQ(lo[h], out[h * Q]);
-                ASSERT_EQ(mid[h], out[h * Q + Q / 2]);
-                ASSERT_EQ(hi[h], out[h * Q + Q - 1]);
+                ASSERT_EQ(b[k / Q], ft_baseline(&s, k / Q + 1));
             }
             memcpy(again, in, sizeof in);
-            ft_denorm_split(&s, again, again, n, NULL, NULL, NULL);
+            ft_denorm(&s, again, again, n);
             ASSERT(memcmp(again, out, (size_t)n * sizeof *out) == 0);
         }
     }
@@ -225,5 +223,5 @@ TT_MAIN(TEST_ENTRY(causal_prefix), TEST_ENTRY(phase_features_equal_formula_for_s
         TEST_ENTRY(normalizer_robust_to_outlier_and_follows_shift),
         TEST_ENTRY(period_estimate_ignores_gaps_follows_rate_change),
         TEST_ENTRY(seasonal_memory_baseline_on_periodic_data),
-        TEST_ENTRY(denorm_split_matches_baseline_and_quantiles), TEST_ENTRY(cfg_meta_round_trip),
+        TEST_ENTRY(denorm_matches_baseline), TEST_ENTRY(cfg_meta_round_trip),
         TEST_ENTRY(save_load_bit_identical))
