@@ -42,18 +42,16 @@ rc_err ca_table_init(ca_table *t, int H, float alpha_lo, float alpha_hi) {
         t->rep[h - 1] = (uint8_t)a;
         t->w[h - 1] = (float)(w < 0 ? 0 : w > 1 ? 1 : w);
     }
-    const float alpha[2] = {alpha_lo, alpha_hi};
     t->alpha[0] = alpha_lo;
     t->alpha[1] = alpha_hi;
     for (int r = 0; r < CA_NREP; r++) {
         /* The warm-up step of rep r meets its own step after this many updates. */
         t->warm_n[r] = (uint32_t)((CA_ETA0 / ca_eta[r]) * (CA_ETA0 / ca_eta[r]));
-    }
-    for (int r = 0; r < CA_NREP; r++)
         for (int side = 0; side < 2; side++) {
-            t->miss[r][side] = (float)exp((double)ca_eta[r] * (1.0 - alpha[side]));
-            t->hit[r][side] = (float)exp(-(double)ca_eta[r] * alpha[side]);
+            t->miss[r][side] = (float)exp((double)ca_eta[r] * (1.0 - t->alpha[side]));
+            t->hit[r][side] = (float)exp(-(double)ca_eta[r] * t->alpha[side]);
         }
+    }
     return RC_OK;
 }
 
@@ -67,10 +65,12 @@ void ca_table_free(ca_table *t) {
 void ca_init(ca_state *s) {
     for (int k = 0; k < CA_NSHRINK; k++) s->mae[k] = 0;
     s->b1 = s->d1 = NAN;
-    for (int r = 0; r < CA_NREP; r++) s->f[r][0] = s->f[r][1] = 1.0f;
+    for (int r = 0; r < CA_NREP; r++) {
+        s->f[r][0] = s->f[r][1] = 1.0f;
+        s->nobs[r] = 0;
+    }
     ca_forget_issued(s);
     s->n = 0;
-    for (int r = 0; r < CA_NREP; r++) s->nobs[r] = 0;
 }
 
 void ca_forget_issued(ca_state *s) {
@@ -82,8 +82,8 @@ static float clampf(float x) {
 }
 
 float ca_lambda(const ca_state *s) {
-    /* No evidence yet (or a model that never corrects): keep the model. */
-    /* Ties (no evidence yet) keep the model: the scan goes from lambda = 1 down. */
+    /* Ties (no evidence yet, or a model that never corrects) keep the model:
+     * the scan goes from lambda = 1 down. */
     int best = CA_NSHRINK - 1;
     for (int k = CA_NSHRINK - 2; k >= 0; k--)
         if (s->mae[k] < s->mae[best]) best = k;
@@ -99,9 +99,9 @@ void ca_observe(ca_state *s, const ca_table *t, double y, float lo1, float hi1) 
             s->mae[k] += a * (fabsf(e - lam * s->d1) - s->mae[k]);
         }
     }
+    const float one[2] = {lo1, hi1};
     for (int r = 0; r < CA_NREP; r++) {
         /* Issued r forecasts ago: its slot is the one the next forecast overwrites. */
-        const float one[2] = {lo1, hi1};
         const float *iv = r == 0 ? one : s->ring[ca_off[r] + (int)(s->n % (uint32_t)ca_rep[r])];
         if (s->n < (uint32_t)ca_rep[r] || isnan(iv[0]) || isnan(iv[1])) continue;
         const int below = y < iv[0], above = y > iv[1];
