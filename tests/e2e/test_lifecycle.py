@@ -266,15 +266,21 @@ def test_no_config_runs_on_defaults_in_state_directory(tmp_path):
     assert not (state / "rwkvcastd.sock").exists()
 
 
+def stopped_daemon_with_series(daemon_factory, n, max_series):
+    """A daemon that stored n series (one sample each) and stopped cleanly."""
+    d = daemon_factory(series={"max": max_series, "policy": "refuse"})
+    d.start()
+    for i in range(n):
+        d.send({"s": "series-%03d" % i, "t": 1700000000, "v": float(i)})
+    d.wait_stats(lambda s: s["series"] >= n)
+    assert d.stop() == 0
+    return d
+
+
 def test_lowering_series_max_says_where_the_rest_is(daemon_factory):
     # Restarting with a smaller series.max used to leave the other stored
     # series unloaded without a word.
-    d = daemon_factory(series={"max": 20, "policy": "refuse"})
-    d.start()
-    for i in range(12):
-        d.send({"s": "s%02d" % i, "t": 1700000000, "v": float(i)})
-    d.wait_stats(lambda s: s["series"] >= 12)
-    assert d.stop() == 0
+    d = stopped_daemon_with_series(daemon_factory, 12, 20)
     d.cfg["series"]["max"] = 5
     d.start()
     log = d.logtext()
@@ -286,12 +292,7 @@ def test_lowering_series_max_says_where_the_rest_is(daemon_factory):
 def test_damaged_store_is_refused_unless_salvaged(daemon_factory):
     # One overwritten b-tree page used to give "ready" with part of the
     # series restored and every later checkpoint failing.
-    d = daemon_factory(series={"max": 500, "policy": "refuse"})
-    d.start()
-    for i in range(200):
-        d.send({"s": "series-%03d" % i, "t": 1700000000, "v": float(i)})
-    d.wait_stats(lambda s: s["series"] >= 200)
-    assert d.stop() == 0
+    d = stopped_daemon_with_series(daemon_factory, 200, 500)
     size = os.path.getsize(d.db)
     assert size >= 8 * 16384, size
     with open(d.db, "r+b") as f:
