@@ -154,6 +154,27 @@ static double clip_abs(double x, double lim) {
     return x > lim ? lim : x < -lim ? -lim : x;
 }
 
+const char *an_kind_name(int kind) {
+    static const char *const names[AN_KIND_COUNT] = {"none", "spike", "shift", "trend",
+                                                     "variance", "stuck", "silence"};
+    return kind > 0 && kind < AN_KIND_COUNT ? names[kind] : names[0];
+}
+
+an_kind an_state_kind(const an_state *s) { return (an_kind)s->kind; }
+
+/*
+ * Provisional classification of a rising level, from what the state shows
+ * right after the sample: a suspicious run of repeats is a stuck sensor, a
+ * sample that is itself far off (>= 4 sigmas) a spike, anything else (the
+ * likelihood or anchored channel building up over several samples) a
+ * shift. Trend and variance are not told apart yet.
+ */
+static an_kind provisional_kind(const an_state *s, int run_odd) {
+    if (run_odd && s->same_n >= 1.0f) return AN_KIND_STUCK;
+    if (s->z >= 4.0f) return AN_KIND_SPIKE;
+    return AN_KIND_SHIFT;
+}
+
 float an_update(an_state *s, const an_cfg *c, double v, const float *q,
                 const float *qlev, int Q, int *level) {
     return an_update_path(s, c, v, q, qlev, Q, NULL, 0, level);
@@ -377,9 +398,11 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
 
     /* Levels with hysteresis: up at warn/alert, down to 0 only below clear. */
     if (s->n > c->warmup) {
+        int32_t before = s->level;
         if (sc >= c->alert) s->level = 2;
         else if (sc >= c->warn && s->level < 1) s->level = 1;
         else if (sc < c->clear) s->level = 0;
+        if (s->level > before) s->kind = provisional_kind(s, run_odd);
     }
 out:
     if (level) *level = s->level;
@@ -389,7 +412,9 @@ out:
 void an_save(const an_state *s, uint8_t *buf) {
     rc_put_u32(buf, AN_MAGIC);
     rc_put_u32(buf + 4, s->n);
-    rc_put_u32(buf + 8, (uint32_t)s->level);
+    /* The kind rides in the level word: the blob stays 128 bytes and
+     * blobs saved before it existed read as AN_KIND_NONE. */
+    rc_put_u32(buf + 8, (uint32_t)s->level | (uint32_t)s->kind << 8);
     const float f[AN_NF] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
                             s->nbias, s->nmae, s->m_short, s->mu_long, s->var_long,
                             s->d_short, s->d_mu, s->d_var, s->f_slow, s->f_dev,
@@ -403,8 +428,10 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
     if (len < AN_BLOB_SIZE || rc_get_u32(buf) != AN_MAGIC) return RC_ERR_FORMAT;
     an_state t;
     t.n = rc_get_u32(buf + 4);
-    t.level = (int32_t)rc_get_u32(buf + 8);
-    if (t.level < 0 || t.level > 2) return RC_ERR_FORMAT;
+    uint32_t lk = rc_get_u32(buf + 8);
+    t.level = (int32_t)(lk & 0xffu);
+    t.kind = (int32_t)(lk >> 8);
+    if (t.level > 2 || t.kind >= AN_KIND_COUNT) return RC_ERR_FORMAT;
     float f[AN_NF];
     for (int i = 0; i < AN_NF; i++) {
         f[i] = rc_get_f32(buf + 12 + 4 * i);

@@ -120,9 +120,32 @@ void an_cfg_default(an_cfg *c);
  * (clear <= warn <= alert), or a rate/weight is out of range. */
 rc_err an_cfg_check(const an_cfg *c);
 
+/*
+ * What kind of change raised a level, for alert events that explain
+ * themselves (issue 19). The values are stable (they are saved in the
+ * anomaly blob); an_kind_name gives the wire and log spelling. SILENCE is
+ * never set by an_update: the daemon raises it when a series stops
+ * sending (daemon/silence.h).
+ */
+typedef enum an_kind {
+    AN_KIND_NONE = 0,   /* no level was raised yet (or not since a restore of an older blob) */
+    AN_KIND_SPIKE = 1,  /* one or a few samples far from the forecast */
+    AN_KIND_SHIFT = 2,  /* the level moved and stayed */
+    AN_KIND_TREND = 3,  /* a slow drift away from the forecast */
+    AN_KIND_VARIANCE = 4, /* the noise grew (or shrank) */
+    AN_KIND_STUCK = 5,  /* the sensor repeats one value */
+    AN_KIND_SILENCE = 6, /* no sample for too long (daemon only) */
+    AN_KIND_COUNT = 7
+} an_kind;
+
+/* "none", "spike", "shift", "trend", "variance", "stuck", "silence"; "none"
+ * for a value out of range. Static strings, never NULL; any thread. */
+const char *an_kind_name(int kind);
+
 typedef struct an_state {
     uint32_t n;         /* samples judged against a forecast */
     int32_t level;      /* current level 0/1/2 */
+    int32_t kind;       /* an_kind of the evidence that last raised the level; kept after it falls */
     float score;        /* last score, [0,1] */
     float z;            /* last surprise, sigmas (capped), diagnostic */
     /* Forecast-error calibration */
@@ -160,6 +183,14 @@ typedef struct an_state {
 void an_init(an_state *s);
 
 /*
+ * The kind (an_kind) behind the current level, or behind the last raised
+ * one once it fell back to 0 (so the event that clears an alert names what
+ * cleared); AN_KIND_NONE before any level was raised. Set by an_update
+ * each time the level rises (0->1, 0->2, 1->2).
+ */
+an_kind an_state_kind(const an_state *s);
+
+/*
  * Judges v against q (Q quantile values at horizon 1, ascending) whose
  * levels are qlev (Q, e.g. 0.1 0.5 0.9). q == NULL means no forecast yet.
  * NaN v leaves the state as it is and returns the last score. Returns the
@@ -181,7 +212,8 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
                      const float *qlev, int Q, const float *path, int H, int *level);
 
 /* Fixed-size little-endian serialization of an_state: magic "ANS2" as u32
- * version tag, then the fields above in order (u32, i32, 29 x f32);
+ * version tag, then the fields above in order (u32, u32 level | kind << 8,
+ * 29 x f32); blobs saved before `kind` existed load with AN_KIND_NONE;
  * docs/FILE_FORMAT.md. Blobs of the older "ANS1" layouts are refused
  * (RC_ERR_FORMAT): the engine then starts the series afresh. */
 #define AN_BLOB_SIZE 128

@@ -341,7 +341,45 @@ TEST(stuck_sensor_channel) {
     ASSERT_EQ(lvl, 0);
 }
 
-TT_MAIN(TEST_ENTRY(stuck_sensor_channel), TEST_ENTRY(cfg_default_is_valid), TEST_ENTRY(score_in_range_on_hostile_input),
+/* Every raised level names its kind; the kind survives the level's fall
+ * (the clearing event names what cleared) and the blob round trip. */
+TEST(kind_of_raised_levels) {
+    ASSERT_EQ(strcmp(an_kind_name(AN_KIND_NONE), "none"), 0);
+    ASSERT_EQ(strcmp(an_kind_name(AN_KIND_SILENCE), "silence"), 0);
+    ASSERT_EQ(strcmp(an_kind_name(AN_KIND_COUNT), "none"), 0);
+    ASSERT_EQ(strcmp(an_kind_name(-1), "none"), 0);
+    an_cfg c;
+    an_cfg_default(&c);
+    an_state s, t;
+    an_init(&s);
+    ASSERT_EQ(an_state_kind(&s), AN_KIND_NONE);
+    int lvl;
+    for (int i = 0; i < 500; i++) judge(&s, &c, gauss(), 0, &lvl);
+    ASSERT_EQ(an_state_kind(&s), AN_KIND_NONE);
+    for (int i = 0; i < 30; i++) judge(&s, &c, 0.1234, 0, &lvl);
+    ASSERT_EQ(lvl, 2);
+    ASSERT_EQ(an_state_kind(&s), AN_KIND_STUCK);
+    uint8_t buf[AN_BLOB_SIZE];
+    an_save(&s, buf);
+    ASSERT_EQ(an_load(&t, buf, sizeof buf), RC_OK);
+    ASSERT_EQ(an_state_kind(&t), AN_KIND_STUCK);
+    ASSERT_EQ(t.level, 2);
+    for (int i = 0; i < 200; i++) judge(&s, &c, gauss(), 0, &lvl);
+    ASSERT_EQ(lvl, 0);
+    ASSERT_EQ(an_state_kind(&s), AN_KIND_STUCK);
+    /* A blob saved before the kind existed (level word 2) loads as NONE;
+     * an unknown kind is refused. */
+    rc_put_u32(buf + 8, 2);
+    ASSERT_EQ(an_load(&t, buf, sizeof buf), RC_OK);
+    ASSERT_EQ(an_state_kind(&t), AN_KIND_NONE);
+    ASSERT_EQ(t.level, 2);
+    rc_put_u32(buf + 8, 2u | (uint32_t)AN_KIND_COUNT << 8);
+    ASSERT_EQ(an_load(&t, buf, sizeof buf), RC_ERR_FORMAT);
+    rc_put_u32(buf + 8, 3);
+    ASSERT_EQ(an_load(&t, buf, sizeof buf), RC_ERR_FORMAT);
+}
+
+TT_MAIN(TEST_ENTRY(kind_of_raised_levels), TEST_ENTRY(stuck_sensor_channel), TEST_ENTRY(cfg_default_is_valid), TEST_ENTRY(score_in_range_on_hostile_input),
         TEST_ENTRY(nan_is_missing), TEST_ENTRY(one_outlier_does_not_alert),
         TEST_ENTRY(quiet_noise_rarely_warns), TEST_ENTRY(sustained_shift_alerts),
         TEST_ENTRY(hysteresis_and_clear), TEST_ENTRY(warmup_suppresses_levels),
