@@ -93,9 +93,12 @@ bench-e2e: build-all
 	/usr/bin/python3 bench/bench_e2e.py --build $(BUILD) $(E2E_ARGS)
 
 # Anomaly benchmark (bench/RESULTS.md "Anomaly detection"): SKAB + generated set,
-# NAB-style scores for rwkvcast and two baselines, in one run.
+# then anomalies injected into real backgrounds (live-metrics, SKAB anomaly-free);
+# NAB-style scores for rwkvcast and two baselines in each.
 bench-anomaly: build-all
 	$(BUILD)/bench/anomaly_bench --skab ../shared/data/skab
+	$(BUILD)/bench/anomaly_real --live ../shared/data/live-metrics \
+	    --skab-free ../shared/data/skab/anomaly-free/anomaly-free.csv
 
 # Live-metrics benchmark (rwkvcast eval --live, tools/eval_live.c): the engine's
 # forecasts on the 16 real cluster metrics against naive, seasonal naive and
@@ -239,7 +242,7 @@ help:
 	@echo "make bench         model speed (build/bench/rwkv_bench)"
 	@echo "make run-bench     the same without building the daemon and the command"
 	@echo "make bench-e2e     whole-daemon throughput, latency, checkpoint, restore (E2E_ARGS=--quick)"
-	@echo "make bench-anomaly NAB-style anomaly scores on SKAB and a generated set (../shared/data)"
+	@echo "make bench-anomaly NAB-style anomaly scores: SKAB, a generated set, injected anomalies on real series"
 	@echo "make bench-live    forecast accuracy on the live-metrics CSVs vs naive, seasonal naive, SES (../shared/data)"
 	@echo "make model         retrain model/default.rwkv (../shared/data; 15-30 min)"
 	@echo "make fuzz          libFuzzer targets (clang, ASan + UBSan), FUZZ_SECONDS each (fuzz-run: its inner step)"

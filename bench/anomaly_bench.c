@@ -760,27 +760,6 @@ static void try_line(bset **sets, int ns, const an_cfg *ac, const float *qlev, i
     fflush(stdout);
 }
 
-/* Applies one "KEY=VALUE" anomaly setting to c; 0, or -1 for an unknown key or a bad value. */
-static int set_an(an_cfg *c, const char *kv) {
-    const char *eq = strchr(kv, '=');
-    if (!eq) return -1;
-    size_t l = (size_t)(eq - kv);
-    if (l == 6 && !strncmp(kv, "warmup", 6)) {
-        long w;
-        if (ti_parse_long(eq + 1, 0, UINT32_MAX, &w) != RC_OK) return -1;
-        c->warmup = (uint32_t)w;
-        return 0;
-    }
-    double d;
-    if (ti_parse_double(eq + 1, &d) != RC_OK) return -1;
-    float v = (float)d;
-#define AN_KEY(name) if (l == strlen(#name) && !strncmp(kv, #name, l)) { c->name = v; return 0; }
-    AN_KEY(err_rate) AN_KEY(short_rate) AN_KEY(long_rate) AN_KEY(zcap) AN_KEY(interval_weight)
-    AN_KEY(calm_weight) AN_KEY(point_weight) AN_KEY(guard) AN_KEY(drift_rate) AN_KEY(regime_rate) AN_KEY(regime_weight) AN_KEY(stuck_weight) AN_KEY(anchor_len) AN_KEY(anchor_weight) AN_KEY(anchor_rate) AN_KEY(warn) AN_KEY(alert) AN_KEY(clear)
-#undef AN_KEY
-    return -1;
-}
-
 static void usage(FILE *f) {
     fprintf(f, "Usage: anomaly_bench [--skab DIR] [--no-skab] [--no-gen] [--combine-sum] [-m MODEL]\n"
                "                     [--an KEY=VALUE]... [--try KEY=VALUE,...]...\n"
@@ -813,7 +792,7 @@ int main(int argc, char **argv) {
         case 'S': g_combine = 1; break;
         case 'm': model_path = optarg; break;
         case 'a':
-            if (set_an(&ac, optarg)) {
+            if (an_cfg_set(&ac, optarg) != RC_OK) {
                 fprintf(stderr, "Error: Invalid '--an' value (%s): expected KEY=NUMBER with an an_cfg KEY.\n", optarg);
                 return 2;
             }
@@ -845,10 +824,9 @@ int main(int argc, char **argv) {
            model_path ? model_path : en_default_model_path());
     printf("channels combined per timestamp by: %s (same rule for every detector)\n",
            g_combine ? "sum" : "max");
-    printf("anomaly settings: warmup %u, err_rate %g, short_rate %g, long_rate %g, zcap %g, interval_weight %g, calm_weight %g, point_weight %g, guard %g, drift_rate %g, regime_rate %g, regime_weight %g, stuck_weight %g, anchor_len %g, anchor_weight %g, anchor_rate %g\n",
-           ac.warmup, ac.err_rate, ac.short_rate, ac.long_rate, ac.zcap, ac.interval_weight, ac.calm_weight,
-           ac.point_weight, ac.guard, ac.drift_rate, ac.regime_rate, ac.regime_weight, ac.stuck_weight,
-           ac.anchor_len, ac.anchor_weight, ac.anchor_rate);
+    char cfgline[512];
+    an_cfg_describe(&ac, cfgline, sizeof cfgline);
+    printf("anomaly settings: %s\n", cfgline);
     printf("halves: tuning = SKAB files with an even number in each folder + generated seed 0; held-out = odd numbers + seed 1\n");
     bset skab = {.name = "SKAB, NAB windows centred on anomaly onsets", .kinds = SKAB_KIND};
     bset skab2 = {.name = "SKAB, leaderboard windows (60 s after each change point)", .kinds = SKAB_KIND};
@@ -872,7 +850,7 @@ int main(int argc, char **argv) {
             snprintf(buf, sizeof buf, "%s", tries[t]);
             int ok = 1;
             for (char *kv = strtok(buf, ","); kv; kv = strtok(NULL, ","))
-                if (set_an(&tc, kv)) ok = 0;
+                if (an_cfg_set(&tc, kv) != RC_OK) ok = 0;
             if (!ok || an_cfg_check(&tc) != RC_OK) {
                 printf("| %s | invalid |\n", tries[t]);
                 continue;

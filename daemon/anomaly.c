@@ -11,7 +11,11 @@
  */
 #include "daemon/anomaly.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define AN_MAGIC 0x32534e41u /* "ANS2" little-endian (ANS1 had no anchored blocks) */
@@ -71,6 +75,51 @@ rc_err an_cfg_check(const an_cfg *c) {
         !in01(c->anchor_weight) || !rate_ok(c->anchor_rate))
         return RC_ERR_CONFIG;
     return RC_OK;
+}
+
+/* The float settings by name, for an_cfg_set and an_cfg_describe. */
+static const struct {
+    const char *name; /* config key */
+    size_t off;       /* offsetof(an_cfg, ...) */
+} an_keys[] = {
+#define K(f) {#f, offsetof(an_cfg, f)}
+    K(warn), K(alert), K(clear), K(err_rate), K(short_rate), K(long_rate), K(zcap), K(interval_weight),
+    K(calm_weight), K(point_weight), K(guard), K(drift_rate), K(regime_rate), K(regime_weight),
+    K(stuck_weight), K(anchor_len), K(anchor_weight), K(anchor_rate),
+#undef K
+};
+
+rc_err an_cfg_set(an_cfg *c, const char *kv) {
+    const char *eq = strchr(kv, '=');
+    if (!eq || !eq[1]) return RC_ERR_CONFIG;
+    char *end;
+    errno = 0;
+    double d = strtod(eq + 1, &end);
+    if (*end || errno || !isfinite(d)) return RC_ERR_CONFIG;
+    size_t l = (size_t)(eq - kv);
+    if (l == 6 && !strncmp(kv, "warmup", 6)) {
+        if (!(d >= 0 && d <= 4294967295.0) || d != floor(d)) return RC_ERR_CONFIG;
+        c->warmup = (uint32_t)d;
+        return RC_OK;
+    }
+    for (size_t i = 0; i < sizeof an_keys / sizeof an_keys[0]; i++)
+        if (strlen(an_keys[i].name) == l && !strncmp(kv, an_keys[i].name, l)) {
+            *(float *)((char *)c + an_keys[i].off) = (float)d;
+            return RC_OK;
+        }
+    return RC_ERR_CONFIG;
+}
+
+void an_cfg_describe(const an_cfg *c, char *buf, size_t len) {
+    size_t at = 0;
+    int k = snprintf(buf, len, "warmup %u", c->warmup);
+    at = k > 0 ? (size_t)k : 0;
+    for (size_t i = 0; i < sizeof an_keys / sizeof an_keys[0] && at < len; i++) {
+        k = snprintf(buf + at, len - at, ", %s %g", an_keys[i].name,
+                     (double)*(const float *)((const char *)c + an_keys[i].off));
+        if (k < 0) break;
+        at += (size_t)k;
+    }
 }
 
 void an_init(an_state *s) {

@@ -119,6 +119,12 @@ void an_cfg_default(an_cfg *c);
 /* RC_OK, or RC_ERR_CONFIG when thresholds are out of [0,1] or not ordered
  * (clear <= warn <= alert), or a rate/weight is out of range. */
 rc_err an_cfg_check(const an_cfg *c);
+/* Sets one setting from "KEY=VALUE" (KEY as in the config's anomaly
+ * section, VALUE a number); RC_ERR_CONFIG for an unknown key or a bad
+ * number. The range is an_cfg_check's. For the benchmarks' --an/--try. */
+rc_err an_cfg_set(an_cfg *c, const char *kv);
+/* Every setting as "key value, ..." into buf (len bytes, NUL-terminated). */
+void an_cfg_describe(const an_cfg *c, char *buf, size_t len);
 
 /*
  * What kind of change raised a level, for alert events that explain
