@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "daemon/server.h" /* DM_VERSION: one version for both programs */
 #include "tools/cmd.h"
 
 typedef struct cmd_entry {
@@ -30,7 +31,8 @@ static void usage(FILE *f) {
     fprintf(f, "Usage: rwkvcast COMMAND [OPTIONS]\n\nCommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nRun 'rwkvcast COMMAND --help' for the options of one command.\n");
+    fprintf(f, "\nRun 'rwkvcast COMMAND --help' for the options of one command;\n"
+               "'rwkvcast --version' prints the version.\n");
 }
 
 int main(int argc, char **argv) {
@@ -41,6 +43,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("rwkvcast %s\n", DM_VERSION);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -717,3 +717,36 @@ def test_send_streams_a_pipe_line_by_line(ctx):
         p.stdin.close()
         p.wait(10)
     assert p.returncode == 0, p.stderr.read()
+
+
+def test_version_of_both_programs():
+    from conftest import BINARY
+    for cmd, name in ((CLI, "rwkvcast"), (BINARY, "rwkvcastd")):
+        r = subprocess.run([cmd, "--version"], capture_output=True, timeout=10)
+        assert r.returncode == 0 and r.stderr == b"", name
+        assert re.fullmatch(rb"%s \d+\.\d+\.\d+\n" % name.encode(), r.stdout), r.stdout
+
+
+def _long_options(argv):
+    out = subprocess.run(argv, capture_output=True, timeout=10).stdout.decode()
+    return sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", out)))
+
+
+@pytest.mark.parametrize("sub", ["send", "tail", "ctl", "simulate", "replay", "eval", "eval --live",
+                                 "train", "rwkvcastd"])
+def test_man_pages_cover_every_option(sub):
+    # Every option a command's --help lists is in its man page (as \-\-name).
+    from conftest import BINARY
+    if sub == "rwkvcastd":
+        argv, page = [BINARY, "--help"], "rwkvcastd.8"
+    else:
+        argv, page = [CLI] + sub.split() + ["--help"], "rwkvcast.1"
+    with open(os.path.join(ROOT, "man", page)) as f:
+        text = f.read()
+    opts = _long_options(argv)
+    assert opts, argv
+    missing = [o for o in opts if o.replace("-", "\\-") not in text]
+    assert not missing, "%s: not in man/%s: %s" % (sub, page, missing)
+    # and the command itself has a section
+    if sub != "rwkvcastd":
+        assert ".SS %s\n" % sub.split()[0] in text
