@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <stdlib.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,25 +20,46 @@
 int lg_verbosity = LG_NOTICE;
 static char lg_role = 'C';
 static int lg_syslog;
+static int lg_prio; /* stderr is the journal: "<N>" prefixes */
+
+/* JOURNAL_STREAM is "DEV:INODE" of the stream systemd connected; it is
+ * inherited by children whose stderr may have been redirected since, so
+ * the prefix is used only when stderr is still that very stream. */
+static int stderr_is_journal(void) {
+    const char *js = getenv("JOURNAL_STREAM");
+    if (!js || !*js) return 0;
+    char *end;
+    unsigned long long dev = strtoull(js, &end, 10);
+    if (end == js || *end != ':') return 0;
+    const char *p = end + 1;
+    unsigned long long ino = strtoull(p, &end, 10);
+    if (end == p || *end) return 0;
+    struct stat st;
+    if (fstat(STDERR_FILENO, &st) != 0) return 0;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+int lg_journal(void) { return lg_prio; }
 
 void lg_setup(char role, int use_syslog, const char *ident) {
     lg_role = role;
     lg_syslog = use_syslog;
+    lg_prio = stderr_is_journal();
     if (use_syslog) openlog(ident ? ident : "rwkvcast", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
 int lg_level_from_name(const char *name) {
     static const char *const names[] = {"debug", "verbose", "notice", "warning"};
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) /* not "error": errors are always logged */
         if (strcasecmp(name, names[i]) == 0) return i;
     return -1;
 }
 
 void lg_log_(int level, const char *module, const char *fmt, ...) {
-    static const char lvlchar[] = ".-*#";
-    static const int syslog_map[] = {LOG_DEBUG, LOG_INFO, LOG_NOTICE, LOG_WARNING};
+    static const char lvlchar[] = ".-*#!";
+    static const int syslog_map[] = {LOG_DEBUG, LOG_INFO, LOG_NOTICE, LOG_WARNING, LOG_ERR};
     if (level < 0) level = 0;
-    if (level > 3) level = 3;
+    if (level > LG_ERROR) level = LG_ERROR;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -51,7 +74,10 @@ void lg_log_(int level, const char *module, const char *fmt, ...) {
     char ts[32];
     size_t n = strftime(ts, sizeof ts, "%d %b %H:%M:%S", &tm);
     snprintf(ts + n, sizeof ts - n, ".%03d", (int)(tv.tv_usec / 1000));
-    fprintf(stderr, "%d:%c %s %c %s: %s\n", (int)getpid(), lg_role, ts, lvlchar[level], module, msg);
+    /* syslog.h's LOG_* values are the sd-daemon priorities journald reads. */
+    char prio[8] = "";
+    if (lg_prio) snprintf(prio, sizeof prio, "<%d>", syslog_map[level]);
+    fprintf(stderr, "%s%d:%c %s %c %s: %s\n", prio, (int)getpid(), lg_role, ts, lvlchar[level], module, msg);
     if (lg_syslog) syslog(syslog_map[level], "%s: %s", module, msg);
 }
 

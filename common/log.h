@@ -3,7 +3,12 @@
  * a token-bucket rate limiter for per-message errors.
  *
  * Line format: "pid:role dd Mon HH:MM:SS.mmm <lvlchar> module: msg".
- * Level chars: '.' DEBUG, '-' VERBOSE, '*' NOTICE, '#' WARNING.
+ * Level chars: '.' DEBUG, '-' VERBOSE, '*' NOTICE, '#' WARNING, '!' ERROR.
+ * When stderr is the journal (systemd sets JOURNAL_STREAM to the device and
+ * inode of the stream it connected, sd-daemon(3)), each line starts with
+ * the sd-daemon priority "<N>" (7 debug, 6 info, 5 notice, 4 warning,
+ * 3 err), so `journalctl -p warning` shows warnings and errors only.
+ * stderr redirected anywhere else keeps the plain line.
  * LOG() tests the level before evaluating its arguments, so DEBUG calls on the
  * hot path cost one compare. All functions are thread-safe.
  *
@@ -15,7 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { LG_DEBUG = 0, LG_VERBOSE = 1, LG_NOTICE = 2, LG_WARNING = 3 };
+/* LG_ERROR: the daemon cannot do what it was asked (a startup failure, a
+ * checkpoint or state lost); it is never filtered out by log_level. */
+enum { LG_DEBUG = 0, LG_VERBOSE = 1, LG_NOTICE = 2, LG_WARNING = 3, LG_ERROR = 4 };
 
 extern int lg_verbosity; /* messages below this level are dropped; default LG_NOTICE */
 
@@ -25,8 +32,12 @@ extern int lg_verbosity; /* messages below this level are dropped; default LG_NO
         lg_log_((l), __VA_ARGS__);            \
     } while (0)
 
-/* Sets the role char ('D' daemon, 'C' command line) and whether to copy to syslog. */
+/* Sets the role char ('D' daemon, 'C' command line) and whether to copy to
+ * syslog, and looks at JOURNAL_STREAM and stderr once (see above). Call it
+ * before the first line and before any thread starts. */
 void lg_setup(char role, int use_syslog, const char *ident);
+/* 1 when lines carry "<N>" priority prefixes (stderr is the journal). */
+int lg_journal(void);
 /* Parses "debug|verbose|notice|warning"; returns -1 when unknown. */
 int lg_level_from_name(const char *name);
 

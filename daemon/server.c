@@ -249,7 +249,7 @@ static rk_model *load_model(const cf_config *c) {
         return m;
     }
     rk_model *m = rk_model_load(path, &err, msg, sizeof msg);
-    if (!m) LOG(LG_WARNING, "model", "Cannot load model '%s': %s (%s).", path, msg, rc_strerror(err));
+    if (!m) LOG(LG_ERROR, "model", "Cannot load model '%s': %s (%s).", path, msg, rc_strerror(err));
     else LOG(LG_NOTICE, "model", "Model '%s' loaded (hash %016llx).", path, (unsigned long long)m->hash);
     return m;
 }
@@ -265,7 +265,7 @@ static rc_err open_engine(dm *d, const cf_config *cfg) {
     ec.anomaly = cfg->anomaly;
     ec.caller_inits_slots = 1; /* ingest.c resets or loads every slot it hands out */
     if (!(d->en = en_new(d->model, &ec, cfg->max_series, ig_on_result, d, &err))) {
-        LOG(LG_WARNING, "engine", "Cannot create the engine: %s.", rc_strerror(err));
+        LOG(LG_ERROR, "engine", "Cannot create the engine: %s.", rc_strerror(err));
         return err;
     }
     if (cfg->pipeline) {
@@ -295,7 +295,7 @@ static rc_err lock_store(dm *d, const char *db) {
     }
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        LOG(LG_WARNING, "store", "Cannot open the store's lock file '%s': %s.", path, strerror(errno));
+        LOG(LG_ERROR, "store", "Cannot open the store's lock file '%s': %s.", path, strerror(errno));
         return RC_ERR_IO;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -304,10 +304,10 @@ static rc_err lock_store(dm *d, const char *db) {
         pid[n > 0 ? n : 0] = 0;
         pid[strcspn(pid, "\n")] = 0;
         if (e == EWOULDBLOCK)
-            LOG(LG_WARNING, "store", "Store '%s' is in use by another rwkvcastd (pid %s): one daemon per "
+            LOG(LG_ERROR, "store", "Store '%s' is in use by another rwkvcastd (pid %s): one daemon per "
                 "'state_db'. Stop that one, or give this one its own 'state_db'.", db, pid[0] ? pid : "?");
         else
-            LOG(LG_WARNING, "store", "Cannot lock '%s': %s.", path, strerror(e));
+            LOG(LG_ERROR, "store", "Cannot lock '%s': %s.", path, strerror(e));
         close(fd);
         return RC_ERR_IO;
     }
@@ -343,13 +343,13 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
     if ((err = lock_store(d, cfg->state_db)) != RC_OK) return err;
     uint32_t chunk = cfg->max_series < SN_CHUNK_ROWS ? (uint32_t)cfg->max_series : SN_CHUNK_ROWS;
     d->ck = ck_open(cfg->state_db, d->blob_size, chunk, cfg->evict_queue, &err, msg, sizeof msg);
-    if (!d->ck) { LOG(LG_WARNING, "store", "%s", msg); return err; }
+    if (!d->ck) { LOG(LG_ERROR, "store", "%s", msg); return err; }
     int64_t t_restore = lg_mono_ns();
     /* A damaged store used to start anyway, restore what it could and fail
      * every checkpoint after: refuse it unless the operator says salvage. */
     int ok = ck_check(d->ck, msg, sizeof msg);
     if (ok != 1 && !cfg->salvage) {
-        LOG(LG_WARNING, "store", "Store '%s' failed its integrity check (%s). To start afresh, move it aside: "
+        LOG(LG_ERROR, "store", "Store '%s' failed its integrity check (%s). To start afresh, move it aside: "
             "mv '%s' '%s.damaged' (and its -wal and -shm files); to load the series that can still be read, "
             "start once with --salvage.", cfg->state_db, msg, cfg->state_db, cfg->state_db);
         return RC_ERR_FORMAT;
@@ -402,18 +402,18 @@ void dm_core_close(dm *d) {
 static int open_sockets(dm *d) {
     char err[512];
     d->zctx = zmq_ctx_new();
-    if (!d->zctx) { LOG(LG_WARNING, "zmq", "Cannot create a ZeroMQ context."); return 0; }
+    if (!d->zctx) { LOG(LG_ERROR, "zmq", "Cannot create a ZeroMQ context."); return 0; }
     for (int i = 0; i < d->cfg.n_inputs; i++) {
         d->in[i] = zq_open_input(d->zctx, &d->cfg.inputs[i], d->cfg.rcvhwm, d->cfg.zmq_max_msg_size, err, sizeof err);
-        if (!d->in[i]) { LOG(LG_WARNING, "zmq", "%s", err); return 0; }
+        if (!d->in[i]) { LOG(LG_ERROR, "zmq", "%s", err); return 0; }
         LOG(LG_NOTICE, "zmq", "Ingest %s %s '%s'.", d->cfg.inputs[i].type == CF_SUB ? "SUB" : "PULL",
             d->cfg.inputs[i].bind ? "bound on" : "connected to", d->cfg.inputs[i].endpoint);
     }
     d->pub = zq_open_pub(d->zctx, d->cfg.out_endpoint, d->cfg.out_bind, d->cfg.sndhwm, err, sizeof err);
-    if (!d->pub) { LOG(LG_WARNING, "zmq", "%s", err); return 0; }
+    if (!d->pub) { LOG(LG_ERROR, "zmq", "%s", err); return 0; }
     LOG(LG_NOTICE, "zmq", "Output PUB %s '%s'.", d->cfg.out_bind ? "bound on" : "connected to", d->cfg.out_endpoint);
     d->rep = zq_open_rep(d->zctx, d->cfg.control_endpoint, err, sizeof err);
-    if (!d->rep) { LOG(LG_WARNING, "zmq", "%s", err); return 0; }
+    if (!d->rep) { LOG(LG_ERROR, "zmq", "%s", err); return 0; }
     LOG(LG_NOTICE, "zmq", "Control REP bound on '%s'.", d->cfg.control_endpoint);
     return 1;
 }
@@ -511,7 +511,7 @@ int dm_run(const cf_config *cfg) {
     LOG(LG_NOTICE, "daemon", "rwkvcastd %s ready (pid %d, %u series, config %s).", DM_VERSION, (int)getpid(),
         rg_count(d->rg), cfg->path[0] ? cfg->path : "(defaults)");
 
-    if (ev_run(d->ev) != RC_OK) LOG(LG_WARNING, "daemon", "Event loop failed; stopping.");
+    if (ev_run(d->ev) != RC_OK) LOG(LG_ERROR, "daemon", "Event loop failed; stopping.");
 
     /* Shutdown: no more intake, then the final checkpoint. */
     for (int i = 0; i < cfg->n_inputs; i++) ev_io_enable(d->ev, d->in_h[i], 0);
@@ -520,11 +520,11 @@ int dm_run(const cf_config *cfg) {
      * saves a slot whose sample is only queued without it). */
     en_flush(d->en);
     code = shutdown_checkpoint(d) ? 0 : 1;
-    if (code) LOG(LG_WARNING, "store", "Final checkpoint not written within %.1f s.", cfg->shutdown_timeout);
+    if (code) LOG(LG_ERROR, "store", "Final checkpoint not written within %.1f s.", cfg->shutdown_timeout);
 err:
     if (d->ck && ck_busy(d->ck) && code) {
         /* The writer is stuck (disk?); do not hang on join. SQLite keeps the file consistent. */
-        LOG(LG_WARNING, "daemon", "Exiting with the checkpoint writer still busy.");
+        LOG(LG_ERROR, "daemon", "Exiting with the checkpoint writer still busy.");
         _exit(code);
     }
     close_sockets(d);

@@ -96,7 +96,7 @@ int sn_done(dm *d, const ck_result *r) {
     if (!d->job_is_ckpt) {
         if (r->rc != RC_OK) {
             d->ckpt_fail++;
-            LOG(LG_WARNING, "store", "Writing evicted series failed (%s); their states are lost.", r->error);
+            LOG(LG_ERROR, "store", "Writing evicted series failed (%s); their states are lost.", r->error);
         }
         return 0;
     }
@@ -108,7 +108,7 @@ int sn_done(dm *d, const ck_result *r) {
     } else {
         d->ckpt_fail++;
         d->ckpt_full = 1;
-        LOG(LG_WARNING, "store", "Checkpoint failed (%s); the next one rewrites every series.", r->error);
+        LOG(LG_ERROR, "store", "Checkpoint failed (%s); the next one rewrites every series.", r->error);
     }
     return 1;
 }
