@@ -143,11 +143,11 @@ static double run(setup *s, int B, double seconds) {
     double t0 = now_s(), t1;
     do {
         if (B == 0) {
-            for (int i = 0; i < s->S; i++) rk_step(s->m, ws, s->feat + i * F, s->ptrs[i], s->out + i * HQ);
+            for (int i = 0; i < s->S; i++) rk_step(s->m, ws, s->feat + i * F, NULL, s->ptrs[i], s->out + i * HQ);
         } else {
             for (int i = 0; i < s->S; i += B) {
                 int n = s->S - i < B ? s->S - i : B;
-                rk_step_batch(s->m, ws, n, s->feat + i * F, s->ptrs + i, s->out + i * HQ);
+                rk_step_batch(s->m, ws, n, s->feat + i * F, NULL, s->ptrs + i, s->out + i * HQ);
             }
         }
         steps += s->S;
@@ -234,9 +234,9 @@ int main(int argc, char **argv) {
 #endif
 
     struct { const char *name; rk_dims d; } cfgs[] = {
-        {"small  (L=1, D=32)", {1, 32, FT_NFEAT, 48, 3, 4}},
-        {"default (L=2, D=64)", {2, 64, FT_NFEAT, 48, 3, 4}},
-        {"large  (L=4, D=128)", {4, 128, FT_NFEAT, 48, 3, 4}},
+        {"small  (L=1, D=32)", {1, 32, FT_NFEAT, 48, 3, 4, 0, 0}},
+        {"default (L=2, D=64)", {2, 64, FT_NFEAT, 48, 3, 4, 0, 0}},
+        {"large  (L=4, D=128)", {4, 128, FT_NFEAT, 48, 3, 4, 0, 0}},
     };
     int batches[] = {1, 4, 16, 64, 256, 1024, 4096};
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {

@@ -85,6 +85,7 @@ typedef struct en_batch {
     /* Per position: rows grouped by shard so each shard's model inputs are contiguous */
     int *row;            /* (max_batch) position -> row */
     float *feat;         /* (max_batch, F) */
+    rk_mslot *mslot;     /* (max_batch) medium slots, compacted like feat */
     float **states;      /* (max_batch) pointers into states */
     float *out;          /* (max_batch, H*Q) normalized model output */
     int sh_begin[EN_MAX_THREADS], sh_n[EN_MAX_THREADS]; /* shard k's positions */
@@ -287,6 +288,7 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
         b->dt = alloc_zero(B, sizeof(double), &fail);
         b->row = alloc_zero(B, sizeof(int), &fail);
         b->feat = alloc_zero(B * (size_t)e->F, sizeof(float), &fail);
+        b->mslot = alloc_zero(B, sizeof(rk_mslot), &fail);
         b->states = alloc_zero(B, sizeof(float *), &fail);
         b->out = alloc_zero(B * (size_t)e->HQ, sizeof(float), &fail);
     }
@@ -332,7 +334,7 @@ void en_free(en_engine *e) {
     for (int j = 0; j < EN_NB; j++) {
         en_batch *b = &e->bt[j];
         void *bufs[] = {b->slot, b->t, b->v, b->score, b->level, b->changed, b->prev_h, b->prev,
-                        b->pos, b->fc3, b->dt, b->row, b->feat, b->states, b->out};
+                        b->pos, b->fc3, b->dt, b->row, b->feat, b->mslot, b->states, b->out};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) rc_free(bufs[i]);
     }
     rc_free(e->q_busy);
@@ -517,14 +519,15 @@ static void run_shard(en_engine *e, en_batch *b, en_shard *sh) {
         uint32_t slot = b->slot[i];
         b->pos[i] = -1;
         if (!prepare_row(e, b, i, b->feat + (size_t)q * e->F)) continue;
+        if (e->m->dims.n_medium) ft_medium_slot(&e->ft[slot], e->m->dims.n_medium, &b->mslot[q]);
         b->row[q] = i; /* q <= p: compaction never overwrites an unread entry */
         b->pos[i] = q;
         b->states[q] = e->states + (size_t)slot * e->state_len;
         n_ok++;
     }
     if (n_ok == 0) return;
-    rk_step_batch(e->m, sh->ws, n_ok, b->feat + (size_t)begin * e->F, b->states + begin,
-                  b->out + (size_t)begin * e->HQ);
+    rk_step_batch(e->m, sh->ws, n_ok, b->feat + (size_t)begin * e->F,
+                  e->m->dims.n_medium ? b->mslot + begin : NULL, b->states + begin, b->out + (size_t)begin * e->HQ);
     for (int q = begin; q < begin + n_ok && q < begin + PREFETCH_AHEAD; q++) prefetch_slot(e, b->slot[b->row[q]], 0);
     for (int q = begin; q < begin + n_ok; q++) {
         /* Again: the step in between streamed every state of the batch through the cache. */

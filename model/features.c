@@ -362,6 +362,26 @@ rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat) {
     return RC_OK;
 }
 
+void ft_medium_slot(const ft_state *s, uint32_t n_medium, rk_mslot *out) {
+    out->rd0 = out->rd1 = out->wr = -1;
+    out->alpha = 0.0f;
+    if (!s->sbins || !(s->dt > 0) || n_medium < 2) return;
+    const double per = s->sbin_s * s->sbins;
+    int k = bin_of_phase(s, season_phase(s->last_t, per));
+    int kn = (k + 1) % (int)s->sbins;
+    uint32_t nb = s->sbins;
+    /* Mediums per bin: 1:1 when there are enough, else bins grouped. */
+    int mk = nb <= n_medium ? k : (int)((uint64_t)k * n_medium / nb);
+    int mn = nb <= n_medium ? kn : (int)((uint64_t)kn * n_medium / nb);
+    out->rd0 = (int16_t)mk;
+    out->rd1 = (int16_t)mn;
+    if (!s->slope_n[k]) return;
+    double beta = s->dt / (FT_SDAYS * s->sbin_s);
+    double a = 1.0 / s->slope_n[k];
+    out->wr = (int16_t)mk;
+    out->alpha = (float)fmin(1.0, fmax(a, beta));
+}
+
 /* Blob: u32 magic, u32 version, 8 f64, 8 u32, FT_RING f32, FT_SBINS f32,
  * FT_SBINS u16, little-endian. */
 void ft_save(const ft_state *s, uint8_t *buf) {

@@ -109,6 +109,16 @@ double ft_baseline(const ft_state *s, int h);
  * training target of horizon h is (v - b[h-1]) / scale: what ft_denorm
  * maps back to v. */
 void ft_baselines(const ft_state *s, int H, double *b);
+/*
+ * The RRWKV medium slot (rwkv.h) of the newest sample, after ft_push: the
+ * mediums are the seasonal memory's time-of-day bins (n_medium >= 2 of
+ * them; FT_SBINS bins map onto fewer mediums proportionally). It reads its
+ * own bin and the next one and writes its own, with the memory's weight:
+ * an average while the bin is young, then EW over FT_SDAYS days at any
+ * sampling period. No bins yet (period unknown, or a day shorter than two
+ * samples): reads nothing, writes nothing.
+ */
+void ft_medium_slot(const ft_state *s, uint32_t n_medium, rk_mslot *out);
 /* Estimated sampling period in seconds (0 until two samples were seen). */
 double ft_period(const ft_state *s);
 

@@ -20,6 +20,10 @@ rc_err rk_dims_check(const rk_dims *d) {
     if (d->n_horizon < 1 || d->n_horizon > 4096) return RC_ERR_SHAPE;
     if (d->n_quant < 1 || d->n_quant > RK_MAX_QUANT || d->n_quant % 2 == 0) return RC_ERR_SHAPE;
     if (d->ffn_mult < 1 || d->ffn_mult > 16) return RC_ERR_SHAPE;
+    if (d->n_medium == 0 ? d->med_dim != 0
+                         : (d->n_medium < 2 || d->n_medium > RK_MAX_MEDIUM || d->med_dim < 1 ||
+                            d->med_dim > RK_MAX_MED_DIM || 2 * d->med_dim > d->ffn_mult * d->d_model))
+        return RC_ERR_SHAPE;
     return RC_OK;
 }
 
@@ -85,6 +89,12 @@ static void walk_all(const rk_dims *d, rk_walk *w) {
         walk_add(w, name, D, M);
         snprintf(name, sizeof name, "blocks.%u.ffn.Wr", l);
         walk_add(w, name, D, D);
+        if (d->n_medium) {
+            snprintf(name, sizeof name, "blocks.%u.med.P", l);
+            walk_add(w, name, d->med_dim, D);
+            snprintf(name, sizeof name, "blocks.%u.med.U", l);
+            walk_add(w, name, D, 2 * d->med_dim);
+        }
     }
     walk_add(w, "ln_out.w", D, 1);
     walk_add(w, "ln_out.b", D, 1);
@@ -135,6 +145,10 @@ void rk_params_point(rk_params *p, const rk_dims *d, float *base) {
         TAKE(L->ffn_wk, M * D);
         TAKE(L->ffn_wv, D * M);
         TAKE(L->ffn_wr, D * D);
+        if (d->n_medium) {
+            TAKE(L->med_p, (size_t)d->med_dim * D);
+            TAKE(L->med_u, D * 2 * d->med_dim);
+        }
     }
     TAKE(p->lnout_w, D);
     TAKE(p->lnout_b, D);
@@ -243,6 +257,17 @@ void rk_model_init_random(rk_model *m, uint64_t seed) {
         fill_uniform(L->ffn_wv, D * M, 0.5f * aM, &s);
         fill_uniform(L->ffn_wr, D * D, aD, &s);
     }
+    /* Mediums start as a random summary that nothing reads yet (Um = 0):
+     * the network is the one without mediums until training finds a use
+     * for them. Own random stream, so the other weights do not depend on
+     * whether the model has mediums. */
+    if (d->n_medium) {
+        uint64_t ms = seed ^ 0x4d454449554d53ULL; /* own stream: "MEDIUMS" */
+        for (uint32_t l = 0; l < d->n_layer; l++) {
+            fill_uniform(p->layer[l].med_p, (size_t)d->med_dim * D, sqrtf(3.0f / (float)D), &ms);
+            memset(p->layer[l].med_u, 0, D * 2 * d->med_dim * sizeof(float));
+        }
+    }
     for (size_t i = 0; i < D; i++) {
         p->lnout_w[i] = 1.0f + 0.05f * rng_sym(&s);
         p->lnout_b[i] = 0.05f * rng_sym(&s);
@@ -255,7 +280,9 @@ void rk_model_init_random(rk_model *m, uint64_t seed) {
 
 /* ---- per-series state ---- */
 
-size_t rk_state_len(const rk_dims *d) { return (size_t)5 * d->n_layer * d->d_model; }
+size_t rk_state_len(const rk_dims *d) {
+    return (size_t)d->n_layer * (5 * (size_t)d->d_model + (size_t)d->n_medium * d->med_dim);
+}
 
 void rk_state_init(const rk_model *m, float *state) {
     size_t D = m->dims.d_model;
@@ -266,6 +293,8 @@ void rk_state_init(const rk_model *m, float *state) {
          * without producing inf - inf = NaN in the first update. */
         for (size_t i = 0; i < D; i++) s[4 * D + i] = RK_PP_INIT;
     }
+    size_t base = (size_t)m->dims.n_layer * 5 * D;
+    memset(state + base, 0, (rk_state_len(&m->dims) - base) * sizeof(float));
 }
 
 #define RK_STATE_HDR 24 /* magic, version, L, D, model hash */
@@ -302,6 +331,6 @@ rc_err rk_state_load(const rk_model *m, float *state, const uint8_t *buf, size_t
 double rk_macs_per_step(const rk_dims *d) {
     double D = d->d_model, M = (double)d->ffn_mult * D, F = d->n_feat;
     double HQ = (double)d->n_horizon * d->n_quant;
-    double per_layer = 4 * D * D + 2 * D * M + D * D;
+    double per_layer = 4 * D * D + 2 * D * M + D * D + 3.0 * d->med_dim * D;
     return D * F + d->n_layer * per_layer + HQ * D;
 }

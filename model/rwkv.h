@@ -35,6 +35,8 @@
 #include "../common/base.h"
 
 #define RK_MAX_LAYERS 16
+#define RK_MAX_MEDIUM 24  /* mediums per layer (one per 1/24 of a day) */
+#define RK_MAX_MED_DIM 8  /* floats per medium */
 #define RK_MAX_QUANT 9
 #define RK_FEAT_PARAMS 16 /* featurizer settings stored in the weights file */
 #define RK_INFO_LEN 256   /* training metadata text, NUL-padded */
@@ -42,7 +44,7 @@
 /* Weights file and state blob formats; see docs/FILE_FORMAT.md. */
 #define RK_FILE_MAGIC "RWKVCAST"   /* 8 bytes */
 #define RK_FILE_VERSION_MIN 1
-#define RK_FILE_VERSION_MAX 1
+#define RK_FILE_VERSION_MAX 2 /* 2: adds n_medium, med_dim; written only when n_medium > 0 */
 #define RK_STATE_MAGIC 0x54534b52u /* "RKST" little-endian */
 #define RK_STATE_VERSION 1
 
@@ -53,7 +55,31 @@ typedef struct rk_dims {
     uint32_t n_horizon;/* H, forecast steps ahead */
     uint32_t n_quant;  /* Q, odd, 1..RK_MAX_QUANT; the middle one is the median */
     uint32_t ffn_mult; /* channel-mixing hidden width = ffn_mult * D (4 in RWKV-4) */
+    uint32_t n_medium; /* RRWKV mediums per layer, 0 (off) or 2..RK_MAX_MEDIUM */
+    uint32_t med_dim;  /* r, floats per medium, 1..RK_MAX_MED_DIM (0 when off) */
 } rk_dims;
+
+/*
+ * RRWKV mediums (Wang 2023, arXiv 2306.05176), here as a per-series seasonal
+ * memory: each layer keeps n_medium summaries of r floats, one per part of
+ * the day. A sample writes a summary of its layer input into its part's
+ * medium (an exponentially weighted mean over days) and, before that, looks
+ * back on two mediums (its own part and the next one, i.e. what this and
+ * the coming part of the day looked like before):
+ *   s  = Pm xa                  xa = ln1(x), Pm (r, D)
+ *   c  = [m[rd0], m[rd1]]       (2r) before the write; a slot < 0 reads 0
+ *   m[wr] += alpha (s - m[wr])  when wr >= 0
+ *   x1 = x + Wo (r * wkv) + Um c            Um (D, 2r)
+ * The medium is written from the layer's input, so within a layer nothing
+ * depends on its own output: the trainer keeps its sequence form. Which
+ * medium a sample reads and writes, and alpha, come from its timestamp
+ * (features.h: ft_medium_slot).
+ */
+typedef struct rk_mslot {
+    int16_t rd0, rd1; /* mediums read (this part of the day, the next), -1 = none */
+    int16_t wr;       /* medium written, -1 = none */
+    float alpha;      /* weight of this sample in m[wr], (0, 1] */
+} rk_mslot;
 
 /* Everything the file carries besides tensors. */
 typedef struct rk_meta {
@@ -76,6 +102,8 @@ typedef struct rk_layer_params {
     float *ffn_wk;                      /* (M, D), M = ffn_mult*D */
     float *ffn_wv;                      /* (D, M) */
     float *ffn_wr;                      /* (D, D) */
+    float *med_p;                       /* (r, D) medium summary, NULL without mediums */
+    float *med_u;                       /* (D, 2r) medium look-back, NULL without mediums */
 } rk_layer_params;
 
 /* Named views into one contiguous float block, in file order. */
@@ -143,10 +171,11 @@ rc_err rk_model_save(const rk_model *m, const char *path);
 size_t rk_model_save_mem(const rk_model *m, uint8_t *buf, size_t cap);
 rk_model *rk_model_load_mem(const uint8_t *buf, size_t len, rc_err *err, char *errbuf, size_t errlen);
 
-/* Per-series recurrent state. */
-size_t rk_state_len(const rk_dims *d); /* floats: 5 * L * D */
+/* Per-series recurrent state: per layer ffn_xx, att_xx, aa, bb, pp (D each),
+ * then, with mediums, per layer n_medium * r floats. */
+size_t rk_state_len(const rk_dims *d); /* floats: 5 L D + L n_medium r */
 void rk_state_init(const rk_model *m, float *state);
-/* Blob: magic, version, L, D, model hash, 5*L*D float32 LE. Size in bytes: */
+/* Blob: magic, version, L, D, model hash, rk_state_len float32 LE. Size in bytes: */
 size_t rk_state_blob_size(const rk_dims *d);
 /* Writes the blob to buf (rk_state_blob_size bytes). */
 void rk_state_save(const rk_model *m, const float *state, uint8_t *buf);
@@ -165,13 +194,16 @@ int rk_ws_max_batch(const rk_ws *ws);
  * weight matrix is streamed once per batch (matrix-matrix products).
  *   feat   (B, F) input features, row-major
  *   states B pointers to distinct per-series states, updated in place
+ *   slots  (B) medium slots of the samples (models with mediums), or NULL:
+ *          then no medium is read or written
  *   out    (B, H*Q) quantile forecasts in normalized space (after
  *          rk_head_quantiles), may be NULL to skip the head
  */
-void rk_step_batch(const rk_model *m, rk_ws *ws, int B, const float *feat,
+void rk_step_batch(const rk_model *m, rk_ws *ws, int B, const float *feat, const rk_mslot *slots,
                    float *const *states, float *out);
 /* The same for one series; equals rk_step_batch with B = 1. */
-void rk_step(const rk_model *m, rk_ws *ws, const float *feat, float *state, float *out);
+void rk_step(const rk_model *m, rk_ws *ws, const float *feat, const rk_mslot *slot, float *state,
+             float *out);
 
 /*
  * The block stack alone (ln0, L blocks, ln_out), as pinned by shared/golden:

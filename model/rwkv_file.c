@@ -3,7 +3,7 @@
  *
  *   off  size  field
  *     0     8  magic "RWKVCAST"
- *     8     4  u32 version (1)
+ *     8     4  u32 version (1, or 2 when the model has mediums)
  *    12     4  u32 header size in bytes (432)
  *    16    24  u32 n_layer, d_model, n_feat, n_horizon, n_quant, ffn_mult
  *    40     4  u32 dtype (0 = float32)
@@ -14,7 +14,9 @@
  *   100     4  u32 feat_kind
  *   104    64  f32 feat_param[16]
  *   168     8  u64 seed
- *   176   256  info text, NUL-padded
+ *   176   256  info text, NUL-padded (v1)
+ *   176   248  info text, NUL-padded (v2)
+ *   424     8  u32 n_medium, med_dim (v2)
  *   432     -  float32 tensors in table order (rk_tensor_table), little-endian
  *
  * Everything is little-endian regardless of the host. The reader trusts
@@ -35,7 +37,9 @@ void rk_header_encode(const rk_model *m, uint8_t hdr[RK_HDR_SIZE], uint64_t hash
     const rk_dims *d = &m->dims;
     memset(hdr, 0, RK_HDR_SIZE);
     memcpy(hdr, RK_FILE_MAGIC, 8);
-    rc_put_u32(hdr + 8, RK_FILE_VERSION_MAX);
+    /* Version 1 whenever it can describe the model, so models without
+     * mediums keep their bytes and content hash. */
+    rc_put_u32(hdr + 8, d->n_medium ? 2 : 1);
     rc_put_u32(hdr + 12, RK_HDR_SIZE);
     rc_put_u32(hdr + 16, d->n_layer);
     rc_put_u32(hdr + 20, d->d_model);
@@ -51,8 +55,12 @@ void rk_header_encode(const rk_model *m, uint8_t hdr[RK_HDR_SIZE], uint64_t hash
     rc_put_u32(hdr + 100, m->meta.feat_kind);
     for (int i = 0; i < RK_FEAT_PARAMS; i++) rc_put_f32(hdr + 104 + 4 * i, m->meta.feat_param[i]);
     rc_put_u64(hdr + 168, m->meta.seed);
-    size_t n = strnlen(m->meta.info, RK_INFO_LEN - 1);
+    size_t n = strnlen(m->meta.info, (d->n_medium ? RK_INFO_LEN - 8 : RK_INFO_LEN) - 1);
     memcpy(hdr + 176, m->meta.info, n);
+    if (d->n_medium) {
+        rc_put_u32(hdr + 424, d->n_medium);
+        rc_put_u32(hdr + 428, d->med_dim);
+    }
 }
 
 /* Hashes the tensors as their little-endian bytes, 1 KB at a time. */
@@ -149,10 +157,11 @@ rk_model *rk_model_load_mem(const uint8_t *buf, size_t len, rc_err *err, char *e
         return load_fail(NULL, RC_ERR_FORMAT, err);
     }
     rk_dims d = {rc_get_u32(buf + 16), rc_get_u32(buf + 20), rc_get_u32(buf + 24),
-                 rc_get_u32(buf + 28), rc_get_u32(buf + 32), rc_get_u32(buf + 36)};
-    if (rk_dims_check(&d) != RC_OK) {
-        say(errbuf, errlen, "Invalid dims (L=%u D=%u F=%u H=%u Q=%u ffn_mult=%u)", d.n_layer, d.d_model,
-            d.n_feat, d.n_horizon, d.n_quant, d.ffn_mult);
+                 rc_get_u32(buf + 28), rc_get_u32(buf + 32), rc_get_u32(buf + 36),
+                 version >= 2 ? rc_get_u32(buf + 424) : 0, version >= 2 ? rc_get_u32(buf + 428) : 0};
+    if (rk_dims_check(&d) != RC_OK || (version >= 2 && d.n_medium == 0)) {
+        say(errbuf, errlen, "Invalid dims (L=%u D=%u F=%u H=%u Q=%u ffn_mult=%u mediums=%u x %u)", d.n_layer,
+            d.d_model, d.n_feat, d.n_horizon, d.n_quant, d.ffn_mult, d.n_medium, d.med_dim);
         return load_fail(NULL, RC_ERR_SHAPE, err);
     }
     if (rc_get_u32(buf + 40) != 0) {
@@ -181,8 +190,8 @@ rk_model *rk_model_load_mem(const uint8_t *buf, size_t len, rc_err *err, char *e
     m->meta.feat_kind = rc_get_u32(buf + 100);
     for (int i = 0; i < RK_FEAT_PARAMS; i++) m->meta.feat_param[i] = rc_get_f32(buf + 104 + 4 * i);
     m->meta.seed = rc_get_u64(buf + 168);
-    memcpy(m->meta.info, buf + 176, RK_INFO_LEN);
-    m->meta.info[RK_INFO_LEN - 1] = '\0';
+    memcpy(m->meta.info, buf + 176, version >= 2 ? RK_INFO_LEN - 8 : RK_INFO_LEN);
+    m->meta.info[(version >= 2 ? RK_INFO_LEN - 8 : RK_INFO_LEN) - 1] = '\0';
     for (uint32_t j = 0; j < d.n_quant; j++) {
         float q = m->meta.quantiles[j];
         if (!(q > 0.0f && q < 1.0f) || (j > 0 && !(q > m->meta.quantiles[j - 1]))) {

@@ -191,6 +191,8 @@ rc_err rk_model_prepare(rk_model *m) {
 
 /* ---- workspace ---- */
 
+#define RK_MC (2 * RK_MAX_MED_DIM) /* row stride of ws->mc */
+
 struct rk_ws {
     int max_batch;       /* rows the caller may pass per call */
     int rows;            /* rows per chunk, min(max_batch, RK_CHUNK) */
@@ -203,6 +205,7 @@ struct rk_ws {
     float *k, *v, *r;    /* (rows, ldd) projections */
     float *h;            /* (rows, ldm) ffn hidden */
     float *o;            /* (rows, ldo) head output */
+    float *mc;           /* (rows, RK_MC) medium look-back c of each row */
     float *block;        /* the one allocation all of the above point into */
 };
 
@@ -220,7 +223,7 @@ rk_ws *rk_ws_new(const rk_model *m, int max_batch, rc_err *err) {
     ws->ldm = rk_pad((size_t)d->ffn_mult * d->d_model);
     ws->ldo = rk_pad((size_t)d->n_horizon * d->n_quant);
     size_t R = (size_t)ws->rows;
-    size_t total = R * (8 * ws->ldd + ws->ldm + ws->ldo);
+    size_t total = R * (8 * ws->ldd + ws->ldm + ws->ldo + RK_MC);
     ws->block = rc_aligned_alloc(64, total * sizeof(float));
     if (!ws->block) goto err;
     memset(ws->block, 0, total * sizeof(float));
@@ -233,6 +236,8 @@ rk_ws *rk_ws_new(const rk_model *m, int max_batch, rc_err *err) {
     ws->h = q;
     q += R * ws->ldm;
     ws->o = q;
+    q += R * ws->ldo;
+    ws->mc = q;
     if (err) *err = RC_OK;
     return ws;
 err:
@@ -611,14 +616,49 @@ static void head_quantiles_packed(float *q, float *o, int H, int Q) {
 #define ST_BB 3
 #define ST_PP 4
 
-/* Runs ln0, the blocks and ln_out on one chunk; ws->x holds its input rows. */
-static void blocks_chunk(const rk_model *m, rk_ws *ws, const rk_pack *pk, int R,
+/*
+ * The mediums of one row and layer (rwkv.h): reads the look-back c (2r)
+ * from med (n_medium x r, this layer's slice of the state), then writes
+ * the summary Pm xa into the slot's medium. The r x D summary is a few
+ * hundred multiply-adds, next to the ~50k of a layer: plain loops.
+ */
+static void medium_rw(float *c, float *med, const rk_mslot *sl, const float *Pm, const float *xa,
+                      int r, int D) {
+    for (int j = 0; j < r; j++) {
+        c[j] = sl->rd0 >= 0 ? med[sl->rd0 * r + j] : 0.0f;
+        c[r + j] = sl->rd1 >= 0 ? med[sl->rd1 * r + j] : 0.0f;
+    }
+    if (sl->wr < 0) return;
+    float *mw = med + sl->wr * r;
+    for (int j = 0; j < r; j++) {
+        const float *pj = Pm + (size_t)j * D;
+        float acc = 0.0f;
+        for (int i = 0; i < D; i++) acc += pj[i] * xa[i];
+        mw[j] += sl->alpha * (acc - mw[j]);
+    }
+}
+
+/* x += Um c, Um (D, 2r) row-major. */
+static void medium_add(float *x, const float *Um, const float *c, int r2, int D) {
+    for (int i = 0; i < D; i++) {
+        const float *u = Um + (size_t)i * r2;
+        float acc = 0.0f;
+        for (int j = 0; j < r2; j++) acc += u[j] * c[j];
+        x[i] += acc;
+    }
+}
+
+/* Runs ln0, the blocks and ln_out on one chunk; ws->x holds its input rows.
+ * slots: the rows' medium slots, or NULL (no medium read or written). */
+static void blocks_chunk(const rk_model *m, rk_ws *ws, const rk_pack *pk, int R, const rk_mslot *slots,
                          float *const *states, float *blocks_out, size_t out_stride) {
     const rk_dims *d = &m->dims;
     const int D = (int)d->d_model, M = (int)(d->ffn_mult * d->d_model);
     const size_t ldd = ws->ldd, ldm = ws->ldm;
     const float *P = m->packed;
     const rk_params *p = &m->p;
+    const int r = (int)d->med_dim, med = d->n_medium && slots;
+    const size_t med0 = (size_t)d->n_layer * 5 * D;
 
     for (int b = 0; b < R; b++) layernorm_forward(ws->x + b * ldd, ws->x + b * ldd, p->ln0_w, p->ln0_b, D);
 
@@ -643,6 +683,9 @@ static void blocks_chunk(const rk_model *m, rk_ws *ws, const rk_pack *pk, int R,
             layernorm_forward(xa, ws->x + b * ldd, L->ln1_w, L->ln1_b, D);
             float *const out[3] = {ws->xk + b * ldd, ws->xv + b * ldd, ws->xr + b * ldd};
             token_shift(3, out, att_mu, att_omu, xa, prev, D);
+            if (med)
+                medium_rw(ws->mc + b * RK_MC, states[b] + med0 + (size_t)l * d->n_medium * r, &slots[b],
+                          L->med_p, xa, r, D);
         }
         gemm(ws->k, ldd, ws->xk, ldd, P + Q->wk, NULL, R, D, ldd, GEMM_SET);
         gemm(ws->v, ldd, ws->xv, ldd, P + Q->wv, NULL, R, D, ldd, GEMM_SET);
@@ -653,6 +696,8 @@ static void blocks_chunk(const rk_model *m, rk_ws *ws, const rk_pack *pk, int R,
                         L->att_first, P + Q->wdecay, s + ST_AA * D, s + ST_BB * D, s + ST_PP * D, D);
         }
         gemm(ws->x, ldd, ws->xa, ldd, P + Q->wo, NULL, R, D, ldd, GEMM_ADD);
+        if (med)
+            for (int b = 0; b < R; b++) medium_add(ws->x + b * ldd, L->med_u, ws->mc + b * RK_MC, 2 * r, D);
 
         /* Channel mixing. */
         for (int b = 0; b < R; b++) {
@@ -682,13 +727,15 @@ void rk_blocks_batch(const rk_model *m, rk_ws *ws, int B, float *x, float *const
         int R = B - c0 < ws->rows ? B - c0 : ws->rows;
         for (int b = 0; b < R; b++)
             memcpy(ws->x + b * ws->ldd, x + (size_t)(c0 + b) * D, (size_t)D * sizeof(float));
-        blocks_chunk(m, ws, &pk, R, states + c0, blocks_out ? blocks_out + (size_t)c0 * D : NULL, (size_t)B * D);
+        blocks_chunk(m, ws, &pk, R, NULL, states + c0, blocks_out ? blocks_out + (size_t)c0 * D : NULL,
+                     (size_t)B * D);
         for (int b = 0; b < R; b++)
             memcpy(x + (size_t)(c0 + b) * D, ws->x + b * ws->ldd, (size_t)D * sizeof(float));
     }
 }
 
-void rk_step_batch(const rk_model *m, rk_ws *ws, int B, const float *feat, float *const *states, float *out) {
+void rk_step_batch(const rk_model *m, rk_ws *ws, int B, const float *feat, const rk_mslot *slots,
+                   float *const *states, float *out) {
     rk_pack pk;
     rk_pack_layout(&m->dims, &pk);
     const rk_dims *d = &m->dims;
@@ -698,14 +745,15 @@ void rk_step_batch(const rk_model *m, rk_ws *ws, int B, const float *feat, float
     for (int c0 = 0; c0 < B; c0 += ws->rows) {
         int R = B - c0 < ws->rows ? B - c0 : ws->rows;
         gemm(ws->x, ws->ldd, feat + (size_t)c0 * F, (size_t)F, P + pk.in_w, P + pk.in_b, R, F, ws->ldd, GEMM_SET);
-        blocks_chunk(m, ws, &pk, R, states + c0, NULL, 0);
+        blocks_chunk(m, ws, &pk, R, slots ? slots + c0 : NULL, states + c0, NULL, 0);
         if (!out) continue;
         gemm(ws->o, ws->ldo, ws->x, ws->ldd, P + pk.head_w, P + pk.head_b, R, D, ws->ldo, GEMM_SET);
         for (int b = 0; b < R; b++) head_quantiles_packed(out + (size_t)(c0 + b) * HQ, ws->o + b * ws->ldo, H, Q);
     }
 }
 
-void rk_step(const rk_model *m, rk_ws *ws, const float *feat, float *state, float *out) {
+void rk_step(const rk_model *m, rk_ws *ws, const float *feat, const rk_mslot *slot, float *state,
+             float *out) {
     float *states[1] = {state};
-    rk_step_batch(m, ws, 1, feat, states, out);
+    rk_step_batch(m, ws, 1, feat, slot, states, out);
 }

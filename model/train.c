@@ -52,6 +52,7 @@ struct tr_data {
     float *feat;    /* (rows, F) */
     float *tgt;     /* (rows, H) NaN = none */
     float *w;       /* (rows) loss weight */
+    rk_mslot *slot; /* (rows) medium slots (ft_medium_slot) */
 };
 
 tr_data *tr_data_new(const rk_dims *d, rc_err *err) {
@@ -72,6 +73,7 @@ void tr_data_free(tr_data *td) {
     rc_free(td->feat);
     rc_free(td->tgt);
     rc_free(td->w);
+    rc_free(td->slot);
     rc_free(td);
 }
 
@@ -101,7 +103,8 @@ rc_err tr_data_add(tr_data *td, const ft_cfg *fc, const double *t, const double 
         while (nc < td->rows + n) nc *= 2;
         if (grow((void **)&td->feat, (size_t)nc * F * sizeof(float)) ||
             grow((void **)&td->tgt, (size_t)nc * H * sizeof(float)) ||
-            grow((void **)&td->w, (size_t)nc * sizeof(float)))
+            grow((void **)&td->w, (size_t)nc * sizeof(float)) ||
+            grow((void **)&td->slot, (size_t)nc * sizeof(rk_mslot)))
             return RC_ERR_NOMEM;
         td->cap_rows = nc;
     }
@@ -114,6 +117,7 @@ rc_err tr_data_add(tr_data *td, const ft_cfg *fc, const double *t, const double 
     if (!base) return RC_ERR_NOMEM;
     for (int i = 0; i < n; i++) {
         if (ft_push(&s, fc, t[i], v[i], feat + (size_t)kept * F) != RC_OK) continue;
+        ft_medium_slot(&s, td->d.n_medium, &td->slot[td->rows + kept]);
         int any = 0;
         /* The target of every horizon (features.h), the baselines walked once. */
         ft_baselines(&s, H, base);
@@ -160,6 +164,7 @@ struct tr_trainer {
     trc_act *acts;        /* (chunks) */
     float *tgt;           /* (lanes*T, H) window targets */
     float *wrow;          /* (lanes*T) window row weights */
+    rk_mslot *slot;       /* (lanes*T) window medium slots */
     float *hw;            /* (H) horizon loss weights, mean 1 */
     float *states;        /* (lanes, S) */
     int *lane_series;     /* (lanes) series index or -1 */
@@ -201,6 +206,7 @@ void tr_free(tr_trainer *tr) {
     rc_free(tr->tgt);
     rc_free(tr->hw);
     rc_free(tr->wrow);
+    rc_free(tr->slot);
     rc_free(tr->states);
     rc_free(tr->lane_series);
     rc_free(tr->lane_pos);
@@ -239,6 +245,7 @@ tr_trainer *tr_new(rk_model *m, const tr_data *td, const tr_cfg *c, rc_err *err)
     tr->acts = rc_calloc((size_t)G, sizeof(trc_act));
     tr->tgt = rc_calloc((size_t)B * T * H, sizeof(float));
     tr->wrow = rc_calloc((size_t)B * T, sizeof(float));
+    tr->slot = rc_calloc((size_t)B * T, sizeof(rk_mslot));
     tr->states = rc_calloc((size_t)B * tr->S, sizeof(float));
     tr->lane_series = rc_calloc((size_t)B, sizeof(int));
     tr->lane_pos = rc_calloc((size_t)B, sizeof(int));
@@ -257,11 +264,13 @@ tr_trainer *tr_new(rk_model *m, const tr_data *td, const tr_cfg *c, rc_err *err)
         memcpy(tr->wema, m->w, tr->np * sizeof(float));
     }
     if (!tr->wtmem || !tr->grad || !tr->gch || !tr->am || !tr->av || !tr->actmem || !tr->acts ||
-        !tr->tgt || !tr->wrow || !tr->states || !tr->lane_series || !tr->lane_pos ||
+        !tr->tgt || !tr->wrow || !tr->slot || !tr->states || !tr->lane_series || !tr->lane_pos ||
         !tr->order || !tr->closs || !tr->ccnt || !tr->hw)
         goto err;
-    for (int g = 0; g < G; g++)
+    for (int g = 0; g < G; g++) {
         trc_act_point(&tr->acts[g], &m->dims, N, tr->Bc, tr->actmem + (size_t)g * tr->act_n);
+        tr->acts[g].slot = tr->slot + (size_t)g * N; /* group g's lanes, rows lane-major */
+    }
     trc_point(&tr->p, &m->dims, m->w);
     for (int b = 0; b < B; b++) tr->lane_series[b] = -1;
     for (int i = 0; i < td->n_series; i++) tr->order[i] = i;
@@ -304,10 +313,12 @@ static void fill_lanes(tr_trainer *tr) {
                 memcpy(a->feat + lrow * F, td->feat + (size_t)gr * F, (size_t)F * sizeof(float));
                 memcpy(tr->tgt + row * H, td->tgt + (size_t)gr * H, (size_t)H * sizeof(float));
                 tr->wrow[row] = td->w[gr];
+                tr->slot[row] = td->slot[gr];
             } else {
                 memset(a->feat + lrow * F, 0, (size_t)F * sizeof(float));
                 for (int h = 0; h < H; h++) tr->tgt[row * H + h] = NAN;
                 tr->wrow[row] = 0;
+                tr->slot[row] = (rk_mslot){-1, -1, -1, 0.0f};
             }
         }
         tr->lane_pos[b] += T;
@@ -552,7 +563,7 @@ err:
     return e;
 }
 
-rc_err tr_forward_window(const rk_model *m, int B, int T, const float *feat,
+rc_err tr_forward_window(const rk_model *m, int B, int T, const float *feat, const rk_mslot *slots,
                          float *const *states, float *out) {
     if (B < 1 || B > TRC_MAX_B || T < 1) return RC_ERR_SHAPE;
     const rk_dims *d = &m->dims;
@@ -568,6 +579,7 @@ rc_err tr_forward_window(const rk_model *m, int B, int T, const float *feat,
     trc_params p;
     trc_wt wt;
     trc_act_point(&a, d, B * T, B, mem);
+    a.slot = slots;
     trc_point(&p, d, m->w);
     trc_wt_build(&wt, wtm, &p, d);
     memcpy(a.feat, feat, (size_t)B * T * d->n_feat * sizeof(float));

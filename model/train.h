@@ -78,8 +78,9 @@ rc_err tr_save(const tr_trainer *tr, const char *path);
 rc_err tr_load(tr_trainer *tr, const char *path);
 
 /* For tests: the trainer's sequence forward over one window of B series
- * from the given states (advanced in place): feat (B*T, F), out (B*T, H*Q). */
-rc_err tr_forward_window(const rk_model *m, int B, int T, const float *feat,
+ * from the given states (advanced in place): feat (B*T, F), slots (B*T,
+ * lane-major, or NULL), out (B*T, H*Q). */
+rc_err tr_forward_window(const rk_model *m, int B, int T, const float *feat, const rk_mslot *slots,
                          float *const *states, float *out);
 
 #endif

@@ -294,10 +294,12 @@ int cmd_eval(int argc, char **argv) {
     out = rc_malloc((size_t)ns * HQ * sizeof(float));
     fs = rc_malloc((size_t)ns * sizeof *fs);
     idx = rc_malloc((size_t)ns * sizeof *idx);
+    rk_mslot *slots = rc_malloc((size_t)ns * sizeof *slots);
     float *fc_out = rc_malloc((size_t)ns * HQ * sizeof(float));
     float *fcast = fc_out;
-    if (!ws || !states || !sp || !feat || !out || !fs || !idx || !fc_out) {
+    if (!ws || !states || !sp || !feat || !out || !fs || !idx || !fc_out || !slots) {
         rc_free(fc_out);
+        rc_free(slots);
         goto oom;
     }
     int maxn = 0;
@@ -313,11 +315,12 @@ int cmd_eval(int argc, char **argv) {
             /* Hourly timestamps from an arbitrary per-series start: M4 has none. */
             double t0 = 1420070400.0 + 3600.0 * (double)(rc_mix64((uint64_t)s + 77) % 43800);
             ft_push(&fs[s], &fc, t0 + 3600.0 * i, xs[s][i], feat + (size_t)B * F);
+            ft_medium_slot(&fs[s], m->dims.n_medium, &slots[B]);
             sp[B] = states + (size_t)s * S;
             idx[B++] = s;
             any_last |= i == nx[s] - 1;
         }
-        rk_step_batch(m, ws, B, feat, sp, any_last ? out : NULL);
+        rk_step_batch(m, ws, B, feat, slots, sp, any_last ? out : NULL);
         if (any_last)
             for (int b = 0; b < B; b++) {
                 int s = idx[b];
@@ -325,6 +328,7 @@ int cmd_eval(int argc, char **argv) {
                     ft_denorm(&fs[s], out + (size_t)b * HQ, fcast + (size_t)s * HQ, HQ);
             }
     }
+    rc_free(slots);
 
     score_acc acc[3];
     memset(acc, 0, sizeof acc);

@@ -55,11 +55,14 @@ static void usage(FILE *f) {
             "  --ema X             decay of the saved weight average (0.999; 0 = last weights)\n"
             "  --h-pow P           horizon h's loss weight is h^-P, mean 1 (1; 0 = equal)\n"
             "  --layers L --dmodel D             model size (2, 64)\n"
+            "  --mediums M         RRWKV mediums per layer, one per 1/M of a day (0 = none;\n"
+            "                      2..%d), the seasonal memory the blocks look back on\n"
+            "  --med-dim R         floats per medium (2; 1..%d)\n"
             "  --threads N         OpenMP threads (default: OpenMP's)\n"
             "  -o, --out FILE      output weights (model/default.rwkv)\n"
             "  --ckpt FILE         training checkpoint (OUT.ckpt), every --ckpt-every steps (200)\n"
             "  --resume            continue from the checkpoint\n"
-            "  -h, --help          this text\n");
+            "  -h, --help          this text\n", RK_MAX_MEDIUM, RK_MAX_MED_DIM);
 }
 
 /*
@@ -111,7 +114,7 @@ static void fmt_dur(char *b, size_t n, double s) {
 
 int cmd_train(int argc, char **argv) {
     const char *train = M4_TRAIN_DEFAULT, *out = "model/default.rwkv", *ckpt = NULL;
-    int holdout = 0, nsyn = 80, resume = 0, threads = 0, layers = 2, dmodel = 64;
+    int holdout = 0, nsyn = 80, resume = 0, threads = 0, layers = 2, dmodel = 64, mediums = 0, med_dim = 2;
     char ckbuf[4096];
     tr_cfg tc;
     tr_cfg_default(&tc);
@@ -121,7 +124,7 @@ int cmd_train(int argc, char **argv) {
     ti_getopt g;
     if (ti_getopt_init(&g, "T/train= N/no-train H/holdout= Y/synthetic= V/live= F/live-frac= K/exclude-kind= "
                            "S/steps= s/seed= B/lanes= W/window= C/chunks= l/lr= e/ema= p/h-pow= L/layers= "
-                           "D/dmodel= P/threads= "
+                           "D/dmodel= m/mediums= r/med-dim= P/threads= "
                            "o|out= k/ckpt= E/ckpt-every= R/resume h|help", 0))
         return 2;
     double ema_opt = tc.ema, lr_opt = tc.lr;
@@ -145,6 +148,8 @@ int cmd_train(int argc, char **argv) {
         case 'p': bad = ti_opt_double("--h-pow", optarg, 0, 0, 4, &h_pow); break;
         case 'L': bad = ti_opt_int("--layers", optarg, 1, RK_MAX_LAYERS, &layers); break;
         case 'D': bad = ti_opt_int("--dmodel", optarg, 8, 4096, &dmodel); break;
+        case 'm': bad = ti_opt_int("--mediums", optarg, 0, RK_MAX_MEDIUM, &mediums); break;
+        case 'r': bad = ti_opt_int("--med-dim", optarg, 1, RK_MAX_MED_DIM, &med_dim); break;
         case 'P': bad = ti_opt_int("--threads", optarg, 0, 1024, &threads); break;
         case 'o': out = optarg; break;
         case 'k': ckpt = optarg; break;
@@ -155,6 +160,10 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (bad || ti_opt_operands(argc, argv, 0)) return 2;
+    if (mediums == 1) {
+        fprintf(stderr, "Error: Invalid '--mediums' value (1): expected 0 (none) or 2..%d.\n", RK_MAX_MEDIUM);
+        return 2;
+    }
     if (dmodel % 8) {
         fprintf(stderr, "Error: Invalid '--dmodel' value (%d): expected a multiple of 8.\n", dmodel);
         return 2;
@@ -184,6 +193,8 @@ int cmd_train(int argc, char **argv) {
     rk_dims d = rk_dims_default(FT_NFEAT);
     d.n_layer = (uint32_t)layers;
     d.d_model = (uint32_t)dmodel;
+    d.n_medium = (uint32_t)mediums;
+    d.med_dim = mediums ? (uint32_t)med_dim : 0;
     rk_model *m = rk_model_new(&d, &e);
     if (!m) {
         fprintf(stderr, "Error: Cannot create the model (%s).\n", rc_strerror(e));
@@ -249,9 +260,9 @@ int cmd_train(int argc, char **argv) {
         }
     }
     fprintf(stderr, "train: %d CSV series + %d live + %d generated (kind '%s' held out), %ld rows; "
-                    "model L=%u D=%u F=%u H=%u Q=%u, %zu parameters\n",
+                    "model L=%u D=%u F=%u H=%u Q=%u mediums=%u x %u, %zu parameters\n",
             n_csv, n_live, n_syn, excl >= 0 ? sy_kind_name(excl) : "none", tr_data_rows(td),
-            d.n_layer, d.d_model, d.n_feat, d.n_horizon, d.n_quant, m->n_param);
+            d.n_layer, d.d_model, d.n_feat, d.n_horizon, d.n_quant, d.n_medium, d.med_dim, m->n_param);
     tr = tr_new(m, td, &tc, &e);
     if (!tr) {
         fprintf(stderr, "Error: Cannot set up training (%s).\n", rc_strerror(e));

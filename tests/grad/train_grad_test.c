@@ -3,7 +3,9 @@
  * differences, in double precision, for every parameter tensor of a tiny
  * model (L=2, D=8, F=FT_NFEAT, H=3, Q=3, ffn_mult=4), B=2 series, T=5 steps,
  * from the initial state and from a warmed-up state (so the WKV's carried
- * aa/bb/pp and the token-shift states are non-trivial).
+ * aa/bb/pp and the token-shift states are non-trivial); and the same with
+ * RRWKV mediums (3 mediums of r=2 per layer, slots that write a medium and
+ * read it back later in the window, so the gradient runs through them).
  *
  * The checked code is model/train_kernels.inc itself, included here with
  * TR_REAL = double. Loss for the check: L = sum_j c_j q_j + 0.5 q_j^2 over
@@ -22,7 +24,7 @@
 #include "model/rwkv.h"
 #include "tests/unit/harness.h"
 
-enum { GB = 2, GT = 5 };
+enum { GB = 2, GT = 5, GS = 5 * 2 * 8 + 2 * 3 * 2 };
 
 typedef struct gctx {
     rk_dims d;
@@ -31,7 +33,8 @@ typedef struct gctx {
     trc_params p, gp;
     trc_act a;
     trc_wt wt;
-    real st0[GB][5 * 2 * 8]; /* initial states (L=2, D=8) */
+    real st0[GB][GS]; /* initial states (L=2, D=8, mediums) */
+    rk_mslot slot[GB * GT];
     real feat[GB * GT * FT_NFEAT];
     real c[GB * GT * 9];
 } gctx;
@@ -44,12 +47,13 @@ static double urand(void) {
 
 /* Loss of the window from ctx's initial states; fills a->dq when want_grad. */
 static double gloss(gctx *c, int want_grad) {
-    real st[GB][5 * 2 * 8];
+    real st[GB][GS];
     real *sp[GB];
     memcpy(st, c->st0, sizeof st);
     for (int b = 0; b < GB; b++) sp[b] = st[b];
     trc_wt_build(&c->wt, c->wtmem, &c->p, &c->d);
     memcpy(c->a.feat, c->feat, sizeof c->feat);
+    c->a.slot = c->d.n_medium ? c->slot : NULL;
     trc_forward(&c->a, &c->p, &c->wt, &c->d, sp, GB, GT);
     double L = 0;
     int n = GB * GT * 9;
@@ -60,10 +64,19 @@ static double gloss(gctx *c, int want_grad) {
     return L;
 }
 
-static void setup(gctx *c, int warm) {
+static void setup(gctx *c, int warm, int mediums) {
     memset(c, 0, sizeof *c);
     c->d = (rk_dims){.n_layer = 2, .d_model = 8, .n_feat = FT_NFEAT, .n_horizon = 3,
-                     .n_quant = 3, .ffn_mult = 4};
+                     .n_quant = 3, .ffn_mult = 4, .n_medium = mediums ? 3 : 0, .med_dim = mediums ? 2 : 0};
+    /* Step t reads mediums t % 3 and (t + 1) % 3, then writes t % 3: what
+     * step 0 writes, step 2 reads. A row that writes nothing and one that
+     * reads one medium only cover the -1 slots. */
+    for (int n = 0; n < GB * GT; n++) {
+        int t = n % GT;
+        c->slot[n] = (rk_mslot){(int16_t)(t % 3), (int16_t)((t + 1) % 3), (int16_t)(t % 3), 0.3f + 0.1f * (float)t};
+    }
+    c->slot[GT + 3].wr = -1;
+    c->slot[GT + 1].rd1 = -1;
     rc_err e;
     rk_model *m = rk_model_new(&c->d, &e);
     ASSERT(m);
@@ -82,10 +95,11 @@ static void setup(gctx *c, int warm) {
     c->actmem = rc_malloc(trc_act_floats(&c->d, GB * GT, GB) * sizeof(real));
     trc_act_point(&c->a, &c->d, GB * GT, GB, c->actmem);
     c->wtmem = rc_malloc(trc_wt_floats(&c->d) * sizeof(real));
-    float fst[5 * 2 * 8];
+    float fst[GS];
+    ASSERT(rk_state_len(&c->d) <= GS);
     rk_state_init(m, fst);
     for (int b = 0; b < GB; b++)
-        for (int i = 0; i < 5 * 2 * 8; i++) c->st0[b][i] = fst[i];
+        for (size_t i = 0; i < rk_state_len(&c->d); i++) c->st0[b][i] = fst[i];
     for (size_t i = 0; i < sizeof c->feat / sizeof c->feat[0]; i++) c->feat[i] = urand();
     for (size_t i = 0; i < sizeof c->c / sizeof c->c[0]; i++) c->c[i] = urand();
     if (warm) {
@@ -94,14 +108,15 @@ static void setup(gctx *c, int warm) {
         for (int b = 0; b < GB; b++) sp[b] = c->st0[b];
         trc_wt_build(&c->wt, c->wtmem, &c->p, &c->d);
         for (size_t i = 0; i < sizeof c->feat / sizeof c->feat[0]; i++) c->a.feat[i] = urand();
+        c->a.slot = c->d.n_medium ? c->slot : NULL;
         trc_forward(&c->a, &c->p, &c->wt, &c->d, sp, GB, GT);
     }
     rk_model_free(m);
 }
 
-static void check_all(int warm) {
+static void check_all(int warm, int mediums) {
     gctx *c = rc_malloc(sizeof *c);
-    setup(c, warm);
+    setup(c, warm, mediums);
     gloss(c, 1);
     trc_backward(&c->a, &c->gp, &c->p, &c->d, GB, GT);
     rk_tensor_info tab[64];
@@ -143,8 +158,10 @@ static void check_all(int warm) {
     rc_free(c);
 }
 
-TEST(grad_every_tensor_cold_state) { check_all(0); }
-TEST(grad_every_tensor_warm_state) { check_all(1); }
+TEST(grad_every_tensor_cold_state) { check_all(0, 0); }
+TEST(grad_every_tensor_warm_state) { check_all(1, 0); }
+TEST(grad_every_tensor_with_mediums_cold_state) { check_all(0, 1); }
+TEST(grad_every_tensor_with_mediums_warm_state) { check_all(1, 1); }
 
 /* Pinball loss derivative: finite differences of trc_loss in each q. */
 TEST(pinball_derivative) {
@@ -170,4 +187,5 @@ TEST(pinball_derivative) {
 }
 
 TT_MAIN(TEST_ENTRY(grad_every_tensor_cold_state), TEST_ENTRY(grad_every_tensor_warm_state),
+        TEST_ENTRY(grad_every_tensor_with_mediums_cold_state), TEST_ENTRY(grad_every_tensor_with_mediums_warm_state),
         TEST_ENTRY(pinball_derivative))

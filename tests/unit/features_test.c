@@ -218,7 +218,44 @@ TEST(save_load_bit_identical) {
     ASSERT_EQ(ft_load(&b, buf, sizeof buf), RC_ERR_FORMAT);
 }
 
-TT_MAIN(TEST_ENTRY(causal_prefix), TEST_ENTRY(phase_features_equal_formula_for_shared_and_interleaved_times),
+/* The medium slot of a sample is its time-of-day bin (read with the next
+ * one, written with the seasonal memory's weight), at any sampling period:
+ * hourly data has one sample per bin per day, 10 s data 360. Until the
+ * period is known there is no slot, and 12 bins map onto 6 mediums. */
+TEST(medium_slots_follow_time_of_day) {
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state s;
+    rk_mslot sl;
+    ft_init(&s, &c);
+    const double t0 = 1700006400.0; /* a UTC midnight */
+    ASSERT_EQ(ft_push(&s, &c, t0, 1.0, NULL), RC_OK);
+    ft_medium_slot(&s, 24, &sl);
+    ASSERT(sl.rd0 == -1 && sl.rd1 == -1 && sl.wr == -1); /* period unknown */
+    for (int i = 1; i < 24 * 10; i++) {
+        ASSERT_EQ(ft_push(&s, &c, t0 + 3600.0 * i, sig(i), NULL), RC_OK);
+        ft_medium_slot(&s, 24, &sl);
+        if (i < 24) continue;
+        ASSERT_EQ(sl.rd0, i % 24);
+        ASSERT_EQ(sl.rd1, (i + 1) % 24);
+        ASSERT_EQ(sl.wr, i % 24);
+        /* An average while young (1/n), then EW over FT_SDAYS days. */
+        ASSERT(sl.alpha >= 1.0f / FT_SDAYS - 1e-6f && sl.alpha <= 1.0f);
+    }
+    ASSERT_NEAR(sl.alpha, 1.0f / FT_SDAYS, 1e-6);
+    ft_medium_slot(&s, 6, &sl); /* 24 bins onto 6 mediums: 4 hours each */
+    ASSERT_EQ(sl.rd0, (239 % 24) / 4);
+    ASSERT_EQ(sl.wr, (239 % 24) / 4);
+    /* 10 s sampling: the floor of the weight is dt / (FT_SDAYS * 3600). */
+    ft_init(&s, &c);
+    for (int i = 0; i < 8640 * 5; i++) ASSERT_EQ(ft_push(&s, &c, t0 + 10.0 * i, sig(i / 360), NULL), RC_OK);
+    ft_medium_slot(&s, 24, &sl);
+    ASSERT_EQ(sl.wr, 23);
+    ASSERT_EQ(sl.rd1, 0);
+    ASSERT_NEAR(sl.alpha, 10.0 / (FT_SDAYS * 3600.0), 1e-7);
+}
+
+TT_MAIN(TEST_ENTRY(medium_slots_follow_time_of_day), TEST_ENTRY(causal_prefix), TEST_ENTRY(phase_features_equal_formula_for_shared_and_interleaved_times),
         TEST_ENTRY(nan_and_gaps_give_finite_features),
         TEST_ENTRY(normalizer_robust_to_outlier_and_follows_shift),
         TEST_ENTRY(period_estimate_ignores_gaps_follows_rate_change),

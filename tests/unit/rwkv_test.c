@@ -227,7 +227,7 @@ TEST(recurrent_equals_parallel) {
     double maxrel = 0;
     float maxk = 0;
     for (int t = 0; t < T; t++) {
-        rk_step(m, ws, feat + (size_t)t * F, state, out);
+        rk_step(m, ws, feat + (size_t)t * F, NULL, state, out);
         for (int j = 0; j < 12; j++) {
             double r = ref[(size_t)t * 12 + j];
             /* Relative to max(1, |ref|) as in the golden check: outputs cross
@@ -269,8 +269,8 @@ static void batch_case(int B) {
     double maxdiff = 0;
     for (int t = 0; t < T; t++) {
         for (int i = 0; i < B * F; i++) feat[i] = frand();
-        rk_step_batch(m, wsb, B, feat, pa, oa);
-        for (int b = 0; b < B; b++) rk_step(m, ws1, feat + (size_t)b * F, sb + (size_t)b * SL, ob + (size_t)b * HQ);
+        rk_step_batch(m, wsb, B, feat, NULL, pa, oa);
+        for (int b = 0; b < B; b++) rk_step(m, ws1, feat + (size_t)b * F, NULL, sb + (size_t)b * SL, ob + (size_t)b * HQ);
         for (int i = 0; i < B * HQ; i++) {
             double diff = fabs(oa[i] - ob[i]);
             if (diff > maxdiff) maxdiff = diff;
@@ -306,8 +306,8 @@ TEST(batch_chunking_independent_of_ws) {
     }
     for (int i = 0; i < B * 3; i++) feat[i] = frand();
     rk_ws *a = rk_ws_new(m, B, NULL), *b = rk_ws_new(m, 4096, NULL);
-    rk_step_batch(m, a, B, feat, p1, o1);
-    rk_step_batch(m, b, B, feat, p2, o2);
+    rk_step_batch(m, a, B, feat, NULL, p1, o1);
+    rk_step_batch(m, b, B, feat, NULL, p2, o2);
     ASSERT(memcmp(o1, o2, sizeof o1) == 0);
     rk_ws_free(a);
     rk_ws_free(b);
@@ -329,7 +329,7 @@ TEST(state_save_load_continue_bit_identical) {
     uint64_t seed = rng_state;
     for (int t = 0; t < 50; t++) {
         for (int i = 0; i < 8; i++) feat[i] = frand();
-        rk_step(m, ws, feat, a, oa);
+        rk_step(m, ws, feat, NULL, a, oa);
     }
     rk_state_save(m, a, blob);
     ASSERT_EQ(rk_state_load(m, b, blob, rk_state_blob_size(&m->dims)), RC_OK);
@@ -337,8 +337,8 @@ TEST(state_save_load_continue_bit_identical) {
     (void)seed;
     for (int t = 0; t < 50; t++) {
         for (int i = 0; i < 8; i++) feat[i] = frand();
-        rk_step(m, ws, feat, a, oa);
-        rk_step(m, ws, feat, b, ob);
+        rk_step(m, ws, feat, NULL, a, oa);
+        rk_step(m, ws, feat, NULL, b, ob);
         ASSERT(memcmp(oa, ob, HQ * sizeof(float)) == 0);
     }
     printf("  state: %zu floats, blob %zu bytes\n", SL, rk_state_blob_size(&m->dims));
@@ -578,6 +578,131 @@ TEST(dims_rejected) {
     ASSERT(rk_model_new(&d, &e) == NULL && e == RC_ERR_SHAPE);
 }
 
+/* ---- RRWKV mediums ---- */
+
+static rk_model *medium_model(uint32_t nm, uint32_t r, uint64_t seed) {
+    rk_dims d = {.n_layer = 2, .d_model = 16, .n_feat = 5, .n_horizon = 4, .n_quant = 3, .ffn_mult = 4,
+                 .n_medium = nm, .med_dim = r};
+    rc_err e;
+    rk_model *m = rk_model_new(&d, &e);
+    ASSERT(m != NULL);
+    rk_model_init_random(m, seed);
+    /* The init reads nothing (Um = 0); give the look-back weights. */
+    for (uint32_t l = 0; l < 2; l++)
+        for (size_t i = 0; i < (size_t)16 * 2 * r; i++) m->p.layer[l].med_u[i] = 0.5f * frand();
+    rk_model_prepare(m);
+    return m;
+}
+
+/* A model without mediums is written as version 1, byte for byte as
+ * before; one with mediums as version 2, and both read back. A v2 file
+ * whose medium fields say "none" or too many is refused. */
+TEST(weights_with_mediums_roundtrip_v2) {
+    rk_model *m0 = small_model(2, 16, 5, 4, 3, 11);
+    size_t n0;
+    uint8_t *b0 = saved(m0, &n0);
+    ASSERT_EQ(rc_get_u32(b0 + 8), 1);
+    rk_model *m = medium_model(6, 3, 11);
+    snprintf(m->meta.info, sizeof m->meta.info, "with mediums");
+    rk_model_prepare(m);
+    size_t n;
+    uint8_t *buf = saved(m, &n);
+    ASSERT_EQ(rc_get_u32(buf + 8), 2);
+    ASSERT_EQ(n, n0 + 4 * 2 * (3 * 16 + 16 * 6)); /* two layers of P (3,16) and U (16,6) */
+    rc_err e;
+    rk_model *r = rk_model_load_mem(buf, n, &e, NULL, 0);
+    ASSERT(r != NULL);
+    ASSERT_EQ(r->dims.n_medium, 6);
+    ASSERT_EQ(r->dims.med_dim, 3);
+    ASSERT_EQ(r->hash, m->hash);
+    ASSERT(memcmp(r->w, m->w, m->n_param * sizeof(float)) == 0);
+    ASSERT_STREQ(r->meta.info, "with mediums");
+    /* The weights other than the mediums' do not depend on having them. */
+    ASSERT(memcmp(m0->p.layer[1].ffn_wr, m->p.layer[1].ffn_wr, 16 * 16 * sizeof(float)) == 0);
+    rc_put_u32(buf + 424, 0);
+    expect_load_error(buf, n, RC_ERR_SHAPE, "mediums=0");
+    rc_put_u32(buf + 424, RK_MAX_MEDIUM + 1);
+    expect_load_error(buf, n, RC_ERR_SHAPE, "Invalid dims");
+    rk_model_free(r);
+    rk_model_free(m);
+    rk_model_free(m0);
+    free(buf);
+    free(b0);
+}
+
+/* With mediums: batched equals single series, mediums are written where
+ * the slot says and only there, and a state saved and loaded continues
+ * bit-identically. */
+TEST(mediums_batched_single_and_state) {
+    rk_model *m = medium_model(4, 2, 5);
+    enum { B = 7, F = 5, HQ = 12 };
+    size_t SL = rk_state_len(&m->dims);
+    ASSERT_EQ(SL, (size_t)2 * (5 * 16 + 4 * 2));
+    float *sa = malloc(B * SL * sizeof(float)), *sb = malloc(B * SL * sizeof(float));
+    float *pa[B], feat[B * F], oa[B * HQ], ob[B * HQ];
+    rk_mslot sl[B];
+    rk_ws *wsb = rk_ws_new(m, B, NULL), *ws1 = rk_ws_new(m, 1, NULL);
+    ASSERT(sa && sb && wsb && ws1);
+    for (int b = 0; b < B; b++) {
+        rk_state_init(m, sa + b * SL);
+        rk_state_init(m, sb + b * SL);
+        pa[b] = sa + b * SL;
+    }
+    for (int t = 0; t < 12; t++) {
+        for (int i = 0; i < B * F; i++) feat[i] = frand();
+        for (int b = 0; b < B; b++)
+            sl[b] = (rk_mslot){(int16_t)((t + b) % 4), (int16_t)((t + b + 1) % 4),
+                               (int16_t)(b == 0 ? -1 : (t + b) % 4), 0.25f};
+        rk_step_batch(m, wsb, B, feat, sl, pa, oa);
+        for (int b = 0; b < B; b++) rk_step(m, ws1, feat + b * F, &sl[b], sb + b * SL, ob + b * HQ);
+        ASSERT(memcmp(oa, ob, sizeof oa) == 0);
+    }
+    ASSERT(memcmp(sa, sb, B * SL * sizeof(float)) == 0);
+    /* Series 0 never wrote: its mediums are still zero; the others are not. */
+    const size_t med0 = (size_t)2 * 5 * 16;
+    for (size_t i = med0; i < SL; i++) ASSERT_EQ(sa[i], 0.0f);
+    double any = 0;
+    for (size_t i = med0; i < SL; i++) any += fabs(sa[SL + i]);
+    ASSERT(any > 0);
+    /* Save, load, continue: the same as never stopping. */
+    size_t bs = rk_state_blob_size(&m->dims);
+    uint8_t *blob = malloc(bs);
+    float *sc = malloc(SL * sizeof(float));
+    rk_state_save(m, sa + SL, blob);
+    ASSERT_EQ(rk_state_load(m, sc, blob, bs), RC_OK);
+    rk_step(m, ws1, feat, &sl[1], sa + SL, oa);
+    rk_step(m, ws1, feat, &sl[1], sc, ob);
+    ASSERT(memcmp(oa, ob, HQ * sizeof(float)) == 0);
+    /* NULL slots: nothing read or written. */
+    memcpy(sc, sa + SL, SL * sizeof(float));
+    rk_step(m, ws1, feat, NULL, sc, ob);
+    ASSERT(memcmp(sc + med0, sa + SL + med0, (SL - med0) * sizeof(float)) == 0);
+    free(blob); free(sc);
+    rk_ws_free(wsb);
+    rk_ws_free(ws1);
+    rk_model_free(m);
+    free(sa); free(sb);
+}
+
+TEST(medium_dims_rejected) {
+    rk_dims d = rk_dims_default(8);
+    rc_err e;
+    d.n_medium = 1, d.med_dim = 2;
+    ASSERT(rk_model_new(&d, &e) == NULL && e == RC_ERR_SHAPE);
+    d.n_medium = RK_MAX_MEDIUM + 1;
+    ASSERT(rk_model_new(&d, &e) == NULL && e == RC_ERR_SHAPE);
+    d.n_medium = 24, d.med_dim = 0;
+    ASSERT(rk_model_new(&d, &e) == NULL && e == RC_ERR_SHAPE);
+    d.med_dim = RK_MAX_MED_DIM + 1;
+    ASSERT(rk_model_new(&d, &e) == NULL && e == RC_ERR_SHAPE);
+    d.n_medium = 0, d.med_dim = 2;
+    ASSERT(rk_model_new(&d, &e) == NULL && e == RC_ERR_SHAPE);
+    d.n_medium = 24, d.med_dim = RK_MAX_MED_DIM;
+    rk_model *m = rk_model_new(&d, &e);
+    ASSERT(m != NULL);
+    rk_model_free(m);
+}
+
 /* Allocation failure at every point of model and workspace creation:
  * a clean NULL + RC_ERR_NOMEM, no leak (ASan's leak checker runs in `make check`). */
 TEST(oom_every_allocation) {
@@ -606,4 +731,6 @@ TT_MAIN(TEST_ENTRY(golden_small), TEST_ENTRY(golden_default_dims), TEST_ENTRY(go
         TEST_ENTRY(weights_truncated), TEST_ENTRY(weights_dims_do_not_add_up), TEST_ENTRY(weights_wrong_hash),
         TEST_ENTRY(weights_non_finite), TEST_ENTRY(weights_every_truncation_rejected),
         TEST_ENTRY(init_is_deterministic), TEST_ENTRY(tensor_table_matches_params),
-        TEST_ENTRY(head_quantiles_monotone), TEST_ENTRY(dims_rejected), TEST_ENTRY(oom_every_allocation))
+        TEST_ENTRY(head_quantiles_monotone), TEST_ENTRY(dims_rejected), TEST_ENTRY(oom_every_allocation),
+        TEST_ENTRY(weights_with_mediums_roundtrip_v2), TEST_ENTRY(mediums_batched_single_and_state),
+        TEST_ENTRY(medium_dims_rejected))

@@ -22,37 +22,66 @@ static rk_dims tiny(void) {
                      .n_quant = 3, .ffn_mult = 4};
 }
 
-TEST(forward_matches_rk_step) {
-    rk_dims d = tiny();
+/* Random medium slots for B lanes x T steps (lane-major): reads and writes
+ * anywhere among nm mediums, some rows reading or writing nothing. */
+static void random_slots(rk_mslot *sl, int n, int nm, uint64_t *r) {
+    for (int i = 0; i < n; i++) {
+        *r = *r * 6364136223846793005ULL + 1;
+        uint64_t x = *r >> 16;
+        sl[i].rd0 = (int16_t)(x % 5 == 0 ? -1 : (int)(x % (uint64_t)nm));
+        sl[i].rd1 = (int16_t)((x >> 8) % 7 == 0 ? -1 : (int)((x >> 12) % (uint64_t)nm));
+        sl[i].wr = (int16_t)((x >> 20) % 6 == 0 ? -1 : (int)((x >> 24) % (uint64_t)nm));
+        sl[i].alpha = 0.05f + 0.9f * (float)((x >> 32) % 1000) / 1000.0f;
+    }
+}
+
+/* The trainer's window forward against rk_step_batch step by step: outputs
+ * and the states (mediums included) they leave behind. */
+static void check_forward(rk_dims d) {
     rc_err e;
     rk_model *m = rk_model_new(&d, &e);
     ASSERT(m);
     rk_model_init_random(m, 3);
+    uint64_t r = 99;
+    if (d.n_medium) {
+        /* The init reads no medium (Um = 0): give the look-back weights. */
+        for (uint32_t l = 0; l < d.n_layer; l++)
+            for (size_t i = 0; i < (size_t)d.d_model * 2 * d.med_dim; i++) {
+                r = r * 6364136223846793005ULL + 1;
+                m->p.layer[l].med_u[i] = (float)((double)(r >> 11) / 9007199254740992.0 - 0.5);
+            }
+        rk_model_prepare(m);
+    }
     enum { B = 3, T = 9 };
     int F = FT_NFEAT, HQ = 12;
     size_t S = rk_state_len(&d);
-    static float feat[B * T * FT_NFEAT], outw[B * T * 12], st1[B][160], st2[B][160];
-    uint64_t r = 99;
+    static float feat[B * T * FT_NFEAT], outw[B * T * 12], st1[B][256], st2[B][256];
+    static rk_mslot slots[B * T];
     for (int i = 0; i < B * T * F; i++) {
         r = r * 6364136223846793005ULL + 1;
         feat[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 4 - 2);
     }
+    if (d.n_medium) random_slots(slots, B * T, (int)d.n_medium, &r);
     float *p1[B], *p2[B];
+    ASSERT(S <= 256);
     for (int b = 0; b < B; b++) {
         rk_state_init(m, st1[b]);
         rk_state_init(m, st2[b]);
         p1[b] = st1[b];
         p2[b] = st2[b];
     }
-    ASSERT(S <= 160);
-    ASSERT_EQ(tr_forward_window(m, B, T, feat, p1, outw), RC_OK);
+    ASSERT_EQ(tr_forward_window(m, B, T, feat, d.n_medium ? slots : NULL, p1, outw), RC_OK);
     rk_ws *ws = rk_ws_new(m, B, &e);
     ASSERT(ws);
-    double maxdiff = 0;
+    double maxdiff = 0, medmax = 0;
     for (int t = 0; t < T; t++) {
         float fb[B * FT_NFEAT], ob[B * 12];
-        for (int b = 0; b < B; b++) memcpy(fb + b * F, feat + ((size_t)b * T + t) * F, F * sizeof(float));
-        rk_step_batch(m, ws, B, fb, p2, ob);
+        rk_mslot sb[B];
+        for (int b = 0; b < B; b++) {
+            memcpy(fb + b * F, feat + ((size_t)b * T + t) * F, F * sizeof(float));
+            sb[b] = slots[b * T + t];
+        }
+        rk_step_batch(m, ws, B, fb, d.n_medium ? sb : NULL, p2, ob);
         for (int b = 0; b < B; b++)
             for (int j = 0; j < HQ; j++) {
                 double a = outw[((size_t)b * T + t) * HQ + j], c = ob[b * HQ + j];
@@ -64,11 +93,22 @@ TEST(forward_matches_rk_step) {
         for (size_t i = 0; i < S; i++) {
             double dd = fabs(st1[b][i] - st2[b][i]) / (1 + fabs(st2[b][i]));
             if (dd > maxdiff) maxdiff = dd;
+            if (i >= (size_t)5 * d.n_layer * d.d_model && fabs(st2[b][i]) > medmax) medmax = fabs(st2[b][i]);
         }
-    printf("  trainer forward vs rk_step_batch: maxdiff %.3g\n", maxdiff);
+    printf("  trainer forward vs rk_step_batch (%u mediums): maxdiff %.3g\n", d.n_medium, maxdiff);
     ASSERT_LT(maxdiff, 2e-4);
+    if (d.n_medium) ASSERT(medmax > 1e-3); /* the mediums were written */
     rk_ws_free(ws);
     rk_model_free(m);
+}
+
+TEST(forward_matches_rk_step) { check_forward(tiny()); }
+
+TEST(forward_matches_rk_step_with_mediums) {
+    rk_dims d = tiny();
+    d.n_medium = 4;
+    d.med_dim = 3;
+    check_forward(d);
 }
 
 static tr_data *make_data(const rk_dims *d) {
@@ -172,5 +212,5 @@ TEST(deterministic_and_resumable) {
     tr_data_free(td);
 }
 
-TT_MAIN(TEST_ENTRY(forward_matches_rk_step), TEST_ENTRY(training_smoke_loss_goes_down),
+TT_MAIN(TEST_ENTRY(forward_matches_rk_step), TEST_ENTRY(forward_matches_rk_step_with_mediums), TEST_ENTRY(training_smoke_loss_goes_down),
         TEST_ENTRY(deterministic_and_resumable))
