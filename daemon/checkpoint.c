@@ -165,6 +165,9 @@ static void run_job(ck_store *s, const rowbuf *ring, ck_result *res) {
     sqlite3 *db = s->wdb;
     int ok = 0;
     pthread_mutex_unlock(&s->mu);
+    /* The last job's ROLLBACK can itself fail (out of memory): then its
+     * transaction is still open, and BEGIN would fail on every job after. */
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) goto ring_done;
     if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO series(id, model_hash, updated, state) "
                                "VALUES(?1, ?2, ?3, ?4)", -1, &put, NULL) != SQLITE_OK) goto ring_done;
@@ -535,9 +538,33 @@ rc_err ck_submit(ck_store *s) {
     return rc != RC_OK ? rc : ck_seal(s);
 }
 
+/* A failed job's ring rows go back in front of the pending ring: they are
+ * older than anything queued since, so the writer's order (and find_in's
+ * newest-first search) stays right. Rows taken back (OP_NONE) are skipped;
+ * when both do not fit, the newest pending rows are kept whole and the
+ * oldest failed rows are dropped. Loop thread, job collected. */
+static void requeue(ck_store *s, ck_result *res) {
+    rowbuf *f = &s->ring[1 - s->pend], *p = &s->ring[s->pend];
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < f->n; i++) live += row_at(s, f, i)->op != OP_NONE;
+    uint32_t room = p->cap - p->n, keep = live < room ? live : room;
+    res->lost = live - keep;
+    res->requeued = keep;
+    if (!keep) return;
+    memmove(p->base + (size_t)keep * s->stride, p->base, (size_t)p->n * s->stride);
+    uint32_t j = keep;
+    for (uint32_t i = f->n; i-- > 0 && j > 0;) {
+        row *r = row_at(s, f, i);
+        if (r->op == OP_NONE) continue;
+        memcpy(row_at(s, p, --j), r, s->stride);
+    }
+    p->n += keep;
+}
+
 /* Collects a finished job; mu held. */
 static int collect(ck_store *s, ck_result *r) {
     if (!s->busy || s->job) return 0;
+    if (s->res.rc != RC_OK) requeue(s, &s->res);
     if (r) *r = s->res;
     s->busy = 0;
     s->ring[1 - s->pend].n = 0;

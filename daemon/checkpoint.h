@@ -29,7 +29,11 @@
  * stored pre-deletion state (within "one interval lost").
  * While a job is in flight its ring belongs to the writer (read-only for
  * the loop: ck_fetch may search it); ck_poll collects the result and gives
- * it back. All buffers are sized in ck_open; nothing is allocated per row.
+ * it back. When the job failed (rolled back), ck_poll puts the ring's rows
+ * back in front of the pending ring, so a deletion ('forget') or an evicted
+ * state is retried with the next job instead of being lost with the
+ * transaction; only rows beyond the ring's capacity are dropped (counted
+ * in ck_result.lost). All buffers are sized in ck_open; nothing is allocated per row.
  *
  * Threads: every function except the writer's internals is called from one
  * thread (the loop). Separate SQLite connections serve the writer and the
@@ -121,6 +125,8 @@ typedef struct ck_result {
     double started;     /* wall clock, seconds since the epoch */
     double duration;    /* seconds the transaction took */
     char error[256];    /* sqlite3_errmsg when rc != RC_OK */
+    uint32_t requeued;  /* failed job: its evictions/deletions queued again for the next job */
+    uint32_t lost;      /* failed job: those that did not fit in the pending ring (dropped) */
 } ck_result;
 
 /* Returns 1 and fills *r when the job in flight finished (the store is then

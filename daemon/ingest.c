@@ -15,7 +15,7 @@
 
 static const char *const drop_names[IG_DROP__COUNT] = {
     "", "msgpack", "type", "missing_key", "bad_id", "inf", "length",
-    "oversize", "frames", "old_timestamp", "limit", "time_range"};
+    "oversize", "frames", "old_timestamp", "limit", "time_range", "store"};
 
 const char *ig_drop_name(int why) {
     return why > 0 && why < IG_DROP__COUNT ? drop_names[why] : "";
@@ -127,10 +127,12 @@ static int evict_one(dm *d) {
 }
 
 /* The slot of id: found, or newly taken (fresh, or brought back from the
- * store); RG_NONE when the registry is full and nothing can be evicted. */
-static uint32_t slot_for(dm *d, const char *id, size_t len, uint64_t id_hash) {
+ * store); RG_NONE with the drop reason in *why when the registry is full
+ * and nothing can be evicted, or the store cannot be read. */
+static uint32_t slot_for(dm *d, const char *id, size_t len, uint64_t id_hash, int *why) {
     uint32_t slot = rg_find_hashed(d->rg, id, len, id_hash);
     if (slot != RG_NONE) return slot;
+    *why = IG_DROP_LIMIT;
     if (rg_count(d->rg) == rg_capacity(d->rg) &&
         (d->cfg.policy != CF_POLICY_EVICT || !evict_one(d)))
         return RG_NONE;
@@ -138,6 +140,13 @@ static uint32_t slot_for(dm *d, const char *id, size_t len, uint64_t id_hash) {
     size_t n;
     uint64_t hash;
     int found = ck_fetch(d->ck, id, len, d->fetch_buf, d->blob_size, &n, &hash);
+    if (found < 0) {
+        /* Not known absent: starting it afresh would let the next
+         * checkpoint overwrite its stored state. Its next sample retries. */
+        rg_remove(d->rg, slot);
+        *why = IG_DROP_STORE;
+        return RG_NONE;
+    }
     if (found == 1) {
         load_slot(d, slot, id, len, hash, d->fetch_buf, n);
         d->brought_back++;
@@ -160,8 +169,9 @@ static void ingest_sample(dm *d, const mp_sample *m, uint64_t hash) {
         drop(d, IG_DROP_TIME, m->s, m->s_len);
         return;
     }
-    uint32_t slot = slot_for(d, m->s, m->s_len, hash);
-    if (slot == RG_NONE) { drop(d, IG_DROP_LIMIT, m->s, m->s_len); return; }
+    int why;
+    uint32_t slot = slot_for(d, m->s, m->s_len, hash, &why);
+    if (slot == RG_NONE) { drop(d, why, m->s, m->s_len); return; }
     rg_touch(d->rg, slot);
     rc_err rc = en_push(d->en, slot, m->t, m->v);
     if (rc == RC_ERR_PROTO) { drop(d, IG_DROP_OLD, m->s, m->s_len); return; }

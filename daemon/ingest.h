@@ -41,6 +41,7 @@ enum {
     IG_DROP_OLD,                    /* timestamp not after the series' last */
     IG_DROP_LIMIT,                  /* new series beyond series.max (or evict queue full) */
     IG_DROP_TIME,                   /* t outside input.max_future / max_age of the clock */
+    IG_DROP_STORE,                  /* an evicted series could not be read back from the store */
     IG_DROP__COUNT
 };
 

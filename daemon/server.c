@@ -359,6 +359,14 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
             cfg->state_db, msg);
     long rows = ck_restore(d->ck, ig_restore_row, d);
     d->restore_s = (double)(lg_mono_ns() - t_restore) * 1e-9;
+    /* A read that failed half-way would start the daemon with part of its
+     * series; the rest would restart from scratch on their next sample and
+     * the next checkpoint would overwrite their stored states. */
+    if (rows < 0 && !cfg->salvage) {
+        LOG(LG_ERROR, "store", "Cannot read every series from '%s' (see above); not starting. If the error "
+            "persists, start once with --salvage to keep the series that can be read.", cfg->state_db);
+        return RC_ERR_IO;
+    }
     LOG(LG_NOTICE, "store", "Restored %llu of %ld stored series from '%s' in %.3f s (%llu reset: other model "
         "or damaged).", (unsigned long long)d->restored, rows, cfg->state_db, d->restore_s,
         (unsigned long long)d->model_reset);

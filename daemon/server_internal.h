@@ -95,6 +95,7 @@ struct dm {
     int ckpt_full;          /* the next checkpoint writes every series (after a failure) */
     uint64_t ckpt_gen;      /* checkpoints begun so far (the in-flight one's number) */
     int job_is_ckpt;        /* the job in flight carries a snapshot (else only evictions) */
+    int64_t flush_after_ns; /* monotonic ns before which evictions are not sent on their own (after a failure) */
     int snap_active;        /* a snapshot is being copied (between ck_begin and ck_seal) */
     uint32_t snap_cursor;   /* next slot to look at */
     int64_t snap_wait_ns;   /* monotonic ns when the cursor first stopped at a slot in flight, 0 if not */

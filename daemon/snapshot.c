@@ -83,7 +83,7 @@ static void flush_evictions(dm *d) {
 double sn_advance(dm *d) {
     /* Evictions waiting while no checkpoint is due still go out promptly. */
     if (!ck_busy(d->ck) && d->ckpt_want) sn_start(d);
-    else if (!ck_busy(d->ck) && ck_pending(d->ck)) flush_evictions(d);
+    else if (!ck_busy(d->ck) && ck_pending(d->ck) && lg_mono_ns() >= d->flush_after_ns) flush_evictions(d);
     /* One bounded slice per iteration; come back at once while it moves,
      * soon when it waits for the writer to free a chunk or for a batch in
      * flight (whose end also wakes the loop: the engine's notify fd).
@@ -93,10 +93,17 @@ double sn_advance(dm *d) {
 }
 
 int sn_done(dm *d, const ck_result *r) {
+    if (r->rc != RC_OK && r->lost)
+        LOG(LG_ERROR, "store", "%u evicted states or deletions of the failed job did not fit in the "
+            "queue again ('series.evict_queue'); they are lost.", r->lost);
     if (!d->job_is_ckpt) {
         if (r->rc != RC_OK) {
             d->ckpt_fail++;
-            LOG(LG_ERROR, "store", "Writing evicted series failed (%s); their states are lost.", r->error);
+            /* A failing disk is not retried at loop speed: the rows wait a
+             * second, or for the next checkpoint, which carries them too. */
+            d->flush_after_ns = lg_mono_ns() + 1000000000LL;
+            LOG(LG_ERROR, "store", "Writing evicted series failed (%s); %u states and deletions are queued "
+                "for the next try.", r->error, r->requeued);
         }
         return 0;
     }
