@@ -5,6 +5,7 @@
  */
 #include "daemon/checkpoint.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -85,9 +86,21 @@ static const char *const migrations[CK_SCHEMA_VERSION] = {
     "INSERT INTO meta VALUES('created', julianday('now'));\n",
 };
 
+/* SQLite's message alone ("unable to open database file") does not say
+ * why: the errno of the failing system call goes with it, and for a
+ * permission error the user the daemon runs as (a store made by root and
+ * a daemon started as another user was the usual case). */
 static rc_err sqlfail(sqlite3 *db, const char *what, const char *path, char *errbuf, size_t errlen) {
-    if (errbuf) snprintf(errbuf, errlen, "Checkpoint store '%s': %s failed: %s.", path, what,
-                         db ? sqlite3_errmsg(db) : "out of memory");
+    if (!errbuf) return RC_ERR_IO;
+    int e = db ? sqlite3_system_errno(db) : 0;
+    char why[160] = "";
+    if (e == EACCES || e == EPERM || e == EROFS)
+        snprintf(why, sizeof why, " (%s; rwkvcastd runs as uid %d, gid %d)", strerror(e), (int)geteuid(),
+                 (int)getegid());
+    else if (e)
+        snprintf(why, sizeof why, " (%s)", strerror(e));
+    snprintf(errbuf, errlen, "Checkpoint store '%s': %s failed: %s%s.", path, what,
+             db ? sqlite3_errmsg(db) : "out of memory", why);
     return RC_ERR_IO;
 }
 
