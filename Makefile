@@ -92,6 +92,15 @@ bench: build-all
 bench-e2e: build-all
 	/usr/bin/python3 bench/bench_e2e.py --build $(BUILD) $(E2E_ARGS)
 
+# kill -9 under load, TORTURE_ROUNDS times (tests/torture.py): 1000 series at
+# 10k samples/s, checkpoints every second; prints a line per restart and the
+# tally (intact store, every series restored, at most one interval lost).
+# About 3 s a round. tests/e2e/test_lifecycle.py runs a 3-round variant.
+TORTURE_ROUNDS ?= 100
+.PHONY: torture
+torture: build-all
+	/usr/bin/python3 tests/torture.py --daemon $(DAEMON) --rounds $(TORTURE_ROUNDS)
+
 # Anomaly benchmark (bench/RESULTS.md "Anomaly detection"): SKAB + generated set,
 # then anomalies injected into real backgrounds (live-metrics, SKAB anomaly-free);
 # NAB-style scores for rwkvcast and two baselines in each.
@@ -242,6 +251,7 @@ help:
 	@echo "make bench         model speed (build/bench/rwkv_bench)"
 	@echo "make run-bench     the same without building the daemon and the command"
 	@echo "make bench-e2e     whole-daemon throughput, latency, checkpoint, restore (E2E_ARGS=--quick)"
+	@echo "make torture       kill -9 under load TORTURE_ROUNDS (100) times, prints the tally"
 	@echo "make bench-anomaly NAB-style anomaly scores: SKAB, a generated set, injected anomalies on real series"
 	@echo "make bench-live    forecast accuracy on the live-metrics CSVs vs naive, seasonal naive, SES (../shared/data)"
 	@echo "make model         retrain model/default.rwkv (../shared/data; 15-30 min)"

@@ -513,3 +513,16 @@ def test_sigterm_during_flood_is_bounded_and_clean(daemon_factory):
     # Nothing processed before the signal was lost.
     assert after["last_t"] >= before["last_t"]
     assert d.stop() == 0
+
+
+def test_torture_short_variant():
+    # `make torture` (100 rounds) in small: three kill -9s under load, each
+    # restart with an intact store, every series restored and at most one
+    # checkpoint interval lost (tests/torture.py says how it checks).
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = subprocess.run(["/usr/bin/python3", os.path.join(here, "..", "torture.py"), "--daemon", BINARY,
+                        "--rounds", "3", "--series", "200", "--slack", str(1.0 * SLOW)],
+                       capture_output=True, text=True, timeout=300 * SLOW)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "torture: 3/3 restarts with an intact store, 3/3 with every series restored, 3/3 with at most " \
+           "one interval lost" in p.stdout, p.stdout
