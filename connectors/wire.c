@@ -197,6 +197,8 @@ static void decode_map(dec *d, mp_rd *r, uint32_t npairs) {
     mp_obj k, o, ot = {0}, ov = {0};
     mp_rd rt = {0}, rv = {0};
     int has_s = 0, has_t = 0, has_v = 0;
+    unsigned flags = 0;
+    int b_bad = 0; /* the last "b" was malformed */
     mp_sample smp = {0};
     mp_reason bad = MP_OK;
     for (uint32_t i = 0; i < npairs; i++) {
@@ -232,8 +234,16 @@ static void decode_map(dec *d, mp_rd *r, uint32_t npairs) {
             has_v = 1;
             ov = o;
             rv = at;
+        } else if (key == 'b') {
+            /* Backfill flag: a bool (nil = false). One letter, so reserved
+             * for the protocol: any other type is a malformed sample. */
+            b_bad = o.type != MP_BOOL && o.type != MP_NIL;
+            flags = o.type == MP_BOOL && o.b ? MP_F_BACKFILL : 0;
         }
     }
+    /* Judged last, so that of a repeated "b" the last one counts. */
+    if (b_bad && !bad) bad = MP_R_TYPE;
+    smp.flags = flags;
     if (has_s && smp.s && (smp.s_len == 0 || smp.s_len > MP_ID_MAX ||
                            !mp_utf8_valid((const uint8_t *)smp.s, smp.s_len))) {
         drop(d, MP_R_ID, NULL);
@@ -389,9 +399,10 @@ void mp_w_kv_f64(mp_wr *w, const char *k, double v) { mp_w_cstr(w, k); mp_w_f64(
 void mp_w_kv_str(mp_wr *w, const char *k, const char *v) { mp_w_cstr(w, k); mp_w_cstr(w, v); }
 void mp_w_kv_bool(mp_wr *w, const char *k, int v) { mp_w_cstr(w, k); mp_w_bool(w, v); }
 
-/* The general path, through the checked writers (overflow, any H). */
-void mp_encode_forecast_general(mp_wr *w, const mp_forecast *f) {
-    mp_w_map(w, 10);
+/* The general path, through the checked writers (overflow, any H); a
+ * non-NULL a adds the alert keys. */
+static void encode_general(mp_wr *w, const mp_forecast *f, const mp_alert *a) {
+    mp_w_map(w, 10 + (f->backfill ? 1 : 0) + (a ? 5 : 0));
     mp_w_cstr(w, "s");
     mp_w_str(w, f->s, f->s_len);
     mp_w_kv_f64(w, "t", f->t);
@@ -409,7 +420,18 @@ void mp_encode_forecast_general(mp_wr *w, const mp_forecast *f) {
     }
     mp_w_kv_f64(w, "score", f->score);
     mp_w_kv_int(w, "level", f->level);
+    if (f->backfill) mp_w_kv_bool(w, "backfill", 1);
+    if (!a) return;
+    mp_w_kv_str(w, "kind", a->kind);
+    mp_w_kv_f64(w, "since", a->since);
+    mp_w_kv_f64(w, "expected", a->expected);
+    mp_w_kv_f64(w, "expected_lo", a->lo);
+    mp_w_kv_f64(w, "expected_hi", a->hi);
 }
+
+void mp_encode_forecast_general(mp_wr *w, const mp_forecast *f) { encode_general(w, f, NULL); }
+
+void mp_encode_alert(mp_wr *w, const mp_forecast *f, const mp_alert *a) { encode_general(w, f, a); }
 
 /* msgpack is big-endian; these build the bytes with one byte swap and one
  * store per value (x86 and ARM64 have a single instruction for each). */
@@ -468,7 +490,7 @@ static const uint8_t h_ints[128] = {
 void mp_encode_forecast(mp_wr *w, const mp_forecast *f) {
     size_t need = 128 + (size_t)f->s_len + 16 * (size_t)(f->H > 0 ? f->H : 0);
     if (w->overflow || f->H < 0 || f->H > 127 || f->s_len > 0xff || f->level < 0 || f->level > 127 ||
-        w->cap - w->len < need) {
+        f->backfill || w->cap - w->len < need) {
         mp_encode_forecast_general(w, f);
         return;
     }

@@ -83,7 +83,13 @@ typedef struct mp_sample {
     uint32_t s_len; /* bytes, 1..MP_ID_MAX */
     double t;       /* seconds since the epoch, finite */
     double v;       /* value; NaN means missing; never +-Inf */
+    unsigned flags; /* MP_F_* */
 } mp_sample;
+
+/* The map's "b": true (docs/PROTOCOL.md §1): history sent late; the daemon
+ * scores and learns it but publishes no alert events for it. "b" must be a
+ * bool or nil (false); anything else drops the map as MP_R_TYPE. */
+#define MP_F_BACKFILL 1u
 
 /* Called once per good sample, in payload order. */
 typedef void mp_sample_cb(void *ctx, const mp_sample *smp);
@@ -139,7 +145,16 @@ typedef struct mp_forecast {
     const float *hi;   /* (H) highest quantile */
     float score;       /* anomaly score, [0,1] */
     int level;         /* 0 ok, 1 warn, 2 alert */
+    int backfill;      /* 1: adds "backfill": true (the sample was sent with "b": true) */
 } mp_forecast;
+
+/* What an alert event ("a.<series>") adds to the forecast map. */
+typedef struct mp_alert {
+    const char *kind;  /* "spike", ..., "silence" (an_kind_name), borrowed */
+    double since;      /* when the level rose (or the silence began), seconds since the epoch */
+    double expected;   /* median of the forecast v was judged against; NaN: none */
+    double lo, hi;     /* its lowest and highest quantile; NaN: none */
+} mp_alert;
 
 /* Writes the map {"s","t","v","dt","h","yhat","lo","hi","score","level"}.
  * Size needed: at most 128 + s_len + 16*H bytes. */
@@ -149,5 +164,9 @@ void mp_encode_forecast(mp_wr *w, const mp_forecast *f);
  * this path whenever its single-check fast path does not apply; it is public
  * so wire_test can compare the two byte for byte. Several times slower. */
 void mp_encode_forecast_general(mp_wr *w, const mp_forecast *f);
+/* The forecast map of f plus "kind", "since", "expected", "expected_lo",
+ * "expected_hi" (an alert event, docs/PROTOCOL.md §2). Checked writers;
+ * at most 128 + s_len + 16*H + 96 bytes. */
+void mp_encode_alert(mp_wr *w, const mp_forecast *f, const mp_alert *a);
 
 #endif

@@ -56,6 +56,7 @@ void an_cfg_default(an_cfg *c) {
     c->anchor_len = 24.0f;
     c->anchor_weight = 1.0f;
     c->anchor_rate = 0.1f;
+    c->silence = 5.0f;
 }
 
 static int in01(float x) { return x >= 0.0f && x <= 1.0f; }
@@ -72,7 +73,8 @@ rc_err an_cfg_check(const an_cfg *c) {
         !(c->drift_rate >= 0.0f && c->drift_rate <= 1.0f) || !in01(c->regime_rate) ||
         !in01(c->regime_weight) || !in01(c->stuck_weight) ||
         !(c->anchor_len == 0.0f || (c->anchor_len >= 2.0f && c->anchor_len <= 4096.0f)) ||
-        !in01(c->anchor_weight) || !rate_ok(c->anchor_rate))
+        !in01(c->anchor_weight) || !rate_ok(c->anchor_rate) ||
+        !(c->silence == 0.0f || (c->silence >= 0.5f && c->silence <= 1e6f)))
         return RC_ERR_CONFIG;
     return RC_OK;
 }

@@ -113,6 +113,8 @@ typedef struct an_cfg {
     float anchor_len;   /* 0 (off) or 2..4096: samples per anchored block, capped at the horizon; default 24 */
     float anchor_weight;/* 0..1: weight (on -log10 P) of the anchored-block channel, default 1 */
     float anchor_rate;  /* (0,1]: EW weight per block of the block-residual calibration, default 0.1 */
+    /* Read by the daemon (daemon/alerts.h), not by an_update. */
+    float silence;      /* 0 (off) or 0.5..1e6: sampling periods without a sample before a silence alert, default 5 */
 } an_cfg;
 
 void an_cfg_default(an_cfg *c);
@@ -131,7 +133,7 @@ void an_cfg_describe(const an_cfg *c, char *buf, size_t len);
  * themselves (issue 19). The values are stable (they are saved in the
  * anomaly blob); an_kind_name gives the wire and log spelling. SILENCE is
  * never set by an_update: the daemon raises it when a series stops
- * sending (daemon/silence.h).
+ * sending (daemon/alerts.h).
  */
 typedef enum an_kind {
     AN_KIND_NONE = 0,   /* no level was raised yet (or not since a restore of an older blob) */

@@ -85,7 +85,7 @@ static ct_status cmd_stats(dm *d, const ct_args *a, mp_wr *w) {
     (void)a;
     char hash[20];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)d->model->hash);
-    mp_w_map(w, 29);
+    mp_w_map(w, 31);
     mp_w_kv_bool(w, "ok", 1);
     mp_w_kv_str(w, "version", DM_VERSION);
     mp_w_kv_f64(w, "uptime", lg_wall_s() - d->started);
@@ -104,6 +104,19 @@ static ct_status cmd_stats(dm *d, const ct_args *a, mp_wr *w) {
     mp_w_kv_f64(w, "steps_per_s", d->rate);
     mp_w_kv_int(w, "published", (int64_t)d->published);
     mp_w_kv_int(w, "alerts", (int64_t)d->alerts);
+    /* Silence alerts (alerts.h): series watched, silent now, raised and
+     * cleared since start; backfill samples and the level changes of
+     * theirs that were not published. */
+    mp_w_cstr(w, "silence");
+    mp_w_map(w, 4);
+    mp_w_kv_int(w, "watched", tw_count(d->al.tw));
+    mp_w_kv_int(w, "silent", d->al.silent);
+    mp_w_kv_int(w, "raised", (int64_t)d->al.raised);
+    mp_w_kv_int(w, "cleared", (int64_t)d->al.cleared);
+    mp_w_cstr(w, "backfill");
+    mp_w_map(w, 2);
+    mp_w_kv_int(w, "samples", (int64_t)d->al.backfill);
+    mp_w_kv_int(w, "held_back", (int64_t)d->al.held_back);
     mp_w_kv_int(w, "new_series", (int64_t)d->new_series);
     mp_w_kv_int(w, "evicted", (int64_t)d->evicted);
     mp_w_kv_int(w, "brought_back", (int64_t)d->brought_back);
@@ -193,6 +206,7 @@ static ct_status cmd_forget(dm *d, const ct_args *a, mp_wr *w) {
         en_flush(d->en);
         rg_remove(d->rg, slot);
         en_slot_reset(d->en, slot);
+        al_slot_gone(d, slot);
         d->forgotten++;
     }
     mp_w_map(w, 2);

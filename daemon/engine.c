@@ -73,10 +73,12 @@ typedef struct en_batch {
     int n;               /* rows queued */
     uint32_t *slot;      /* (max_batch) */
     double *t, *v;       /* (max_batch) */
+    uint8_t *flags;      /* (max_batch) EN_F_* */
     /* Filled when stepped, per row */
     float *score;        /* (max_batch) */
     int8_t *level;       /* (max_batch) */
     int8_t *changed;     /* (max_batch) */
+    int8_t *kind;        /* (max_batch) an_kind after the sample */
     int *prev_h;         /* (max_batch) horizon of the forecast judged against, 0 = none */
     float *prev;         /* (max_batch, Q) forecast each sample was judged against */
     int *pos;            /* (max_batch) row -> position of its model rows, -1 if not stepped */
@@ -281,6 +283,8 @@ en_engine *en_new(const rk_model *m, const en_cfg *cfg, uint32_t max_series, en_
         b->score = alloc_zero(B, sizeof(float), &fail);
         b->level = alloc_zero(B, 1, &fail);
         b->changed = alloc_zero(B, 1, &fail);
+        b->kind = alloc_zero(B, 1, &fail);
+        b->flags = alloc_zero(B, 1, &fail);
         b->prev_h = alloc_zero(B, sizeof(int), &fail);
         b->prev = alloc_zero(B * (size_t)e->Q, sizeof(float), &fail);
         b->pos = alloc_zero(B, sizeof(int), &fail);
@@ -333,7 +337,7 @@ void en_free(en_engine *e) {
     rc_free(e->l_yhat);
     for (int j = 0; j < EN_NB; j++) {
         en_batch *b = &e->bt[j];
-        void *bufs[] = {b->slot, b->t, b->v, b->score, b->level, b->changed, b->prev_h, b->prev,
+        void *bufs[] = {b->slot, b->t, b->v, b->flags, b->score, b->level, b->changed, b->kind, b->prev_h, b->prev,
                         b->pos, b->fc3, b->dt, b->row, b->feat, b->mslot, b->states, b->out};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) rc_free(bufs[i]);
     }
@@ -374,6 +378,7 @@ static void drop_pending(en_engine *e, uint32_t slot) {
         b->slot[w] = b->slot[i];
         b->t[w] = b->t[i];
         b->v[w] = b->v[i];
+        b->flags[w] = b->flags[i];
         w++;
     }
     b->n = w;
@@ -479,6 +484,7 @@ static int prepare_row(en_engine *e, en_batch *b, int i, float *feat) {
     b->score[i] = score;
     b->level[i] = (int8_t)level;
     b->changed[i] = (int8_t)(level != before);
+    b->kind[i] = (int8_t)an_state_kind(&e->an[slot]);
     b->prev_h[i] = h;
     return 1;
 }
@@ -644,6 +650,8 @@ static void deliver(en_engine *e, en_batch *b) {
             .score = b->score[i],
             .level = b->level[i],
             .level_changed = b->changed[i],
+            .kind = b->kind[i],
+            .flags = b->flags[i],
         };
         e->cb(e->cb_ctx, &r);
     }
@@ -731,7 +739,9 @@ int en_poll(en_engine *e) {
     }
 }
 
-rc_err en_push(en_engine *e, uint32_t slot, double t, double v) {
+rc_err en_push(en_engine *e, uint32_t slot, double t, double v) { return en_push_flags(e, slot, t, v, 0); }
+
+rc_err en_push_flags(en_engine *e, uint32_t slot, double t, double v, unsigned flags) {
     if (slot >= e->max_series) return RC_ERR_LIMIT;
     if (!isfinite(t) || isinf(v)) return RC_ERR_NUMERIC;
     /* One sample per series per batch: the slot's previous sample must be
@@ -743,6 +753,7 @@ rc_err en_push(en_engine *e, uint32_t slot, double t, double v) {
     b->slot[i] = slot;
     b->t[i] = t;
     b->v[i] = v;
+    b->flags[i] = (uint8_t)flags;
     b->n = i + 1;
     e->q_busy[slot] |= Q_QUEUED;
     e->q_last_t[slot] = t;
@@ -764,7 +775,9 @@ void en_shard_stats(en_engine *e, int k, uint64_t *rows, uint64_t *busy_ns) {
 
 const en_result *en_slot_last(en_engine *e, uint32_t slot) {
     if (slot >= e->max_series) return NULL;
-    settle(e);
+    /* Only this slot is read (the silence timers ask for one series while
+     * the others step). */
+    settle_slot(e, slot);
     if (!(e->meta[slot].flags & SLOT_HAS_SAMPLE)) return NULL;
     const en_slot_meta *mt = &e->meta[slot];
     split_forecast(e, e->fc + (size_t)slot * e->HQ, e->l_yhat, e->l_lo, e->l_hi);
@@ -781,6 +794,7 @@ const en_result *en_slot_last(en_engine *e, uint32_t slot) {
         .score = mt->score,
         .level = mt->level,
         .level_changed = 0,
+        .kind = an_state_kind(&e->an[slot]),
     };
     return &e->last_view;
 }
@@ -888,6 +902,7 @@ const en_result *en_blob_last(en_engine *e, const uint8_t *buf, size_t len, rc_e
         .score = rc_get_f32(buf + 40),
         .level = (int)(int32_t)rc_get_u32(buf + 28),
         .level_changed = 0,
+        .kind = an_state_kind(&as),
     };
     return &e->last_view;
 }

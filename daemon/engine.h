@@ -90,7 +90,12 @@ typedef struct en_result {
     float score;        /* anomaly score of v in [0,1] */
     int level;          /* 0 ok, 1 warn, 2 alert */
     int level_changed;  /* 1 when level differs from the previous sample's */
+    int kind;           /* an_kind behind the level (an_state_kind after this sample) */
+    unsigned flags;     /* EN_F_* the sample was queued with (en_push_flags) */
 } en_result;
+
+/* Sample flags, passed through to its result. */
+#define EN_F_BACKFILL 1u /* history sent late: scored and learned, its alerts not published */
 
 typedef void en_result_cb(void *ctx, const en_result *r);
 
@@ -120,6 +125,8 @@ void en_set_anomaly_cfg(en_engine *e, const an_cfg *c);
  * RC_ERR_NUMERIC when v or t is +-Inf (NaN v means missing and is fine).
  */
 rc_err en_push(en_engine *e, uint32_t slot, double t, double v);
+/* en_push with flags (EN_F_*), handed back in the sample's en_result. */
+rc_err en_push_flags(en_engine *e, uint32_t slot, double t, double v, unsigned flags);
 /* Starts stepping the queued samples: at once and to the end without a
  * pipeline (same as en_flush); in pipeline mode hands them to the workers
  * and delivers the results of the batches they have finished. */
@@ -150,7 +157,8 @@ void en_shard_stats(en_engine *e, int k, uint64_t *rows, uint64_t *busy_ns);
 void en_slot_reset(en_engine *e, uint32_t slot);
 /* Last accepted sample time of slot, or -inf when it has none. */
 double en_slot_last_t(const en_engine *e, uint32_t slot);
-/* Last result of slot (after its most recent stepped sample), NULL if none. */
+/* Last result of slot (after its most recent stepped sample), NULL if none.
+ * Waits only for batches in flight that hold the slot. */
 const en_result *en_slot_last(en_engine *e, uint32_t slot);
 
 /*

@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "common/log.h"
+#include "daemon/alerts.h"
 #include "daemon/server_internal.h"
 
 static const char *const drop_names[IG_DROP__COUNT] = {
@@ -33,7 +34,7 @@ void ig_init(dm *d) {
 
 /* ---- Output ---- */
 
-static void publish(dm *d, const char *prefix, const char *id, size_t len, const uint8_t *payload, size_t n) {
+void ig_publish(dm *d, const char *prefix, const char *id, size_t len, const uint8_t *payload, size_t n) {
     memcpy(d->topic, prefix, 2);
     memcpy(d->topic + 2, id, len);
     if (zmq_send(d->pub, d->topic, 2 + len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return;
@@ -41,7 +42,8 @@ static void publish(dm *d, const char *prefix, const char *id, size_t len, const
 }
 
 void ig_encode_result(const en_result *r, const char *id, size_t len, mp_wr *w) {
-    mp_forecast f = {id, (uint32_t)len, r->t, r->v, r->dt, r->H, r->yhat, r->lo, r->hi, r->score, r->level};
+    mp_forecast f = {id, (uint32_t)len, r->t, r->v, r->dt, r->H, r->yhat, r->lo, r->hi, r->score, r->level,
+                     (r->flags & EN_F_BACKFILL) != 0};
     mp_encode_forecast(w, &f);
 }
 
@@ -55,11 +57,8 @@ void ig_on_result(void *ctx, const en_result *r) {
     mp_wr_init(&w, d->pub_buf, d->pub_cap);
     ig_encode_result(r, id, len, &w);
     if (NEVER(w.overflow)) return;
-    publish(d, "f.", id, len, w.buf, w.len);
-    if (r->level_changed) {
-        publish(d, "a.", id, len, w.buf, w.len);
-        d->alerts++;
-    }
+    ig_publish(d, "f.", id, len, w.buf, w.len);
+    al_on_result(d, r, id, len);
 }
 
 /* ---- Drops ---- */
@@ -88,8 +87,12 @@ static void on_decode_error(void *ctx, mp_reason why, const char *s, uint32_t n)
 /* Loads a stored blob into slot, or resets the slot (see ig_restore_row). */
 static void load_slot(dm *d, uint32_t slot, const char *id, size_t len, uint64_t hash, const uint8_t *b, size_t n) {
     rc_err rc = hash == d->model->hash ? en_slot_load(d->en, slot, b, n) : RC_ERR_MODEL;
-    if (rc == RC_OK) return;
+    if (rc == RC_OK) {
+        al_slot_loaded(d, slot);
+        return;
+    }
     en_slot_reset(d->en, slot);
+    al_slot_new(d, slot);
     /* The next checkpoint replaces the unusable row with the fresh state,
      * so it is reset and counted once, not again on every restart. */
     en_slot_mark_dirty(d->en, slot);
@@ -122,6 +125,7 @@ static int evict_one(dm *d) {
     en_slot_save(d->en, victim, b);
     rg_remove(d->rg, victim);
     en_slot_reset(d->en, victim);
+    al_slot_gone(d, victim);
     d->evicted++;
     return 1;
 }
@@ -152,6 +156,7 @@ static uint32_t slot_for(dm *d, const char *id, size_t len, uint64_t id_hash, in
         d->brought_back++;
     } else {
         en_slot_reset(d->en, slot);
+        al_slot_new(d, slot);
         d->new_series++;
     }
     /* ck_fetch took any pending row of id back: snapshots write it from now on. */
@@ -173,7 +178,7 @@ static void ingest_sample(dm *d, const mp_sample *m, uint64_t hash) {
     uint32_t slot = slot_for(d, m->s, m->s_len, hash, &why);
     if (slot == RG_NONE) { drop(d, why, m->s, m->s_len); return; }
     rg_touch(d->rg, slot);
-    rc_err rc = en_push(d->en, slot, m->t, m->v);
+    rc_err rc = en_push_flags(d->en, slot, m->t, m->v, (m->flags & MP_F_BACKFILL) ? EN_F_BACKFILL : 0);
     if (rc == RC_ERR_PROTO) { drop(d, IG_DROP_OLD, m->s, m->s_len); return; }
     if (rc != RC_OK) { drop(d, MP_R_INF, m->s, m->s_len); return; }
     d->samples++;

@@ -69,8 +69,12 @@ void ig_on_input(ev_loop *l, void *ctx);
 void ig_ingest_payload(dm *d, const void *buf, size_t n);
 
 /* Engine result callback (ctx is the dm): counts the step and publishes
- * "f.<series>", plus "a.<series>" when the level changed. */
+ * "f.<series>", then the alert events it calls for (alerts.h). */
 void ig_on_result(void *ctx, const en_result *r);
+/* Sends one two-frame message "<prefix><id>" + payload on PUB without
+ * blocking; counts it in d->published when ZeroMQ took it. prefix is
+ * "f." or "a.". */
+void ig_publish(dm *d, const char *prefix, const char *id, size_t len, const uint8_t *payload, size_t n);
 /* Writes r as the forecast map of docs/PROTOCOL.md §2 (used by `get`). */
 void ig_encode_result(const en_result *r, const char *id, size_t len, mp_wr *w);
 

@@ -8,7 +8,8 @@
  *   control socket -> ct_on_socket       (control.c)
  *   before sleep   -> en_poll, collect a finished store job, sn_advance
  *                                        (snapshot.c: one checkpoint slice)
- *   timers         -> checkpoint, stats log line, steps/s sampler, watchdog
+ *   timers         -> checkpoint, stats log line, steps/s sampler, watchdog,
+ *                     silence deadlines (alerts.c)
  *   self-pipe      -> SIGHUP reload, SIGTERM/SIGINT stop
  *
  * and the rest of a daemon's life: sd_notify, config reload, the final
@@ -332,11 +333,14 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
     if (!(d->rg = rg_new(cfg->max_series, &err))) return err;
     d->blob_size = en_blob_size(d->en);
     d->fetch_buf = rc_malloc(d->blob_size);
-    d->pub_cap = 128 + MP_ID_MAX + 16 * (size_t)d->model->dims.n_horizon;
+    /* A forecast map, plus the keys of an alert event (mp_encode_alert). */
+    d->pub_cap = 256 + MP_ID_MAX + 16 * (size_t)d->model->dims.n_horizon;
     d->pub_buf = rc_malloc(d->pub_cap);
     d->ctl_cap = 512 * 1024;
     d->ctl_buf = rc_malloc(d->ctl_cap);
     if (!d->fetch_buf || !d->pub_buf || !d->ctl_buf) return RC_ERR_NOMEM;
+    /* Before the restore, which sets up each restored series' alert state. */
+    if ((err = al_open(&d->al, cfg->max_series)) != RC_OK) return err;
 
     /* One daemon per store: a second one on the same state_db would restore
      * the same series and delete or overwrite the other's rows. */
@@ -392,6 +396,7 @@ void dm_core_close(dm *d) {
     /* After en_free: the engine's workers write it until they stop. */
     if (d->engine_fd >= 0) close(d->engine_fd);
     rg_free(d->rg);
+    al_close(&d->al);
     rk_model_free(d->model);
     rc_free(d->ctl_buf);
     rc_free(d->pub_buf);
@@ -455,6 +460,7 @@ static int wire_loop(dm *d) {
     d->stats_timer = ev_add_timer(d->ev, d->cfg.stats_interval > 0 ? d->cfg.stats_interval : 60, stats_tick, d);
     d->rate_ns = lg_mono_ns();
     ev_add_timer(d->ev, 1.0, rate_tick, d);
+    ev_add_timer(d->ev, AL_TICK_S, al_tick, d);
     /* systemd's WatchdogSec: ping at half the period from the loop thread,
      * so a stuck loop (not just a live process) trips the watchdog. */
     const char *wd = getenv("WATCHDOG_USEC");

@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "connectors/wire.h"
+#include "daemon/alerts.h"
 #include "daemon/checkpoint.h"
 #include "daemon/engine.h"
 #include "daemon/eventloop.h"
@@ -50,6 +51,7 @@ struct dm {
     ev_loop *ev;            /* owned */
     size_t blob_size;       /* bytes of one slot blob, en_blob_size */
     uint8_t *fetch_buf;     /* (blob_size) a blob read back from the store (ingest, `get`) */
+    al_alerts al;           /* alert state per slot and silence deadlines (alerts.c) */
     /* Sockets (server.c: dm_run) */
     void *zctx;             /* ZeroMQ context, NULL until opened */
     void *in[CF_MAX_INPUTS];         /* ingest SUB/PULL sockets */

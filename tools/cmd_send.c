@@ -32,7 +32,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: rwkvcast send [-e ENDPOINT] [--pull] [--bind] [--series ID] [--rate N]\n"
-            "                     [--batch N] [--topic] [FILE.csv|-]\n"
+            "                     [--batch N] [--topic] [--backfill] [FILE.csv|-]\n"
             "\n"
             "Reads samples from a CSV file (or stdin for '-' or no file) and sends them as\n"
             "msgpack to rwkvcastd's ingest socket.\n"
@@ -55,6 +55,9 @@ static void usage(FILE *f) {
             "                     daemons subscribed to series prefixes; batches then hold\n"
             "                     one series each\n"
             "  -w, --wait MS      wait up to MS for a subscriber in PUB mode (default 3000)\n"
+            "      --backfill     mark the samples as history (\"b\": true): the daemon scores\n"
+            "                     them and learns from them but publishes no alert events\n"
+            "                     for them, and they neither raise nor end a silence alert\n"
             "  -q, --quiet        no summary line\n"
             "  -h, --help         this text\n"
             "\n"
@@ -74,6 +77,7 @@ typedef struct send_ctx {
     double start;            /* wall time of the first send, s */
     long sent;               /* samples sent */
     long messages;           /* messages sent */
+    int backfill;            /* 1: every sample carries "b": true */
 } send_ctx;
 
 static int flush(send_ctx *sc) {
@@ -120,7 +124,7 @@ static int add_sample(send_ctx *sc, const char *series, int has_t, double t, dou
     if (sc->topic) snprintf(sc->series, sizeof sc->series, "%s", series);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sc->items, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, has_t ? 3 : 2);
+    msgpack_pack_map(&pk, (has_t ? 3 : 2) + (sc->backfill ? 1 : 0));
     msgpack_pack_str_with_body(&pk, "s", 1);
     msgpack_pack_str_with_body(&pk, series, strlen(series));
     if (has_t) {
@@ -131,6 +135,10 @@ static int add_sample(send_ctx *sc, const char *series, int has_t, double t, dou
     }
     msgpack_pack_str_with_body(&pk, "v", 1);
     msgpack_pack_double(&pk, v);
+    if (sc->backfill) {
+        msgpack_pack_str_with_body(&pk, "b", 1);
+        msgpack_pack_true(&pk);
+    }
     sc->pending++;
     return sc->pending >= sc->batch ? flush(sc) : 0;
 }
@@ -247,10 +255,11 @@ static int read_rows(send_ctx *sc, ti_csv *in, const char *series_opt, const cha
 
 int cmd_send(int argc, char **argv) {
     ti_getopt g;
-    if (ti_getopt_init(&g, CLI_INGEST_SPEC "s|series= r|rate= b|batch= t|topic q|quiet h|help", 0)) return 2;
+    if (ti_getopt_init(&g, CLI_INGEST_SPEC "s|series= r|rate= b|batch= t|topic K/backfill q|quiet h|help", 0))
+        return 2;
     cli_ingest_opts io = {CLI_INGEST_DEFAULT, 'p', 0, 3000};
     const char *series_opt = NULL;
-    int quiet = 0, topic = 0;
+    int quiet = 0, topic = 0, backfill = 0;
     long batch = 1;
     double rate = 0;
     int c;
@@ -270,6 +279,7 @@ int cmd_send(int argc, char **argv) {
         case 'b': if (ti_opt_long("--batch", optarg, 1, 100000, &batch)) return 2; break;
         case 'q': quiet = 1; break;
         case 't': topic = 1; break;
+        case 'K': backfill = 1; break;
         case 'h': usage(stdout); return 0;
         default: ti_opt_error(c, argv); usage(stderr); return 2;
         }
@@ -304,6 +314,7 @@ int cmd_send(int argc, char **argv) {
     sc.batch = batch;
     sc.rate = rate;
     sc.topic = topic;
+    sc.backfill = backfill;
     cli_install_signals();
     sc.sock = cli_ingest_open(&ctx, &io);
     if (!sc.sock) goto err;

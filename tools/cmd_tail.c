@@ -42,7 +42,14 @@ static void usage(FILE *f) {
             "\n"
             "Subscribes to rwkvcastd's output and prints forecasts and alert events:\n"
             "  TIME  SERIES  value  yhat(+1) [lo, hi]  score  ok|WARN|ALERT\n"
-            "Alert events (a change of a series' level) are marked with '>>>'.\n"
+            "Alert events (a change of a series' level, a series falling silent or\n"
+            "sending again) are marked with '>>>', one line each, saying what kind of\n"
+            "change it is, the value against what was expected and since when:\n"
+            "  >>> TIME SERIES ALERT spike: v=V expected E [LO, HI] score=S, since TIME (D s)\n"
+            "  >>> TIME SERIES back to ok (spike): v=V expected E [LO, HI] score=S, raised at TIME (D s ago)\n"
+            "  >>> TIME SERIES ALERT silence: no sample for D s (since TIME), expected E [LO, HI]\n"
+            "  >>> TIME SERIES sending again after D s of silence: v=V expected E [LO, HI], level ok\n"
+            "Times are local, HH:MM:SS.mmm; SERIES is escaped (control bytes as \\xNN).\n"
             "\n"
             "  -e, --endpoint EP   output endpoint (default " CLI_OUTPUT_DEFAULT ")\n"
             "      --bind          bind EP instead of connecting\n"
@@ -100,12 +107,58 @@ static void print_json_line(const char *topic, const msgpack_object *m) {
     fputs("}\n", stdout);
 }
 
+/*
+ * One line for an alert event that explains itself (kind, since, expected
+ * value and band: docs/PROTOCOL.md §2). Colours only the level word.
+ */
+static void print_alert(const char *series, const msgpack_object *m, const char *kind, int color) {
+    double t = NAN, v = NAN, score = NAN, lvl = 0, since = NAN, ex = NAN, lo = NAN, hi = NAN;
+    if (cli_obj_number(cli_map_get(m, "t"), &t) != 0) t = cli_now();
+    cli_obj_number(cli_map_get(m, "v"), &v);
+    cli_obj_number(cli_map_get(m, "score"), &score);
+    cli_obj_number(cli_map_get(m, "level"), &lvl);
+    cli_obj_number(cli_map_get(m, "since"), &since);
+    cli_obj_number(cli_map_get(m, "expected"), &ex);
+    cli_obj_number(cli_map_get(m, "expected_lo"), &lo);
+    cli_obj_number(cli_map_get(m, "expected_hi"), &hi);
+    long level = (long)lvl;
+    char clock[32], sc[32], vs[32], es[32], ls[32], hs[32], esc[LG_ESCAPE_CAP(31)];
+    cli_format_clock(clock, sizeof clock, t);
+    if (isnan(since)) snprintf(sc, sizeof sc, "?");
+    else cli_format_clock(sc, sizeof sc, since);
+    print_num(vs, sizeof vs, v);
+    print_num(es, sizeof es, ex);
+    print_num(ls, sizeof ls, lo);
+    print_num(hs, sizeof hs, hi);
+    /* The kind is the sender's too: escaped like the id. */
+    lg_escape(esc, sizeof esc, kind, strlen(kind));
+    const char *on = color ? level_color(level) : "", *off = color ? "\033[0m" : "";
+    double span = t - since;
+    if (!strcmp(kind, "silence") && isnan(v) && level > 0)
+        printf(">>> %s %-20s %s%s%s silence: no sample for %.3g s (since %s), expected %s [%s, %s]\n", clock, series,
+               on, level_name(level), off, span, sc, es, ls, hs);
+    else if (!strcmp(kind, "silence"))
+        printf(">>> %s %-20s sending again after %.3g s of silence: v=%s expected %s [%s, %s], level %s%s%s\n",
+               clock, series, span, vs, es, ls, hs, on, level_name(level), off);
+    else if (level > 0)
+        printf(">>> %s %-20s %s%s%s %s: v=%s expected %s [%s, %s] score=%.2f, since %s (%.3g s)\n", clock, series, on,
+               level_name(level), off, esc, vs, es, ls, hs, isnan(score) ? 0.0 : score, sc, span);
+    else
+        printf(">>> %s %-20s back to %s%s%s (%s): v=%s expected %s [%s, %s] score=%.2f, raised at %s (%.3g s ago)\n",
+               clock, series, on, level_name(level), off, esc, vs, es, ls, hs, isnan(score) ? 0.0 : score, sc, span);
+}
+
 static void print_line(int is_alert, const msgpack_object *m, int color) {
     char raw[256] = "?", series[LG_ESCAPE_CAP(255)];
     cli_obj_str(cli_map_get(m, "s"), raw, sizeof raw);
     /* The id is whatever a sender chose: escaped, so it cannot move the
      * operator's cursor, recolour the terminal or fake a line. */
     lg_escape(series, sizeof series, raw, strlen(raw));
+    char kind[32];
+    if (is_alert && cli_obj_str(cli_map_get(m, "kind"), kind, sizeof kind) == 0) {
+        print_alert(series, m, kind, color);
+        return;
+    }
     double t = NAN, v = NAN, score = NAN, lvl = 0;
     if (cli_obj_number(cli_map_get(m, "t"), &t) != 0) t = cli_now();
     cli_obj_number(cli_map_get(m, "v"), &v);

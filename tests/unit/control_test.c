@@ -231,8 +231,12 @@ TEST(stats) {
     ig_ingest_payload(d, bad_v, sizeof bad_v);
     req("stats", 0);
     call();
-    ASSERT_EQ(reply_pairs(), 29);
+    ASSERT_EQ(reply_pairs(), 31);
     ASSERT_EQ(get_bool("ok"), 1);
+    /* Two samples per series, under the default warm-up: nothing watched. */
+    ASSERT_EQ(get_int("silence.watched"), 0);
+    ASSERT_EQ(get_int("silence.raised"), 0);
+    ASSERT_EQ(get_int("backfill.samples"), 0);
     ASSERT_STREQ(get_str("version"), DM_VERSION);
     ASSERT_EQ(strlen(get_str("model_hash")), 16);
     ASSERT_EQ(get_int("decoded"), 6);

@@ -15,6 +15,7 @@ typedef struct got {
     int n;                      /* samples */
     char s[16][64];             /* ids */
     double t[16], v[16];        /* times, values */
+    unsigned flags[16];         /* MP_F_* */
     int why[MP_R__COUNT];       /* drops by reason */
 } got;
 
@@ -24,6 +25,7 @@ static void on_s(void *ctx, const mp_sample *m) {
         snprintf(g->s[g->n], sizeof g->s[0], "%.*s", (int)m->s_len, m->s);
         g->t[g->n] = m->t;
         g->v[g->n] = m->v;
+        g->flags[g->n] = m->flags;
     }
     g->n++;
 }
@@ -260,7 +262,7 @@ TEST(writer_round_trip_and_overflow) {
 
 TEST(forecast_encoding) {
     float yh[3] = {1, 2, 3}, lo[3] = {0, 1, 2}, hi[3] = {2, 3, 4};
-    mp_forecast f = {"s1", 2, 10, 1.5, 60, 3, yh, lo, hi, 0.25f, 1};
+    mp_forecast f = {"s1", 2, 10, 1.5, 60, 3, yh, lo, hi, 0.25f, 1, 0};
     uint8_t b[512];
     mp_wr w;
     mp_wr_init(&w, b, sizeof b);
@@ -292,7 +294,7 @@ TEST(forecast_fast_path_same_bytes) {
         for (size_t li = 0; li < sizeof Ls / sizeof Ls[0]; li++)
             for (int level = 0; level < 3; level++) {
                 mp_forecast f = {id, Ls[li], 1.7e9 + 0.5, level ? NAN : 3.25, 60, Hs[hi], x[0], x[1], x[2],
-                                 0.125f * (float)level, level};
+                                 0.125f * (float)level, level, 0};
                 mp_wr wa, wb;
                 mp_wr_init(&wa, a, sizeof a);
                 mp_wr_init(&wb, b, sizeof b);
@@ -315,6 +317,109 @@ TEST(forecast_fast_path_same_bytes) {
                 mp_encode_forecast(&wa, &f);
                 ASSERT(wa.overflow);
             }
+}
+
+/* The backfill flag "b": a bool or nil, per map; anything else drops the
+ * map as 'type' (a one-letter key is the protocol's). */
+TEST(backfill_flag) {
+    uint8_t b[512];
+    mp_wr w;
+    mp_wr_init(&w, b, sizeof b);
+    mp_w_arr(&w, 6);
+    const int kinds[6] = {1, 0, 2, 3, 4, 5}; /* true, false, nil, str, int, array */
+    for (int i = 0; i < 6; i++) {
+        mp_w_map(&w, 4);
+        mp_w_kv_str(&w, "s", "x");
+        mp_w_kv_f64(&w, "t", 10 + i);
+        mp_w_cstr(&w, "b");
+        switch (kinds[i]) {
+        case 0: mp_w_bool(&w, 0); break;
+        case 1: mp_w_bool(&w, 1); break;
+        case 2: mp_w_nil(&w); break;
+        case 3: mp_w_cstr(&w, "yes"); break;
+        case 4: mp_w_int(&w, 1); break;
+        default: mp_w_arr(&w, 1); mp_w_bool(&w, 1); break;
+        }
+        mp_w_kv_f64(&w, "v", i);
+    }
+    got g = decode(&w);
+    ASSERT_EQ(g.n, 3);
+    ASSERT_EQ(g.flags[0], MP_F_BACKFILL);
+    ASSERT_EQ(g.flags[1], 0);
+    ASSERT_EQ(g.flags[2], 0);
+    ASSERT_EQ(g.why[MP_R_TYPE], 3);
+    /* Columnar: the flag covers every sample of the map. */
+    mp_wr_init(&w, b, sizeof b);
+    mp_w_map(&w, 4);
+    mp_w_kv_str(&w, "s", "c");
+    mp_w_kv_bool(&w, "b", 1);
+    mp_w_cstr(&w, "t");
+    mp_w_arr(&w, 2);
+    mp_w_int(&w, 1);
+    mp_w_int(&w, 2);
+    mp_w_cstr(&w, "v");
+    mp_w_arr(&w, 2);
+    mp_w_int(&w, 5);
+    mp_w_int(&w, 6);
+    g = decode(&w);
+    ASSERT_EQ(g.n, 2);
+    ASSERT_EQ(g.flags[0], MP_F_BACKFILL);
+    ASSERT_EQ(g.flags[1], MP_F_BACKFILL);
+    ASSERT_EQ(drops(&g), 0);
+}
+
+/* Finds key k in the msgpack map at buf (n bytes): 1 with its value in *v
+ * (arrays and maps as headers only), 0 when absent. */
+static int map_get(const uint8_t *buf, size_t n, const char *k, mp_obj *v) {
+    mp_rd r;
+    mp_obj o, key;
+    mp_rd_init(&r, buf, n);
+    if (mp_next(&r, &o) != RC_OK || o.type != MP_MAP) return 0;
+    for (uint32_t i = 0; i < o.len; i++) {
+        if (mp_next(&r, &key) != RC_OK) return 0;
+        mp_rd at = r;
+        if (mp_next(&r, v) != RC_OK) return 0;
+        if (v->type == MP_ARR || v->type == MP_MAP) { r = at; (void)mp_skip(&r); }
+        if (key.type == MP_STR && key.len == strlen(k) && !memcmp(key.p, k, key.len)) return 1;
+    }
+    return 0;
+}
+
+TEST(alert_and_backfill_encoding) {
+    float yh[3] = {1, 2, 3}, lo[3] = {0, 1, 2}, hi[3] = {2, 3, 4};
+    mp_forecast f = {"s1", 2, 10, 1.5, 60, 3, yh, lo, hi, 0.25f, 2, 0};
+    mp_alert a = {"spike", 5.5, 1.25, 0.5, 2.0};
+    uint8_t b[512];
+    mp_wr w;
+    mp_wr_init(&w, b, sizeof b);
+    mp_encode_alert(&w, &f, &a);
+    ASSERT(!w.overflow);
+    ASSERT_LE(w.len, 128 + 2 + 16 * 3 + 96);
+    mp_obj o;
+    mp_rd r;
+    mp_rd_init(&r, b, w.len);
+    ASSERT_EQ(mp_next(&r, &o), RC_OK);
+    ASSERT_EQ(o.len, 15);
+    ASSERT(map_get(b, w.len, "kind", &o) && o.type == MP_STR && o.len == 5 && !memcmp(o.p, "spike", 5));
+    ASSERT(map_get(b, w.len, "since", &o) && o.f == 5.5);
+    ASSERT(map_get(b, w.len, "expected", &o) && o.f == 1.25);
+    ASSERT(map_get(b, w.len, "expected_lo", &o) && o.f == 0.5);
+    ASSERT(map_get(b, w.len, "expected_hi", &o) && o.f == 2.0);
+    ASSERT(map_get(b, w.len, "level", &o) && o.u == 2);
+    ASSERT(!map_get(b, w.len, "backfill", &o));
+    /* A backfill forecast: the general path, one more key. */
+    f.backfill = 1;
+    mp_wr_init(&w, b, sizeof b);
+    mp_encode_forecast(&w, &f);
+    ASSERT(!w.overflow);
+    mp_rd_init(&r, b, w.len);
+    ASSERT_EQ(mp_next(&r, &o), RC_OK);
+    ASSERT_EQ(o.len, 11);
+    ASSERT(map_get(b, w.len, "backfill", &o) && o.type == MP_BOOL && o.b == 1);
+    /* Too small a buffer overflows, never writes past it. */
+    mp_wr_init(&w, b, 40);
+    mp_encode_alert(&w, &f, &a);
+    ASSERT(w.overflow);
 }
 
 TEST(utf8) {
@@ -440,7 +545,7 @@ TEST(odd_keys_and_shapes) {
     ASSERT_EQ(o.len, 70000);
 }
 
-TT_MAIN(TEST_ENTRY(single_sample), TEST_ENTRY(reader_all_forms), TEST_ENTRY(odd_keys_and_shapes), TEST_ENTRY(missing_t_uses_now_and_nan_is_missing),
+TT_MAIN(TEST_ENTRY(backfill_flag), TEST_ENTRY(alert_and_backfill_encoding), TEST_ENTRY(single_sample), TEST_ENTRY(reader_all_forms), TEST_ENTRY(odd_keys_and_shapes), TEST_ENTRY(missing_t_uses_now_and_nan_is_missing),
         TEST_ENTRY(batch_with_one_bad_element), TEST_ENTRY(columnar),
         TEST_ENTRY(bad_inputs_by_reason), TEST_ENTRY(timestamp_ext),
         TEST_ENTRY(writer_round_trip_and_overflow), TEST_ENTRY(forecast_encoding), TEST_ENTRY(forecast_fast_path_same_bytes),
