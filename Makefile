@@ -29,7 +29,15 @@ PKGS += libsystemd
 SYSTEMD_DEF := -DHAVE_LIBSYSTEMD
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -I. -DRWKVCAST_DATADIR='"$(DATADIR)"' $(SYSTEMD_DEF) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# The MQTT connector (connectors/mqtt.c) likewise: without libmosquitto the
+# daemon builds and refuses 'type: mqtt' at startup, saying why.
+HAVE_MOSQUITTO := $(shell pkg-config --exists libmosquitto 2>/dev/null && echo 1)
+ifeq ($(HAVE_MOSQUITTO),1)
+PKGS += libmosquitto
+MOSQUITTO_DEF := -DHAVE_MOSQUITTO
+endif
+
+CPPFLAGS += -D_GNU_SOURCE -I. -DRWKVCAST_DATADIR='"$(DATADIR)"' $(SYSTEMD_DEF) $(MOSQUITTO_DEF) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # -Werror only when WERROR=1 (config.mk: CI and `make check` set it).
 WARN := -std=c11 -Wall -Wextra -pedantic $(if $(filter 1,$(WERROR)),-Werror)
 CFLAGS += $(WARN) $(OPTFLAGS) $(ARCHFLAGS) -ffp-contract=fast -fopenmp -MMD -MP

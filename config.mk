@@ -26,4 +26,4 @@ UNITDIR ?= /lib/systemd/system
 # `make demo` and `make test` run it and go on without them if it cannot).
 DEB_PKGS ?= gcc make pkg-config libzmq3-dev libmsgpack-dev libsqlite3-dev \
             libyaml-dev libsystemd-dev sqlite3 python3 python3-pytest \
-            python3-zmq python3-msgpack
+            python3-zmq python3-msgpack libmosquitto-dev mosquitto mosquitto-clients

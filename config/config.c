@@ -55,6 +55,17 @@ void cf_default(cf_config *c) {
     c->threads = 1;
     c->pipeline = 1;
     an_cfg_default(&c->anomaly);
+    snprintf(c->mqtt.client_id, CF_STR, "rwkvcastd");
+    c->mqtt.qos = 1;
+    c->mqtt.clean_session = 0;
+    c->mqtt.keepalive = 30;
+    c->mqtt.reconnect_min = 1;
+    c->mqtt.reconnect_max = 30;
+    c->mqtt.queue_bytes = 8L << 20;
+    c->mqtt.separator = '/';
+    snprintf(c->mqtt.out_prefix, CF_STR, "rwkvcast/");
+    c->mqtt.out_qos = 0;
+    c->mqtt.out_format = CF_FMT_JSON;
     cf_resolve(c);
 }
 
@@ -246,11 +257,38 @@ static rc_err k_in_type(px *x, yaml_node_t *v, const char *key, void *obj) {
     if (want_scalar(x, v, key, &s)) return RC_ERR_CONFIG;
     if (!strcmp(s, "sub")) ((cf_input *)obj)->type = CF_SUB;
     else if (!strcmp(s, "pull")) ((cf_input *)obj)->type = CF_PULL;
-    else return fail(x, v->start_mark, "Invalid '%s' value (%s): expected sub or pull.", key, s);
+    else if (!strcmp(s, "mqtt")) ((cf_input *)obj)->type = CF_MQTT;
+    else return fail(x, v->start_mark, "Invalid '%s' value (%s): expected sub, pull or mqtt.", key, s);
     return RC_OK;
 }
+/* A broker URL: mqtt://HOST[:PORT] or mqtts://HOST[:PORT]. */
+static int is_mqtt_url(const char *s) {
+    const char *h = !strncmp(s, "mqtt://", 7) ? s + 7 : !strncmp(s, "mqtts://", 8) ? s + 8 : NULL;
+    return h && *h && *h != ':' && *h != '/';
+}
+/* The scheme says which kind it is; k_endpoints checks it against 'type'. */
 static rc_err k_in_endpoint(px *x, yaml_node_t *v, const char *key, void *obj) {
+    const char *s = scalar(v);
+    if (s && !strncmp(s, "mqtt", 4)) {
+        if (get_str(x, v, key, 0, ((cf_input *)obj)->endpoint, CF_STR)) return RC_ERR_CONFIG;
+        if (!is_mqtt_url(s))
+            return fail(x, v->start_mark, "Invalid '%s' value (%s): expected mqtt://HOST[:PORT] or "
+                        "mqtts://HOST[:PORT].", key, s);
+        return RC_OK;
+    }
     return get_endpoint(x, v, key, 0, ((cf_input *)obj)->endpoint);
+}
+
+/* An MQTT topic filter: '+' a whole level, '#' a whole last level. */
+static int mqtt_filter_ok(const char *f) {
+    if (!*f) return 0;
+    for (const char *p = f; *p; p++) {
+        int level_start = p == f || p[-1] == '/';
+        int level_end = p[1] == 0 || p[1] == '/';
+        if (*p == '+' && !(level_start && level_end)) return 0;
+        if (*p == '#' && !(level_start && p[1] == 0)) return 0;
+    }
+    return 1;
 }
 static rc_err k_in_bind(px *x, yaml_node_t *v, const char *key, void *obj) {
     return get_bool(x, v, key, &((cf_input *)obj)->bind);
@@ -286,6 +324,17 @@ static rc_err k_endpoints(px *x, yaml_node_t *v, const char *key, void *obj) {
         snprintf(pre, sizeof pre, "%s[%d]", key, n);
         if (walk(x, e, pre, input_keys, 4, in)) return RC_ERR_CONFIG;
         if (!in->endpoint[0]) return fail(x, e->start_mark, "Missing '%s.endpoint'.", pre);
+        int url_mqtt = !strncmp(in->endpoint, "mqtt", 4);
+        if (url_mqtt != (in->type == CF_MQTT))
+            return fail(x, e->start_mark, "Invalid '%s.endpoint' value (%s): %s.", pre, in->endpoint,
+                        in->type == CF_MQTT ? "'type: mqtt' needs mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"
+                                            : "a broker URL needs 'type: mqtt'");
+        if (in->type == CF_MQTT) {
+            for (int t = 0; t < in->n_topics; t++)
+                if (!mqtt_filter_ok(in->topics[t]))
+                    return fail(x, e->start_mark, "Invalid '%s.topics' entry (%s): expected an MQTT topic filter "
+                                "('+' and '#' only as whole levels, '#' last).", pre, in->topics[t]);
+        }
         n++;
     }
     if (n == 0) return fail(x, v->start_mark, "Empty '%s' list: at least one input is needed.", key);
@@ -433,11 +482,127 @@ static rc_err k_anomaly(px *x, yaml_node_t *v, const char *key, void *obj) {
     return RC_OK;
 }
 
+/* mqtt.* (connectors/mqtt.h) */
+#define MQ (&CFG->mqtt)
+static rc_err k_mq_client_id(px *x, yaml_node_t *v, const char *key, void *obj) {
+    /* MQTT 3.1.1 servers must accept 23 bytes; most take more. Room for "-out". */
+    return get_str(x, v, key, 0, MQ->client_id, CF_STR - 8);
+}
+static rc_err k_mq_qos(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 0, 2, &l)) return RC_ERR_CONFIG;
+    MQ->qos = (int)l;
+    return RC_OK;
+}
+static rc_err k_mq_clean(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_bool(x, v, key, &MQ->clean_session);
+}
+static rc_err k_mq_keepalive(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 5, 65535, &l)) return RC_ERR_CONFIG;
+    MQ->keepalive = (int)l;
+    return RC_OK;
+}
+static rc_err k_mq_rmin(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 1, 3600, &l)) return RC_ERR_CONFIG;
+    MQ->reconnect_min = (int)l;
+    return RC_OK;
+}
+static rc_err k_mq_rmax(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 1, 3600, &l)) return RC_ERR_CONFIG;
+    MQ->reconnect_max = (int)l;
+    return RC_OK;
+}
+static rc_err k_mq_queue(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_long(x, v, key, 65536, 1L << 30, &MQ->queue_bytes);
+}
+static rc_err k_mq_user(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 1, MQ->username, CF_STR);
+}
+static rc_err k_mq_pass(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 1, MQ->password, CF_STR);
+}
+static rc_err k_mq_ca(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 1, MQ->tls_ca, CF_PATH);
+}
+static rc_err k_mq_cert(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 1, MQ->tls_cert, CF_PATH);
+}
+static rc_err k_mq_key(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 1, MQ->tls_key, CF_PATH);
+}
+static rc_err k_mq_insecure(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_bool(x, v, key, &MQ->tls_insecure);
+}
+static rc_err k_mq_strip(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 1, MQ->strip_prefix, CF_STR);
+}
+static rc_err k_mq_sep(px *x, yaml_node_t *v, const char *key, void *obj) {
+    const char *s;
+    if (want_scalar(x, v, key, &s)) return RC_ERR_CONFIG;
+    if (strlen(s) != 1 || (unsigned char)s[0] < 0x20 || (unsigned char)s[0] > 0x7e)
+        return fail(x, v->start_mark, "Invalid '%s' value (%s): expected one printable ASCII character.", key, s);
+    MQ->separator = s[0];
+    return RC_OK;
+}
+static rc_err k_mq_out_endpoint(px *x, yaml_node_t *v, const char *key, void *obj) {
+    if (get_str(x, v, key, 1, MQ->out_endpoint, CF_STR)) return RC_ERR_CONFIG;
+    if (MQ->out_endpoint[0] && !is_mqtt_url(MQ->out_endpoint))
+        return fail(x, v->start_mark, "Invalid '%s' value (%s): expected mqtt://HOST[:PORT], mqtts://HOST[:PORT] "
+                    "or \"\" (off).", key, MQ->out_endpoint);
+    return RC_OK;
+}
+static rc_err k_mq_out_prefix(px *x, yaml_node_t *v, const char *key, void *obj) {
+    if (get_str(x, v, key, 1, MQ->out_prefix, 64)) return RC_ERR_CONFIG;
+    if (strpbrk(MQ->out_prefix, "+#"))
+        return fail(x, v->start_mark, "Invalid '%s' value (%s): '+' and '#' are not allowed in a topic.", key,
+                    MQ->out_prefix);
+    return RC_OK;
+}
+static rc_err k_mq_out_qos(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 0, 2, &l)) return RC_ERR_CONFIG;
+    MQ->out_qos = (int)l;
+    return RC_OK;
+}
+static rc_err k_mq_out_format(px *x, yaml_node_t *v, const char *key, void *obj) {
+    const char *s;
+    if (want_scalar(x, v, key, &s)) return RC_ERR_CONFIG;
+    if (!strcmp(s, "json")) MQ->out_format = CF_FMT_JSON;
+    else if (!strcmp(s, "msgpack")) MQ->out_format = CF_FMT_MSGPACK;
+    else return fail(x, v->start_mark, "Invalid '%s' value (%s): expected json or msgpack.", key, s);
+    return RC_OK;
+}
+static const key_def mq_out_keys[] = {
+    {"endpoint", k_mq_out_endpoint}, {"prefix", k_mq_out_prefix}, {"qos", k_mq_out_qos},
+    {"format", k_mq_out_format}};
+static rc_err k_mq_output(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return walk(x, v, key, mq_out_keys, 4, obj);
+}
+static const key_def mqtt_keys[] = {
+    {"client_id", k_mq_client_id}, {"qos", k_mq_qos}, {"clean_session", k_mq_clean},
+    {"keepalive", k_mq_keepalive}, {"reconnect_min", k_mq_rmin}, {"reconnect_max", k_mq_rmax},
+    {"queue_bytes", k_mq_queue}, {"username", k_mq_user}, {"password", k_mq_pass},
+    {"tls_ca", k_mq_ca}, {"tls_cert", k_mq_cert}, {"tls_key", k_mq_key}, {"tls_insecure", k_mq_insecure},
+    {"strip_prefix", k_mq_strip}, {"separator", k_mq_sep}, {"output", k_mq_output}};
+static rc_err k_mqtt(px *x, yaml_node_t *v, const char *key, void *obj) {
+    if (walk(x, v, key, mqtt_keys, (int)(sizeof mqtt_keys / sizeof mqtt_keys[0]), obj)) return RC_ERR_CONFIG;
+    if (MQ->reconnect_max < MQ->reconnect_min)
+        return fail(x, v->start_mark, "Invalid '%s' settings: 'reconnect_max' (%d) is below 'reconnect_min' (%d).",
+                    key, MQ->reconnect_max, MQ->reconnect_min);
+    if (!MQ->tls_cert[0] != !MQ->tls_key[0])
+        return fail(x, v->start_mark, "Invalid '%s' settings: 'tls_cert' and 'tls_key' go together.", key);
+    return RC_OK;
+}
+#undef MQ
+
 static const key_def top_keys[] = {
     {"log_level", k_log_level}, {"model", k_model}, {"state_db", k_state_db},
     {"checkpoint_interval", k_ckpt}, {"stats_interval", k_stats}, {"shutdown_timeout", k_shutdown},
     {"input", k_input}, {"output", k_output}, {"control", k_control}, {"series", k_series},
-    {"engine", k_engine}, {"anomaly", k_anomaly}};
+    {"engine", k_engine}, {"anomaly", k_anomaly}, {"mqtt", k_mqtt}};
 
 /* ---- Entry points ---- */
 

@@ -26,16 +26,44 @@
 #define CF_STR 256       /* endpoint/topic buffer, bytes incl. NUL */
 #define CF_PATH 1024     /* path buffer, bytes incl. NUL */
 
-enum { CF_SUB = 0, CF_PULL = 1 };
+enum { CF_SUB = 0, CF_PULL = 1, CF_MQTT = 2 };
+enum { CF_FMT_JSON = 0, CF_FMT_MSGPACK = 1 };
 enum { CF_POLICY_REFUSE = 0, CF_POLICY_EVICT = 1 };
 
 typedef struct cf_input {
-    int type;                            /* CF_SUB or CF_PULL */
-    char endpoint[CF_STR];               /* ZeroMQ endpoint */
-    int bind;                            /* 1 bind, 0 connect */
-    int n_topics;                        /* SUB prefixes in topics (0 = everything) */
-    char topics[CF_MAX_TOPICS][CF_STR];  /* SUB prefixes */
+    int type;                            /* CF_SUB, CF_PULL or CF_MQTT */
+    char endpoint[CF_STR];               /* ZeroMQ endpoint, or mqtt[s]://HOST[:PORT] */
+    int bind;                            /* 1 bind, 0 connect (ZeroMQ only) */
+    int n_topics;                        /* SUB prefixes / MQTT filters in topics (0 = everything) */
+    char topics[CF_MAX_TOPICS][CF_STR];  /* SUB prefixes, or MQTT topic filters (+, # wildcards) */
 } cf_input;
+
+/* The 'mqtt' section: settings of every MQTT connection (connectors/mqtt.h). */
+typedef struct cf_mqtt {
+    /* Session */
+    char client_id[CF_STR];     /* MQTT client id; input i > 0 appends "-i", the output "-out" */
+    int qos;                    /* subscription QoS, 0..2 */
+    int clean_session;          /* 0: the broker keeps our subscriptions and QoS>0 messages while we are away */
+    int keepalive;              /* seconds, 5..65535 */
+    int reconnect_min;          /* first reconnect delay, seconds */
+    int reconnect_max;          /* longest delay (doubling from reconnect_min), seconds */
+    long queue_bytes;           /* broker thread -> loop queue per connection, bytes */
+    /* Credentials and TLS */
+    char username[CF_STR];      /* "" = none */
+    char password[CF_STR];      /* "" = none */
+    char tls_ca[CF_PATH];       /* CA file; "" with mqtts:// = the system CAs (/etc/ssl/certs) */
+    char tls_cert[CF_PATH];     /* client certificate file, "" = none */
+    char tls_key[CF_PATH];      /* its key file */
+    int tls_insecure;           /* 1: do not check the broker's host name against its certificate */
+    /* Topic -> series id */
+    char strip_prefix[CF_STR];  /* removed from the topic; a topic without it is dropped ('bad_id') */
+    char separator;             /* replaces '/' in the rest of the topic ('/' keeps it) */
+    /* Output */
+    char out_endpoint[CF_STR];  /* mqtt[s]://HOST[:PORT]; "" = no MQTT output */
+    char out_prefix[CF_STR];    /* topics: PREFIX forecast/<series>, PREFIX level/<series> */
+    int out_qos;                /* 0..2 */
+    int out_format;             /* CF_FMT_JSON or CF_FMT_MSGPACK (the map of docs/PROTOCOL.md §2) */
+} cf_mqtt;
 
 typedef struct cf_config {
     /* General */
@@ -70,6 +98,8 @@ typedef struct cf_config {
     int threads;                /* engine threads (series shards), 1..64 */
     int pipeline;               /* 1: engine threads step while the main thread does I/O (engine.h) */
     an_cfg anomaly;             /* anomaly scoring (anomaly.h) */
+    /* Connectors */
+    cf_mqtt mqtt;               /* MQTT connections (inputs of type mqtt, output) */
 } cf_config;
 
 /* Fills the defaults, including state_db from $STATE_DIRECTORY, and resolves. */

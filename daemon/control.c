@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "connectors/mqtt.h"
 #include "daemon/ingest.h"
 #include "daemon/server.h"
 #include "daemon/server_internal.h"
@@ -46,6 +47,31 @@ static ct_status cmd_ping(dm *d, const ct_args *a, mp_wr *w) {
 
 /* The last four entries of the stats reply: checkpoint, heap_bytes,
  * queues, engine. */
+/* "mqtt": connection state of the MQTT inputs and output (connectors/mqtt.h). */
+static void write_mqtt_stats(dm *d, mp_wr *w) {
+    mq_stats st;
+    int64_t inputs = 0, connected = 0, connects = 0, disconnects = 0;
+    for (int i = 0; i < CF_MAX_INPUTS; i++) {
+        if (!d->mq_in[i]) continue;
+        mq_get_stats(d->mq_in[i], &st);
+        inputs++;
+        connected += st.connected;
+        connects += (int64_t)st.connects;
+        disconnects += (int64_t)st.disconnects;
+    }
+    mp_w_cstr(w, "mqtt");
+    mp_w_map(w, 7);
+    mp_w_kv_int(w, "inputs", inputs);
+    mp_w_kv_int(w, "connected", connected);
+    mp_w_kv_int(w, "connects", connects);
+    mp_w_kv_int(w, "disconnects", disconnects);
+    memset(&st, 0, sizeof st);
+    if (d->mq_out) mq_get_stats(d->mq_out, &st);
+    mp_w_kv_bool(w, "output", d->mq_out != NULL);
+    mp_w_kv_bool(w, "output_connected", st.connected);
+    mp_w_kv_int(w, "published", (int64_t)d->mq_published);
+}
+
 static void write_stats_tail(dm *d, mp_wr *w) {
     mp_w_cstr(w, "checkpoint");
     mp_w_map(w, 10);
@@ -85,7 +111,7 @@ static ct_status cmd_stats(dm *d, const ct_args *a, mp_wr *w) {
     (void)a;
     char hash[20];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)d->model->hash);
-    mp_w_map(w, 31);
+    mp_w_map(w, 32);
     mp_w_kv_bool(w, "ok", 1);
     mp_w_kv_str(w, "version", DM_VERSION);
     mp_w_kv_f64(w, "uptime", lg_wall_s() - d->started);
@@ -127,6 +153,7 @@ static ct_status cmd_stats(dm *d, const ct_args *a, mp_wr *w) {
     mp_w_kv_f64(w, "startup_s", d->startup_s);
     /* Since the previous stats request: the worst wait a message could see. */
     mp_w_kv_f64(w, "loop_max_s", ev_max_busy(d->ev, 1));
+    write_mqtt_stats(d, w);
     write_stats_tail(d, w);
     return CT_REPLY;
 }

@@ -12,11 +12,13 @@
 
 #include "common/log.h"
 #include "daemon/alerts.h"
+#include "connectors/mqtt.h"
+#include "connectors/payload.h"
 #include "daemon/server_internal.h"
 
 static const char *const drop_names[IG_DROP__COUNT] = {
     "", "msgpack", "type", "missing_key", "bad_id", "inf", "length",
-    "oversize", "frames", "old_timestamp", "limit", "time_range", "store"};
+    "oversize", "frames", "old_timestamp", "limit", "time_range", "store", "payload", "queue_full"};
 
 const char *ig_drop_name(int why) {
     return why > 0 && why < IG_DROP__COUNT ? drop_names[why] : "";
@@ -47,6 +49,36 @@ void ig_encode_result(const en_result *r, const char *id, size_t len, mp_wr *w) 
     mp_encode_forecast(w, &f);
 }
 
+/* PREFIX KIND/<series> into d->mq_topic (NUL-terminated). '+', '#' and NUL
+ * may not appear in a topic name: they become '_'. */
+static const char *mq_topic(dm *d, const char *kind, const char *id, size_t len) {
+    size_t k = (size_t)snprintf(d->mq_topic, sizeof d->mq_topic, "%s%s/", d->cfg.mqtt.out_prefix, kind);
+    for (size_t i = 0; i < len && k + 1 < sizeof d->mq_topic; i++)
+        d->mq_topic[k++] = id[i] == '+' || id[i] == '#' || id[i] == 0 ? '_' : id[i];
+    d->mq_topic[k] = 0;
+    return d->mq_topic;
+}
+
+/* The MQTT output of one result (ig_on_result); w holds its msgpack map. */
+static void publish_mqtt(dm *d, const en_result *r, const char *id, size_t len, const mp_wr *w) {
+    const cf_mqtt *m = &d->cfg.mqtt;
+    const void *body = w->buf;
+    size_t n = w->len;
+    if (m->out_format == CF_FMT_JSON) {
+        mp_forecast f = {id, (uint32_t)len, r->t, r->v, r->dt, r->H, r->yhat, r->lo, r->hi, r->score, r->level, 0};
+        n = pl_json_forecast(d->mq_buf, d->mq_cap, &f);
+        if (NEVER(n == 0)) return;
+        body = d->mq_buf;
+    }
+    if (mq_publish(d->mq_out, mq_topic(d, "forecast", id, len), body, n, m->out_qos, 0)) d->mq_published++;
+    /* Backfilled history is learned but never announced (alerts.c). */
+    if (r->level_changed && !(r->flags & EN_F_BACKFILL)) {
+        char lv[2] = {(char)('0' + r->level), 0};
+        mq_publish(d->mq_out, mq_topic(d, "level", id, len), lv, 1, m->out_qos, 1);
+        mq_publish(d->mq_out, mq_topic(d, "alert", id, len), body, n, m->out_qos, 0);
+    }
+}
+
 void ig_on_result(void *ctx, const en_result *r) {
     dm *d = ctx;
     size_t len;
@@ -59,6 +91,7 @@ void ig_on_result(void *ctx, const en_result *r) {
     if (NEVER(w.overflow)) return;
     ig_publish(d, "f.", id, len, w.buf, w.len);
     al_on_result(d, r, id, len);
+    if (d->mq_out) publish_mqtt(d, r, id, len, &w);
 }
 
 /* ---- Drops ---- */
@@ -260,5 +293,60 @@ void ig_on_input(ev_loop *l, void *ctx) {
         else ig_ingest_payload(d, zmq_msg_data(payload), n);
         zmq_msg_close(&b);
         zmq_msg_close(&a);
+    }
+}
+
+/* ---- MQTT ---- */
+
+/* The decoder's reasons for a text payload, as drop reasons. */
+static int pl_drop(pl_reason why) {
+    switch (why) {
+    case PL_R_TYPE: return MP_R_TYPE;
+    case PL_R_MISSING: return MP_R_MISSING;
+    case PL_R_INF: return MP_R_INF;
+    default: return IG_DROP_PAYLOAD;
+    }
+}
+
+static void on_mqtt_msg(void *ctx, const char *topic, size_t tlen, const uint8_t *p, size_t n, unsigned flags) {
+    dm *d = ctx;
+    d->frames++;
+    d->bytes += n;
+    const char *log_id = tlen <= MP_ID_MAX ? topic : NULL;
+    if (flags & MQ_F_OVERSIZE) { drop(d, IG_DROP_OVERSIZE, log_id, tlen); return; }
+    if (pl_is_msgpack(p, n)) { ig_ingest_payload(d, p, n); return; }
+    char id[MP_ID_MAX];
+    size_t len;
+    if (!pl_topic_to_id(topic, tlen, d->cfg.mqtt.strip_prefix, d->cfg.mqtt.separator, id, sizeof id, &len)) {
+        drop(d, MP_R_ID, log_id, log_id ? tlen : 0);
+        return;
+    }
+    d->ingest_now = lg_wall_s();
+    mp_sample m = {id, (uint32_t)len, 0, 0, 0};
+    pl_reason why = pl_parse(p, n, d->ingest_now, &m.t, &m.v);
+    if (why != PL_OK) { drop(d, pl_drop(why), id, len); return; }
+    /* Through the look-ahead ring like any sample; emptied before id (on
+     * this stack) goes away. */
+    on_sample(d, &m);
+    while (d->la_n > 0) ingest_oldest(d);
+}
+
+void ig_on_mqtt(ev_loop *l, void *ctx) {
+    (void)l;
+    void **sp = ctx;
+    dm *d = (dm *)sp[0];
+    mq_client *c = sp[1];
+    if (d->stopping) return;
+    mq_drain(c, 1024, lg_mono_ns() + 10000000, on_mqtt_msg, d);
+    /* Messages the network thread had to give up on: counted here, on the
+     * loop thread, with the rest. */
+    mq_stats st;
+    mq_get_stats(c, &st);
+    for (int i = 0; i < CF_MAX_INPUTS; i++) {
+        if (d->mq_in[i] != c) continue;
+        while (d->mq_qfull_seen[i] < st.queue_full) {
+            d->mq_qfull_seen[i]++;
+            drop(d, IG_DROP_QUEUE, NULL, 0);
+        }
     }
 }

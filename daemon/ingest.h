@@ -42,6 +42,8 @@ enum {
     IG_DROP_LIMIT,                  /* new series beyond series.max (or evict queue full) */
     IG_DROP_TIME,                   /* t outside input.max_future / max_age of the clock */
     IG_DROP_STORE,                  /* an evicted series could not be read back from the store */
+    IG_DROP_PAYLOAD,                /* MQTT payload neither a number, nor JSON, nor msgpack */
+    IG_DROP_QUEUE,                  /* MQTT message lost: the connector's queue stayed full for 1 s */
     IG_DROP__COUNT
 };
 
@@ -68,8 +70,23 @@ void ig_on_input(ev_loop *l, void *ctx);
  * before returning, so buf may be freed afterwards. */
 void ig_ingest_payload(dm *d, const void *buf, size_t n);
 
+/*
+ * ev io callback of one MQTT input (connectors/mqtt.h); ctx is a void *[2]
+ * of (dm *, mq_client *). Drains a burst of messages (same bounds as
+ * ig_on_input). A msgpack payload (docs/PROTOCOL.md §1) is ingested as on
+ * ZeroMQ, naming its own series; any other payload is one sample (a bare
+ * number or a JSON object, connectors/payload.h) of the series the topic
+ * maps to (mqtt.strip_prefix, mqtt.separator). Drops go to the same
+ * counters: an unmappable topic is 'bad_id', an unreadable payload
+ * 'payload', a JSON "v" of the wrong type 'type', without "v"
+ * 'missing_key'.
+ */
+void ig_on_mqtt(ev_loop *l, void *ctx);
+
 /* Engine result callback (ctx is the dm): counts the step and publishes
- * "f.<series>", then the alert events it calls for (alerts.h). */
+ * "f.<series>", then the alert events it calls for (alerts.h); with an
+ * MQTT output also PREFIX forecast/<series>, and on a level change the
+ * retained PREFIX level/<series> and PREFIX alert/<series>. */
 void ig_on_result(void *ctx, const en_result *r);
 /* Sends one two-frame message "<prefix><id>" + payload on PUB without
  * blocking; counts it in d->published when ZeroMQ took it. prefix is

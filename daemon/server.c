@@ -36,6 +36,7 @@
 #endif
 
 #include "common/textin.h"
+#include "connectors/mqtt.h"
 #include "connectors/sockets.h"
 #include "daemon/control.h"
 #include "daemon/ingest.h"
@@ -199,7 +200,8 @@ static int needs_restart(const cf_config *o, const cf_config *n) {
            strcmp(o->control_endpoint, n->control_endpoint) || o->max_series != n->max_series ||
            o->policy != n->policy || o->evict_queue != n->evict_queue ||
            o->max_batch != n->max_batch || o->threads != n->threads || o->pipeline != n->pipeline ||
-           strcmp(o->model, n->model) || strcmp(o->state_db, n->state_db);
+           strcmp(o->model, n->model) || strcmp(o->state_db, n->state_db) ||
+           memcmp(&o->mqtt, &n->mqtt, sizeof o->mqtt) != 0;
 }
 
 rc_err dm_reload(dm *d, char *err, size_t errlen) {
@@ -416,11 +418,38 @@ static int open_sockets(dm *d) {
     char err[512];
     d->zctx = zmq_ctx_new();
     if (!d->zctx) { LOG(LG_ERROR, "zmq", "Cannot create a ZeroMQ context."); return 0; }
+    int n_mqtt = 0;
+    const cf_mqtt *m = &d->cfg.mqtt;
     for (int i = 0; i < d->cfg.n_inputs; i++) {
+        const cf_input *in = &d->cfg.inputs[i];
+        if (in->type == CF_MQTT) {
+            /* Each connection needs its own client id (the broker drops
+             * the older of two sessions with the same one). */
+            char id[CF_STR + 16];
+            snprintf(id, sizeof id, n_mqtt ? "%s-%d" : "%s", m->client_id, n_mqtt);
+            static const char all[1][CF_STR] = {"#"}; /* no topics: everything */
+            d->mq_in[i] = mq_open(in->endpoint, m, id, in->n_topics ? in->topics : all,
+                                  in->n_topics ? in->n_topics : 1, d->cfg.max_msg_size, err, sizeof err);
+            if (!d->mq_in[i]) { LOG(LG_ERROR, "mqtt", "%s", err); return 0; }
+            LOG(LG_NOTICE, "mqtt", "Ingest MQTT '%s' as '%s', %d topic filter(s) at QoS %d.", in->endpoint, id,
+                in->n_topics ? in->n_topics : 1, m->qos);
+            n_mqtt++;
+            continue;
+        }
         d->in[i] = zq_open_input(d->zctx, &d->cfg.inputs[i], d->cfg.rcvhwm, d->cfg.zmq_max_msg_size, err, sizeof err);
         if (!d->in[i]) { LOG(LG_ERROR, "zmq", "%s", err); return 0; }
         LOG(LG_NOTICE, "zmq", "Ingest %s %s '%s'.", d->cfg.inputs[i].type == CF_SUB ? "SUB" : "PULL",
             d->cfg.inputs[i].bind ? "bound on" : "connected to", d->cfg.inputs[i].endpoint);
+    }
+    if (m->out_endpoint[0]) {
+        char id[CF_STR + 16];
+        snprintf(id, sizeof id, "%s-out", m->client_id);
+        d->mq_cap = 256 + 6 * MP_ID_MAX + 48 * (size_t)d->model->dims.n_horizon;
+        if (!(d->mq_buf = rc_malloc(d->mq_cap))) return 0;
+        d->mq_out = mq_open(m->out_endpoint, m, id, NULL, 0, 0, err, sizeof err);
+        if (!d->mq_out) { LOG(LG_ERROR, "mqtt", "%s", err); return 0; }
+        LOG(LG_NOTICE, "mqtt", "Output MQTT '%s' under '%s' as '%s' (QoS %d, %s).", m->out_endpoint, m->out_prefix, id,
+            m->out_qos, m->out_format == CF_FMT_JSON ? "json" : "msgpack");
     }
     d->pub = zq_open_pub(d->zctx, d->cfg.out_endpoint, d->cfg.out_bind, d->cfg.sndhwm, err, sizeof err);
     if (!d->pub) { LOG(LG_ERROR, "zmq", "%s", err); return 0; }
@@ -432,8 +461,15 @@ static int open_sockets(dm *d) {
 }
 
 static void close_sockets(dm *d) {
-    for (int i = 0; i < CF_MAX_INPUTS; i++)
+    for (int i = 0; i < CF_MAX_INPUTS; i++) {
         if (d->in[i]) zmq_close(d->in[i]);
+        mq_close(d->mq_in[i]);
+        d->mq_in[i] = NULL;
+    }
+    mq_close(d->mq_out);
+    d->mq_out = NULL;
+    rc_free(d->mq_buf);
+    d->mq_buf = NULL;
     if (d->pub) zmq_close(d->pub);
     if (d->rep) zmq_close(d->rep);
     if (d->zctx) zmq_ctx_term(d->zctx);
@@ -447,6 +483,11 @@ static void close_sockets(dm *d) {
 static int wire_loop(dm *d) {
     for (int i = 0; i < d->cfg.n_inputs; i++) {
         d->in_ctx[i][0] = d;
+        if (d->mq_in[i]) {
+            d->in_ctx[i][1] = d->mq_in[i];
+            d->in_h[i] = ev_add_io(d->ev, NULL, mq_fd(d->mq_in[i]), ig_on_mqtt, d->in_ctx[i]);
+            continue;
+        }
         d->in_ctx[i][1] = d->in[i];
         d->in_h[i] = ev_add_io(d->ev, d->in[i], -1, ig_on_input, d->in_ctx[i]);
     }

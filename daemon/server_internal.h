@@ -57,6 +57,9 @@ struct dm {
     void *in[CF_MAX_INPUTS];         /* ingest SUB/PULL sockets */
     void *in_ctx[CF_MAX_INPUTS][2];  /* (d, in[i]): ig_on_input's ctx for input i */
     int in_h[CF_MAX_INPUTS];         /* their ev handles */
+    struct mq_client *mq_in[CF_MAX_INPUTS]; /* MQTT inputs (type mqtt), NULL for ZeroMQ ones */
+    uint64_t mq_qfull_seen[CF_MAX_INPUTS];  /* their queue_full counts already booked as drops */
+    struct mq_client *mq_out; /* MQTT output connection, NULL when mqtt.output.endpoint is "" */
     void *pub;              /* output PUB */
     void *rep;              /* control REP */
     int rep_h;              /* its ev handle; -1 without the socket (unit tests) */
@@ -74,6 +77,10 @@ struct dm {
     uint64_t steps;         /* results the engine delivered */
     uint64_t published;     /* "f." messages ZeroMQ accepted */
     uint64_t alerts;        /* "a." messages sent (level changes) */
+    uint64_t mq_published;  /* MQTT forecast messages the library took */
+    char *mq_buf;           /* (mq_cap) one JSON forecast for the MQTT output; owned, dm_run */
+    size_t mq_cap;          /* bytes */
+    char mq_topic[64 + 16 + MP_ID_MAX + 1]; /* PREFIX KIND/<series> */
     uint64_t dropped[IG_DROP__COUNT]; /* inputs dropped, per reason (index 0 unused) */
     lg_ratelimit rl[IG_DROP__COUNT];  /* log rate limit per drop reason */
     uint64_t new_series;    /* series created fresh */
