@@ -268,10 +268,11 @@ static void jw_raw(jw *w, const char *s, size_t n) {
     w->len += n;
 }
 
-static void jw_num(jw *w, double x) {
-    char t[32];
+/* digits: 17 round-trips a double (times), 9 a float (forecasts). */
+static void jw_num(jw *w, double x, int digits) {
+    char t[40];
     if (isnan(x) || isinf(x)) { jw_raw(w, "null", 4); return; }
-    int n = snprintf(t, sizeof t, "%.9g", x);
+    int n = snprintf(t, sizeof t, "%.*g", digits, x);
     jw_raw(w, t, (size_t)n);
 }
 
@@ -298,7 +299,7 @@ static void jw_farr(jw *w, const char *key, const float *a, int n) {
     jw_raw(w, "[", 1);
     for (int i = 0; i < n; i++) {
         if (i) jw_raw(w, ",", 1);
-        jw_num(w, (double)a[i]);
+        jw_num(w, (double)a[i], 9);
     }
     jw_raw(w, "]", 1);
 }
@@ -309,11 +310,11 @@ size_t pl_json_forecast(char *buf, size_t cap, const mp_forecast *f) {
     jw_raw(&w, "{\"s\":", 5);
     jw_str(&w, f->s, f->s_len);
     jw_raw(&w, ",\"t\":", 5);
-    jw_num(&w, f->t);
+    jw_num(&w, f->t, 17);
     jw_raw(&w, ",\"v\":", 5);
-    jw_num(&w, f->v);
+    jw_num(&w, f->v, 17);
     jw_raw(&w, ",\"dt\":", 6);
-    jw_num(&w, f->dt);
+    jw_num(&w, f->dt, 17);
     jw_raw(&w, ",\"h\":[", 6);
     for (int i = 0; i < f->H; i++) {
         int n = snprintf(t, sizeof t, "%s%d", i ? "," : "", i + 1);
@@ -324,7 +325,7 @@ size_t pl_json_forecast(char *buf, size_t cap, const mp_forecast *f) {
     jw_farr(&w, ",\"lo\":", f->lo, f->H);
     jw_farr(&w, ",\"hi\":", f->hi, f->H);
     jw_raw(&w, ",\"score\":", 9);
-    jw_num(&w, (double)f->score);
+    jw_num(&w, (double)f->score, 9);
     int n = snprintf(t, sizeof t, ",\"level\":%d}", f->level);
     jw_raw(&w, t, (size_t)n);
     return w.overflow ? 0 : w.len;

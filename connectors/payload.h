@@ -67,8 +67,9 @@ int pl_topic_to_id(const char *topic, size_t tlen, const char *strip_prefix, cha
  * Writes f as one JSON object, the same fields as the msgpack map of
  * docs/PROTOCOL.md §2 ({"s","t","v","dt","h","yhat","lo","hi","score",
  * "level"}; NaN as null, the id escaped), into buf (cap bytes, no NUL).
- * Returns the bytes written, 0 when it does not fit: cap = 256 +
- * 6 * s_len + 48 * H always does. No allocation.
+ * Times and values with 17 significant digits (they round-trip), the
+ * float forecasts with 9. Returns the bytes written, 0 when it does not
+ * fit: cap = 256 + 6 * s_len + 64 * H always does. No allocation.
  */
 size_t pl_json_forecast(char *buf, size_t cap, const mp_forecast *f);
 

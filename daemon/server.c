@@ -444,7 +444,7 @@ static int open_sockets(dm *d) {
     if (m->out_endpoint[0]) {
         char id[CF_STR + 16];
         snprintf(id, sizeof id, "%s-out", m->client_id);
-        d->mq_cap = 256 + 6 * MP_ID_MAX + 48 * (size_t)d->model->dims.n_horizon;
+        d->mq_cap = 256 + 6 * MP_ID_MAX + 64 * (size_t)d->model->dims.n_horizon;
         if (!(d->mq_buf = rc_malloc(d->mq_cap))) return 0;
         d->mq_out = mq_open(m->out_endpoint, m, id, NULL, 0, 0, err, sizeof err);
         if (!d->mq_out) { LOG(LG_ERROR, "mqtt", "%s", err); return 0; }
