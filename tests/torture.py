@@ -232,6 +232,7 @@ def main():
     p.add_argument("--slack", type=float, default=1.0, help="s allowed beyond interval + checkpoint duration")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args()
+    a.daemon = os.path.abspath(a.daemon)  # it runs in the temp dir
     random.seed(a.seed)
     sys.exit(Torture(a).run())
 
