@@ -152,6 +152,25 @@ static void update_sbins(ft_state *s, const ft_cfg *c) {
 }
 
 /*
+ * One absurd but finite sample while the normalizer is young (a first
+ * value of 1e30 before values near 50) set the level and scale for
+ * thousands of samples (the EW forgets at its half-life) and a mean
+ * change of -1e30 in the seasonal memory for days: every forecast in
+ * between was ~1e29. Two values whose sizes differ by more than
+ * FT_ABSURD (with 1 as the smallest size, so values near 0 never count)
+ * cannot both be right; before FT_WARM samples the normalizer cannot tell
+ * which one is wrong, so it restarts from the newer one (the next samples
+ * settle it: 10, 1e30, 11 ends at 11) and the seasonal memory learns
+ * nothing from the jump. Once warm, the clip at clip * scale bounds any
+ * sample's pull.
+ */
+#define FT_ABSURD 1e3
+static int absurd_pair(double a, double b) {
+    double fa = fabs(a), fb = fabs(b);
+    return fa > FT_ABSURD * (fb + 1.0) || fb > FT_ABSURD * (fa + 1.0);
+}
+
+/*
  * Learns the change per sample from the last finite value to v in v's bin
  * (ph: t's phase in the season, seconds): an average while the bin is
  * young, then EW with a memory of FT_SDAYS days. Changes are clipped at
@@ -160,7 +179,7 @@ static void update_sbins(ft_state *s, const ft_cfg *c) {
  * periods teaches nothing (its mean change says little about any hour).
  */
 static void update_seasonal_memory(ft_state *s, const ft_cfg *c, double t, double ph, double v) {
-    if (s->sbins && isfinite(s->fin_t)) {
+    if (s->sbins && isfinite(s->fin_t) && !(s->nv < FT_WARM && absurd_pair(s->fin_v, v))) {
         double g = (t - s->fin_t) / s->dt;
         if (g <= 4.5) {
             double steps = g < 1.5 ? 1.0 : floor(g + 0.5);
@@ -181,7 +200,7 @@ static void update_seasonal_memory(ft_state *s, const ft_cfg *c, double t, doubl
 /* Robust EW update: warm-up averages, then deviations clipped at clip*scale. */
 static void update_norm(ft_state *s, const ft_cfg *c, double v) {
     double a = 1.0 - exp2(-1.0 / c->norm_halflife);
-    if (s->nv == 0) {
+    if (s->nv == 0 || (s->nv < FT_WARM && absurd_pair(s->level, v))) {
         s->level = v;
         s->scale = fmax(fabs(v) * 0.05, 1e-6);
         s->nv = 1;

@@ -147,6 +147,26 @@ def test_values_beyond_float_range_are_dropped_not_learned(daemon):
     assert st["dropped"]["inf"] == 2 and st["dropped_total"] == 2
 
 
+def test_one_absurd_first_value_does_not_ruin_the_series(daemon):
+    # A finite but absurd first value (1e30, then values near 50) set the
+    # normalizer's level and scale and the seasonal memory: forecasts stayed
+    # near 1e29 for thousands of samples. Now they recover at once.
+    sub = daemon.subscriber(b"f.absurd")
+    sub.sync()
+    t0 = 1700000000
+    daemon.send({"s": "absurd", "t": t0, "v": 1e30})
+    for i in range(1, 40):
+        daemon.send({"s": "absurd", "t": t0 + 300 * i, "v": 50.0 + (i % 5)})
+    got = sub.collect(lambda g: len(g) >= 40, timeout=30)
+    for _, m in got:
+        check_forecast(m)
+    # From the third sample on (the second replaces the first), every
+    # forecast is near the values.
+    for _, m in got[2:]:
+        assert all(0 < x < 200 for x in m["yhat"]), m
+        assert all(-100 < x < 300 for x in m["lo"] + m["hi"]), m
+
+
 def test_far_future_timestamp_cannot_block_a_series(daemon_factory):
     # A sample stamped in nanoseconds (or 1e308) used to become the series'
     # last time, so every real sample after it was dropped as old_timestamp.

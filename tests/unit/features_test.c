@@ -93,6 +93,37 @@ TEST(normalizer_robust_to_outlier_and_follows_shift) {
     ASSERT_NEAR(s.level, 502, 25); /* within 5% after ~6 half-lives */
 }
 
+/* One absurd but finite sample before the normalizer is warm, first or
+ * second: the level, the scale and the seasonal memory are those of the
+ * normal values one sample later (they were ~1e29 for thousands of
+ * samples), and every baseline is finite and near them. */
+TEST(normalizer_robust_to_one_absurd_early_sample) {
+    for (int at = 0; at < 3; at++) {
+        ft_cfg c;
+        ft_cfg_default(&c);
+        ft_state s;
+        ft_init(&s, &c);
+        double t = 0;
+        for (int i = 0; i < 400; i++) {
+            ASSERT_EQ(ft_push(&s, &c, t += 300, i == at ? 1e30 : 50 + (i % 5), NULL), RC_OK);
+            if (i > at) {
+                ASSERT_LT(fabs(s.level - 52), 5);
+                ASSERT_LT(s.scale, 10);
+            }
+        }
+        for (int h = 1; h <= 48; h++) ASSERT_LT(fabs(ft_baseline(&s, h) - 52), 10);
+        for (int k = 0; k < FT_SBINS; k++) ASSERT_LT(fabs(s.slope[k]), 10);
+    }
+    /* Values near 0 and a jump by 1e3 units are not absurd: warm-up as before. */
+    ft_cfg c;
+    ft_cfg_default(&c);
+    ft_state s;
+    ft_init(&s, &c);
+    ft_push(&s, &c, 60, 0.0, NULL);
+    ft_push(&s, &c, 120, 900.0, NULL);
+    ASSERT_NEAR(s.level, 450, 1e-9);
+}
+
 TEST(period_estimate_ignores_gaps_follows_rate_change) {
     ft_cfg c;
     ft_cfg_default(&c);
@@ -258,6 +289,7 @@ TEST(medium_slots_follow_time_of_day) {
 TT_MAIN(TEST_ENTRY(medium_slots_follow_time_of_day), TEST_ENTRY(causal_prefix), TEST_ENTRY(phase_features_equal_formula_for_shared_and_interleaved_times),
         TEST_ENTRY(nan_and_gaps_give_finite_features),
         TEST_ENTRY(normalizer_robust_to_outlier_and_follows_shift),
+        TEST_ENTRY(normalizer_robust_to_one_absurd_early_sample),
         TEST_ENTRY(period_estimate_ignores_gaps_follows_rate_change),
         TEST_ENTRY(seasonal_memory_baseline_on_periodic_data),
         TEST_ENTRY(denorm_matches_baseline), TEST_ENTRY(cfg_meta_round_trip),
