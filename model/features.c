@@ -329,7 +329,8 @@ rc_err ft_push(ft_state *s, const ft_cfg *c, double t, double v, float *feat) {
      * skipped samples with imputed values (bounded by the ring size). */
     if (gap > 1.5 && s->nv > 0) {
         double k = floor(gap + 0.5) - 1;
-        for (int i = 0; i < (int)k && i < FT_RING; i++) ring_put(s, impute(s));
+        /* Compared as doubles: a gap of 1e12 periods does not fit an int. */
+        for (int i = 0; i < FT_RING && i < k; i++) ring_put(s, impute(s));
     }
     int missing = !isfinite(v);
     s->last_t = t;

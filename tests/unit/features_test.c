@@ -122,6 +122,12 @@ TEST(normalizer_robust_to_one_absurd_early_sample) {
     ft_push(&s, &c, 60, 0.0, NULL);
     ft_push(&s, &c, 120, 900.0, NULL);
     ASSERT_NEAR(s.level, 450, 1e-9);
+    /* A clock jump of 1e13 periods: the gap fill's count did not fit an
+     * int (undefined behaviour, found by clicsv_fuzz under UBSan). */
+    float f[FT_NFEAT];
+    ASSERT_EQ(ft_push(&s, &c, 180, 1.0, f), RC_OK);
+    ASSERT_EQ(ft_push(&s, &c, 6e14, 1.0, f), RC_OK);
+    for (int i = 0; i < FT_NFEAT; i++) ASSERT(isfinite(f[i]));
 }
 
 TEST(period_estimate_ignores_gaps_follows_rate_change) {
