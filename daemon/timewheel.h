@@ -10,7 +10,7 @@
  * moved when its old bucket comes round). So a series that keeps sending is
  * visited about once per deadline span, not once per sample. tw_advance
  * visits only the slots linked in the buckets of the ticks that passed,
- * never every slot. Memory: 16 bytes per slot plus 8 per bucket, all
+ * never every slot. Memory: 16 bytes per slot and per bucket, all
  * allocated by tw_new.
  *
  * Times are monotonic nanoseconds (lg_mono_ns); deadlines are rounded up
