@@ -90,7 +90,7 @@ def rss_kb(pid):
 class Daemon:
     """One rwkvcastd with its own temp dir, config, ports and SQLite store."""
 
-    def __init__(self, binary, workdir, n, transport, model, rcvhwm, threads=None, pipeline=None):
+    def __init__(self, binary, workdir, n, transport, model, rcvhwm, threads=None, pipeline=None, silence=None):
         self.binary = binary
         self.dir = workdir
         os.makedirs(self.dir, exist_ok=True)
@@ -124,6 +124,9 @@ class Daemon:
             cfg["engine"]["threads"] = threads
         if pipeline is not None:
             cfg["engine"]["pipeline"] = bool(pipeline)
+        if silence is not None:
+            # anomaly.silence: 0 switches the silence timers off (their cost).
+            cfg["anomaly"] = {"silence": silence}
         self.cfg_path = os.path.join(self.dir, "rwkvcast.yaml")
         with open(self.cfg_path, "w") as f:
             json.dump(cfg, f, indent=2)  # JSON is YAML
@@ -427,7 +430,7 @@ def cpu_during(rn, d, label, rate, run_s):
 
 def bench_one(args, n, transport, all_runs, full, threads=None, pipeline=None):
     work = tempfile.mkdtemp(prefix="rwkvcast-e2e-%s-%d-" % (transport, n))
-    d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm, threads, pipeline)
+    d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm, threads, pipeline, args.silence)
     label = transport if threads is None else "%s, %d engine thread%s" % (transport, threads, "s" if threads > 1 else "")
     if pipeline is not None:
         label += ", pipeline %s" % ("on" if pipeline else "off")
@@ -582,6 +585,8 @@ def main():
     ap.add_argument("--pipeline", choices=["default", "on", "off", "both"], default="default",
                     help="engine.pipeline for the tcp runs; 'both' runs each with it off and on (A/B in one run)")
     ap.add_argument("--no-lifecycle", action="store_true", help="skip checkpoint and restart")
+    ap.add_argument("--silence", type=float, default=None,
+                    help="anomaly.silence for the daemon (default: its default; 0 = silence timers off)")
     ap.add_argument("--keep", action="store_true", help="keep temp dirs (daemon logs)")
     ap.add_argument("--outdir", default=None)
     args = ap.parse_args()
