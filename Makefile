@@ -21,7 +21,7 @@ OPTFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-PKGS_REQUIRED := libzmq msgpack sqlite3 yaml-0.1
+PKGS_REQUIRED := libzmq msgpack sqlite3 yaml-0.1 libmicrohttpd
 PKGS := $(PKGS_REQUIRED)
 HAVE_SYSTEMD := $(shell pkg-config --exists libsystemd 2>/dev/null && echo 1)
 ifeq ($(HAVE_SYSTEMD),1)

@@ -47,6 +47,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import msgpack
@@ -90,7 +91,8 @@ def rss_kb(pid):
 class Daemon:
     """One rwkvcastd with its own temp dir, config, ports and SQLite store."""
 
-    def __init__(self, binary, workdir, n, transport, model, rcvhwm, threads=None, pipeline=None, silence=None):
+    def __init__(self, binary, workdir, n, transport, model, rcvhwm, threads=None, pipeline=None, silence=None,
+                 http=None):
         self.binary = binary
         self.dir = workdir
         os.makedirs(self.dir, exist_ok=True)
@@ -114,7 +116,10 @@ class Daemon:
             "control": {"endpoint": self.ctl_ep},
             "series": {"max": n + 16, "policy": "refuse"},
             "engine": {"max_batch": 256},
+            # On (the default) on a free port; http=False switches it off.
+            "http": {"listen": "" if http is False else "127.0.0.1:%d" % free_port(), "series": "*"},
         }
+        self.http = cfg["http"]["listen"]
         if model:
             cfg["model"] = model
         if threads is not None:
@@ -428,15 +433,43 @@ def cpu_during(rn, d, label, rate, run_s):
     return r
 
 
-def bench_one(args, n, transport, all_runs, full, threads=None, pipeline=None):
+class Scraper(threading.Thread):
+    """GETs /metrics every `every` seconds, as a Prometheus server would."""
+
+    def __init__(self, listen, every):
+        super().__init__(daemon=True)
+        self.listen, self.every, self.stop_ev, self.times = listen, every, threading.Event(), []
+
+    def run(self):
+        import http.client
+        host, port = self.listen.rsplit(":", 1)
+        while not self.stop_ev.wait(self.every):
+            try:
+                t0 = time.perf_counter()
+                c = http.client.HTTPConnection(host, int(port), timeout=30)
+                c.request("GET", "/metrics")
+                c.getresponse().read()
+                c.close()
+                self.times.append(time.perf_counter() - t0)
+            except OSError:
+                pass
+
+
+def bench_one(args, n, transport, all_runs, full, threads=None, pipeline=None, http=None):
     work = tempfile.mkdtemp(prefix="rwkvcast-e2e-%s-%d-" % (transport, n))
-    d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm, threads, pipeline, args.silence)
+    d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm, threads, pipeline, args.silence, http)
     label = transport if threads is None else "%s, %d engine thread%s" % (transport, threads, "s" if threads > 1 else "")
     if pipeline is not None:
         label += ", pipeline %s" % ("on" if pipeline else "off")
+    if http is not None:
+        label += ", http %s" % ("on, scraped every %g s" % args.scrape_s if http else "off")
     res = {"series": n, "transport": label}
+    scraper = None
     try:
         d.start()
+        if http and d.http:
+            scraper = Scraper(d.http, args.scrape_s)
+            scraper.start()
         time.sleep(0.3)
         res["rss_base_kb"] = d.rss_kb()
         rn = Runner(args.loadgen, d, n, args, all_runs)
@@ -479,6 +512,14 @@ def bench_one(args, n, transport, all_runs, full, threads=None, pipeline=None):
         res["error"] = str(e)
         d.kill()
     finally:
+        if scraper:
+            scraper.stop_ev.set()
+            scraper.join(60)
+            t = sorted(scraper.times)
+            res["scrapes"] = len(t)
+            res["scrape_ms"] = [1e3 * t[len(t) // 2], 1e3 * t[-1]] if t else None
+            log("http: %d scrapes of /metrics, median %s ms, max %s ms" % (
+                len(t), "%.1f" % res["scrape_ms"][0] if t else "-", "%.1f" % res["scrape_ms"][1] if t else "-"))
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
@@ -584,6 +625,10 @@ def main():
                     help="e.g. 1,2: repeat the tcp runs with engine.threads set to each (needs daemon support)")
     ap.add_argument("--pipeline", choices=["default", "on", "off", "both"], default="default",
                     help="engine.pipeline for the tcp runs; 'both' runs each with it off and on (A/B in one run)")
+    ap.add_argument("--http", choices=["default", "on", "off", "both"], default="default",
+                    help="the HTTP endpoint for the tcp runs; 'on' also scrapes /metrics (every series "
+                         "exported) every --scrape-s; 'both' runs each with it off and on (A/B in one run)")
+    ap.add_argument("--scrape-s", type=float, default=1.0, help="seconds between /metrics scrapes with --http on")
     ap.add_argument("--no-lifecycle", action="store_true", help="skip checkpoint and restart")
     ap.add_argument("--silence", type=float, default=None,
                     help="anomaly.silence for the daemon (default: its default; 0 = silence timers off)")
@@ -622,12 +667,15 @@ def main():
     runs, results = [], []
     threads = [int(x) for x in args.engine_threads.split(",") if x] or [None]
     pipes = {"default": [None], "on": [True], "off": [False], "both": [False, True]}[args.pipeline]
+    https = {"default": [None], "on": [True], "off": [False], "both": [False, True]}[args.http]
     for n in sizes:
         for th in threads:
             for pp in pipes:
-                log("N=%d over tcp%s%s" % (n, "" if th is None else ", engine.threads %d" % th,
-                                          "" if pp is None else ", engine.pipeline %s" % pp))
-                results.append(bench_one(args, n, "tcp", runs, not args.no_lifecycle, th, pp))
+                for hh in https:
+                    log("N=%d over tcp%s%s%s" % (n, "" if th is None else ", engine.threads %d" % th,
+                                                "" if pp is None else ", engine.pipeline %s" % pp,
+                                                "" if hh is None else ", http %s" % ("on" if hh else "off")))
+                    results.append(bench_one(args, n, "tcp", runs, not args.no_lifecycle, th, pp, hh))
     if not args.no_ipc:
         log("N=%d over ipc" % min(sizes))
         results.append(bench_one(args, min(sizes), "ipc", runs, False))

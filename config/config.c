@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "daemon/engine.h"
+#include "daemon/http.h"
 
 /* ---- Defaults ---- */
 
@@ -66,6 +67,10 @@ void cf_default(cf_config *c) {
     snprintf(c->mqtt.out_prefix, CF_STR, "rwkvcast/");
     c->mqtt.out_qos = 0;
     c->mqtt.out_format = CF_FMT_JSON;
+    snprintf(c->http_listen, CF_STR, "127.0.0.1:7703");
+    c->http_series_max = 1000;
+    c->http_n_horizons = 1;
+    c->http_horizons[0] = 1;
     cf_resolve(c);
 }
 
@@ -597,12 +602,49 @@ static rc_err k_mqtt(px *x, yaml_node_t *v, const char *key, void *obj) {
     return RC_OK;
 }
 #undef MQ
+static rc_err k_http_listen(px *x, yaml_node_t *v, const char *key, void *obj) {
+    if (get_str(x, v, key, 1, CFG->http_listen, CF_STR)) return RC_ERR_CONFIG;
+    if (CFG->http_listen[0] && !ht_listen_valid(CFG->http_listen))
+        return fail(x, v->start_mark, "Invalid '%s' value (%s): expected IPv4:PORT or [IPv6]:PORT, "
+                    "or \"\" to switch HTTP off.", key, CFG->http_listen);
+    return RC_OK;
+}
+static rc_err k_http_series(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 1, CFG->http_series, CF_STR);
+}
+static rc_err k_http_series_max(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 0, 1000000, &l)) return RC_ERR_CONFIG;
+    CFG->http_series_max = (uint32_t)l;
+    return RC_OK;
+}
+static rc_err k_http_horizons(px *x, yaml_node_t *v, const char *key, void *obj) {
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail(x, v->start_mark, "Invalid '%s' value: expected a list of forecast steps.", key);
+    int n = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        yaml_node_t *e = node(x, *it);
+        if (n == CF_MAX_HTTP_STEPS) return fail(x, e->start_mark, "Too many '%s' entries (max %d).", key, CF_MAX_HTTP_STEPS);
+        long h;
+        if (get_long(x, e, key, 1, 4096, &h)) return RC_ERR_CONFIG;
+        for (int j = 0; j < n; j++)
+            if (CFG->http_horizons[j] == h) return fail(x, e->start_mark, "Duplicate '%s' entry (%ld).", key, h);
+        CFG->http_horizons[n++] = (int)h;
+    }
+    CFG->http_n_horizons = n;
+    return RC_OK;
+}
+static const key_def http_keys[] = {{"listen", k_http_listen}, {"series", k_http_series},
+                                    {"series_max", k_http_series_max}, {"horizons", k_http_horizons}};
+static rc_err k_http(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return walk(x, v, key, http_keys, 4, obj);
+}
 
 static const key_def top_keys[] = {
     {"log_level", k_log_level}, {"model", k_model}, {"state_db", k_state_db},
     {"checkpoint_interval", k_ckpt}, {"stats_interval", k_stats}, {"shutdown_timeout", k_shutdown},
     {"input", k_input}, {"output", k_output}, {"control", k_control}, {"series", k_series},
-    {"engine", k_engine}, {"anomaly", k_anomaly}, {"mqtt", k_mqtt}};
+    {"engine", k_engine}, {"anomaly", k_anomaly}, {"mqtt", k_mqtt}, {"http", k_http}};
 
 /* ---- Entry points ---- */
 

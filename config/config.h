@@ -25,6 +25,7 @@
 #define CF_MAX_TOPICS 16 /* SUB prefixes per endpoint */
 #define CF_STR 256       /* endpoint/topic buffer, bytes incl. NUL */
 #define CF_PATH 1024     /* path buffer, bytes incl. NUL */
+#define CF_MAX_HTTP_STEPS 8 /* http.horizons entries */
 
 enum { CF_SUB = 0, CF_PULL = 1, CF_MQTT = 2 };
 enum { CF_FMT_JSON = 0, CF_FMT_MSGPACK = 1 };
@@ -100,6 +101,12 @@ typedef struct cf_config {
     an_cfg anomaly;             /* anomaly scoring (anomaly.h) */
     /* Connectors */
     cf_mqtt mqtt;               /* MQTT connections (inputs of type mqtt, output) */
+    /* HTTP (daemon/http.h) */
+    char http_listen[CF_STR];   /* "HOST:PORT" of /metrics, /healthz, /series/<id>; "" = off */
+    char http_series[CF_STR];   /* fnmatch(3) pattern of series given per-series gauges; "" = none */
+    uint32_t http_series_max;   /* at most this many series get them per scrape */
+    int http_n_horizons;        /* used entries of http_horizons */
+    int http_horizons[CF_MAX_HTTP_STEPS]; /* forecast steps exported per series, 1-based */
 } cf_config;
 
 /* Fills the defaults, including state_db from $STATE_DIRECTORY, and resolves. */

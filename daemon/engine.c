@@ -121,6 +121,8 @@ struct en_engine {
     size_t state_len;    /* floats per model state */
     en_result_cb *cb;    /* result callback */
     void *cb_ctx;        /* its context */
+    uint64_t batch_hist[EN_BATCH_BUCKETS]; /* delivered batches by size (en_batch_stats) */
+    uint64_t batch_rows; /* their rows */
 
     /* Per slot, written only while the slot's series is being stepped (by
      * the shard's thread) or with no batch in flight (by the caller). */
@@ -632,6 +634,12 @@ static void submit_to_workers(en_engine *e, int k0) {
 static void deliver(en_engine *e, en_batch *b) {
     int n = b->n;
     b->n = 0;
+    if (n > 0) {
+        int k = 0;
+        while (k < EN_BATCH_BUCKETS - 1 && (1 << k) < n) k++;
+        e->batch_hist[k]++;
+        e->batch_rows += (uint64_t)n;
+    }
     for (int i = 0; i < n; i++) {
         e->q_busy[b->slot[i]] -= Q_FLIGHT;
         if (!e->cb || b->pos[i] < 0) continue;
@@ -762,6 +770,11 @@ rc_err en_push_flags(en_engine *e, uint32_t slot, double t, double v, unsigned f
 }
 
 int en_threads(const en_engine *e) { return e->K; }
+
+void en_batch_stats(const en_engine *e, uint64_t counts[EN_BATCH_BUCKETS], uint64_t *rows) {
+    memcpy(counts, e->batch_hist, sizeof e->batch_hist);
+    *rows = e->batch_rows;
+}
 
 void en_shard_stats(en_engine *e, int k, uint64_t *rows, uint64_t *busy_ns) {
     if (k < 0 || k >= e->K) {

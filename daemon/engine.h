@@ -153,6 +153,12 @@ int en_pending(const en_engine *e);
 int en_threads(const en_engine *e);
 void en_shard_stats(en_engine *e, int k, uint64_t *rows, uint64_t *busy_ns);
 
+/* Batches stepped since en_new, by size: counts[i] holds those of
+ * 2^(i-1) < n <= 2^i rows (counts[0]: one row), i < EN_BATCH_BUCKETS;
+ * *rows their rows. Caller's thread; counts are delivered batches. */
+#define EN_BATCH_BUCKETS 13 /* up to 4096 = the largest max_batch */
+void en_batch_stats(const en_engine *e, uint64_t counts[EN_BATCH_BUCKETS], uint64_t *rows);
+
 /* Fresh state for a new series in slot (drops any queued sample of it first). */
 void en_slot_reset(en_engine *e, uint32_t slot);
 /* Last accepted sample time of slot, or -inf when it has none. */

@@ -85,6 +85,8 @@ void ig_on_result(void *ctx, const en_result *r) {
     const char *id = rg_id(d->rg, r->slot, &len);
     d->steps++;
     if (NEVER(!id)) return;
+    /* Only with HTTP on: the clock read is the cost of the histogram. */
+    if (d->recv_t) ht_observe_latency(d, lg_wall_s() - d->recv_t[r->slot]);
     mp_wr w;
     mp_wr_init(&w, d->pub_buf, d->pub_cap);
     ig_encode_result(r, id, len, &w);
@@ -216,6 +218,7 @@ static void ingest_sample(dm *d, const mp_sample *m, uint64_t hash) {
     if (rc != RC_OK) { drop(d, MP_R_INF, m->s, m->s_len); return; }
     d->samples++;
     if (isnan(m->v)) d->missing++;
+    if (d->recv_t) d->recv_t[slot] = d->ingest_now;
 }
 
 /*

@@ -201,7 +201,7 @@ static int needs_restart(const cf_config *o, const cf_config *n) {
            o->policy != n->policy || o->evict_queue != n->evict_queue ||
            o->max_batch != n->max_batch || o->threads != n->threads || o->pipeline != n->pipeline ||
            strcmp(o->model, n->model) || strcmp(o->state_db, n->state_db) ||
-           memcmp(&o->mqtt, &n->mqtt, sizeof o->mqtt) != 0;
+           memcmp(&o->mqtt, &n->mqtt, sizeof o->mqtt) != 0 || strcmp(o->http_listen, n->http_listen);
 }
 
 rc_err dm_reload(dm *d, char *err, size_t errlen) {
@@ -217,7 +217,7 @@ rc_err dm_reload(dm *d, char *err, size_t errlen) {
         return rc;
     }
     if (needs_restart(&d->cfg, nc))
-        LOG(LG_WARNING, "config", "Reload: sockets, series, engine, model or state_db settings changed; "
+        LOG(LG_WARNING, "config", "Reload: sockets, series, engine, model, state_db or http.listen settings changed; "
             "they take effect after a restart.");
     d->cfg.log_level = nc->log_level;
     lg_verbosity = nc->log_level;
@@ -229,6 +229,10 @@ rc_err dm_reload(dm *d, char *err, size_t errlen) {
     d->cfg.anomaly = nc->anomaly;
     d->cfg.max_future = nc->max_future;
     d->cfg.max_age = nc->max_age;
+    memcpy(d->cfg.http_series, nc->http_series, sizeof d->cfg.http_series);
+    d->cfg.http_series_max = nc->http_series_max;
+    d->cfg.http_n_horizons = nc->http_n_horizons;
+    memcpy(d->cfg.http_horizons, nc->http_horizons, sizeof d->cfg.http_horizons);
     en_set_anomaly_cfg(d->en, &nc->anomaly);
     LOG(LG_NOTICE, "config", "Configuration reloaded%s%s.", d->cfg.path[0] ? " from " : " (defaults)",
         d->cfg.path);
@@ -343,6 +347,8 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
     if (!d->fetch_buf || !d->pub_buf || !d->ctl_buf) return RC_ERR_NOMEM;
     /* Before the restore, which sets up each restored series' alert state. */
     if ((err = al_open(&d->al, cfg->max_series)) != RC_OK) return err;
+    /* The latency histogram's per-slot receive times, only when /metrics can show it. */
+    if (cfg->http_listen[0] && !(d->recv_t = rc_calloc(cfg->max_series, sizeof *d->recv_t))) return RC_ERR_NOMEM;
 
     /* One daemon per store: a second one on the same state_db would restore
      * the same series and delete or overwrite the other's rows. */
@@ -384,7 +390,7 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
                                     : "With 'series.policy: refuse' their samples are dropped ('limit'); raise "
                                       "'series.max' or use 'evict'.");
     /* Every socket and fd the loop watches, and its timers. */
-    if (!(d->ev = ev_new(CF_MAX_INPUTS + 3, 8, &err))) return err;
+    if (!(d->ev = ev_new(CF_MAX_INPUTS + 4, 9, &err))) return err;
     return RC_OK;
 }
 
@@ -403,6 +409,8 @@ void dm_core_close(dm *d) {
     rc_free(d->ctl_buf);
     rc_free(d->pub_buf);
     rc_free(d->fetch_buf);
+    rc_free(d->recv_t);
+    d->recv_t = NULL;
     d->ck = NULL;
     d->ev = NULL;
     d->en = NULL;
@@ -457,10 +465,16 @@ static int open_sockets(dm *d) {
     d->rep = zq_open_rep(d->zctx, d->cfg.control_endpoint, err, sizeof err);
     if (!d->rep) { LOG(LG_ERROR, "zmq", "%s", err); return 0; }
     LOG(LG_NOTICE, "zmq", "Control REP bound on '%s'.", d->cfg.control_endpoint);
+    rc_err rc;
+    d->ht = ht_open(d, &rc, err, sizeof err);
+    if (rc != RC_OK) { LOG(LG_ERROR, "http", "%s", err); return 0; }
+    if (d->ht) LOG(LG_NOTICE, "http", "HTTP on 'http://%s' (/metrics, /healthz, /series/<id>).", d->cfg.http_listen);
     return 1;
 }
 
 static void close_sockets(dm *d) {
+    ht_close(d->ht);
+    d->ht = NULL;
     for (int i = 0; i < CF_MAX_INPUTS; i++) {
         if (d->in[i]) zmq_close(d->in[i]);
         mq_close(d->mq_in[i]);
@@ -512,6 +526,10 @@ static int wire_loop(dm *d) {
     else if (wd)
         d->wd_interval = wd_us * 1e-6 / 2;
     if (d->wd_interval > 0) ev_add_timer(d->ev, d->wd_interval, watchdog_tick, d);
+    if (d->ht && !ht_wire(d->ht, d->ev)) {
+        LOG(LG_ERROR, "http", "Cannot add the HTTP server to the event loop.");
+        return 0;
+    }
     ev_set_before_sleep(d->ev, before_sleep, d);
     return 1;
 }

@@ -34,6 +34,7 @@
 #include "daemon/checkpoint.h"
 #include "daemon/engine.h"
 #include "daemon/eventloop.h"
+#include "daemon/http.h"
 #include "daemon/ingest.h"
 #include "daemon/registry.h"
 #include "model/rwkv.h"
@@ -88,6 +89,8 @@ struct dm {
     uint64_t brought_back;  /* evicted series read back on their next sample */
     uint64_t model_reset;   /* stored states restarted: other model or unreadable */
     uint64_t restored;      /* series loaded from the store at startup */
+    uint64_t expired;       /* series that left memory after series.idle_ttl */
+    uint64_t rows_expired;  /* store rows deleted after series.idle_ttl */
     /* Decoded samples whose registry lookup is under way (ingest.c's
      * look-ahead ring). Their ids point into the frame, so the ring is
      * emptied before the frame is closed. */
@@ -100,6 +103,7 @@ struct dm {
     uint64_t ckpt_fail;     /* jobs that failed (checkpoints and eviction-only jobs) */
     ck_result ckpt_last;    /* the last finished checkpoint */
     int ckpt_have_last;     /* ckpt_last is set */
+    double ckpt_ok_at;      /* wall clock the last committed checkpoint ended, s; 0 before the first */
     int ckpt_want;          /* a checkpoint waits for the writer to be idle */
     int ckpt_full;          /* the next checkpoint writes every series (after a failure) */
     uint64_t ckpt_gen;      /* checkpoints begun so far (the in-flight one's number) */
@@ -119,6 +123,11 @@ struct dm {
     int ckpt_reply;         /* a client waits for checkpoint number reply_gen (REP paused) */
     uint64_t reply_gen;     /* the checkpoint that client waits for */
     uint64_t forgotten;     /* series dropped by `forget` while in memory */
+    /* HTTP (http.c; recv_t and the histogram are written by ingest.c) */
+    ht_server *ht;          /* owned; NULL when http.listen is "" */
+    double *recv_t;         /* (max_series) wall clock the slot's last queued sample was read, s; NULL without HTTP */
+    uint64_t lat_count[HT_LAT_BUCKETS + 1]; /* ingest-to-publish latencies per ht_lat_bounds bucket (last: above) */
+    double lat_sum;         /* their sum, seconds */
     /* Daemon (server.c) */
     double started;         /* wall clock at start, seconds since the epoch */
     double restore_s;       /* reading the store at startup, seconds */

@@ -111,6 +111,7 @@ int sn_done(dm *d, const ck_result *r) {
     d->ckpt_have_last = 1;
     if (r->rc == RC_OK) {
         d->ckpt_count++;
+        d->ckpt_ok_at = r->started + r->duration;
         LOG(LG_VERBOSE, "store", "Checkpoint: %u rows in %.3f s.", r->rows, r->duration);
     } else {
         d->ckpt_fail++;

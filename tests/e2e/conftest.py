@@ -44,6 +44,7 @@ class Daemon:
         self.sub = "tcp://127.0.0.1:%d" % free_port()
         self.out = "tcp://127.0.0.1:%d" % free_port()
         self.ctl_ep = "ipc://%s/ctl.sock" % self.dir
+        self.http = None  # set by write_config: "http://127.0.0.1:PORT" or None when off
         self.cfg = {
             "log_level": "notice",
             "state_db": self.db,
@@ -59,6 +60,8 @@ class Daemon:
             "output": {"endpoint": self.out, "bind": True},
             "control": {"endpoint": self.ctl_ep},
             "series": {"max": 1000, "policy": "refuse"},
+            # The default 127.0.0.1:7703 would collide between daemons.
+            "http": {"listen": "127.0.0.1:%d" % free_port()},
         }
         for k, v in overrides.items():
             if isinstance(v, dict) and isinstance(self.cfg.get(k), dict):
@@ -73,6 +76,8 @@ class Daemon:
 
     # -- process --
     def write_config(self):
+        listen = self.cfg.get("http", {}).get("listen", "")
+        self.http = "http://%s" % listen if listen else None
         # JSON is valid YAML, and keeps this file free of a YAML dependency.
         with open(self.cfg_path, "w") as f:
             json.dump(self.cfg, f, indent=2)

@@ -423,7 +423,8 @@ def test_ctl_default_endpoint_finds_daemon_started_in_cwd(tmp_path):
         pytest.skip("a packaged rwkvcastd is running on this machine")
     cfg = tmp_path / "c.yaml"
     cfg.write_text("input:\n  endpoints:\n    - type: sub\n      endpoint: tcp://127.0.0.1:%d\n      bind: true\n"
-                   "output:\n  endpoint: tcp://127.0.0.1:%d\n" % (free_port(), free_port()))
+                   "output:\n  endpoint: tcp://127.0.0.1:%d\nhttp:\n  listen: 127.0.0.1:%d\n"
+                   % (free_port(), free_port(), free_port()))
     env = {k: v for k, v in os.environ.items() if k not in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY",
                                                             "RWKVCAST_CONTROL", "NOTIFY_SOCKET")}
     d = subprocess.Popen([BINARY, "-c", str(cfg)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,

@@ -63,3 +63,313 @@ def test_no_priority_prefix_when_stderr_is_not_the_journal(tmp_path):
     d.start(env={"JOURNAL_STREAM": "garbage:"})
     assert d.stop() == 0
     assert not re.search(r"^<\d>", d.logtext(), re.M)
+
+
+# ---- HTTP ----
+
+import http.client  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import time  # noqa: E402
+import urllib.parse  # noqa: E402
+import urllib.request  # noqa: E402
+
+from conftest import ROOT, free_port  # noqa: E402
+
+PROMTOOL = shutil.which("promtool")
+PROMETHEUS = shutil.which("prometheus")
+NEED_PROM = "install Debian's 'prometheus' package (make deps) for the /metrics checks"
+
+# Every family /metrics must have, with its type.
+FAMILIES = {
+    "rwkvcast_build_info": "gauge", "rwkvcast_start_time_seconds": "gauge",
+    "rwkvcast_ingest_messages_total": "counter", "rwkvcast_ingest_bytes_total": "counter",
+    "rwkvcast_samples_total": "counter", "rwkvcast_dropped_total": "counter",
+    "rwkvcast_steps_total": "counter", "rwkvcast_forecasts_published_total": "counter",
+    "rwkvcast_alert_events_total": "counter", "rwkvcast_series_active": "gauge",
+    "rwkvcast_series_capacity": "gauge", "rwkvcast_series_created_total": "counter",
+    "rwkvcast_series_evicted_total": "counter", "rwkvcast_series_refused_total": "counter",
+    "rwkvcast_series_expired_total": "counter", "rwkvcast_store_rows_expired_total": "counter",
+    "rwkvcast_checkpoints_total": "counter", "rwkvcast_checkpoint_failures_total": "counter",
+    "rwkvcast_checkpoint_duration_seconds": "gauge", "rwkvcast_checkpoint_age_seconds": "gauge",
+    "rwkvcast_engine_batch_size": "histogram", "rwkvcast_ingest_to_publish_seconds": "histogram",
+    "rwkvcast_series_forecast": "gauge", "rwkvcast_series_forecast_lower": "gauge",
+    "rwkvcast_series_forecast_upper": "gauge", "rwkvcast_series_anomaly_score": "gauge",
+    "rwkvcast_series_alert_level": "gauge", "rwkvcast_http_requests_total": "counter",
+}
+
+
+def get(d, path, method="GET", body=None, headers=None, timeout=10):
+    u = urllib.parse.urlsplit(d.http)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout * SLOW)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        c.close()
+
+
+def parse_metrics(text):
+    """{name{labels}: value} and {family: type} of a Prometheus text page."""
+    samples, types = {}, {}
+    for ln in text.splitlines():
+        if ln.startswith("# TYPE "):
+            _, _, name, typ = ln.split(" ", 3)
+            types[name] = typ
+        elif ln and not ln.startswith("#"):
+            k, v = ln.rsplit(" ", 1)
+            samples[k] = float(v)
+    return samples, types
+
+
+def feed(d, series, n=40, t0=1_700_000_000):
+    for i in range(n):
+        d.send([{"s": s, "t": t0 + 60 * i, "v": 10.0 + (i % 7) + k} for k, s in enumerate(series)])
+
+
+def http_daemon(daemon_factory, **http):
+    cfg = {"listen": "127.0.0.1:%d" % free_port(), "series": "pump-*", "series_max": 1000, "horizons": [1, 6]}
+    cfg.update(http)
+    d = daemon_factory(http=cfg).start()
+    return d
+
+
+def test_metrics_page_names_types_and_promtool(daemon_factory, tmp_path):
+    d = http_daemon(daemon_factory)
+    feed(d, ["pump-1", "pump-2", "fan-1"])
+    d.wait_stats(lambda st: st["steps"] >= 120)
+    d.send(b"\xc1")  # one bad message: a drop by reason
+    d.wait_stats(lambda st: st["dropped_total"] >= 1)
+    st, hdr, body = get(d, "/metrics")
+    assert st == 200 and hdr["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = body.decode()
+    samples, types = parse_metrics(text)
+    for fam, typ in FAMILIES.items():
+        assert types.get(fam) == typ, (fam, types.get(fam))
+    assert samples['rwkvcast_samples_total{outcome="accepted"}'] == 120
+    assert samples['rwkvcast_dropped_total{reason="msgpack"}'] == 1
+    assert samples["rwkvcast_steps_total"] == 120
+    assert samples["rwkvcast_series_active"] == 3
+    assert samples["rwkvcast_ingest_to_publish_seconds_count"] == 120
+    assert samples["rwkvcast_engine_batch_size_sum"] == 120
+    # Only the series matching http.series, at the configured steps.
+    exported = {k for k in samples if k.startswith("rwkvcast_series_forecast{")}
+    assert exported == {'rwkvcast_series_forecast{series="%s",step="%d"}' % (s, h)
+                        for s in ("pump-1", "pump-2") for h in (1, 6)}
+    g = d.ctl("get", s="pump-1")["forecast"]
+    assert samples['rwkvcast_series_forecast{series="pump-1",step="6"}'] == pytest.approx(g["yhat"][5], rel=1e-6)
+    assert samples['rwkvcast_series_forecast_lower{series="pump-1",step="1"}'] == pytest.approx(g["lo"][0], rel=1e-6)
+    assert samples['rwkvcast_series_alert_level{series="pump-2"}'] in (0, 1, 2)
+    assert 'model_hash="' in text and 'version="' in text
+    if not PROMTOOL:
+        pytest.fail(NEED_PROM)
+    r = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), (r.stdout, r.stderr)
+    d.stop()
+
+
+def test_series_gauges_are_capped_and_reloadable(daemon_factory):
+    d = http_daemon(daemon_factory, series="*", series_max=2, horizons=[1])
+    feed(d, ["a-%d" % i for i in range(5)], n=3)
+    d.wait_stats(lambda st: st["steps"] >= 15)
+    samples, _ = parse_metrics(get(d, "/metrics")[2].decode())
+    assert samples["rwkvcast_series_exported"] == 2 and samples["rwkvcast_series_matched"] == 5
+    assert len([k for k in samples if k.startswith("rwkvcast_series_anomaly_score{")]) == 2
+    # Pattern and cap change with a reload (SIGHUP), the listen address does not need to.
+    d.cfg["http"]["series"] = "a-4"
+    d.write_config()
+    assert d.ctl("reload")["ok"]
+    samples, _ = parse_metrics(get(d, "/metrics")[2].decode())
+    assert [k for k in samples if k.startswith("rwkvcast_series_alert_level{")] == \
+        ['rwkvcast_series_alert_level{series="a-4"}']
+    d.stop()
+
+
+def test_healthz_index_and_series_json(daemon_factory):
+    d = http_daemon(daemon_factory)
+    weird = 'we"ird/\\id \u00e9'
+    feed(d, ["pump-1", weird], n=5)
+    d.wait_stats(lambda st: st["steps"] >= 10)
+    assert get(d, "/healthz")[:1] == (200,) and get(d, "/healthz")[2] == b"ok\n"
+    st, _, body = get(d, "/")
+    assert st == 200 and b"/metrics" in body
+    st, hdr, body = get(d, "/series/pump-1")
+    assert st == 200 and hdr["Content-Type"] == "application/json"
+    j = json.loads(body)
+    c = d.ctl("get", s="pump-1")
+    assert j["ok"] is True and j["s"] == "pump-1" and j["last_t"] == c["last_t"]
+    assert j["forecast"]["yhat"] == pytest.approx(c["forecast"]["yhat"], rel=1e-6)
+    st, _, body = get(d, "/series/" + urllib.parse.quote(weird, safe=""))
+    assert st == 200 and json.loads(body)["s"] == weird
+    # The label value of an id with a quote, backslash: escaped, promtool-clean page.
+    text = get(d, "/metrics")[2].decode()
+    assert "rwkvcast_series_anomaly_score{series=\"pump-1\"}" in text
+    st, _, body = get(d, "/series/nope")
+    assert st == 404 and json.loads(body) == {"ok": False, "error": "Unknown series."}
+    d.stop()
+
+
+def raw(d, data, timeout=5):
+    """Sends raw bytes, returns what came back before the server closed or went quiet."""
+    u = urllib.parse.urlsplit(d.http)
+    with socket.create_connection((u.hostname, u.port), timeout=timeout * SLOW) as s:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+        out = b""
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+        except (socket.timeout, OSError):
+            pass
+        return out
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW", "X" * 200])
+def test_http_methods_other_than_get_head_are_refused(daemon_factory, method):
+    d = http_daemon(daemon_factory)
+    st, hdr, _ = get(d, "/metrics", method=method)
+    assert st in (405, 400, 501), st
+    if st == 405:
+        assert hdr["Allow"] == "GET, HEAD"
+    st, hdr, body = get(d, "/metrics", method="HEAD")
+    assert st == 200 and body == b""
+    assert d.ctl("ping")["ok"]
+    d.stop()
+
+
+def test_http_malformed_huge_and_absurd_requests(daemon_factory):
+    d = http_daemon(daemon_factory)
+    cases = [
+        ("/series/", 400), ("/series/%", 400), ("/series/%zz", 400), ("/series/%ff%fe", 400),
+        ("/series/" + "a" * 256, 400), ("/series/" + "%41" * 255, 404), ("/series/a%00b", 404),
+        ("/../../etc/passwd", 404), ("/metrics/", 404), ("//metrics", 404), ("/METRICS", 404),
+        ("/metrics?x=1&" + "y" * 1000, 200), ("/healthz#frag", 404), ("/series/pump-1?x", 404),
+    ]
+    for path, want in cases:
+        st, _, _ = get(d, path)
+        assert st == want, (path, st)
+    # A body on a GET is refused (413), never read; the server closes at
+    # once, so the unread body may turn the close into a reset first.
+    for body in (b"x" * 10, b"x" * 100000):
+        out = raw(d, b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        assert out == b"" or out.startswith(b"HTTP/1.1 413"), out[:80]
+    # Huge header and path: answered with an error or closed, never a crash.
+    for req in (b"GET /" + b"a" * 200000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nX: " + b"b" * 100000 + b"\r\n\r\n",
+                b"\x00\xff\x16\x03\x01garbage\r\n\r\n",
+                b"GET /metrics HTTP/9.9\r\n\r\n",
+                b"GET\r\n\r\n",
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n"):
+        out = raw(d, req)
+        assert out == b"" or out.startswith(b"HTTP/1."), out[:80]
+    # Many connections at once, some left idle: the loop goes on.
+    port = urllib.parse.urlsplit(d.http).port
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(80)]
+    feed(d, ["pump-1"], n=3)
+    d.wait_stats(lambda st: st["steps"] >= 3)
+    for s in idle:
+        s.close()
+    assert get(d, "/healthz")[0] == 200
+    assert d.ctl("ping")["ok"] and d.alive()
+    assert d.stop() == 0
+
+
+def test_http_off_and_config_errors(daemon_factory, tmp_path):
+    port = free_port()
+    d = daemon_factory(http={"listen": ""}).start()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert d.stop() == 0
+    for bad, msg in (('"nope"', "Invalid 'http.listen' value (nope)"), ('"1.2.3.4:0"', "Invalid 'http.listen'"),
+                     ('"[::1:80"', "Invalid 'http.listen'"), ("[0]", "Invalid 'http.horizons' value (0)"),
+                     ("[1, 1]", "Duplicate 'http.horizons' entry (1)"), ("-1", "Invalid 'http.series_max'")):
+        key = "horizons" if "horizons" in msg else "series_max" if "series_max" in msg else "listen"
+        p = tmp_path / ("bad_%s.yaml" % key)
+        p.write_text("log_level: notice\nhttp:\n  %s: %s\n" % (key, bad))
+        r = subprocess.run([BINARY, "-c", str(p), "--check-config"], capture_output=True, text=True, timeout=20)
+        assert r.returncode == 2 and ("%s:3:" % p) in r.stderr and msg in r.stderr, r.stderr
+    # The address taken: the daemon says so and exits 1 before serving.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        d2 = Daemon(tmp_path, "busy")
+        d2.cfg["http"] = {"listen": "127.0.0.1:%d" % s.getsockname()[1]}
+        d2.write_config()
+        r = subprocess.run([BINARY, "-c", d2.cfg_path], capture_output=True, text=True, timeout=30 * SLOW)
+        assert r.returncode == 1 and "Cannot listen for HTTP" in r.stderr, r.stderr
+
+
+def test_alert_rules_pass_promtool():
+    if not PROMTOOL:
+        pytest.fail(NEED_PROM)
+    mon = os.path.join(ROOT, "docs", "monitoring")
+    r = subprocess.run([PROMTOOL, "check", "rules", "rwkvcast.rules.yml"], cwd=mon, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([PROMTOOL, "test", "rules", "rwkvcast.rules.test.yml"], cwd=mon, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(os.path.join(mon, "rwkvcast.grafana.json")) as f:
+        dash = json.load(f)
+    exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
+    for fam in ("rwkvcast_series_forecast", "rwkvcast_series_forecast_lower", "rwkvcast_series_forecast_upper",
+                "rwkvcast_series_anomaly_score", "rwkvcast_dropped_total"):
+        assert fam in exprs and fam in FAMILIES
+
+
+def test_real_prometheus_scrapes_the_daemon(daemon_factory, tmp_path):
+    # A real Prometheus server on loopback scrapes /metrics every second;
+    # its query API then has the forecast gauge of a series we fed.
+    if not PROMETHEUS:
+        pytest.fail(NEED_PROM)
+    d = http_daemon(daemon_factory)
+    feed(d, ["pump-7"], n=30)
+    d.wait_stats(lambda st: st["steps"] >= 30)
+    want = d.ctl("get", s="pump-7")["forecast"]["yhat"][0]
+    port = free_port()
+    target = urllib.parse.urlsplit(d.http).netloc
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                   "scrape_configs:\n  - job_name: rwkvcast\n    static_configs:\n"
+                   "      - targets: ['%s']\n" % target)
+    log = open(str(tmp_path / "prometheus.log"), "wb")
+    p = subprocess.Popen([PROMETHEUS, "--config.file=%s" % cfg, "--storage.tsdb.path=%s" % (tmp_path / "tsdb"),
+                          "--web.listen-address=127.0.0.1:%d" % port, "--web.enable-lifecycle"],
+                         stdout=log, stderr=log, cwd=str(tmp_path))
+    try:
+        q = urllib.parse.urlencode({"query": 'rwkvcast_series_forecast{series="pump-7",step="1"}'})
+        url = "http://127.0.0.1:%d/api/v1/query?%s" % (port, q)
+        deadline = time.time() + 60 * SLOW
+        res = []
+        while time.time() < deadline and not res:
+            assert p.poll() is None, open(str(tmp_path / "prometheus.log")).read()[-3000:]
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    res = json.loads(r.read())["data"]["result"]
+            except OSError:
+                pass
+            if not res:
+                time.sleep(0.5)
+        assert res, "no sample in Prometheus:\n" + open(str(tmp_path / "prometheus.log")).read()[-3000:]
+        assert res[0]["metric"]["job"] == "rwkvcast"
+        assert float(res[0]["value"][1]) == pytest.approx(want, rel=1e-6)
+        # and Prometheus saw the target healthy
+        q = urllib.parse.urlencode({"query": 'up{job="rwkvcast"}'})
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/query?%s" % (port, q), timeout=5) as r:
+            assert json.loads(r.read())["data"]["result"][0]["value"][1] == "1"
+    finally:
+        p.terminate()
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        log.close()
+    d.stop()
