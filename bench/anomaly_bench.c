@@ -433,10 +433,10 @@ static void score_cached(bfile *f, const an_cfg *ac, const float *qlev, int Q, i
                 last[c] = an_update_path(&st[c], ac, f->x[at], f->fst[at] >= 2 ? f->fq + at * (size_t)Q : NULL,
                                          qlev, Q, f->fst[at] == 3 ? path : NULL, H, &lvl);
                 if (trace && c == 0 && i >= f->w[0].start - 10 && i <= f->w[0].end)
-                    fprintf(stderr, "%s %ld%s v %.3f q %.3f %.3f %.3f z %.2f score %.3f\n", f->name, i,
+                    fprintf(stderr, "%s %ld%s v %.3f q %.3f %.3f %.3f score %.3f\n", f->name, i,
                             i == f->onset[0] ? "*" : " ", f->x[at], f->fq[at * (size_t)Q],
                             f->fq[at * (size_t)Q + (size_t)Q / 2], f->fq[at * (size_t)Q + (size_t)Q - 1],
-                            st[c].z, last[c]);
+                            last[c]);
             }
             combine(&mx, last[c]);
         }

@@ -7,8 +7,9 @@
  * places in the second half (one slot per anomaly, two of each kind per
  * series): spike, dip, level shift, variance change, trend change, stuck
  * value and silence (no samples for a while). Sizes are in units of the
- * series' own local variability at the onset (the robust standard
- * deviation of one-step changes over the 256 samples before it), so a
+ * series' own local variability at the onset (the standard deviation of
+ * its values over the 100 samples before it, the rolling z-score's
+ * window), so a
  * "4 SD spike" means the same on a CPU trace and on a pump sensor; spikes,
  * dips, shifts, variance and trend changes come at 4 SD once per series
  * and at 2 or 8 SD (seeded) once.
@@ -66,7 +67,7 @@
 #define N_INJ (N_KIND * PER_KIND)
 #define MAX_SERIES 32
 #define ZWIN 100
-#define SD_WIN 256
+#define SD_WIN ZWIN
 #define SILENCE 5.0
 
 enum { K_SPIKE, K_DIP, K_SHIFT, K_VAR, K_TREND, K_STUCK, K_SILENCE };
@@ -95,7 +96,8 @@ typedef struct series {
     float *score[N_DET];        /* (n) per detector */
     signed char *level;         /* (n) rwkvcast's level, silence rule applied */
     float *fq;                  /* (n, Q) forecast row i was judged against */
-    unsigned char *fst;         /* (n) 0 no sample/rejected, 1 judged without a forecast, 2 with */
+    unsigned char *fst;         /* (n) 0 no sample/rejected, 1 judged without a forecast, 2 with, 3 with its path */
+    float *fp;                  /* (n, H) median path of the forecast row i was judged against (state 3) */
 } series;
 
 static series g_s[MAX_SERIES * 2];
@@ -140,6 +142,7 @@ static void free_all(void) {
         rc_free(s->level);
         rc_free(s->fst);
         rc_free(s->fq);
+        rc_free(s->fp);
         for (int d = 0; d < N_DET; d++) rc_free(s->score[d]);
     }
     g_ns = 0;
@@ -267,24 +270,20 @@ static double median(double *v, long n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Robust SD of the one-step changes over the SD_WIN rows before o. */
+/* Standard deviation of the values over the SD_WIN rows before o: the
+ * spread an operator sees on the recent chart, and the rolling z-score's
+ * own scale. */
 static double local_sd(const series *s, long o) {
-    double d[SD_WIN], a[SD_WIN];
+    double s1 = 0, s2 = 0;
     long k = 0;
-    double mabs = 0.0;
     for (long i = o - SD_WIN; i < o; i++)
-        if (i >= 1) {
-            d[k] = (double)s->x[i] - (double)s->x[i - 1];
-            mabs += fabs(d[k]);
+        if (i >= 0) {
+            s1 += (double)s->x[i];
+            s2 += (double)s->x[i] * (double)s->x[i];
             k++;
         }
-    if (k == 0) return 1e-6;
-    mabs /= (double)k;
-    double med = median(memcpy(a, d, sizeof(double) * (size_t)k), k);
-    for (long i = 0; i < k; i++) a[i] = fabs(d[i] - med);
-    double sd = 1.4826 * median(a, k);
-    /* Quantized series: most changes are 0, so the MAD is too. */
-    if (sd < 0.5 * mabs) sd = 0.5 * mabs;
+    double var = k > 1 ? (s2 - s1 * s1 / (double)k) / (double)(k - 1) : 0.0;
+    double sd = var > 0.0 ? sqrt(var) : 0.0;
     if (!(sd > 0.0)) sd = 1e-6 * (fabs((double)s->x[o]) + 1.0);
     return sd;
 }
@@ -399,7 +398,9 @@ static int inject(const series *b, int seed) {
 typedef struct eng_ctx {
     long row;    /* row being stepped */
     int Q;       /* quantiles */
+    int H;       /* horizons */
     int *map;    /* (slots) series index */
+    float *last_yhat; /* (slots, H) each slot's latest median path */
 } eng_ctx;
 
 static void eng_cb(void *vctx, const en_result *r) {
@@ -410,6 +411,13 @@ static void eng_cb(void *vctx, const en_result *r) {
     s->level[i] = (signed char)r->level;
     s->fst[i] = r->prev ? 2 : 1;
     if (r->prev) memcpy(s->fq + (size_t)i * (size_t)c->Q, r->prev, sizeof(float) * (size_t)c->Q);
+    float *ly = c->last_yhat + (size_t)r->slot * (size_t)c->H;
+    /* The engine passes the whole path when v is the forecast's horizon 1. */
+    if (r->prev && r->prev_h == 1) {
+        s->fst[i] = 3;
+        memcpy(s->fp + (size_t)i * (size_t)c->H, ly, sizeof(float) * (size_t)c->H);
+    }
+    memcpy(ly, r->yhat, sizeof(float) * (size_t)c->H);
 }
 
 /* Rows without a sample: the silence rule, else the previous row's outputs. */
@@ -432,14 +440,17 @@ static int run_engine(const rk_model *m, const an_cfg *ac) {
     en_cfg_default(&cfg);
     cfg.max_batch = g_ns;
     cfg.anomaly = *ac;
-    int Q = (int)m->dims.n_quant, map[MAX_SERIES * 2];
-    eng_ctx ctx = {.Q = Q, .map = map};
+    int Q = (int)m->dims.n_quant, H = (int)m->dims.n_horizon, map[MAX_SERIES * 2];
+    eng_ctx ctx = {.Q = Q, .H = H, .map = map};
+    ctx.last_yhat = rc_calloc((size_t)g_ns * (size_t)H, sizeof(float));
+    if (!ctx.last_yhat) return -1;
     rc_err err;
     long maxn = 0;
     for (int k = 0; k < g_ns; k++) {
         map[k] = k;
         g_s[k].fq = rc_calloc((size_t)g_s[k].n * (size_t)Q, sizeof(float));
-        if (!g_s[k].fq) return -1;
+        g_s[k].fp = rc_calloc((size_t)g_s[k].n * (size_t)H, sizeof(float));
+        if (!g_s[k].fq || !g_s[k].fp) return -1;
         if (g_s[k].n > maxn) maxn = g_s[k].n;
     }
     en_engine *e = en_new(m, &cfg, (uint32_t)g_ns, eng_cb, &ctx, &err);
@@ -454,20 +465,27 @@ static int run_engine(const rk_model *m, const an_cfg *ac) {
         en_flush(e);
     }
     en_free(e);
+    rc_free(ctx.last_yhat);
     for (int k = 0; k < g_ns; k++) fill_unsent(&g_s[k], 0, 1.0f);
     return 0;
 }
 
 /* rwkvcast's score and level recomputed from the cached forecasts with
  * an_update, in the order the engine calls it. */
-static void score_cached(series *s, const an_cfg *ac, const float *qlev, int Q) {
+static void score_cached(series *s, const an_cfg *ac, const float *qlev, int Q, int H, float *path) {
     an_state st;
     an_init(&st);
     for (long i = 0; i < s->n; i++) {
         if (!s->fst[i]) continue;
         int lvl;
-        s->score[0][i] = an_update(&st, ac, s->x[i], s->fst[i] == 2 ? s->fq + (size_t)i * (size_t)Q : NULL, qlev, Q,
-                                   &lvl);
+        int before = st.level;
+        if (s->fst[i] == 3)
+            for (int h = 0; h < H; h++)
+                for (int q = 0; q < Q; q++) path[h * Q + q] = s->fp[(size_t)i * (size_t)H + (size_t)h];
+        s->score[0][i] = an_update_path(&st, ac, s->x[i], s->fst[i] >= 2 ? s->fq + (size_t)i * (size_t)Q : NULL, qlev,
+                                        Q, s->fst[i] == 3 ? path : NULL, H, &lvl);
+        if (lvl > 0 && before == 0 && i >= s->n / 2 && !s->injected && getenv("ANR_KINDS"))
+            fprintf(stderr, "rise %s %s\n", s->name, an_kind_name(st.kind));
         s->level[i] = (signed char)lvl;
     }
     fill_unsent(s, 0, 1.0f);
@@ -648,6 +666,7 @@ static double false_per_day(int det, double thr, int half, double *worst) {
         for (long i = h0; i < s->n; i++) rises += raised(s, det, thr, i) && !raised(s, det, thr, i - 1);
         double days = (s->t[s->n - 1] - s->t[h0]) / 86400.0;
         double r = days > 0 ? (double)rises / days : 0;
+        if (getenv("ANR_DEBUG") && det == 0) fprintf(stderr, "false alerts %s: %ld in %.1f days\n", s->name, rises, days);
         sum += r;
         cnt++;
         if (r > *worst) *worst = r;
@@ -714,8 +733,8 @@ static void report(void) {
 
 /* One line per --try setting: rwkvcast's NAB standard per half, the 4 SD
  * spike/dip/shift recall and false alerts per day per half. */
-static void try_line(const an_cfg *ac, const float *qlev, int Q, const char *spec) {
-    for (int k = 0; k < g_ns; k++) score_cached(&g_s[k], ac, qlev, Q);
+static void try_line(const an_cfg *ac, const float *qlev, int Q, int H, float *path, const char *spec) {
+    for (int k = 0; k < g_ns; k++) score_cached(&g_s[k], ac, qlev, Q, H, path);
     printf("| %s |", spec);
     for (int half = 0; half < 2; half++) {
         kstat ks;
@@ -750,6 +769,7 @@ int main(int argc, char **argv) {
     const char *live = "../shared/data/live-metrics", *skab = "../shared/data/skab/anomaly-free/anomaly-free.csv";
     const char *model_path = NULL, *tries[64];
     int ntry = 0, rc = 1, c;
+    float *path = NULL; /* (H, Q) a cached path as an_update_path reads it */
     an_cfg ac;
     an_cfg_default(&ac);
     ti_getopt g;
@@ -816,6 +836,8 @@ int main(int argc, char **argv) {
         printf("%s %s (%c, %g, %d)", k ? "," : "", g_s[k].name, g_s[k].half ? 'H' : 'T', g_s[k].dt, g_s[k].season);
     printf("\n");
     if (run_engine(m, &ac) || run_baselines()) goto out;
+    path = rc_malloc(sizeof(float) * (size_t)m->dims.n_horizon * (size_t)m->dims.n_quant);
+    if (!path) goto out;
     /* The cache must reproduce the engine exactly, or --try would lie. */
     long bad = 0;
     for (int k = 0; k < g_ns && !bad; k++) {
@@ -825,7 +847,7 @@ int main(int argc, char **argv) {
         if (!keep || !keepl) goto out;
         memcpy(keep, s->score[0], sizeof(float) * (size_t)s->n);
         memcpy(keepl, s->level, (size_t)s->n);
-        score_cached(s, &ac, m->meta.quantiles, (int)m->dims.n_quant);
+        score_cached(s, &ac, m->meta.quantiles, (int)m->dims.n_quant, (int)m->dims.n_horizon, path);
         for (long i = 0; i < s->n; i++) bad += keep[i] != s->score[0][i] || keepl[i] != s->level[i];
         memcpy(s->score[0], keep, sizeof(float) * (size_t)s->n);
         memcpy(s->level, keepl, (size_t)s->n);
@@ -836,6 +858,24 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: Cached scores differ from the engine's on %ld rows%s.\n", ntry ? "Error" : "Warning", bad,
                 ntry ? ": --try would not be the engine's" : "");
         if (ntry) goto out;
+    }
+    if (getenv("ANR_DEBUG")) {
+        /* ANR_DEBUG=1: each injected window's onset sample, its forecast and
+         * rwkvcast's largest score in the window, on stderr. */
+        int Q = (int)m->dims.n_quant;
+        for (int k = 0; k < g_ns; k++) {
+            const series *s = &g_s[k];
+            for (int w = 0; w < s->nw; w++) {
+                long o = s->onset[w];
+                float mx = 0;
+                for (long i = s->w[w].start; i <= s->w[w].end; i++)
+                    if (s->score[0][i] > mx) mx = s->score[0][i];
+                const float *q = s->fq + (size_t)o * (size_t)Q;
+                fprintf(stderr, "%s %c %-15s %g v %.5g q %.5g %.5g %.5g score %.3f max %.3f\n", s->name,
+                        s->half ? 'H' : 'T', KIND_NAME[s->kind[w]], s->size[w], s->x[o], q[0], q[Q / 2], q[Q - 1],
+                        s->score[0][o], mx);
+            }
+        }
     }
     if (!ntry) report();
     else {
@@ -852,11 +892,12 @@ int main(int argc, char **argv) {
                 printf("| %s | invalid |\n", tries[t]);
                 continue;
             }
-            try_line(&tc, m->meta.quantiles, (int)m->dims.n_quant, tries[t]);
+            try_line(&tc, m->meta.quantiles, (int)m->dims.n_quant, (int)m->dims.n_horizon, path, tries[t]);
         }
     }
     rc = 0;
 out:
+    rc_free(path);
     free_all();
     rk_model_free(m);
     return rc;

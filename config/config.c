@@ -443,13 +443,11 @@ static rc_err k_engine(px *x, yaml_node_t *v, const char *key, void *obj) {
 }
 
 /* anomaly.*: float fields of an_cfg by offset, plus warmup. */
-/* Upper bounds: rates, weights and sigma counts are at most 100; anchor_len counts samples. */
+/* Upper bounds: loose (an_cfg_check has the exact ranges); anchor_len counts samples. */
 #define AF(f) {#f, offsetof(an_cfg, f), 100}
 static const struct { const char *name; size_t off; double max; } an_floats[] = {
-    AF(warn), AF(alert), AF(clear), AF(err_rate), AF(short_rate), AF(long_rate),
-    AF(zcap), AF(interval_weight), AF(calm_weight), AF(point_weight), AF(guard), AF(drift_rate),
-    AF(regime_rate), AF(regime_weight), AF(stuck_weight), {"anchor_len", offsetof(an_cfg, anchor_len), 4096},
-    AF(anchor_weight), AF(anchor_rate), {"silence", offsetof(an_cfg, silence), 1e6}};
+    AF(warn), AF(alert), AF(clear), AF(tail_rate), AF(short_rate), AF(long_rate), AF(stuck_weight),
+    {"anchor_len", offsetof(an_cfg, anchor_len), 4096}, AF(anchor_rate), {"silence", offsetof(an_cfg, silence), 1e6}};
 #define N_AF ((int)(sizeof an_floats / sizeof an_floats[0]))
 static rc_err k_an_float(px *x, yaml_node_t *v, const char *key, void *obj) {
     const char *leaf = strrchr(key, '.') + 1;
@@ -469,11 +467,8 @@ static rc_err k_an_warmup(px *x, yaml_node_t *v, const char *key, void *obj) {
 }
 static const key_def anomaly_keys[] = {
     {"warn", k_an_float}, {"alert", k_an_float}, {"clear", k_an_float}, {"warmup", k_an_warmup},
-    {"err_rate", k_an_float}, {"short_rate", k_an_float}, {"long_rate", k_an_float},
-    {"zcap", k_an_float}, {"interval_weight", k_an_float}, {"calm_weight", k_an_float},
-    {"point_weight", k_an_float}, {"guard", k_an_float}, {"drift_rate", k_an_float},
-    {"regime_rate", k_an_float}, {"regime_weight", k_an_float}, {"stuck_weight", k_an_float},
-    {"anchor_len", k_an_float}, {"anchor_weight", k_an_float}, {"anchor_rate", k_an_float},
+    {"tail_rate", k_an_float}, {"short_rate", k_an_float}, {"long_rate", k_an_float},
+    {"stuck_weight", k_an_float}, {"anchor_len", k_an_float}, {"anchor_rate", k_an_float},
     {"silence", k_an_float}};
 int cf_anomaly_keys(void) { return (int)(sizeof anomaly_keys / sizeof anomaly_keys[0]); }
 
@@ -482,8 +477,7 @@ static rc_err k_anomaly(px *x, yaml_node_t *v, const char *key, void *obj) {
         return RC_ERR_CONFIG;
     if (an_cfg_check(&CFG->anomaly))
         return fail(x, v->start_mark, "Invalid '%s' settings: need 0 <= clear <= warn <= alert <= 1, "
-                    "rates in (0,1], zcap in 1..100, weights, drift_rate and regime_rate in 0..1, guard 0 or 1, "
-                    "anchor_len 0 or 2..4096, silence 0 or 0.5..1e6.", key);
+                    "rates in (0,1], stuck_weight in 0..1, anchor_len 0 or 2..4096, silence 0 or 0.5..1e6.", key);
     return RC_OK;
 }
 

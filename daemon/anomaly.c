@@ -18,44 +18,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AN_MAGIC 0x32534e41u /* "ANS2" little-endian (ANS1 had no anchored blocks) */
-#define AN_NF 29              /* f32 fields in the blob */
-/* Blocks judged before the anchored channel's calibration is trusted. */
-#define AN_A_CAL 8.0f
-/* Judged samples used to seed the error calibration before any surprise is
- * trusted; the likelihood layer only starts learning after them. */
+#define AN_MAGIC 0x33534e41u /* "ANS3" little-endian (ANS2: the channels before issue 19) */
+/* Judged samples used to seed the statistics before any evidence counts. */
 #define AN_N_CAL 10u
+/* Scores are 1 - exp(-L / AN_LOG_SPAN) for evidence L = -log10 P. */
+#define AN_LOG_SPAN 8.656170245 /* 6 / ln 2 */
+/* Evidence from which each channel's tail is learned, and the calibrated
+ * law's exceedance rate (10^-AN_EV0) and mean excess (1 / ln 10, the
+ * exponential tail of -log10 of a uniform P) beyond it: the starting point. */
+#define AN_EV0 1.5f
+#define AN_P_EV0 0.031622777f
+#define AN_EXCESS_EV0 0.43429448f
+/* Samples the tail model's starting point is worth. */
+#define AN_TAIL_PRIOR_N 50.0f
+/* Evidence per sample entering the likelihood's short mean is capped, so
+ * one huge sample moves it by a bounded amount (the point evidence has it). */
+#define AN_LIK_CAP 6.0f
+/* EW weight per sample of the forecast-error and resolution statistics. */
+#define AN_ERR_RATE 0.0075f
 /* Mean of |N(0,1)|: converts a mean absolute error into a sigma. */
 #define AN_MEAN_ABS_N 0.7978845608f
-/* Scores are 1 - exp(-(-log10 P) / AN_LOG_SPAN) for a tail probability P. */
-#define AN_LOG_SPAN 8.656170245 /* 6 / ln 2 */
+/* Share of one sign among a block's residuals from which a change is a trend. */
+#define AN_TREND_SIGN 0.5
+/* Blocks judged before the anchored channel's calibration is trusted. */
+#define AN_A_CAL 8.0f
 
 void an_cfg_default(an_cfg *c) {
     c->warn = 0.5f;   /* tail probability 1e-6 */
     c->alert = 0.75f; /* tail probability 1e-12 */
     c->clear = 0.3f;  /* tail probability ~5e-2 */
     c->warmup = 60;
-    c->err_rate = 0.0075f;
+    /* Chosen on the tuning halves of bench/anomaly_real.c and
+     * bench/anomaly_bench.c (bench/RESULTS.md). */
+    c->tail_rate = 0.002f;
     c->short_rate = 0.7f;
     c->long_rate = 0.01f;
-    c->zcap = 6.0f;
-    /* 0: the surprise scale is the series' own recent forecast error. With
-     * the 2026-12-06 model (calibrated intervals, seasonal-memory baseline)
-     * 0.8 scored 12.9 / 26.2 / 67.5 on the tuning halves of SKAB-NAB,
-     * SKAB-leaderboard and the generated set, 0 scored 32.3 / 53.5 / 77.4
-     * (bench/RESULTS.md). */
-    c->interval_weight = 0.0f;
-    c->calm_weight = 0.0f;
-    c->point_weight = 0.0f;
-    c->guard = 0.0f;
-    c->drift_rate = 0.0f;
-    c->regime_rate = 0.0f;
-    c->regime_weight = 0.0f;
-    c->stuck_weight = 0.5f;
-    /* Chosen on the tuning half of bench/anomaly_bench.c (bench/RESULTS.md). */
     c->anchor_len = 24.0f;
-    c->anchor_weight = 1.0f;
     c->anchor_rate = 0.1f;
+    c->stuck_weight = 0.5f;
     c->silence = 5.0f;
 }
 
@@ -65,15 +65,9 @@ static int rate_ok(float x) { return x > 0.0f && x <= 1.0f; }
 rc_err an_cfg_check(const an_cfg *c) {
     if (!in01(c->warn) || !in01(c->alert) || !in01(c->clear)) return RC_ERR_CONFIG;
     if (!(c->clear <= c->warn && c->warn <= c->alert)) return RC_ERR_CONFIG;
-    if (!rate_ok(c->err_rate) || !rate_ok(c->short_rate) || !rate_ok(c->long_rate))
-        return RC_ERR_CONFIG;
-    if (!(c->zcap >= 1.0f && c->zcap <= 100.0f)) return RC_ERR_CONFIG;
-    if (!in01(c->interval_weight) || !in01(c->calm_weight) || !in01(c->point_weight) ||
-        !(c->guard == 0.0f || c->guard == 1.0f) ||
-        !(c->drift_rate >= 0.0f && c->drift_rate <= 1.0f) || !in01(c->regime_rate) ||
-        !in01(c->regime_weight) || !in01(c->stuck_weight) ||
-        !(c->anchor_len == 0.0f || (c->anchor_len >= 2.0f && c->anchor_len <= 4096.0f)) ||
-        !in01(c->anchor_weight) || !rate_ok(c->anchor_rate) ||
+    if (!rate_ok(c->tail_rate) || !rate_ok(c->short_rate) || !rate_ok(c->long_rate)) return RC_ERR_CONFIG;
+    if (!in01(c->stuck_weight)) return RC_ERR_CONFIG;
+    if (!(c->anchor_len == 0.0f || (c->anchor_len >= 2.0f && c->anchor_len <= 4096.0f)) || !rate_ok(c->anchor_rate) ||
         !(c->silence == 0.0f || (c->silence >= 0.5f && c->silence <= 1e6f)))
         return RC_ERR_CONFIG;
     return RC_OK;
@@ -85,9 +79,8 @@ static const struct {
     size_t off;       /* offsetof(an_cfg, ...) */
 } an_keys[] = {
 #define K(f) {#f, offsetof(an_cfg, f)}
-    K(warn), K(alert), K(clear), K(err_rate), K(short_rate), K(long_rate), K(zcap), K(interval_weight),
-    K(calm_weight), K(point_weight), K(guard), K(drift_rate), K(regime_rate), K(regime_weight),
-    K(stuck_weight), K(anchor_len), K(anchor_weight), K(anchor_rate),
+    K(warn), K(alert), K(clear), K(tail_rate), K(short_rate), K(long_rate), K(stuck_weight),
+    K(anchor_len), K(anchor_rate), K(silence),
 #undef K
 };
 
@@ -113,9 +106,8 @@ rc_err an_cfg_set(an_cfg *c, const char *kv) {
 }
 
 void an_cfg_describe(const an_cfg *c, char *buf, size_t len) {
-    size_t at = 0;
     int k = snprintf(buf, len, "warmup %u", c->warmup);
-    at = k > 0 ? (size_t)k : 0;
+    size_t at = k > 0 ? (size_t)k : 0;
     for (size_t i = 0; i < sizeof an_keys / sizeof an_keys[0] && at < len; i++) {
         k = snprintf(buf + at, len - at, ", %s %g", an_keys[i].name,
                      (double)*(const float *)((const char *)c + an_keys[i].off));
@@ -126,11 +118,23 @@ void an_cfg_describe(const an_cfg *c, char *buf, size_t len) {
 
 void an_init(an_state *s) {
     memset(s, 0, sizeof *s);
+    for (int i = 0; i < AN_NCH; i++) {
+        s->ev_p[i] = AN_P_EV0;
+        s->ev_b[i] = AN_EXCESS_EV0;
+    }
 }
 
+const char *an_kind_name(int kind) {
+    static const char *const names[AN_KIND_COUNT] = {"none", "spike", "shift", "trend",
+                                                     "variance", "stuck", "silence"};
+    return kind > 0 && kind < AN_KIND_COUNT ? names[kind] : names[0];
+}
+
+an_kind an_state_kind(const an_state *s) { return (an_kind)s->kind; }
+
 /* Standard normal quantile for p in (0,1), Winitzki's closed form for
- * erfinv (relative error ~2e-3: plenty, since the error calibration
- * rescales the interval anyway, and it costs no iteration). */
+ * erfinv (relative error ~2e-3: plenty, since the interval it converts is
+ * itself calibrated to a coverage, not to a shape). */
 static double probit(double p) {
     double x = 2.0 * p - 1.0;
     const double a = 0.147;
@@ -155,27 +159,23 @@ static double probit_level(float p) {
     return val[0];
 }
 
-/* -log10 of a tail probability, mapped to [0,1]. */
-static float tail_score_w(double x, double w) {
-    if (!(x > 0.0) || !(w > 0.0)) return 0.0f;
-    if (x > 1e6) return 1.0f;
-    double lg;
-    if (x < 8.0) {
-        lg = log10(0.5 * erfc(x / M_SQRT2));
-    } else {
-        /* Mills-ratio asymptote, where erfc would underflow: Q(x) ~ phi(x)/x. */
-        lg = (-0.5 * x * x - log(x * sqrt(2.0 * M_PI))) / M_LN10;
-    }
-    /* 1 - e^(-L/span) with L = -log10 P: monotone in P over the whole
-     * tail (no plateau at 1 that would tie a 7-sigma event with a
-     * 30-sigma one), P = 1e-6 -> 0.5, P = 1e-12 -> 0.75. */
-    double sc = 1.0 - exp(-w * (-lg) / AN_LOG_SPAN);
-    return sc >= 1.0 ? 1.0f : sc <= 0.0 ? 0.0f : (float)sc;
+/* -log10 Q(x), Q the standard normal upper tail; 0 for x <= 0 (evidence
+ * never negative). */
+static double ev_gauss(double x) {
+    if (!(x > 0.0)) return 0.0;
+    if (x > 1e6) x = 1e6;
+    if (x < 8.0) return -log10(0.5 * erfc(x / M_SQRT2));
+    /* Mills-ratio asymptote, where erfc would underflow: Q(x) ~ phi(x)/x. */
+    return (0.5 * x * x + log(x * sqrt(2.0 * M_PI))) / M_LN10;
 }
 
-/* Weights act on -log10 P (evidence), not on the score: a weighted
- * channel can still reach any score, it just needs a rarer event. */
-static float tail_score(double x) { return tail_score_w(x, 1.0); }
+/* Evidence L (-log10 P) to a score: 1 - e^(-L/span), monotone over the
+ * whole tail (no plateau at 1 that would tie a 7-sigma event with a
+ * 30-sigma one), P = 1e-6 -> 0.5, P = 1e-12 -> 0.75. */
+static float to_score(double L) {
+    double sc = 1.0 - exp(-L / AN_LOG_SPAN);
+    return sc >= 1.0 ? 1.0f : sc > 0.0 ? (float)sc : 0.0f;
+}
 
 static float ew_rate(float rate, uint32_t k) {
     /* Running mean for the first samples, EW after: fast, unbiased start. */
@@ -185,6 +185,44 @@ static float ew_rate(float rate, uint32_t k) {
 
 static float clampf(float x, float lo, float hi) {
     return x < lo ? lo : x > hi ? hi : x;
+}
+
+/*
+ * A channel's nominal evidence L (-log10 of a tail probability under the
+ * calibrated law) recalibrated by the series' own history of it: up to
+ * AN_EV0 it is taken as it is; beyond, the tail is exponential with the
+ * learned exceedance rate p and mean excess b (peaks over threshold, as
+ * SPOT does: Siffer et al. 2017), so a series whose evidence often runs
+ * high (heavy tails, bursts) does not call its usual bursts rare. Never
+ * more than L: a tail learned lighter than the law's is not trusted to be
+ * sharper.
+ */
+static double recal(const an_state *s, int ch, double L) {
+    if (L <= AN_EV0) return L;
+    double lt = -log10((double)s->ev_p[ch]) + (L - AN_EV0) * AN_EXCESS_EV0 / (double)s->ev_b[ch];
+    return lt < L ? lt : L;
+}
+
+/* Learns channel ch's tail from its nominal evidence L (after judging):
+ * winsorized, so one anomaly is not absorbed at once. */
+static void learn_tail(an_state *s, const an_cfg *c, int ch, double L, uint32_t k) {
+    float r = ew_rate(c->tail_rate, (uint32_t)((float)k + AN_TAIL_PRIOR_N));
+    int ex = L > AN_EV0;
+    s->ev_p[ch] += r * ((float)ex - s->ev_p[ch]);
+    if (s->ev_p[ch] < 1e-5f) s->ev_p[ch] = 1e-5f;
+    if (!ex) return;
+    /* EW over exceedances, with about the memory the rate gives samples. */
+    float re = clampf(0.25f * r / (s->ev_p[ch] > 0.01f ? s->ev_p[ch] : 0.01f), 0.0f, 1.0f);
+    double e = L - AN_EV0, lim = 5.0 * (double)s->ev_b[ch];
+    s->ev_b[ch] += re * ((float)(e < lim ? e : lim) - s->ev_b[ch]);
+    s->ev_b[ch] = clampf(s->ev_b[ch], 0.05f, 100.0f);
+}
+
+/* The stuck-sensor evidence of the current run, -log10 of p * c^(run-1). */
+static double ev_stuck(const an_state *s, double run) {
+    double p = (double)s->p_same < 0.01 ? 0.01 : (double)s->p_same;
+    double pc = (double)s->p_cont < 0.01 ? 0.01 : (double)s->p_cont;
+    return -(log10(p) + (run - 1.0) * log10(pc));
 }
 
 /*
@@ -200,30 +238,87 @@ static void ew_baseline(float *mu, float *var, float x, double sd, float a, uint
     *var = (1.0f - a) * (*var + a * delta * delta);
 }
 
+enum { EV_POINT, EV_LIK, EV_ANCHOR, EV_STUCK, EV_N }; /* the first AN_NCH have learned tails */
+
 /* x limited to [-lim, lim]; NaN x passes through. */
 static double clip_abs(double x, double lim) {
     return x > lim ? lim : x < -lim ? -lim : x;
 }
 
-const char *an_kind_name(int kind) {
-    static const char *const names[AN_KIND_COUNT] = {"none", "spike", "shift", "trend",
-                                                     "variance", "stuck", "silence"};
-    return kind > 0 && kind < AN_KIND_COUNT ? names[kind] : names[0];
+/*
+ * Anchored blocks: the mean of v over a block of K samples against the
+ * mean of the median forecast path made before the block's first sample.
+ * A one-step forecaster follows a level shift or a slow fault within a
+ * few samples, so its one-step residuals stop being surprising; the
+ * forecast made before the change does not move, and the whole block's
+ * mean sits off it. The block residual is judged against its own running
+ * bias and mean absolute size on this series. Two blocks staggered by K/2
+ * bound the wait to about K/2 samples after a block ends. A block opens
+ * only on a sample that has the path (horizon 1); a gap inside a block
+ * just stretches it. Returns the evidence of a block completed now, or 0.
+ */
+static double anchored(an_state *s, const an_cfg *c, double v, double res, const float *path, int K, int Q,
+                       double floor_) {
+    const int mid = Q / 2;
+    double best = 0.0;
+    /* Block 0 reopens at once; block 1 opens K/2 samples into block 0. */
+    int open[2] = {s->a_cnt[0] > 0.0f, s->a_cnt[1] > 0.0f};
+    int want[2] = {!open[0], !open[1] && s->a_cnt[0] == (float)(K / 2)};
+    /* The reference: the mean of the path's first K medians, which must
+     * be finite (checked when a block opens, not on every sample). */
+    double ref = 0.0;
+    if (path && (want[0] || want[1])) {
+        for (int i = 0; i < K; i++) ref += (double)path[(size_t)i * (size_t)Q + (size_t)mid];
+        if (!isfinite(ref)) path = NULL;
+    }
+    int start[2] = {path && want[0], path && want[1]};
+    for (int j = 0; j < 2; j++) {
+        if (start[j]) {
+            s->a_ref[j] = (float)(ref / K);
+            s->a_acc[j] = 0.0f;
+            s->a_sgn[j] = 0.0f;
+        }
+        if (!open[j] && !start[j]) continue;
+        s->a_acc[j] += (float)(v - (double)s->a_ref[j]);
+        s->a_sgn[j] += res > 0.0 ? 1.0f : res < 0.0 ? -1.0f : 0.0f;
+        s->a_cnt[j] += 1.0f;
+        if (s->a_cnt[j] < (float)K) continue;
+        s->a_cnt[j] = 0.0f;
+        double R = (double)s->a_acc[j] / K, dr = R - (double)s->a_bias;
+        /* Floored like the one-step scale (half the typical nonzero step):
+         * on quantized or long-flat sensors the block residuals would
+         * otherwise shrink to nothing. */
+        double as = (double)s->a_mae / AN_MEAN_ABS_N;
+        if (!(as > floor_)) as = floor_;
+        if (s->a_n >= AN_A_CAL) {
+            double e = ev_gauss(fabs(dr) / as);
+            if (e > best) {
+                best = e;
+                /* The one-step residuals' balance over the block: a
+                 * forecaster that followed a jump has residuals of both
+                 * signs again (a shift); one that keeps lagging behind a
+                 * drift has them mostly of one sign (a trend). */
+                s->a_trend = fabs((double)s->a_sgn[j]) >= AN_TREND_SIGN * K;
+            }
+            /* Winsorized, so a lasting change is not learned at once. */
+            dr = clip_abs(dr, 4.0 * as);
+        }
+        float aa = ew_rate(c->anchor_rate, (uint32_t)s->a_n);
+        s->a_bias += aa * (float)dr;
+        s->a_mae += aa * ((float)fabs(dr) - s->a_mae);
+        if (s->a_n < 1e6f) s->a_n += 1.0f;
+    }
+    return best;
 }
 
-an_kind an_state_kind(const an_state *s) { return (an_kind)s->kind; }
-
-/*
- * Provisional classification of a rising level, from what the state shows
- * right after the sample: a suspicious run of repeats is a stuck sensor, a
- * sample that is itself far off (>= 4 sigmas) a spike, anything else (the
- * likelihood or anchored channel building up over several samples) a
- * shift. Trend and variance are not told apart yet.
- */
-static an_kind provisional_kind(const an_state *s, int run_odd) {
-    if (run_odd && s->same_n >= 1.0f) return AN_KIND_STUCK;
-    if (s->z >= 4.0f) return AN_KIND_SPIKE;
-    return AN_KIND_SHIFT;
+/* Kind of a rising level from the channel with the most evidence. */
+static an_kind kind_of(const an_state *s, int ch) {
+    switch (ch) {
+    case EV_STUCK: return AN_KIND_STUCK;
+    case EV_LIK: return AN_KIND_VARIANCE;
+    case EV_ANCHOR: return s->a_trend ? AN_KIND_TREND : AN_KIND_SHIFT;
+    default: return AN_KIND_SPIKE;
+    }
 }
 
 float an_update(an_state *s, const an_cfg *c, double v, const float *q,
@@ -238,187 +333,82 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
     for (int i = 0; i < Q; i++)
         if (!isfinite(q[i])) goto out;
 
-    int mid = Q / 2;
-    double res = v - (double)q[mid];
-    double d = res - (double)s->bias;
-    double ad = fabs(d);
-
-    /* Interval sigma on v's side of the median (0 when Q == 1 or degenerate). */
-    double sig_q = 0.0;
+    const int mid = Q / 2;
+    const double med = (double)q[mid], res = v - med;
+    /* Sigma on v's side of the median, from the calibrated interval. */
+    double sig = 0.0;
     if (Q >= 3 && qlev) {
-        int j = d >= 0 ? Q - 1 : 0;
+        int j = res >= 0 ? Q - 1 : 0;
         double zq = fabs(probit_level(qlev[j]));
-        double w = fabs((double)q[j] - (double)q[mid]);
-        if (zq > 1e-3 && isfinite(zq)) sig_q = w / zq;
+        if (zq > 1e-3 && isfinite(zq)) sig = fabs((double)q[j] - med) / zq;
     }
-    double sig_e = (double)s->mae / AN_MEAN_ABS_N;
-    double sig_i = sig_q * (double)s->ratio / AN_MEAN_ABS_N;
-    double wi = sig_q > 0.0 ? (double)c->interval_weight : 0.0;
-    double sigma = wi * sig_i + (1.0 - wi) * sig_e;
-    double floor_ = 1e-6 * (fabs(v) + fabs((double)q[mid])) + 1e-30;
+    /* Never narrower than the series' own recent errors (a Gaussian sigma
+     * from their mean absolute size): an interval calibrated on average can
+     * be too narrow where the forecaster is poor, as on sensors unlike its
+     * training data, and every residual would then look rare. */
+    const double sig_e = (double)s->mae / AN_MEAN_ABS_N;
+    if (s->n >= 3 && sig_e > sig) sig = sig_e;
+    double floor_ = 1e-6 * (fabs(v) + fabs(med)) + 1e-30;
     if (0.5 * (double)s->step > floor_) floor_ = 0.5 * (double)s->step;
-    if (!(sigma > floor_)) sigma = floor_;
+    if (!(sig > floor_)) sig = floor_;
+    const double u = res / sig;
 
-    float z = 0.0f, zs = 0.0f;
+    double ev[EV_N] = {0}, nom[AN_NCH] = {0};
     int run_odd = 0; /* the current run of repeats is already suspicious */
-    double zraw = 0.0;
-    /* Persistence forecast, calibrated like the model's. */
-    double dn = v - (double)s->last_v - (double)s->nbias;
-    double sig_n = (double)s->nmae / AN_MEAN_ABS_N;
-    if (!(sig_n > floor_)) sig_n = floor_;
-    if (s->n >= 3) {
-        zraw = ad / sigma;
-        if (c->guard > 0.0f && fabs(dn) / sig_n < zraw) zraw = fabs(dn) / sig_n;
-        z = zraw > (double)c->zcap ? c->zcap : (float)zraw;
-        zs = d >= 0 ? z : -z;
-    }
-    s->z = z;
-
-    /* Likelihood layer: judge the short mean against its long-run law,
-     * then learn (winsorized, so an anomaly is not absorbed at once). */
-    float sc = 0.0f;
     if (s->n >= AN_N_CAL) {
-        uint32_t k = s->n - AN_N_CAL;
-        s->m_short += ew_rate(c->short_rate, k) * (z - s->m_short);
-        double sd = sqrt((double)s->var_long);
-        double sdf = 0.1 * (double)s->mu_long + 1e-3;
+        const uint32_t k = s->n - AN_N_CAL;
+        /* Point: the two-sided Gaussian-equivalent tail of u. */
+        nom[EV_POINT] = ev_gauss(fabs(u)) - M_LN2 / M_LN10;
+        if (nom[EV_POINT] < 0.0) nom[EV_POINT] = 0.0;
+        ev[EV_POINT] = recal(s, EV_POINT, nom[EV_POINT]);
+        /* Likelihood: the short mean of the point evidence against its own law. */
+        double lc = ev[EV_POINT] < AN_LIK_CAP ? ev[EV_POINT] : AN_LIK_CAP;
+        s->m_short += ew_rate(c->short_rate, k) * ((float)lc - s->m_short);
+        double sd = sqrt((double)s->var_long), sdf = 0.1 * (double)s->mu_long + 0.02;
         if (sd < sdf) sd = sdf;
         if (k >= 2) {
-            double x = ((double)s->m_short - (double)s->mu_long) / sd;
-            float hi = tail_score(x);
-            float lo = tail_score_w(-x, c->calm_weight);
-            /* Two-sided tail of the sample alone: P = 2 Q(z), so -log10 P
-             * = -log10 Q(z) - log10 2. */
-            float pt = tail_score_w(zraw, c->point_weight);
-            sc = hi > lo ? hi : lo;
-            if (pt > sc) sc = pt;
-        }
-        if (c->stuck_weight > 0.0f && s->same_n >= 1.0f && k >= 2) {
-            /* -log10 P of the run, P = p^run; mapped like every tail. */
-            double p = (double)s->p_same < 0.01 ? 0.01 : (double)s->p_same;
-            double pc = (double)s->p_cont < 0.01 ? 0.01 : (double)s->p_cont;
-            double lg = log10(p) + ((double)s->same_n - 1.0) * log10(pc);
-            double st = 1.0 - exp(c->stuck_weight * lg / AN_LOG_SPAN);
-            float stf = st >= 1.0 ? 1.0f : st <= 0.0 ? 0.0f : (float)st;
-            run_odd = stf >= c->clear;
-            /* Once the run is itself an alert, a longer run is no news:
-             * the channel then holds the score just above clear, which
-             * keeps the raised level (hysteresis) without re-alerting. */
-            double prev_lg = s->same_n >= 2.0f ? lg - log10(pc) : 0.0;
-            double prev_st = 1.0 - exp(c->stuck_weight * prev_lg / AN_LOG_SPAN);
-            /* The margin keeps rounding from holding a run that never alerted. */
-            if (prev_st >= (double)c->alert + 1e-3 && stf > c->clear) stf = c->clear + 0.5f * (c->warn - c->clear);
-            if (stf > sc) sc = stf;
-        }
-        if (c->regime_rate > 0.0f) {
-            double fd = fabs((double)q[mid] - (double)s->f_slow);
-            /* In units of the larger of the forecast's usual wander and the
-             * forecast error: a smooth forecast of a noisy series must
-             * move by more than the noise to count. */
-            double fs = (double)s->f_dev / AN_MEAN_ABS_N;
-            if (fs < sigma) fs = sigma;
-            if (!(fs > floor_)) fs = floor_;
-            if (k >= 2) {
-                float rg = tail_score_w(fd / fs, c->regime_weight);
-                if (rg > sc) sc = rg;
-            }
-            float ra = ew_rate(c->regime_rate, k);
-            double fw = fd < 4.0 * fs || k < 2 ? fd : 4.0 * fs;
-            s->f_dev += ra * ((float)fw - s->f_dev);
-            s->f_slow += ra * (q[mid] - s->f_slow);
-        }
-        if (c->drift_rate > 0.0f) {
-            s->d_short += ew_rate(c->drift_rate, k) * (zs - s->d_short);
-            double dsd = sqrt((double)s->d_var);
-            if (dsd < 0.05) dsd = 0.05;
-            if (k >= 2) {
-                float dr = tail_score(fabs((double)s->d_short - (double)s->d_mu) / dsd);
-                if (dr > sc) sc = dr;
-            }
-            ew_baseline(&s->d_mu, &s->d_var, s->d_short, dsd, ew_rate(c->long_rate, k), k);
-        }
-        int K = (int)c->anchor_len < H ? (int)c->anchor_len : H;
-        if (K >= 2 && c->anchor_weight > 0.0f) {
-            /* Anchored blocks: the mean of v over a block of K samples
-             * against the mean of the forecast path made before the
-             * block's first sample. A one-step forecaster follows a level
-             * shift or a slow fault within a few samples, so its one-step
-             * residuals stop being surprising; the forecast made before
-             * the change does not move, and the whole block's mean sits
-             * off it. The block residual is judged against its own
-             * running bias and mean absolute size on this series, so the
-             * score means the same everywhere. Two blocks staggered by K/2
-             * bound the wait to about K/2 samples after a block ends. A
-             * block opens only on a sample that has the path (horizon 1);
-             * a gap inside a block just stretches it by the missing steps. */
-            /* Block 0 reopens at once; block 1 opens K/2 samples into block 0. */
-            int open[2] = {s->a_cnt[0] > 0.0f, s->a_cnt[1] > 0.0f};
-            int want[2] = {!open[0], !open[1] && s->a_cnt[0] == (float)(K / 2)};
-            /* The block's reference: the mean of the path's first K
-             * medians. Only those are read, so only they must be finite
-             * (a non-finite one makes the sum non-finite); checked when a
-             * block opens, not on every sample. */
-            double ref = 0.0;
-            if (path && (want[0] || want[1])) {
-                for (int i = 0; i < K; i++) ref += (double)path[(size_t)i * (size_t)Q + (size_t)mid];
-                if (!isfinite(ref)) path = NULL;
-            }
-            int start[2] = {path && want[0], path && want[1]};
-            for (int j = 0; j < 2; j++) {
-                if (!start[j]) continue;
-                s->a_ref[j] = (float)(ref / K);
-                s->a_acc[j] = 0.0f;
-            }
-            for (int j = 0; j < 2; j++) {
-                if (!open[j] && !start[j]) continue;
-                s->a_acc[j] += (float)(v - (double)s->a_ref[j]);
-                s->a_cnt[j] += 1.0f;
-                if (s->a_cnt[j] < (float)K) continue;
-                s->a_cnt[j] = 0.0f;
-                double R = (double)s->a_acc[j] / K, dr = R - (double)s->a_bias;
-                /* Floored like the one-step scale (half the typical
-                 * nonzero step): on quantized or long-flat sensors the
-                 * block residuals would otherwise shrink to nothing.
-                 * (A floor of step / sqrt(K) was tried: far more false
-                 * alarms on SKAB.) */
-                double as = (double)s->a_mae / AN_MEAN_ABS_N;
-                if (!(as > floor_)) as = floor_;
-                if (s->a_n >= AN_A_CAL) {
-                    float an = tail_score_w(fabs(dr) / as, c->anchor_weight);
-                    if (an > sc) sc = an;
-                    /* Winsorized, so a lasting change is not learned at once. */
-                    dr = clip_abs(dr, 4.0 * as);
-                }
-                float aa = ew_rate(c->anchor_rate, (uint32_t)s->a_n);
-                s->a_bias += aa * (float)dr;
-                s->a_mae += aa * ((float)fabs(dr) - s->a_mae);
-                if (s->a_n < 1e6f) s->a_n += 1.0f;
-            }
+            nom[EV_LIK] = ev_gauss(((double)s->m_short - (double)s->mu_long) / sd);
+            ev[EV_LIK] = recal(s, EV_LIK, nom[EV_LIK]);
         }
         ew_baseline(&s->mu_long, &s->var_long, s->m_short, sd, ew_rate(c->long_rate, k), k);
-    }
-
-    /* Error calibration, winsorized at 4 sigma once it is trusted. */
-    {
-        float a = ew_rate(c->err_rate, s->n);
-        double dw = s->n >= 3 ? clip_abs(d, 4.0 * sigma) : d;
-        s->bias += a * (float)dw;
-        s->mae += a * ((float)fabs(dw) - s->mae);
-        if (sig_q > 0.0) {
-            double u = fabs(dw) / sig_q;
-            if (s->n >= 3 && s->ratio > 0.0f && u > 5.0 * s->ratio) u = 5.0 * s->ratio;
-            s->ratio += a * ((float)u - s->ratio);
+        int K = (int)c->anchor_len < H ? (int)c->anchor_len : H;
+        if (K >= 2) ev[EV_ANCHOR] = anchored(s, c, v, res, path, K, Q, floor_);
+        if (k >= 2) {
+            for (int ch = 0; ch < AN_NCH; ch++) learn_tail(s, c, ch, nom[ch], k);
         }
+        if (c->stuck_weight > 0.0f && k >= 2 && (float)v == s->last_v) {
+            /* The run of repeats including this sample. */
+            double run = (double)s->same_n + 1.0;
+            {
+                double st = c->stuck_weight * ev_stuck(s, run);
+                run_odd = to_score(st) >= c->clear;
+                /* Once the run is itself an alert, a longer run is no news:
+                 * held just above clear, the raised level stays (hysteresis)
+                 * without re-alerting. The margin keeps rounding from holding
+                 * a run that never alerted. */
+                double prev_st = run >= 2.0 ? c->stuck_weight * ev_stuck(s, run - 1.0) : 0.0;
+                if (to_score(prev_st) >= c->alert + 1e-3f && to_score(st) > c->clear)
+                    st = -AN_LOG_SPAN * log(1.0 - (double)(c->clear + 0.5f * (c->warn - c->clear)));
+                ev[EV_STUCK] = st;
+            }
+        }
+    }
+    int best = EV_POINT;
+    for (int i = 1; i < EV_N; i++)
+        if (ev[i] > ev[best]) best = i;
+    float sc = to_score(ev[best]);
+
+    /* Learning, after judging. */
+    {
+        float a = ew_rate(AN_ERR_RATE, s->n);
+        /* Forecast errors, winsorized at 4 sigmas once there are a few. */
+        double ar = fabs(res), lim = 4.0 * sig;
+        s->mae += a * (float)((s->n >= 3 && ar > lim ? lim : ar) - (double)s->mae);
         /* Resolution: typical size of a nonzero change between judged values. */
         double dv = fabs(v - (double)s->last_v);
         if (s->n > 0 && dv > 0.0) {
             if (s->step == 0.0f) s->step = (float)dv;
-            else s->step += c->err_rate * ((float)(dv < 10.0 * s->step ? dv : 10.0 * s->step) - s->step);
-        }
-        if (s->n > 0) {
-            double dnw = s->n >= 3 ? clip_abs(dn, 4.0 * sig_n) : dn;
-            s->nbias += a * (float)dnw;
-            s->nmae += a * ((float)fabs(dnw) - s->nmae);
+            else s->step += AN_ERR_RATE * ((float)(dv < 10.0 * s->step ? dv : 10.0 * s->step) - s->step);
         }
         if (s->n > 0) {
             int same = (float)v == s->last_v;
@@ -432,28 +422,24 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
             if (s->same_n > 1e6f) s->same_n = 1e6f;
         }
         s->last_v = (float)v;
-        if (!isfinite(s->bias) || !isfinite(s->mae) || !isfinite(s->ratio) ||
-            !isfinite(s->last_v) || !isfinite(s->step) || !isfinite(s->nbias) ||
-            !isfinite(s->nmae)) {
-            /* Unreachable with finite inputs below ~1e38; restart calibration. */
-            s->bias = s->mae = s->ratio = s->last_v = s->step = s->nbias = s->nmae = 0.0f;
-            s->n = 0;
+        if (!isfinite(s->last_v) || !isfinite(s->step) || !isfinite(s->mae) ||
+            !isfinite(s->m_short) || !isfinite(s->mu_long) || !isfinite(s->var_long)) {
+            /* Unreachable with finite inputs below ~1e38; start afresh. */
+            an_init(s);
         }
     }
 
     s->n++;
     if (s->n <= c->warmup) sc = 0.0f;
-    if (!(sc >= 0.0f)) sc = 0.0f;
-    if (sc > 1.0f) sc = 1.0f;
     s->score = sc;
 
-    /* Levels with hysteresis: up at warn/alert, down to 0 only below clear. */
     if (s->n > c->warmup) {
         int32_t before = s->level;
+        /* Levels with hysteresis: up at warn/alert, down to 0 only below clear. */
         if (sc >= c->alert) s->level = 2;
         else if (sc >= c->warn && s->level < 1) s->level = 1;
         else if (sc < c->clear) s->level = 0;
-        if (s->level > before) s->kind = provisional_kind(s, run_odd);
+        if (s->level > before) s->kind = kind_of(s, best);
     }
 out:
     if (level) *level = s->level;
@@ -463,15 +449,13 @@ out:
 void an_save(const an_state *s, uint8_t *buf) {
     rc_put_u32(buf, AN_MAGIC);
     rc_put_u32(buf + 4, s->n);
-    /* The kind rides in the level word: the blob stays 128 bytes and
-     * blobs saved before it existed read as AN_KIND_NONE. */
     rc_put_u32(buf + 8, (uint32_t)s->level | (uint32_t)s->kind << 8);
-    const float f[AN_NF] = {s->score, s->z, s->bias, s->mae, s->ratio, s->last_v, s->step,
-                            s->nbias, s->nmae, s->m_short, s->mu_long, s->var_long,
-                            s->d_short, s->d_mu, s->d_var, s->f_slow, s->f_dev,
-                            s->p_same, s->same_n, s->p_cont,
-                            s->a_ref[0], s->a_ref[1], s->a_acc[0], s->a_acc[1],
-                            s->a_cnt[0], s->a_cnt[1], s->a_bias, s->a_mae, s->a_n};
+    const float f[AN_NF] = {s->score, s->step, s->last_v, s->mae,
+                            s->ev_p[0], s->ev_p[1], s->ev_b[0], s->ev_b[1],
+                            s->m_short, s->mu_long, s->var_long, s->p_same, s->same_n,
+                            s->p_cont, s->a_ref[0], s->a_ref[1], s->a_acc[0], s->a_acc[1],
+                            s->a_cnt[0], s->a_cnt[1], s->a_bias, s->a_mae, s->a_n, s->a_sgn[0], s->a_sgn[1],
+                            (float)s->a_trend};
     for (int i = 0; i < AN_NF; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
 }
 
@@ -488,20 +472,26 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
         f[i] = rc_get_f32(buf + 12 + 4 * i);
         if (!isfinite(f[i])) return RC_ERR_NUMERIC;
     }
-    t.score = f[0]; t.z = f[1]; t.bias = f[2]; t.mae = f[3]; t.ratio = f[4];
-    t.last_v = f[5]; t.step = f[6]; t.nbias = f[7]; t.nmae = f[8];
-    t.m_short = f[9]; t.mu_long = f[10]; t.var_long = f[11];
-    t.d_short = f[12]; t.d_mu = f[13]; t.d_var = f[14];
-    t.f_slow = f[15]; t.f_dev = f[16];
-    t.p_same = f[17]; t.same_n = f[18]; t.p_cont = f[19];
-    t.a_ref[0] = f[20]; t.a_ref[1] = f[21]; t.a_acc[0] = f[22]; t.a_acc[1] = f[23];
-    t.a_cnt[0] = f[24]; t.a_cnt[1] = f[25]; t.a_bias = f[26]; t.a_mae = f[27]; t.a_n = f[28];
-    if (!(t.score >= 0.0f && t.score <= 1.0f) || t.mae < 0.0f || t.ratio < 0.0f ||
-        t.var_long < 0.0f || t.step < 0.0f || t.nmae < 0.0f ||
-        t.d_var < 0.0f || t.f_dev < 0.0f ||
-        t.p_same < 0.0f || t.p_same > 1.0f || t.same_n < 0.0f ||
-        t.p_cont < 0.0f || t.p_cont > 1.0f ||
-        t.a_cnt[0] < 0.0f || t.a_cnt[1] < 0.0f || t.a_mae < 0.0f || t.a_n < 0.0f)
+    t.score = f[0]; t.step = f[1]; t.last_v = f[2]; t.mae = f[3];
+    int bad = 0;
+    for (int i = 0; i < AN_NCH; i++) {
+        t.ev_p[i] = f[4 + i];
+        t.ev_b[i] = f[4 + AN_NCH + i];
+        bad |= !(t.ev_p[i] > 0.0f && t.ev_p[i] <= 1.0f) || !(t.ev_b[i] > 0.0f);
+    }
+    t.m_short = f[8]; t.mu_long = f[9]; t.var_long = f[10];
+    t.p_same = f[11]; t.same_n = f[12]; t.p_cont = f[13];
+    for (int j = 0; j < 2; j++) {
+        t.a_ref[j] = f[14 + j];
+        t.a_acc[j] = f[16 + j];
+        t.a_cnt[j] = f[18 + j];
+    }
+    t.a_bias = f[20]; t.a_mae = f[21]; t.a_n = f[22]; t.a_sgn[0] = f[23]; t.a_sgn[1] = f[24];
+    t.a_trend = (int32_t)f[25];
+    if (bad || !(t.score >= 0.0f && t.score <= 1.0f) || t.step < 0.0f || t.mae < 0.0f || t.var_long < 0.0f ||
+        t.p_same < 0.0f || t.p_same > 1.0f || t.same_n < 0.0f || t.p_cont < 0.0f || t.p_cont > 1.0f ||
+        t.a_cnt[0] < 0.0f || t.a_cnt[1] < 0.0f || t.a_mae < 0.0f || t.a_n < 0.0f ||
+        fabsf(t.a_sgn[0]) > 4096.0f || fabsf(t.a_sgn[1]) > 4096.0f || !(f[25] == 0.0f || f[25] == 1.0f))
         return RC_ERR_FORMAT;
     *s = t;
     return RC_OK;

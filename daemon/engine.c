@@ -33,7 +33,7 @@
 #endif
 
 #define EN_BLOB_MAGIC 0x31534e45u /* "ENS1" */
-#define EN_BLOB_VERSION 3 /* 2: anomaly blob ANS2 (anchored blocks); 3: featurizer v3, calibration blob */
+#define EN_BLOB_VERSION 4 /* 2: anomaly blob ANS2 (anchored blocks); 3: featurizer v3, calibration blob; 4: anomaly blob ANS3 */
 #define EN_BLOB_HDR 48
 
 enum {

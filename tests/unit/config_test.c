@@ -143,7 +143,7 @@ TEST(errors) {
                "t.yaml:3:72: Too many 'input.endpoints[0].topics' entries (max 16).");
     expect_err("engine:\n  threads: 0\n", "t.yaml:2:12: Invalid 'engine.threads' value (0)");
     expect_err("engine:\n  threads: 65\n", "t.yaml:2:12: Invalid 'engine.threads' value (65)");
-    expect_err("anomaly:\n  zcap: lots\n", "t.yaml:2:9: Invalid 'anomaly.zcap' value (lots)");
+    expect_err("anomaly:\n  tail_rate: lots\n", "t.yaml:2:14: Invalid 'anomaly.tail_rate' value (lots)");
     expect_err("hello\n", "t.yaml:1:1: Invalid '(top level)' value: expected a mapping.");
     expect_err("? [a]\n: 1\n", "t.yaml:1:3: Invalid key in");
     char longp[1200] = "model: ";
