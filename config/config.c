@@ -50,7 +50,9 @@ void cf_default(cf_config *c) {
     c->out_bind = 1;
     c->sndhwm = 100000;
     c->max_series = 10000;
-    c->policy = CF_POLICY_REFUSE;
+    /* Evict, so a churning stream of ids is never refused; idle_ttl bounds the store. */
+    c->policy = CF_POLICY_EVICT;
+    c->idle_ttl = 7 * 86400;
     c->evict_queue = 1024;
     c->max_batch = 256;
     c->threads = 1;
@@ -417,9 +419,17 @@ static rc_err k_evict_queue(px *x, yaml_node_t *v, const char *key, void *obj) {
     CFG->evict_queue = (uint32_t)l;
     return RC_OK;
 }
-static const key_def series_keys[] = {{"max", k_max_series}, {"policy", k_policy}, {"evict_queue", k_evict_queue}};
+static rc_err k_idle_ttl(px *x, yaml_node_t *v, const char *key, void *obj) {
+    double t;
+    if (get_double(x, v, key, 0, 3.2e9, &t)) return RC_ERR_CONFIG;
+    if (t > 0 && t < 1) return fail(x, v->start_mark, "Invalid '%s' value (%g): expected 0 (never) or at least 1 second.", key, t);
+    CFG->idle_ttl = t;
+    return RC_OK;
+}
+static const key_def series_keys[] = {{"max", k_max_series}, {"policy", k_policy}, {"evict_queue", k_evict_queue},
+                                      {"idle_ttl", k_idle_ttl}};
 static rc_err k_series(px *x, yaml_node_t *v, const char *key, void *obj) {
-    return walk(x, v, key, series_keys, 3, obj);
+    return walk(x, v, key, series_keys, 4, obj);
 }
 
 static rc_err k_max_batch(px *x, yaml_node_t *v, const char *key, void *obj) {

@@ -94,6 +94,7 @@ typedef struct cf_config {
     uint32_t max_series;        /* registry capacity */
     int policy;                 /* CF_POLICY_REFUSE or CF_POLICY_EVICT */
     uint32_t evict_queue;       /* evicted states waiting for the store, rows */
+    double idle_ttl;            /* seconds without samples before a series leaves memory and its row expires; 0 = never */
     /* Engine */
     int max_batch;              /* series stepped together, 1..4096 */
     int threads;                /* engine threads (series shards), 1..64 */

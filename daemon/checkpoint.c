@@ -59,6 +59,8 @@ struct ck_store {
     pthread_t thr;
     int thr_started;
     int job;               /* 1 from ck_begin until the writer finishes */
+    double expire_next;    /* ck_expire_before for the next job (loop thread) */
+    double expire_job;     /* the job's cutoff, 0 = none (set under mu by ck_begin) */
     int sealed;            /* 1 once the job's last chunk is queued */
     int busy;              /* 1 from ck_begin until ck_poll collects (loop thread only) */
     int stop;              /* writer should exit */
@@ -84,6 +86,8 @@ static const char *const migrations[CK_SCHEMA_VERSION] = {
     "  state BLOB NOT NULL) WITHOUT ROWID;\n"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;\n"
     "INSERT INTO meta VALUES('created', julianday('now'));\n",
+    /* 1 -> 2: series.idle_ttl deletes rows by their last write. */
+    "CREATE INDEX series_updated ON series(updated);\n",
 };
 
 /* SQLite's message alone ("unable to open database file") does not say
@@ -216,7 +220,21 @@ ring_done:
         ok = 0; /* closing with the job open: never commit half a snapshot */
         snprintf(res->error, sizeof res->error, "Store closed during the checkpoint");
     }
+    double cutoff = s->expire_job;
     pthread_mutex_unlock(&s->mu);
+    if (ok && cutoff > 0) {
+        /* After this job's rows, which all carry res->started: only rows
+         * nobody wrote for series.idle_ttl go (series_updated index). */
+        sqlite3_stmt *ex = NULL;
+        if (sqlite3_prepare_v2(db, "DELETE FROM series WHERE updated < ?1", -1, &ex, NULL) != SQLITE_OK ||
+            (sqlite3_bind_double(ex, 1, cutoff), sqlite3_step(ex)) != SQLITE_DONE) {
+            ok = 0;
+            snprintf(res->error, sizeof res->error, "%s", sqlite3_errmsg(db));
+        } else {
+            res->expired = (uint32_t)sqlite3_changes(db);
+        }
+        sqlite3_finalize(ex);
+    }
     if (ok && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         ok = 0;
         snprintf(res->error, sizeof res->error, "%s", sqlite3_errmsg(db));
@@ -227,6 +245,7 @@ ring_done:
         res->rc = RC_ERR_IO;
         if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         res->rows = 0;
+        res->expired = 0;
     }
     res->duration = (double)(lg_mono_ns() - t0) * 1e-9;
     pthread_mutex_lock(&s->mu);
@@ -529,10 +548,14 @@ rc_err ck_begin(ck_store *s) {
     s->job = 1;
     s->sealed = 0;
     s->snap_rows = 0;
+    s->expire_job = s->expire_next;
+    s->expire_next = 0;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return RC_OK;
 }
+
+void ck_expire_before(ck_store *s, double t) { s->expire_next = t; }
 
 rc_err ck_seal(ck_store *s) {
     if (!s->busy || s->sealed) return RC_ERR_LIMIT;

@@ -49,7 +49,7 @@
 
 #include "common/base.h"
 
-#define CK_SCHEMA_VERSION 1 /* PRAGMA user_version written by this code */
+#define CK_SCHEMA_VERSION 2 /* PRAGMA user_version written by this code */
 #define CK_ID_MAX 255       /* bytes */
 
 typedef struct ck_store ck_store;
@@ -100,6 +100,10 @@ int ck_busy(const ck_store *s);
 
 /* Opens a job (swaps the pending ring in). RC_ERR_LIMIT when busy. */
 rc_err ck_begin(ck_store *s);
+/* The next job (ck_begin or ck_submit) also deletes, after its own rows,
+ * every row last written before wall time t (seconds since the epoch):
+ * series idle longer than series.idle_ttl. 0 = none. Loop thread. */
+void ck_expire_before(ck_store *s, double t);
 /* Snapshot row of the open job: returns the blob area (blob_size bytes) to
  * fill, or NULL when no job is open, it is sealed, or every chunk is in use
  * (retry later). model_hash is stored with the row. */
@@ -127,6 +131,7 @@ typedef struct ck_result {
     char error[256];    /* sqlite3_errmsg when rc != RC_OK */
     uint32_t requeued;  /* failed job: its evictions/deletions queued again for the next job */
     uint32_t lost;      /* failed job: those that did not fit in the pending ring (dropped) */
+    uint32_t expired;   /* rows deleted as idle (ck_expire_before), in the same transaction */
 } ck_result;
 
 /* Returns 1 and fills *r when the job in flight finished (the store is then

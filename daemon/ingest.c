@@ -147,9 +147,9 @@ void ig_restore_row(void *ctx, const char *id, size_t len, uint64_t hash, const 
     d->restored++;
 }
 
-/* Frees the least recently seen slot by queueing its state for the store. */
-static int evict_one(dm *d) {
-    uint32_t victim = rg_lru(d->rg);
+/* Moves victim's state to the store queue and frees its slot; 0 when the
+ * queue is full. */
+static int to_store(dm *d, uint32_t victim) {
     size_t len;
     const char *id = rg_id(d->rg, victim, &len);
     if (NEVER(!id)) return 0;
@@ -161,8 +161,29 @@ static int evict_one(dm *d) {
     rg_remove(d->rg, victim);
     en_slot_reset(d->en, victim);
     al_slot_gone(d, victim);
+    return 1;
+}
+
+/* Frees the least recently seen slot by queueing its state for the store. */
+static int evict_one(dm *d) {
+    if (!to_store(d, rg_lru(d->rg))) return 0;
     d->evicted++;
     return 1;
+}
+
+uint32_t ig_expire_idle(dm *d, uint32_t max) {
+    if (!(d->cfg.idle_ttl > 0) || !d->seen) return 0;
+    double now = (double)(lg_mono_ns() - d->start_ns) * 1e-9;
+    uint32_t n = 0;
+    /* The registry's least-recently-seen order is the order of idleness. */
+    while (n < max && rg_count(d->rg) > 0) {
+        uint32_t v = rg_lru(d->rg);
+        if ((double)d->seen[v] + d->cfg.idle_ttl > now) break;
+        if (!to_store(d, v)) break; /* queue full: the rest on a later tick */
+        d->expired++;
+        n++;
+    }
+    return n;
 }
 
 /* The slot of id: found, or newly taken (fresh, or brought back from the
@@ -213,6 +234,7 @@ static void ingest_sample(dm *d, const mp_sample *m, uint64_t hash) {
     uint32_t slot = slot_for(d, m->s, m->s_len, hash, &why);
     if (slot == RG_NONE) { drop(d, why, m->s, m->s_len); return; }
     rg_touch(d->rg, slot);
+    if (d->seen) d->seen[slot] = d->seen_now;
     rc_err rc = en_push_flags(d->en, slot, m->t, m->v, (m->flags & MP_F_BACKFILL) ? EN_F_BACKFILL : 0);
     if (rc == RC_ERR_PROTO) { drop(d, IG_DROP_OLD, m->s, m->s_len); return; }
     if (rc != RC_OK) { drop(d, MP_R_INF, m->s, m->s_len); return; }
@@ -250,6 +272,7 @@ static void on_sample(void *ctx, const mp_sample *m) {
 
 void ig_ingest_payload(dm *d, const void *buf, size_t n) {
     d->ingest_now = lg_wall_s();
+    d->seen_now = (uint32_t)((lg_mono_ns() - d->start_ns) / 1000000000);
     mp_decode_samples(buf, n, d->ingest_now, on_sample, on_decode_error, d);
     /* The ring's ids point into buf: empty it before the caller frees buf. */
     while (d->la_n > 0) ingest_oldest(d);
@@ -325,6 +348,7 @@ static void on_mqtt_msg(void *ctx, const char *topic, size_t tlen, const uint8_t
         return;
     }
     d->ingest_now = lg_wall_s();
+    d->seen_now = (uint32_t)((lg_mono_ns() - d->start_ns) / 1000000000);
     mp_sample m = {id, (uint32_t)len, 0, 0, 0};
     pl_reason why = pl_parse(p, n, d->ingest_now, &m.t, &m.v);
     if (why != PL_OK) { drop(d, pl_drop(why), id, len); return; }

@@ -88,6 +88,10 @@ void ig_on_mqtt(ev_loop *l, void *ctx);
  * MQTT output also PREFIX forecast/<series>, and on a level change the
  * retained PREFIX level/<series> and PREFIX alert/<series>. */
 void ig_on_result(void *ctx, const en_result *r);
+/* series.idle_ttl: moves up to max series that had no sample for idle_ttl
+ * seconds to the store (least recently seen first), counting them in
+ * d->expired; stops early when the store's queue is full. Returns how many. */
+uint32_t ig_expire_idle(dm *d, uint32_t max);
 /* Sends one two-frame message "<prefix><id>" + payload on PUB without
  * blocking; counts it in d->published when ZeroMQ took it. prefix is
  * "f." or "a.". */

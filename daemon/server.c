@@ -183,6 +183,13 @@ static double stats_tick(ev_loop *l, void *ctx) {
     return d->cfg.stats_interval;
 }
 
+/* series.idle_ttl: idle series leave memory, a bounded number per second. */
+static double retention_tick(ev_loop *l, void *ctx) {
+    (void)l;
+    ig_expire_idle(ctx, 4096);
+    return 1.0;
+}
+
 static double watchdog_tick(ev_loop *l, void *ctx) {
     (void)l;
     notify("WATCHDOG=1");
@@ -229,6 +236,7 @@ rc_err dm_reload(dm *d, char *err, size_t errlen) {
     d->cfg.anomaly = nc->anomaly;
     d->cfg.max_future = nc->max_future;
     d->cfg.max_age = nc->max_age;
+    d->cfg.idle_ttl = nc->idle_ttl;
     memcpy(d->cfg.http_series, nc->http_series, sizeof d->cfg.http_series);
     d->cfg.http_series_max = nc->http_series_max;
     d->cfg.http_n_horizons = nc->http_n_horizons;
@@ -347,6 +355,8 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
     if (!d->fetch_buf || !d->pub_buf || !d->ctl_buf) return RC_ERR_NOMEM;
     /* Before the restore, which sets up each restored series' alert state. */
     if ((err = al_open(&d->al, cfg->max_series)) != RC_OK) return err;
+    d->start_ns = lg_mono_ns();
+    if (!(d->seen = rc_calloc(cfg->max_series, sizeof *d->seen))) return RC_ERR_NOMEM;
     /* The latency histogram's per-slot receive times, only when /metrics can show it. */
     if (cfg->http_listen[0] && !(d->recv_t = rc_calloc(cfg->max_series, sizeof *d->recv_t))) return RC_ERR_NOMEM;
 
@@ -410,7 +420,9 @@ void dm_core_close(dm *d) {
     rc_free(d->pub_buf);
     rc_free(d->fetch_buf);
     rc_free(d->recv_t);
+    rc_free(d->seen);
     d->recv_t = NULL;
+    d->seen = NULL;
     d->ck = NULL;
     d->ev = NULL;
     d->en = NULL;
@@ -515,6 +527,7 @@ static int wire_loop(dm *d) {
     d->stats_timer = ev_add_timer(d->ev, d->cfg.stats_interval > 0 ? d->cfg.stats_interval : 60, stats_tick, d);
     d->rate_ns = lg_mono_ns();
     ev_add_timer(d->ev, 1.0, rate_tick, d);
+    ev_add_timer(d->ev, 1.0, retention_tick, d);
     ev_add_timer(d->ev, AL_TICK_S, al_tick, d);
     /* systemd's WatchdogSec: ping at half the period from the loop thread,
      * so a stuck loop (not just a live process) trips the watchdog. */

@@ -91,6 +91,9 @@ struct dm {
     uint64_t restored;      /* series loaded from the store at startup */
     uint64_t expired;       /* series that left memory after series.idle_ttl */
     uint64_t rows_expired;  /* store rows deleted after series.idle_ttl */
+    uint32_t *seen;         /* (max_series) seconds after start_ns a sample of the slot was last read */
+    uint32_t seen_now;      /* that clock for the payload being ingested */
+    int64_t start_ns;       /* monotonic ns at start: the seen clock's zero */
     /* Decoded samples whose registry lookup is under way (ingest.c's
      * look-ahead ring). Their ids point into the frame, so the ring is
      * emptied before the frame is closed. */

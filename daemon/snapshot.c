@@ -15,6 +15,8 @@
 void sn_start(dm *d) {
     if (ck_busy(d->ck)) { d->ckpt_want = 1; return; }
     d->ckpt_want = 0;
+    /* Rows of series idle for idle_ttl go in the same transaction. */
+    if (d->cfg.idle_ttl > 0) ck_expire_before(d->ck, lg_wall_s() - d->cfg.idle_ttl);
     if (ck_begin(d->ck) != RC_OK) { d->ckpt_want = 1; return; }
     d->ckpt_gen++;
     d->job_is_ckpt = 1;
@@ -112,6 +114,8 @@ int sn_done(dm *d, const ck_result *r) {
     if (r->rc == RC_OK) {
         d->ckpt_count++;
         d->ckpt_ok_at = r->started + r->duration;
+        d->rows_expired += r->expired;
+        if (r->expired) LOG(LG_VERBOSE, "store", "%u idle series' rows expired (series.idle_ttl).", r->expired);
         LOG(LG_VERBOSE, "store", "Checkpoint: %u rows in %.3f s.", r->rows, r->duration);
     } else {
         d->ckpt_fail++;

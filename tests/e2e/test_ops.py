@@ -383,3 +383,98 @@ def test_real_prometheus_scrapes_the_daemon(daemon_factory, tmp_path):
             p.wait()
         log.close()
     d.stop()
+
+
+# ---- Retention ----
+
+import sqlite3  # noqa: E402
+
+
+def store_rows(d):
+    con = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True, timeout=10)
+    try:
+        return con.execute("SELECT count(*) FROM series").fetchone()[0]
+    finally:
+        con.close()
+
+
+def metrics(d):
+    return parse_metrics(get(d, "/metrics")[2].decode())[0]
+
+
+def wait_metrics(d, pred, timeout=30):
+    deadline = time.time() + timeout * SLOW
+    m = metrics(d)
+    while not pred(m):
+        assert time.time() < deadline, {k: v for k, v in m.items() if "series" in k or "rows" in k}
+        time.sleep(0.2)
+        m = metrics(d)
+    return m
+
+
+def test_churning_ids_three_times_series_max_with_the_default_policy(daemon_factory):
+    # The default series.policy (evict) with a short series.idle_ttl: a
+    # stream of new ids, 6 x series.max in waves, is accepted whole; memory
+    # holds at most series.max, the store only the ids of the last few
+    # seconds, and every eviction and expiry is on /metrics.
+    mx, ttl = 50, 2
+    d = daemon_factory(series={"max": mx, "idle_ttl": ttl}, checkpoint_interval=0.5)
+    del d.cfg["series"]["policy"]  # the default
+    d.start()
+    heap0 = d.stats()["heap_bytes"]
+    sent, peak_rows, t = 0, 0, 1_700_000_000
+    for wave in range(6):
+        ids = ["churn-%d-%d" % (wave, i) for i in range(mx)]
+        for k in range(3):
+            d.send([{"s": s, "t": t + k, "v": float(k)} for s in ids])
+        sent += 3 * mx
+        d.wait_stats(lambda st: st["steps"] >= sent)
+        m = metrics(d)
+        assert m["rwkvcast_series_active"] <= mx
+        peak_rows = max(peak_rows, store_rows(d))
+        time.sleep(1.0)
+    m = metrics(d)
+    assert m['rwkvcast_samples_total{outcome="accepted"}'] == sent
+    assert m['rwkvcast_dropped_total{reason="limit"}'] == 0 and m["rwkvcast_series_refused_total"] == 0
+    assert m["rwkvcast_series_evicted_total"] + m["rwkvcast_series_expired_total"] >= 5 * mx
+    # Rows: what was evicted or checkpointed within about idle_ttl, never all 300 ids.
+    assert peak_rows <= 4 * mx, peak_rows
+    # Idle: every series leaves memory, then every row expires.
+    m = wait_metrics(d, lambda m: m["rwkvcast_series_active"] == 0 and m["rwkvcast_store_rows_expired_total"] > 0)
+    deadline = time.time() + 30 * SLOW
+    while store_rows(d) > 0:
+        assert time.time() < deadline, store_rows(d)
+        time.sleep(0.3)
+    m = metrics(d)
+    assert m["rwkvcast_series_expired_total"] >= mx
+    # Nothing per sample or per series stays allocated (a page MHD still
+    # holds is freed once its connection is done).
+    d.wait_stats(lambda st: st["heap_bytes"] == heap0)
+    # An expired id that comes back starts afresh (its row is gone) and is counted as new.
+    created = m["rwkvcast_series_created_total"]
+    d.send({"s": "churn-0-0", "t": t + 100, "v": 1.0})
+    wait_metrics(d, lambda m: m["rwkvcast_series_created_total"] == created + 1)
+    assert d.stop() == 0
+
+
+def test_refuse_policy_accepts_new_series_once_idle_ones_expire(daemon_factory):
+    mx = 20
+    d = daemon_factory(series={"max": mx, "policy": "refuse", "idle_ttl": 1}, checkpoint_interval=0.5).start()
+    d.send([{"s": "old-%d" % i, "t": 1.7e9, "v": 1.0} for i in range(mx)])
+    d.send([{"s": "new-%d" % i, "t": 1.7e9, "v": 1.0} for i in range(mx)])
+    m = wait_metrics(d, lambda m: m["rwkvcast_series_refused_total"] == mx)
+    assert m['rwkvcast_dropped_total{reason="limit"}'] == mx and m["rwkvcast_series_active"] == mx
+    wait_metrics(d, lambda m: m["rwkvcast_series_expired_total"] >= mx and m["rwkvcast_series_active"] == 0)
+    d.send([{"s": "new-%d" % i, "t": 1.7e9, "v": 1.0} for i in range(mx)])
+    m = wait_metrics(d, lambda m: m["rwkvcast_series_active"] == mx)
+    assert m["rwkvcast_series_refused_total"] == mx
+    assert d.stop() == 0
+
+
+def test_idle_ttl_config_errors(tmp_path):
+    for bad, msg in (("-1", "Invalid 'series.idle_ttl' value (-1)"), ("0.5", "Invalid 'series.idle_ttl' value (0.5)"),
+                     ("abc", "Invalid 'series.idle_ttl' value (abc)")):
+        p = tmp_path / "c.yaml"
+        p.write_text("series:\n  idle_ttl: %s\n" % bad)
+        r = subprocess.run([BINARY, "-c", str(p), "--check-config"], capture_output=True, text=True, timeout=20)
+        assert r.returncode == 2 and ("%s:2:" % p) in r.stderr and msg in r.stderr, r.stderr
