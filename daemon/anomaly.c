@@ -38,6 +38,8 @@
 #define AN_ERR_RATE 0.0075f
 /* Mean of |N(0,1)|: converts a mean absolute error into a sigma. */
 #define AN_MEAN_ABS_N 0.7978845608f
+/* Step (decades) of the dynamic threshold's quantile tracker. */
+#define AN_Q_STEP 1.0
 /* Share of one sign among a block's residuals from which a change is a trend. */
 #define AN_TREND_SIGN 0.5
 /* Blocks judged before the anchored channel's calibration is trusted. */
@@ -56,6 +58,7 @@ void an_cfg_default(an_cfg *c) {
     c->anchor_len = 24.0f;
     c->anchor_rate = 0.1f;
     c->stuck_weight = 0.5f;
+    c->alarm_rate = 1e-4f;
     c->silence = 5.0f;
 }
 
@@ -66,7 +69,7 @@ rc_err an_cfg_check(const an_cfg *c) {
     if (!in01(c->warn) || !in01(c->alert) || !in01(c->clear)) return RC_ERR_CONFIG;
     if (!(c->clear <= c->warn && c->warn <= c->alert)) return RC_ERR_CONFIG;
     if (!rate_ok(c->tail_rate) || !rate_ok(c->short_rate) || !rate_ok(c->long_rate)) return RC_ERR_CONFIG;
-    if (!in01(c->stuck_weight)) return RC_ERR_CONFIG;
+    if (!in01(c->stuck_weight) || !(c->alarm_rate >= 0.0f && c->alarm_rate <= 0.1f)) return RC_ERR_CONFIG;
     if (!(c->anchor_len == 0.0f || (c->anchor_len >= 2.0f && c->anchor_len <= 4096.0f)) || !rate_ok(c->anchor_rate) ||
         !(c->silence == 0.0f || (c->silence >= 0.5f && c->silence <= 1e6f)))
         return RC_ERR_CONFIG;
@@ -80,7 +83,7 @@ static const struct {
 } an_keys[] = {
 #define K(f) {#f, offsetof(an_cfg, f)}
     K(warn), K(alert), K(clear), K(tail_rate), K(short_rate), K(long_rate), K(stuck_weight),
-    K(anchor_len), K(anchor_rate), K(silence),
+    K(anchor_len), K(anchor_rate), K(alarm_rate), K(silence),
 #undef K
 };
 
@@ -396,7 +399,25 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
     int best = EV_POINT;
     for (int i = 1; i < EV_N; i++)
         if (ev[i] > ev[best]) best = i;
-    float sc = to_score(ev[best]);
+    double L = ev[best];
+    if (c->alarm_rate > 0.0f && s->n >= AN_N_CAL) {
+        /* Dynamic threshold: evidence this series reaches more often than
+         * alarm_rate per sample (q_hi tracks that level) is discounted by
+         * how far that level sits above warn's, so a series with recurring
+         * bursts raises about alarm_rate alerts per sample while a quiet
+         * one keeps its full sensitivity. Stuck runs are judged as they are
+         * (their evidence already rests on the series' own repeat rates). */
+        const double lw = -AN_LOG_SPAN * log(1.0 - (double)c->warn);
+        const double over = (double)s->q_hi - lw;
+        const double raw = L;
+        if (over > 0.0 && best != EV_STUCK) L -= over;
+        /* Quantile tracking by stochastic approximation: up by the step on
+         * an exceedance, down by step * rate otherwise. */
+        s->q_hi += (float)(AN_Q_STEP * ((raw > (double)s->q_hi ? 1.0 : 0.0) - (double)c->alarm_rate));
+        if (s->q_hi < 0.0f) s->q_hi = 0.0f;
+        if (s->q_hi > 1e6f) s->q_hi = 1e6f;
+    }
+    float sc = to_score(L);
 
     /* Learning, after judging. */
     {
@@ -450,7 +471,7 @@ void an_save(const an_state *s, uint8_t *buf) {
     rc_put_u32(buf, AN_MAGIC);
     rc_put_u32(buf + 4, s->n);
     rc_put_u32(buf + 8, (uint32_t)s->level | (uint32_t)s->kind << 8);
-    const float f[AN_NF] = {s->score, s->step, s->last_v, s->mae,
+    const float f[AN_NF] = {s->score, s->step, s->last_v, s->mae, s->q_hi,
                             s->ev_p[0], s->ev_p[1], s->ev_b[0], s->ev_b[1],
                             s->m_short, s->mu_long, s->var_long, s->p_same, s->same_n,
                             s->p_cont, s->a_ref[0], s->a_ref[1], s->a_acc[0], s->a_acc[1],
@@ -472,26 +493,27 @@ rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
         f[i] = rc_get_f32(buf + 12 + 4 * i);
         if (!isfinite(f[i])) return RC_ERR_NUMERIC;
     }
-    t.score = f[0]; t.step = f[1]; t.last_v = f[2]; t.mae = f[3];
+    t.score = f[0]; t.step = f[1]; t.last_v = f[2]; t.mae = f[3]; t.q_hi = f[4];
     int bad = 0;
     for (int i = 0; i < AN_NCH; i++) {
-        t.ev_p[i] = f[4 + i];
-        t.ev_b[i] = f[4 + AN_NCH + i];
+        t.ev_p[i] = f[5 + i];
+        t.ev_b[i] = f[5 + AN_NCH + i];
         bad |= !(t.ev_p[i] > 0.0f && t.ev_p[i] <= 1.0f) || !(t.ev_b[i] > 0.0f);
     }
-    t.m_short = f[8]; t.mu_long = f[9]; t.var_long = f[10];
-    t.p_same = f[11]; t.same_n = f[12]; t.p_cont = f[13];
+    t.m_short = f[9]; t.mu_long = f[10]; t.var_long = f[11];
+    t.p_same = f[12]; t.same_n = f[13]; t.p_cont = f[14];
     for (int j = 0; j < 2; j++) {
-        t.a_ref[j] = f[14 + j];
-        t.a_acc[j] = f[16 + j];
-        t.a_cnt[j] = f[18 + j];
+        t.a_ref[j] = f[15 + j];
+        t.a_acc[j] = f[17 + j];
+        t.a_cnt[j] = f[19 + j];
     }
-    t.a_bias = f[20]; t.a_mae = f[21]; t.a_n = f[22]; t.a_sgn[0] = f[23]; t.a_sgn[1] = f[24];
-    t.a_trend = (int32_t)f[25];
+    t.a_bias = f[21]; t.a_mae = f[22]; t.a_n = f[23]; t.a_sgn[0] = f[24]; t.a_sgn[1] = f[25];
+    t.a_trend = (int32_t)f[26];
     if (bad || !(t.score >= 0.0f && t.score <= 1.0f) || t.step < 0.0f || t.mae < 0.0f || t.var_long < 0.0f ||
+        !(t.q_hi >= 0.0f && t.q_hi <= 1e6f) ||
         t.p_same < 0.0f || t.p_same > 1.0f || t.same_n < 0.0f || t.p_cont < 0.0f || t.p_cont > 1.0f ||
         t.a_cnt[0] < 0.0f || t.a_cnt[1] < 0.0f || t.a_mae < 0.0f || t.a_n < 0.0f ||
-        fabsf(t.a_sgn[0]) > 4096.0f || fabsf(t.a_sgn[1]) > 4096.0f || !(f[25] == 0.0f || f[25] == 1.0f))
+        fabsf(t.a_sgn[0]) > 4096.0f || fabsf(t.a_sgn[1]) > 4096.0f || !(f[26] == 0.0f || f[26] == 1.0f))
         return RC_ERR_FORMAT;
     *s = t;
     return RC_OK;

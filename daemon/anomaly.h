@@ -48,13 +48,21 @@
  *       rate c of a repeat following a repeat (both floored at 1%),
  *       weighted by stuck_weight; once the run is an alert, a longer run
  *       holds the level without being reported as new evidence.
- *  4. score = 1 - exp(-L / (6 / ln 2)): P = 1e-6 -> 0.5, P = 1e-12 -> 0.75.
+ *  4. Dynamic threshold: the level of evidence this series itself reaches
+ *     at about alarm_rate per sample is tracked (stochastic quantile
+ *     approximation, a decade per step); where it sits above the warn
+ *     level, every channel's evidence but the stuck sensor's is lowered by
+ *     the difference. A series with recurring bursts (a disk that flushes
+ *     every few minutes) thus raises about one alert per 1/alarm_rate
+ *     samples, while a quiet series keeps its full sensitivity. This trades
+ *     recall of small anomalies on bursty series for few false alerts.
+ *  5. score = 1 - exp(-L / (6 / ln 2)): P = 1e-6 -> 0.5, P = 1e-12 -> 0.75.
  *     A score is thus a tail probability on a log scale, the same on every
  *     series, and it keeps ranking events far in the tail.
- *  5. Levels: raised to 1 at score >= warn, to 2 at score >= alert, and
+ *  6. Levels: raised to 1 at score >= warn, to 2 at score >= alert, and
  *     dropped back to 0 only when score < clear (hysteresis). No level and
  *     score 0 during the first `warmup` judged samples of a series.
- *  6. Kind: each rise of the level records what raised it (an_kind): the
+ *  7. Kind: each rise of the level records what raised it (an_kind): the
  *     stuck evidence -> stuck; the likelihood -> variance; the anchored
  *     blocks -> trend when the block's one-step residuals were at least 3
  *     to 1 of one sign (the forecaster kept lagging behind a drift), else
@@ -101,6 +109,7 @@ typedef struct an_cfg {
     float long_rate;    /* likelihood: long-run law of the short mean; default 0.01 */
     /* Channels */
     float stuck_weight; /* 0..1: weight (on -log10 P) of the stuck-sensor evidence, default 0.5 */
+    float alarm_rate;   /* 0 (off) or up to 0.1: per-sample rate of the dynamic threshold, default 1e-4 */
     float anchor_len;   /* 0 (off) or 2..4096: samples per anchored block, capped at the horizon; default 24 */
     float anchor_rate;  /* (0,1]: EW weight per block of the block-residual calibration, default 0.1 */
     /* Read by the daemon (daemon/alerts.h), not by an_update. */
@@ -147,6 +156,7 @@ typedef struct an_state {
     float score;        /* last score, [0,1] */
     float step;         /* EW mean size of nonzero value changes (sensor resolution), value units */
     float mae;          /* EW mean |v - median|, value units (floors the scale) */
+    float q_hi;         /* evidence this series exceeds at about alarm_rate per sample (dynamic threshold), decades */
     float last_v;       /* previous judged value, value units */
     /* Learned tails of the point and likelihood evidence beyond AN_EV0 */
     float ev_p[AN_NCH]; /* EW rate of evidence above AN_EV0 */
@@ -206,7 +216,7 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
  * above in order (docs/FILE_FORMAT.md). Blobs of the older "ANS1"/"ANS2"
  * layouts are refused (RC_ERR_FORMAT): the engine then starts the series
  * afresh (its blob version changed with them). */
-#define AN_NF 26
+#define AN_NF 27
 #define AN_BLOB_SIZE (12 + 4 * AN_NF)
 void an_save(const an_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT on a short or foreign blob, RC_ERR_NUMERIC on non-finite

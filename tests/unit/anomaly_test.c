@@ -436,7 +436,33 @@ TEST(kind_spike_and_trend) {
     ASSERT_EQ(an_state_kind(&s), AN_KIND_TREND);
 }
 
-TT_MAIN(TEST_ENTRY(cfg_set_and_describe), TEST_ENTRY(kind_spike_and_trend), TEST_ENTRY(kind_of_raised_levels), TEST_ENTRY(stuck_sensor_channel), TEST_ENTRY(cfg_default_is_valid), TEST_ENTRY(score_in_range_on_hostile_input),
+/* The dynamic threshold: a series whose spikes recur every 100 samples
+ * stops alerting on them (about alarm_rate alerts per sample), while the
+ * first one alerts and alarm_rate 0 alerts on every one. */
+static int recurring_spike_alerts(float rate) {
+    an_cfg c;
+    an_cfg_default(&c);
+    c.alarm_rate = rate;
+    an_state s;
+    an_init(&s);
+    int lvl, prev = 0, rises = 0;
+    for (int i = 0; i < 20000; i++) {
+        judge(&s, &c, i >= 1000 && i % 100 == 0 ? 15.0 : gauss(), 0, &lvl);
+        rises += lvl > 0 && prev == 0;
+        prev = lvl;
+    }
+    return rises;
+}
+
+TEST(dynamic_threshold) {
+    int with = recurring_spike_alerts(1e-4f), without = recurring_spike_alerts(0.0f);
+    ASSERT(with >= 1);
+    ASSERT_LE(with, 20);
+    printf("  recurring 15-sigma spikes every 100 samples: %d alerts with alarm_rate 1e-4, %d without\n", with, without);
+    ASSERT(without > with);
+}
+
+TT_MAIN(TEST_ENTRY(dynamic_threshold), TEST_ENTRY(cfg_set_and_describe), TEST_ENTRY(kind_spike_and_trend), TEST_ENTRY(kind_of_raised_levels), TEST_ENTRY(stuck_sensor_channel), TEST_ENTRY(cfg_default_is_valid), TEST_ENTRY(score_in_range_on_hostile_input),
         TEST_ENTRY(nan_is_missing), TEST_ENTRY(one_outlier_does_not_alert),
         TEST_ENTRY(quiet_noise_rarely_warns), TEST_ENTRY(sustained_shift_alerts),
         TEST_ENTRY(hysteresis_and_clear), TEST_ENTRY(warmup_suppresses_levels),
