@@ -37,7 +37,14 @@ PKGS += libmosquitto
 MOSQUITTO_DEF := -DHAVE_MOSQUITTO
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -I. -DRWKVCAST_DATADIR='"$(DATADIR)"' $(SYSTEMD_DEF) $(MOSQUITTO_DEF) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# And the Kafka connector (connectors/kafka.c) with librdkafka.
+HAVE_RDKAFKA := $(shell pkg-config --exists rdkafka 2>/dev/null && echo 1)
+ifeq ($(HAVE_RDKAFKA),1)
+PKGS += rdkafka
+RDKAFKA_DEF := -DHAVE_RDKAFKA
+endif
+
+CPPFLAGS += -D_GNU_SOURCE -I. -DRWKVCAST_DATADIR='"$(DATADIR)"' $(SYSTEMD_DEF) $(MOSQUITTO_DEF) $(RDKAFKA_DEF) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # -Werror only when WERROR=1 (config.mk: CI and `make check` set it).
 WARN := -std=c11 -Wall -Wextra -pedantic $(if $(filter 1,$(WERROR)),-Werror)
 CFLAGS += $(WARN) $(OPTFLAGS) $(ARCHFLAGS) -ffp-contract=fast -fopenmp -MMD -MP
@@ -172,7 +179,13 @@ uninstall:
 	@echo ">>> Kept $(DESTDIR)$(SYSCONFDIR)/rwkvcast.yaml and /var/lib/rwkvcast (remove them by hand)."
 
 build-all: $(PROGS) $(BENCH_BIN)
-build-tests: $(TEST_BIN)
+build-tests: $(TEST_BIN) $(if $(filter 1,$(HAVE_RDKAFKA)),$(BUILD)/tests/kafka_mock)
+
+# The Kafka cluster of the e2e tests (librdkafka's mock cluster in a
+# helper process); links librdkafka only.
+$(BUILD)/tests/kafka_mock: tests/helpers/kafka_mock.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs rdkafka)
 
 # The model's golden-file tests read shared/golden, which sits beside the
 # project (../shared/golden). A clone made elsewhere, e.g. in a temp dir

@@ -73,6 +73,11 @@ void cf_default(cf_config *c) {
     c->http_series_max = 1000;
     c->http_n_horizons = 1;
     c->http_horizons[0] = 1;
+    snprintf(c->kafka.group_id, CF_STR, "rwkvcastd");
+    snprintf(c->kafka.client_id, CF_STR, "rwkvcastd");
+    snprintf(c->kafka.changelog_topic, CF_STR, "rwkvcast-changelog");
+    c->kafka.session_timeout = 10;
+    c->kafka.restore_timeout = 60;
     cf_resolve(c);
 }
 
@@ -265,7 +270,8 @@ static rc_err k_in_type(px *x, yaml_node_t *v, const char *key, void *obj) {
     if (!strcmp(s, "sub")) ((cf_input *)obj)->type = CF_SUB;
     else if (!strcmp(s, "pull")) ((cf_input *)obj)->type = CF_PULL;
     else if (!strcmp(s, "mqtt")) ((cf_input *)obj)->type = CF_MQTT;
-    else return fail(x, v->start_mark, "Invalid '%s' value (%s): expected sub, pull or mqtt.", key, s);
+    else if (!strcmp(s, "kafka")) ((cf_input *)obj)->type = CF_KAFKA;
+    else return fail(x, v->start_mark, "Invalid '%s' value (%s): expected sub, pull, mqtt or kafka.", key, s);
     return RC_OK;
 }
 /* A broker URL: mqtt://HOST[:PORT] or mqtts://HOST[:PORT]. */
@@ -276,6 +282,12 @@ static int is_mqtt_url(const char *s) {
 /* The scheme says which kind it is; k_endpoints checks it against 'type'. */
 static rc_err k_in_endpoint(px *x, yaml_node_t *v, const char *key, void *obj) {
     const char *s = scalar(v);
+    if (s && !strncmp(s, "kafka://", 8)) {
+        if (get_str(x, v, key, 0, ((cf_input *)obj)->endpoint, CF_STR)) return RC_ERR_CONFIG;
+        if (!s[8] || strpbrk(s + 8, " /"))
+            return fail(x, v->start_mark, "Invalid '%s' value (%s): expected kafka://HOST:PORT[,HOST:PORT...].", key, s);
+        return RC_OK;
+    }
     if (s && !strncmp(s, "mqtt", 4)) {
         if (get_str(x, v, key, 0, ((cf_input *)obj)->endpoint, CF_STR)) return RC_ERR_CONFIG;
         if (!is_mqtt_url(s))
@@ -331,11 +343,21 @@ static rc_err k_endpoints(px *x, yaml_node_t *v, const char *key, void *obj) {
         snprintf(pre, sizeof pre, "%s[%d]", key, n);
         if (walk(x, e, pre, input_keys, 4, in)) return RC_ERR_CONFIG;
         if (!in->endpoint[0]) return fail(x, e->start_mark, "Missing '%s.endpoint'.", pre);
-        int url_mqtt = !strncmp(in->endpoint, "mqtt", 4);
-        if (url_mqtt != (in->type == CF_MQTT))
+        int url_mqtt = !strncmp(in->endpoint, "mqtt", 4), url_kafka = !strncmp(in->endpoint, "kafka://", 8);
+        if (url_mqtt != (in->type == CF_MQTT) || url_kafka != (in->type == CF_KAFKA))
             return fail(x, e->start_mark, "Invalid '%s.endpoint' value (%s): %s.", pre, in->endpoint,
                         in->type == CF_MQTT ? "'type: mqtt' needs mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"
-                                            : "a broker URL needs 'type: mqtt'");
+                        : in->type == CF_KAFKA ? "'type: kafka' needs kafka://HOST:PORT[,HOST:PORT...]"
+                        : url_mqtt ? "a broker URL needs 'type: mqtt'" : "a Kafka URL needs 'type: kafka'");
+        if (in->type == CF_KAFKA) {
+            /* One topic: its partition p maps to changelog partition p. */
+            if (in->n_topics != 1 || !in->topics[0][0])
+                return fail(x, e->start_mark, "Invalid '%s.topics' value: 'type: kafka' needs exactly one topic.", pre);
+            for (int k = 0; k < n; k++)
+                if (CFG->inputs[k].type == CF_KAFKA)
+                    return fail(x, e->start_mark, "Invalid '%s': only one input of 'type: kafka' (one consumer group "
+                                "membership per daemon).", pre);
+        }
         if (in->type == CF_MQTT) {
             for (int t = 0; t < in->n_topics; t++)
                 if (!mqtt_filter_ok(in->topics[t]))
@@ -646,11 +668,44 @@ static rc_err k_http(px *x, yaml_node_t *v, const char *key, void *obj) {
     return walk(x, v, key, http_keys, 4, obj);
 }
 
+/* kafka.* (connectors/kafka.h) */
+#define KF (&CFG->kafka)
+static rc_err k_kf_group(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 0, KF->group_id, CF_STR);
+}
+static rc_err k_kf_client(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 0, KF->client_id, CF_STR);
+}
+static rc_err k_kf_changelog(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 0, KF->changelog_topic, CF_STR);
+}
+static rc_err k_kf_session(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_double(x, v, key, 1, 3600, &KF->session_timeout);
+}
+static rc_err k_kf_restore(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_double(x, v, key, 1, 86400, &KF->restore_timeout);
+}
+static rc_err k_kf_out(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 1, KF->output_topic, CF_STR);
+}
+static rc_err k_kf_alert(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 1, KF->alert_topic, CF_STR);
+}
+static const key_def kafka_keys[] = {
+    {"group_id", k_kf_group}, {"client_id", k_kf_client}, {"changelog_topic", k_kf_changelog},
+    {"session_timeout", k_kf_session}, {"restore_timeout", k_kf_restore}, {"output_topic", k_kf_out},
+    {"alert_topic", k_kf_alert}};
+static rc_err k_kafka(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return walk(x, v, key, kafka_keys, (int)(sizeof kafka_keys / sizeof kafka_keys[0]), obj);
+}
+#undef KF
+
 static const key_def top_keys[] = {
     {"log_level", k_log_level}, {"model", k_model}, {"state_db", k_state_db},
     {"checkpoint_interval", k_ckpt}, {"stats_interval", k_stats}, {"shutdown_timeout", k_shutdown},
     {"input", k_input}, {"output", k_output}, {"control", k_control}, {"series", k_series},
-    {"engine", k_engine}, {"anomaly", k_anomaly}, {"mqtt", k_mqtt}, {"http", k_http}};
+    {"engine", k_engine}, {"anomaly", k_anomaly}, {"mqtt", k_mqtt}, {"http", k_http},
+    {"kafka", k_kafka}};
 
 /* ---- Entry points ---- */
 

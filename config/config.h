@@ -27,16 +27,16 @@
 #define CF_PATH 1024     /* path buffer, bytes incl. NUL */
 #define CF_MAX_HTTP_STEPS 8 /* http.horizons entries */
 
-enum { CF_SUB = 0, CF_PULL = 1, CF_MQTT = 2 };
+enum { CF_SUB = 0, CF_PULL = 1, CF_MQTT = 2, CF_KAFKA = 3 };
 enum { CF_FMT_JSON = 0, CF_FMT_MSGPACK = 1 };
 enum { CF_POLICY_REFUSE = 0, CF_POLICY_EVICT = 1 };
 
 typedef struct cf_input {
-    int type;                            /* CF_SUB, CF_PULL or CF_MQTT */
-    char endpoint[CF_STR];               /* ZeroMQ endpoint, or mqtt[s]://HOST[:PORT] */
+    int type;                            /* CF_SUB, CF_PULL, CF_MQTT or CF_KAFKA */
+    char endpoint[CF_STR];               /* ZeroMQ endpoint, mqtt[s]://HOST[:PORT] or kafka://HOST:PORT[,...] */
     int bind;                            /* 1 bind, 0 connect (ZeroMQ only) */
     int n_topics;                        /* SUB prefixes / MQTT filters in topics (0 = everything) */
-    char topics[CF_MAX_TOPICS][CF_STR];  /* SUB prefixes, or MQTT topic filters (+, # wildcards) */
+    char topics[CF_MAX_TOPICS][CF_STR];  /* SUB prefixes, MQTT topic filters (+, # wildcards), or the one Kafka topic */
 } cf_input;
 
 /* The 'mqtt' section: settings of every MQTT connection (connectors/mqtt.h). */
@@ -65,6 +65,17 @@ typedef struct cf_mqtt {
     int out_qos;                /* 0..2 */
     int out_format;             /* CF_FMT_JSON or CF_FMT_MSGPACK (the map of docs/PROTOCOL.md §2) */
 } cf_mqtt;
+
+/* The 'kafka' section (connectors/kafka.h, daemon/kgroup.h). */
+typedef struct cf_kafka {
+    char group_id[CF_STR];        /* consumer group: the daemons that share the input topic */
+    char client_id[CF_STR];       /* Kafka client.id */
+    char changelog_topic[CF_STR]; /* compacted topic of series states, as many partitions as the input */
+    double session_timeout;       /* seconds without heartbeat before the group drops a daemon */
+    double restore_timeout;       /* seconds allowed to read the changelog on assignment */
+    char output_topic[CF_STR];    /* forecasts (JSON, key = series id); "" = none */
+    char alert_topic[CF_STR];     /* the forecast of each level change; "" = none */
+} cf_kafka;
 
 typedef struct cf_config {
     /* General */
@@ -102,6 +113,7 @@ typedef struct cf_config {
     an_cfg anomaly;             /* anomaly scoring (anomaly.h) */
     /* Connectors */
     cf_mqtt mqtt;               /* MQTT connections (inputs of type mqtt, output) */
+    cf_kafka kafka;             /* the Kafka consumer group (input of type kafka) */
     /* HTTP (daemon/http.h) */
     char http_listen[CF_STR];   /* "HOST:PORT" of /metrics, /healthz, /series/<id>; "" = off */
     char http_series[CF_STR];   /* fnmatch(3) pattern of series given per-series gauges; "" = none */

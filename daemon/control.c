@@ -15,6 +15,7 @@
 
 #include "connectors/mqtt.h"
 #include "daemon/ingest.h"
+#include "daemon/kgroup.h"
 #include "daemon/server.h"
 #include "daemon/server_internal.h"
 #include "daemon/snapshot.h"
@@ -111,7 +112,7 @@ static ct_status cmd_stats(dm *d, const ct_args *a, mp_wr *w) {
     (void)a;
     char hash[20];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)d->model->hash);
-    mp_w_map(w, 32);
+    mp_w_map(w, 33);
     mp_w_kv_bool(w, "ok", 1);
     mp_w_kv_str(w, "version", DM_VERSION);
     mp_w_kv_f64(w, "uptime", lg_wall_s() - d->started);
@@ -154,6 +155,7 @@ static ct_status cmd_stats(dm *d, const ct_args *a, mp_wr *w) {
     /* Since the previous stats request: the worst wait a message could see. */
     mp_w_kv_f64(w, "loop_max_s", ev_max_busy(d->ev, 1));
     write_mqtt_stats(d, w);
+    kg_write_stats(d, w);
     write_stats_tail(d, w);
     return CT_REPLY;
 }

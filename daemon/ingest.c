@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "daemon/alerts.h"
+#include "daemon/kgroup.h"
 #include "connectors/mqtt.h"
 #include "connectors/payload.h"
 #include "daemon/server_internal.h"
@@ -94,6 +95,7 @@ void ig_on_result(void *ctx, const en_result *r) {
     ig_publish(d, "f.", id, len, w.buf, w.len);
     al_on_result(d, r, id, len);
     if (d->mq_out) publish_mqtt(d, r, id, len, &w);
+    if (d->kg) kg_on_result(d, r, id, len);
 }
 
 /* ---- Drops ---- */
@@ -325,8 +327,8 @@ void ig_on_input(ev_loop *l, void *ctx) {
 /* ---- MQTT ---- */
 
 /* The decoder's reasons for a text payload, as drop reasons. */
-static int pl_drop(pl_reason why) {
-    switch (why) {
+int ig_pl_drop(int code) {
+    switch ((pl_reason)code) {
     case PL_R_TYPE: return MP_R_TYPE;
     case PL_R_MISSING: return MP_R_MISSING;
     case PL_R_INF: return MP_R_INF;
@@ -351,7 +353,7 @@ static void on_mqtt_msg(void *ctx, const char *topic, size_t tlen, const uint8_t
     d->seen_now = (uint32_t)((lg_mono_ns() - d->start_ns) / 1000000000);
     mp_sample m = {id, (uint32_t)len, 0, 0, 0};
     pl_reason why = pl_parse(p, n, d->ingest_now, &m.t, &m.v);
-    if (why != PL_OK) { drop(d, pl_drop(why), id, len); return; }
+    if (why != PL_OK) { drop(d, ig_pl_drop(why), id, len); return; }
     /* Through the look-ahead ring like any sample; emptied before id (on
      * this stack) goes away. */
     on_sample(d, &m);
@@ -376,4 +378,23 @@ void ig_on_mqtt(ev_loop *l, void *ctx) {
             drop(d, IG_DROP_QUEUE, NULL, 0);
         }
     }
+}
+
+/* ---- Single samples and states (Kafka) ---- */
+
+void ig_drop(dm *d, int why, const char *id, size_t len) { drop(d, why, id, len); }
+
+uint32_t ig_ingest_one(dm *d, const mp_sample *m) {
+    uint64_t h = rg_hash(m->s, m->s_len), before = d->samples;
+    ingest_sample(d, m, h);
+    return d->samples > before ? rg_find_hashed(d->rg, m->s, m->s_len, h) : RG_NONE;
+}
+
+uint32_t ig_put_state(dm *d, const char *id, size_t len, const uint8_t *b, size_t n) {
+    uint32_t slot = rg_find(d->rg, id, len);
+    if (slot == RG_NONE && rg_insert(d->rg, id, len, &slot) != RC_OK) return RG_NONE;
+    if (en_slot_busy(d->en, slot)) en_flush(d->en);
+    load_slot(d, slot, id, len, d->model->hash, b, n);
+    en_slot_mark_dirty(d->en, slot);
+    return slot;
 }

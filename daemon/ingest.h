@@ -83,6 +83,21 @@ void ig_ingest_payload(dm *d, const void *buf, size_t n);
  */
 void ig_on_mqtt(ev_loop *l, void *ctx);
 
+/* Counts and logs (rate-limited) one dropped input of reason why; id may
+ * be NULL. For connectors that drop before the decoder (kgroup.c). */
+void ig_drop(dm *d, int why, const char *id, size_t len);
+/* The drop reason of a refused text payload (connectors/payload.h). */
+int ig_pl_drop(int pl_reason_code);
+/* Ingests one decoded sample at once (no look-ahead), with the same checks
+ * and drops as any other; d->ingest_now must be set. Returns the series'
+ * slot when the sample was queued in the engine, RG_NONE when dropped. */
+uint32_t ig_ingest_one(dm *d, const mp_sample *m);
+/* Loads a state blob (n bytes, as en_slot_save wrote it) into the slot of
+ * series id, taking a free slot for a series not in memory. A blob from
+ * another model or an unreadable one resets the slot, as at startup.
+ * Returns the slot, or RG_NONE when the registry is full. */
+uint32_t ig_put_state(dm *d, const char *id, size_t len, const uint8_t *b, size_t n);
+
 /* Engine result callback (ctx is the dm): counts the step and publishes
  * "f.<series>", then the alert events it calls for (alerts.h); with an
  * MQTT output also PREFIX forecast/<series>, and on a level change the

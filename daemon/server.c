@@ -40,6 +40,7 @@
 #include "connectors/sockets.h"
 #include "daemon/control.h"
 #include "daemon/ingest.h"
+#include "daemon/kgroup.h"
 #include "daemon/server_internal.h"
 #include "daemon/snapshot.h"
 #include "model/features.h"
@@ -148,6 +149,8 @@ static void before_sleep(ev_loop *l, void *ctx) {
 static double ckpt_tick(ev_loop *l, void *ctx) {
     (void)l;
     dm *d = ctx;
+    /* Kafka: changelog first, offsets committed once it is acknowledged. */
+    kg_checkpoint(d);
     sn_start(d);
     return d->cfg.checkpoint_interval;
 }
@@ -208,7 +211,8 @@ static int needs_restart(const cf_config *o, const cf_config *n) {
            o->policy != n->policy || o->evict_queue != n->evict_queue ||
            o->max_batch != n->max_batch || o->threads != n->threads || o->pipeline != n->pipeline ||
            strcmp(o->model, n->model) || strcmp(o->state_db, n->state_db) ||
-           memcmp(&o->mqtt, &n->mqtt, sizeof o->mqtt) != 0 || strcmp(o->http_listen, n->http_listen);
+           memcmp(&o->mqtt, &n->mqtt, sizeof o->mqtt) != 0 || strcmp(o->http_listen, n->http_listen) ||
+           memcmp(&o->kafka, &n->kafka, sizeof o->kafka) != 0;
 }
 
 rc_err dm_reload(dm *d, char *err, size_t errlen) {
@@ -456,6 +460,12 @@ static int open_sockets(dm *d) {
             n_mqtt++;
             continue;
         }
+        if (in->type == CF_KAFKA) {
+            if (kg_open(d, in, err, sizeof err) != RC_OK) { LOG(LG_ERROR, "kafka", "%s", err); return 0; }
+            LOG(LG_NOTICE, "kafka", "Ingest Kafka '%s' topic '%s', group '%s', changelog '%s'.", in->endpoint,
+                in->topics[0], d->cfg.kafka.group_id, d->cfg.kafka.changelog_topic);
+            continue;
+        }
         d->in[i] = zq_open_input(d->zctx, &d->cfg.inputs[i], d->cfg.rcvhwm, d->cfg.zmq_max_msg_size, err, sizeof err);
         if (!d->in[i]) { LOG(LG_ERROR, "zmq", "%s", err); return 0; }
         LOG(LG_NOTICE, "zmq", "Ingest %s %s '%s'.", d->cfg.inputs[i].type == CF_SUB ? "SUB" : "PULL",
@@ -494,6 +504,7 @@ static void close_sockets(dm *d) {
     }
     mq_close(d->mq_out);
     d->mq_out = NULL;
+    kg_close(d);
     rc_free(d->mq_buf);
     d->mq_buf = NULL;
     if (d->pub) zmq_close(d->pub);
@@ -509,6 +520,10 @@ static void close_sockets(dm *d) {
 static int wire_loop(dm *d) {
     for (int i = 0; i < d->cfg.n_inputs; i++) {
         d->in_ctx[i][0] = d;
+        if (d->cfg.inputs[i].type == CF_KAFKA) {
+            d->in_h[i] = ev_add_io(d->ev, NULL, kg_fd(d), kg_on_input, d);
+            continue;
+        }
         if (d->mq_in[i]) {
             d->in_ctx[i][1] = d->mq_in[i];
             d->in_h[i] = ev_add_io(d->ev, NULL, mq_fd(d->mq_in[i]), ig_on_mqtt, d->in_ctx[i]);

@@ -61,6 +61,7 @@ struct dm {
     struct mq_client *mq_in[CF_MAX_INPUTS]; /* MQTT inputs (type mqtt), NULL for ZeroMQ ones */
     uint64_t mq_qfull_seen[CF_MAX_INPUTS];  /* their queue_full counts already booked as drops */
     struct mq_client *mq_out; /* MQTT output connection, NULL when mqtt.output.endpoint is "" */
+    struct kg_state *kg;    /* Kafka group membership (kgroup.c), NULL without a kafka input */
     void *pub;              /* output PUB */
     void *rep;              /* control REP */
     int rep_h;              /* its ev handle; -1 without the socket (unit tests) */
