@@ -199,6 +199,8 @@ static uint32_t slot_for(dm *d, const char *id, size_t len, uint64_t id_hash, in
         (d->cfg.policy != CF_POLICY_EVICT || !evict_one(d)))
         return RG_NONE;
     if (rg_insert(d->rg, id, len, &slot) != RC_OK) return RG_NONE;
+    /* A reused slot (evicted, forgotten) no longer belongs to a Kafka partition. */
+    if (d->kg) kg_slot_new(d, slot);
     size_t n;
     uint64_t hash;
     int found = ck_fetch(d->ck, id, len, d->fetch_buf, d->blob_size, &n, &hash);

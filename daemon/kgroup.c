@@ -235,6 +235,11 @@ void kg_on_result(dm *d, const en_result *r, const char *id, size_t len) {
     if (alert && !kf_produce(k->kf, c->alert_topic, id, len, k->json, n)) k->out_fail++;
 }
 
+void kg_slot_new(dm *d, uint32_t slot) {
+    d->kg->part[slot] = -1;
+    d->kg->dirty[slot] = 0;
+}
+
 void kg_write_stats(dm *d, mp_wr *w) {
     struct kg_state *k = d->kg;
     mp_w_cstr(w, "kafka");

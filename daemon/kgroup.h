@@ -61,6 +61,9 @@ void kg_checkpoint(dm *d);
 /* Forecast (and, on a level change, alert) of a result to the configured
  * output topics, as JSON keyed by series id. No-op when none is set. */
 void kg_on_result(dm *d, const en_result *r, const char *id, size_t len);
+/* A slot was given to a new series: it belongs to no partition until a
+ * Kafka message of its series arrives. */
+void kg_slot_new(dm *d, uint32_t slot);
 /* Writes the "kafka" entry of the stats reply (a key and a map). */
 void kg_write_stats(dm *d, mp_wr *w);
 

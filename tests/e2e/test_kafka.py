@@ -11,6 +11,7 @@ import json
 import math
 import os
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -194,7 +195,7 @@ def test_two_daemons_one_killed_survivor_restores_and_matches_a_single_daemon(da
 
 
 def test_bad_kafka_input_is_counted_never_fatal(daemon_factory, cluster):
-    d = kafka_daemon(daemon_factory, cluster, "bad", "gbad", "rwkvcast-changelog")
+    d = kafka_daemon(daemon_factory, cluster, "bad", "gbad", "rwkvcast-changelog", output_topic="forecasts")
     d.cfg["input"]["max_msg_size"] = 4096
     d.start()
     d.wait_stats(lambda st: st["kafka"]["partitions"] == 4, timeout=60)
@@ -230,4 +231,46 @@ def test_bad_kafka_input_is_counted_never_fatal(daemon_factory, cluster):
     assert d.ctl("get", s="good")["last_t"] == t0 + 60
     g = d.ctl("get", s="no-time")
     assert g["ok"] and abs(g["last_t"] - time.time()) < 600
+    # The output topic got one JSON forecast per accepted sample, keyed by series.
+    kcat = shutil.which("kcat")
+    if kcat:
+        deadline = time.time() + 30 * SLOW
+        while True:
+            r = subprocess.run([kcat, "-C", "-b", cluster.bootstrap, "-t", "forecasts", "-e", "-q", "-f", "%k %s\n"],
+                               capture_output=True, timeout=30 * SLOW)
+            lines = r.stdout.decode().splitlines()
+            if len(lines) >= 3 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert sorted(l.split(" ", 1)[0] for l in lines) == ["good", "good", "no-time"], r.stdout
+        for l in lines:
+            m = json.loads(l.split(" ", 1)[1])
+            assert m["s"] == l.split(" ", 1)[0] and len(m["yhat"]) == len(m["h"])
     assert d.stop() == 0
+
+
+def test_kafka_config_errors_name_the_key(tmp_path, daemon_factory, cluster):
+    cases = [
+        ("input:\n  endpoints:\n    - {type: kafka, endpoint: 'kafka://h:9092'}\n",
+         "Invalid 'input.endpoints[0].topics' value: 'type: kafka' needs exactly one topic."),
+        ("input:\n  endpoints:\n    - {type: kafka, endpoint: 'tcp://h:1', topics: [a]}\n",
+         "'type: kafka' needs kafka://HOST:PORT"),
+        ("input:\n  endpoints:\n    - {type: kafka, endpoint: 'kafka://', topics: [a]}\n",
+         "Invalid 'input.endpoints[0].endpoint' value (kafka://)"),
+        ("input:\n  endpoints:\n    - {type: kafka, endpoint: 'kafka://h:1', topics: [a]}\n"
+         "    - {type: kafka, endpoint: 'kafka://h:2', topics: [b]}\n",
+         "only one input of 'type: kafka'"),
+        ("kafka:\n  session_timeout: 0\n", "Invalid 'kafka.session_timeout' value (0)"),
+        ("kafka:\n  group_id: ''\n", "Empty 'kafka.group_id' value."),
+    ]
+    for i, (text, msg) in enumerate(cases):
+        p = tmp_path / ("c%d.yaml" % i)
+        p.write_text(text)
+        r = subprocess.run([BINARY, "-c", str(p), "--check-config"], capture_output=True, text=True, timeout=20)
+        assert r.returncode == 2, (text, r.stderr)
+        assert str(p) + ":" in r.stderr and msg in r.stderr, (msg, r.stderr)
+    # Eviction would take states past the changelog: refused at startup.
+    d = kafka_daemon(daemon_factory, cluster, "ev", "gev", "rwkvcast-changelog")
+    d.cfg["series"]["policy"] = "evict"
+    with pytest.raises(AssertionError, match="cannot be used with an input of 'type: kafka'"):
+        d.start(timeout=10)
