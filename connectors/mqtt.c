@@ -102,12 +102,25 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc) {
     }
 }
 
+static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, const int *granted) {
+    (void)mosq, (void)mid;
+    mq_client *c = obj;
+    for (int i = 0; i < n; i++)
+        if (granted[i] > 2)
+            LOG(LG_WARNING, "mqtt", "Broker '%s' refused the subscription to '%s'.", c->url,
+                i < c->n_filters ? c->filters[i] : "?");
+    pthread_mutex_lock(&c->mu);
+    c->st.subscribed = 1;
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc) {
     (void)mosq;
     mq_client *c = obj;
     pthread_mutex_lock(&c->mu);
     int was = c->st.connected, closing = c->closing;
     c->st.connected = 0;
+    c->st.subscribed = 0;
     if (was) c->st.disconnects++;
     pthread_mutex_unlock(&c->mu);
     if (was && !closing)
@@ -146,7 +159,6 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         pthread_mutex_unlock(&c->mu);
         return;
     }
-    int was_empty = c->head == c->tail;
     pthread_mutex_unlock(&c->mu);
 
     /* [tail, tail + waste + need) is free and only this thread writes it. */
@@ -160,7 +172,11 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     if (tlen) memcpy(r + HDR, m->topic, tlen);
     if (plen) memcpy(r + HDR + tlen, m->payload, plen);
 
+    /* Empty at the moment the record becomes visible, not when its space
+     * was reserved: the loop may have drained the ring in between and gone
+     * to sleep, and nothing else would wake it for this record. */
     pthread_mutex_lock(&c->mu);
+    int was_empty = c->head == c->tail;
     c->tail += waste + need;
     pthread_mutex_unlock(&c->mu);
     if (was_empty) wake(c);
@@ -222,7 +238,10 @@ mq_client *mq_open(const char *url, const cf_mqtt *m, const char *client_id,
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
     mosquitto_connect_callback_set(c->mosq, on_connect);
     mosquitto_disconnect_callback_set(c->mosq, on_disconnect);
-    if (n_filters > 0) mosquitto_message_callback_set(c->mosq, on_message);
+    if (n_filters > 0) {
+        mosquitto_message_callback_set(c->mosq, on_message);
+        mosquitto_subscribe_callback_set(c->mosq, on_subscribe);
+    }
     mosquitto_reconnect_delay_set(c->mosq, (unsigned)m->reconnect_min, (unsigned)m->reconnect_max, true);
     if (m->username[0] &&
         (r = mosquitto_username_pw_set(c->mosq, m->username, m->password[0] ? m->password : NULL))) {

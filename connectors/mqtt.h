@@ -51,6 +51,7 @@ typedef struct mq_stats {
     uint64_t published;     /* mq_publish calls the library accepted */
     uint64_t publish_fail;  /* mq_publish calls refused (not connected, or an error) */
     int connected;          /* 1 while a session is up */
+    int subscribed;         /* 1 once the broker acknowledged the subscriptions of this session */
 } mq_stats;
 
 /*

@@ -51,19 +51,21 @@ static ct_status cmd_ping(dm *d, const ct_args *a, mp_wr *w) {
 /* "mqtt": connection state of the MQTT inputs and output (connectors/mqtt.h). */
 static void write_mqtt_stats(dm *d, mp_wr *w) {
     mq_stats st;
-    int64_t inputs = 0, connected = 0, connects = 0, disconnects = 0;
+    int64_t inputs = 0, connected = 0, subscribed = 0, connects = 0, disconnects = 0;
     for (int i = 0; i < CF_MAX_INPUTS; i++) {
         if (!d->mq_in[i]) continue;
         mq_get_stats(d->mq_in[i], &st);
         inputs++;
         connected += st.connected;
+        subscribed += st.subscribed;
         connects += (int64_t)st.connects;
         disconnects += (int64_t)st.disconnects;
     }
     mp_w_cstr(w, "mqtt");
-    mp_w_map(w, 7);
+    mp_w_map(w, 8);
     mp_w_kv_int(w, "inputs", inputs);
     mp_w_kv_int(w, "connected", connected);
+    mp_w_kv_int(w, "subscribed", subscribed);
     mp_w_kv_int(w, "connects", connects);
     mp_w_kv_int(w, "disconnects", disconnects);
     memset(&st, 0, sizeof st);
