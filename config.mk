@@ -26,6 +26,6 @@ UNITDIR ?= /lib/systemd/system
 # `make demo` and `make test` run it and go on without them if it cannot).
 # prometheus: promtool and the server for the /metrics tests.
 DEB_PKGS ?= gcc make pkg-config libzmq3-dev libmsgpack-dev libsqlite3-dev \
-            libyaml-dev libsystemd-dev libmicrohttpd-dev sqlite3 python3 python3-pytest \
+            libyaml-dev libsystemd-dev libmicrohttpd-dev libcairo2-dev sqlite3 python3 python3-pytest \
             python3-zmq python3-msgpack libmosquitto-dev mosquitto mosquitto-clients prometheus \
             librdkafka-dev

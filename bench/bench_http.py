@@ -39,7 +39,7 @@ def main():
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="rwkvcast-bench-http-")
     port = free_port()
-    cfg = {"log_level": "warning", "state_db": tmp + "/s.db", "checkpoint_interval": 86400, "stats_interval": 0,
+    cfg = {"log_level": "warning", "model": os.path.join(ROOT, "model", "default.rwkv"), "state_db": tmp + "/s.db", "checkpoint_interval": 86400, "stats_interval": 0,
            "input": {"endpoints": [{"type": "pull", "endpoint": "ipc://%s/in.sock" % tmp, "bind": True}]},
            "output": {"endpoint": "ipc://%s/out.sock" % tmp}, "control": {"endpoint": "ipc://%s/ctl.sock" % tmp},
            "series": {"max": a.series + 16},

@@ -19,5 +19,6 @@ int cmd_send(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ static const cmd_entry commands[] = {
     {"tail", cmd_tail, "subscribe to a daemon's forecasts and alerts and print them"},
     {"ctl", cmd_ctl, "send a control command (ping, stats, series, get, ...) to a daemon"},
     {"simulate", cmd_simulate, "publish N synthetic sensors with injected anomalies"},
+    {"plot", cmd_plot, "draw series, forecast band, anomaly scores and alerts into a PNG"},
 };
 
 static void usage(FILE *f) {

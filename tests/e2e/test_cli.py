@@ -735,7 +735,7 @@ def _long_options(argv):
 
 
 @pytest.mark.parametrize("sub", ["send", "tail", "ctl", "simulate", "replay", "eval", "eval --live",
-                                 "train", "rwkvcastd"])
+                                 "train", "plot", "rwkvcastd"])
 def test_man_pages_cover_every_option(sub):
     # Every option a command's --help lists is in its man page (as \-\-name).
     from conftest import BINARY

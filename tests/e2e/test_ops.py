@@ -478,3 +478,115 @@ def test_idle_ttl_config_errors(tmp_path):
         p.write_text("series:\n  idle_ttl: %s\n" % bad)
         r = subprocess.run([BINARY, "-c", str(p), "--check-config"], capture_output=True, text=True, timeout=20)
         assert r.returncode == 2 and ("%s:2:" % p) in r.stderr and msg in r.stderr, r.stderr
+
+
+# ---- rwkvcast plot ----
+
+import math  # noqa: E402
+import struct  # noqa: E402
+import zlib  # noqa: E402
+
+from conftest import ROOT as _ROOT  # noqa: E402,F811
+
+CLI = os.environ.get("RWKVCAST") or os.path.join(_ROOT, os.environ.get("BUILD", "build"), "rwkvcast")
+BAND, ALERT, VALUE = (0xc6, 0xdb, 0xef), (0xfc, 0xd0, 0xd0), (0x08, 0x30, 0x6b)
+
+
+def decode_png(data):
+    """(width, height, rows of (r, g, b) tuples) of an 8-bit RGB or RGBA PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, w = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        assert zlib.crc32(kind + body) == struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0]
+        if kind == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and ctype in (2, 6) and interlace == 0, (depth, ctype)
+            bpp = 3 if ctype == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw, stride, prev, rows = zlib.decompress(idat), w * bpp, bytearray(w * bpp), []
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append([tuple(line[i:i + 3]) for i in range(0, stride, bpp)])
+        prev = line
+    return w, h, rows
+
+
+def test_plot_draws_the_band_values_and_alert_spans(tmp_path):
+    csv = tmp_path / "pump.csv"
+    import random
+    rnd = random.Random(1)
+    lines = ["timestamp,value"]
+    for i in range(600):
+        # Noise the forecast cannot follow: a band wider than the values' line.
+        v = 50 + 10 * math.sin(2 * math.pi * i / 96) + rnd.gauss(0, 2.5)
+        if 450 <= i < 470:
+            v += 60  # a shift the score must flag
+        lines.append("%d,%.3f" % (1_700_000_000 + 900 * i, v))
+    csv.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "p.png"
+    model = os.path.join(_ROOT, "model", "default.rwkv")
+    r = subprocess.run([CLI, "plot", "-m", model, "-o", str(out), "--width", "900", str(csv), str(csv)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    w, h, rows = decode_png(out.read_bytes())
+    assert w == 900 and h > 700  # two panels
+    top = rows[:h // 2]
+    count = {}
+    for row in top:
+        for px in row:
+            count[px] = count.get(px, 0) + 1
+    # The interval band: along most of the plot's width.
+    band_cols = {x for row in top for x, px in enumerate(row) if px == BAND}
+    assert count.get(BAND, 0) > 300 and len(band_cols) > 0.5 * (w - 90), (count.get(BAND), len(band_cols))
+    assert count.get(VALUE, 0) > 500, count.get(VALUE)         # the values line
+    assert count.get(ALERT, 0) > 0, "no alert span drawn"       # the shift's alert span
+    # The band lies between the values' extremes: its rows are inside the plot box.
+    band_rows = [y for y, row in enumerate(top) if BAND in row]
+    assert 30 < min(band_rows) and max(band_rows) < h // 2 - 20
+
+
+@pytest.mark.parametrize("args,body,code,msg", [
+    ([], None, 2, "Usage: rwkvcast plot"),
+    (["--width", "10"], "timestamp,value\n1,1\n2,2\n", 2, "Invalid '--width' value (10)"),
+    ([], "nothing,here\n1,2\n", 1, "needs a timestamp and a value column"),
+    ([], "", 1, "has no header"),
+    ([], "timestamp,value\n1,1\n", 1, "fewer than two usable rows"),
+    ([], "timestamp,value\nx,1\ny,2\n1,nan\n", 1, "fewer than two usable rows"),
+    ([], 'timestamp,value\n1,"unterminated\n', 1, "Error: "),
+    (["-o", "/nonexistent-dir/x.png"], "timestamp,value\n1,1\n2,2\n3,1e300\n", 1, "Cannot write"),
+])
+def test_plot_bad_input(tmp_path, args, body, code, msg):
+    files = []
+    if body is not None:
+        f = tmp_path / "in.csv"
+        f.write_text(body)
+        files = [str(f)]
+    model = os.path.join(_ROOT, "model", "default.rwkv")
+    r = subprocess.run([CLI, "plot", "-m", model, "-o", str(tmp_path / "o.png")] + args + files,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == code and msg in r.stderr, (r.returncode, r.stderr)
+
+
+def test_plot_too_many_series(tmp_path):
+    f = tmp_path / "in.csv"
+    f.write_text("timestamp,value\n1,1\n2,2\n")
+    r = subprocess.run([CLI, "plot", "-o", str(tmp_path / "o.png")] + [str(f)] * 17, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "At most 16 series" in r.stderr
