@@ -186,8 +186,10 @@ static ct_status cmd_series(dm *d, const ct_args *a, mp_wr *w) {
 }
 
 /* The `get` reply: r is the series' last result, NULL before its first sample. */
-static void write_get_reply(mp_wr *w, const char *id, size_t len, double last_t, const en_result *r, int stored) {
-    mp_w_map(w, 7);
+/* silent: -1 for a series not in memory (not watched), else 0 or 1. */
+static void write_get_reply(mp_wr *w, const char *id, size_t len, double last_t, const en_result *r, int stored,
+                            int silent) {
+    mp_w_map(w, 9);
     mp_w_kv_bool(w, "ok", 1);
     mp_w_cstr(w, "s");
     mp_w_str(w, id, len);
@@ -195,6 +197,10 @@ static void write_get_reply(mp_wr *w, const char *id, size_t len, double last_t,
     mp_w_kv_f64(w, "score", r ? r->score : 0);
     mp_w_kv_int(w, "level", r ? r->level : 0);
     mp_w_kv_bool(w, "stored", stored);
+    /* What raised the current level (or the last raised one), and whether
+     * a silence alert is up (docs/PROTOCOL.md §2). */
+    mp_w_kv_str(w, "kind", an_kind_name(r ? r->kind : AN_KIND_NONE));
+    mp_w_kv_bool(w, "silent", silent > 0);
     mp_w_cstr(w, "forecast");
     if (r) ig_encode_result(r, id, len, w);
     else mp_w_nil(w);
@@ -215,7 +221,7 @@ static void get_stored(dm *d, mp_wr *w, const char *id, size_t len) {
                                           : "Series' stored state is unreadable; it restarts on its next sample.");
         return;
     }
-    write_get_reply(w, id, len, r ? r->t : 0, r, 1);
+    write_get_reply(w, id, len, r ? r->t : 0, r, 1, -1);
 }
 
 static ct_status cmd_get(dm *d, const ct_args *a, mp_wr *w) {
@@ -225,7 +231,7 @@ static ct_status cmd_get(dm *d, const ct_args *a, mp_wr *w) {
     en_flush(d->en);
     const en_result *r = en_slot_last(d->en, slot);
     double last_t = en_slot_last_t(d->en, slot);
-    write_get_reply(w, a->s, a->s_len, isfinite(last_t) ? last_t : 0, r, 0);
+    write_get_reply(w, a->s, a->s_len, isfinite(last_t) ? last_t : 0, r, 0, d->al.slot[slot].silent);
     return CT_REPLY;
 }
 

@@ -84,6 +84,8 @@ def test_silence_raised_in_time_and_cleared(daemon_factory):
     assert lo <= ex <= hi and math.isfinite(ex), m
     st = d.stats()
     assert st["silence"]["raised"] >= 1 and st["silence"]["silent"] >= 1, st["silence"]
+    g = d.ctl("get", s="quiet")
+    assert g["ok"] and g["silent"] is True and g["last_t"] == last, g
     # Once only while it stays silent.
     assert drain(sub, 10 * PERIOD) == []
     # The next sample clears it: one event of kind silence, with its map.
@@ -95,6 +97,7 @@ def test_silence_raised_in_time_and_cleared(daemon_factory):
     # Its level is the sample's own (after a gap of ~15 periods it may well be raised).
     assert c["since"] == last, c
     d.wait_stats(lambda s: s["silence"]["cleared"] == 1)
+    assert d.ctl("get", s="quiet")["silent"] is False
     assert d.stop() == 0
 
 
@@ -168,6 +171,8 @@ def test_alert_events_explain_themselves(daemon_factory):
         check_alert(m)
         assert m["kind"] == "spike", m
         assert m["since"] == t0 + 60 * 300, m
+    g = d.ctl("get", s="pump")
+    assert g["kind"] == "spike" and g["silent"] is False, g
     assert up["level"] == 2 and up["t"] == t0 + 60 * 300 and up["v"] == vals[300], up
     # What the spike was judged against: the forecast for it, near the series.
     assert up["expected_lo"] <= up["expected"] <= up["expected_hi"], up

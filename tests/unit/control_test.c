@@ -344,9 +344,11 @@ TEST(get) {
     req("get", 1);
     mp_w_kv_str(&q, "s", "g4");
     call();
-    ASSERT_EQ(reply_pairs(), 7);
+    ASSERT_EQ(reply_pairs(), 9);
     ASSERT_EQ(get_bool("ok"), 1);
     ASSERT_STREQ(get_str("s"), "g4");
+    ASSERT_STREQ(get_str("kind"), "none");
+    ASSERT_EQ(get_bool("silent"), 0);
     ASSERT_EQ(get_f64("last_t"), 1004);
     ASSERT_EQ(get_bool("stored"), 0);
     ASSERT_EQ(get("forecast").type, MP_MAP);
@@ -359,6 +361,8 @@ TEST(get) {
     ASSERT_EQ(get_bool("ok"), 1);
     ASSERT_EQ(get_bool("stored"), 1);
     ASSERT_EQ(get_f64("last_t"), 1000);
+    ASSERT_STREQ(get_str("kind"), "none");
+    ASSERT_EQ(get_bool("silent"), 0);
     ASSERT_STREQ(get_str("forecast.s"), "g0");
     /* Unknown, missing, mistyped. */
     req("get", 1);
