@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "common/log.h"
+#include "connectors/curve.h"
 #include "daemon/engine.h"
 #include "daemon/http.h"
 
@@ -108,6 +109,8 @@ typedef struct px {
     cf_config *c;        /* being filled */
     char *err;           /* message out */
     size_t errlen;
+    int curve_used;      /* a curve_allow key was given */
+    yaml_mark_t curve_mark; /* where the first one was */
 } px;
 
 /* Formats "NAME:L:C: msg" plus the echoed line; always returns RC_ERR_CONFIG. */
@@ -312,6 +315,27 @@ static int mqtt_filter_ok(const char *f) {
 static rc_err k_in_bind(px *x, yaml_node_t *v, const char *key, void *obj) {
     return get_bool(x, v, key, &((cf_input *)obj)->bind);
 }
+/*
+ * A CURVE allow-list file (connectors/curve.h): read now, so a missing or
+ * malformed file is a config error naming the key (and --check-config
+ * finds it), and read again by the daemon when it opens its sockets.
+ */
+static rc_err get_allow(px *x, yaml_node_t *v, const char *key, char *out) {
+    if (get_str(x, v, key, 1, out, CF_PATH)) return RC_ERR_CONFIG;
+    if (!*out) return RC_OK; /* "" = no CURVE on this endpoint */
+    if (!cv_available())
+        return fail(x, v->start_mark, "Invalid '%s': this libzmq has no CURVE support (built without libsodium).", key);
+    cv_allow a = {0};
+    char err[512];
+    if (cv_read_allow(out, &a, err, sizeof err) != RC_OK) return fail(x, v->start_mark, "Invalid '%s' value: %s", key, err);
+    cv_allow_free(&a);
+    if (!x->curve_used) x->curve_mark = v->start_mark;
+    x->curve_used = 1;
+    return RC_OK;
+}
+static rc_err k_in_curve(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_allow(x, v, key, ((cf_input *)obj)->curve_allow);
+}
 static rc_err k_in_topics(px *x, yaml_node_t *v, const char *key, void *obj) {
     cf_input *in = obj;
     if (v->type != YAML_SEQUENCE_NODE)
@@ -326,7 +350,8 @@ static rc_err k_in_topics(px *x, yaml_node_t *v, const char *key, void *obj) {
     return RC_OK;
 }
 static const key_def input_keys[] = {
-    {"type", k_in_type}, {"endpoint", k_in_endpoint}, {"bind", k_in_bind}, {"topics", k_in_topics}};
+    {"type", k_in_type}, {"endpoint", k_in_endpoint}, {"bind", k_in_bind}, {"topics", k_in_topics},
+    {"curve_allow", k_in_curve}};
 
 static rc_err k_endpoints(px *x, yaml_node_t *v, const char *key, void *obj) {
     if (v->type != YAML_SEQUENCE_NODE)
@@ -341,7 +366,7 @@ static rc_err k_endpoints(px *x, yaml_node_t *v, const char *key, void *obj) {
         in->bind = 1;
         char pre[96];
         snprintf(pre, sizeof pre, "%s[%d]", key, n);
-        if (walk(x, e, pre, input_keys, 4, in)) return RC_ERR_CONFIG;
+        if (walk(x, e, pre, input_keys, 5, in)) return RC_ERR_CONFIG;
         if (!in->endpoint[0]) return fail(x, e->start_mark, "Missing '%s.endpoint'.", pre);
         int url_mqtt = !strncmp(in->endpoint, "mqtt", 4), url_kafka = !strncmp(in->endpoint, "kafka://", 8);
         if (url_mqtt != (in->type == CF_MQTT) || url_kafka != (in->type == CF_KAFKA))
@@ -358,6 +383,11 @@ static rc_err k_endpoints(px *x, yaml_node_t *v, const char *key, void *obj) {
                     return fail(x, e->start_mark, "Invalid '%s': only one input of 'type: kafka' (one consumer group "
                                 "membership per daemon).", pre);
         }
+        if (in->type == CF_MQTT && in->curve_allow[0])
+            return fail(x, e->start_mark, "Invalid '%s.curve_allow': CURVE is for ZeroMQ endpoints (MQTT has "
+                        "'mqtt.tls_*' and 'mqtt.username').", pre);
+        if (in->type == CF_KAFKA && in->curve_allow[0])
+            return fail(x, e->start_mark, "Invalid '%s.curve_allow': CURVE is for ZeroMQ endpoints.", pre);
         if (in->type == CF_MQTT) {
             for (int t = 0; t < in->n_topics; t++)
                 if (!mqtt_filter_ok(in->topics[t]))
@@ -408,17 +438,47 @@ static rc_err k_sndhwm(px *x, yaml_node_t *v, const char *key, void *obj) {
     CFG->sndhwm = (int)l;
     return RC_OK;
 }
-static const key_def out_keys[] = {{"endpoint", k_out_endpoint}, {"bind", k_out_bind}, {"sndhwm", k_sndhwm}};
+static rc_err k_out_curve(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_allow(x, v, key, CFG->out_curve_allow);
+}
+static const key_def out_keys[] = {
+    {"endpoint", k_out_endpoint}, {"bind", k_out_bind}, {"sndhwm", k_sndhwm}, {"curve_allow", k_out_curve}};
 static rc_err k_output(px *x, yaml_node_t *v, const char *key, void *obj) {
-    return walk(x, v, key, out_keys, 3, obj);
+    return walk(x, v, key, out_keys, 4, obj);
 }
 
 static rc_err k_ctl_endpoint(px *x, yaml_node_t *v, const char *key, void *obj) {
     return get_endpoint(x, v, key, 1, CFG->control_endpoint);
 }
-static const key_def ctl_keys[] = {{"endpoint", k_ctl_endpoint}};
+static rc_err k_ctl_curve(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_allow(x, v, key, CFG->control_curve_allow);
+}
+static const key_def ctl_keys[] = {{"endpoint", k_ctl_endpoint}, {"curve_allow", k_ctl_curve}};
 static rc_err k_control(px *x, yaml_node_t *v, const char *key, void *obj) {
-    return walk(x, v, key, ctl_keys, 1, obj);
+    if (walk(x, v, key, ctl_keys, 2, obj)) return RC_ERR_CONFIG;
+    /* forget, reload and checkpoint for anyone who can reach the port: a
+     * tcp:// control endpoint must say whose keys it takes. */
+    if (!strncmp(CFG->control_endpoint, "tcp://", 6) && !CFG->control_curve_allow[0])
+        return fail(x, v->start_mark, "Invalid 'control.endpoint' value (%s): a tcp:// control endpoint needs "
+                    "'control.curve_allow' (CURVE; see 'rwkvcast keygen'), or use ipc://.", CFG->control_endpoint);
+    return RC_OK;
+}
+
+static rc_err k_curve_key(px *x, yaml_node_t *v, const char *key, void *obj) {
+    if (get_str(x, v, key, 1, CFG->curve_server_key, CF_PATH)) return RC_ERR_CONFIG;
+    if (!CFG->curve_server_key[0]) return RC_OK; /* "" = no CURVE */
+    if (!cv_available())
+        return fail(x, v->start_mark, "Invalid '%s': this libzmq has no CURVE support (built without libsodium).", key);
+    uint8_t pub[CV_KEY], sec[CV_KEY];
+    char err[512];
+    rc_err rc = cv_read_secret(CFG->curve_server_key, pub, sec, err, sizeof err);
+    memset(sec, 0, sizeof sec);
+    if (rc != RC_OK) return fail(x, v->start_mark, "Invalid '%s' value: %s", key, err);
+    return RC_OK;
+}
+static const key_def curve_keys[] = {{"server_key", k_curve_key}};
+static rc_err k_curve(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return walk(x, v, key, curve_keys, 1, obj);
 }
 
 static rc_err k_max_series(px *x, yaml_node_t *v, const char *key, void *obj) {
@@ -705,7 +765,7 @@ static const key_def top_keys[] = {
     {"checkpoint_interval", k_ckpt}, {"stats_interval", k_stats}, {"shutdown_timeout", k_shutdown},
     {"input", k_input}, {"output", k_output}, {"control", k_control}, {"series", k_series},
     {"engine", k_engine}, {"anomaly", k_anomaly}, {"mqtt", k_mqtt}, {"http", k_http},
-    {"kafka", k_kafka}};
+    {"kafka", k_kafka}, {"curve", k_curve}};
 
 /* ---- Entry points ---- */
 
@@ -720,7 +780,7 @@ rc_err cf_load_mem(cf_config *c, const char *name, const char *text, size_t len,
     yaml_parser_t parser;
     yaml_document_t doc;
     int have_doc = 0;
-    px x = {name, text, len, &doc, tmp, errbuf, errlen};
+    px x = {name, text, len, &doc, tmp, errbuf, errlen, 0, {0, 0, 0}};
     if (!yaml_parser_initialize(&parser)) { rc = RC_ERR_NOMEM; goto err; }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
@@ -736,6 +796,12 @@ rc_err cf_load_mem(cf_config *c, const char *name, const char *text, size_t len,
     if (root && !(root->type == YAML_SCALAR_NODE && (root->data.scalar.length == 0 ||
                   !strcmp((const char *)root->data.scalar.value, "~")))) {
         if (walk(&x, root, "", top_keys, (int)(sizeof top_keys / sizeof top_keys[0]), tmp)) {
+            yaml_parser_delete(&parser);
+            goto err;
+        }
+        if (x.curve_used && !tmp->curve_server_key[0]) {
+            fail(&x, x.curve_mark, "A 'curve_allow' list needs the daemon's own key: set 'curve.server_key' "
+                 "(a secret key file made by 'rwkvcast keygen').");
             yaml_parser_delete(&parser);
             goto err;
         }

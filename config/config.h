@@ -37,6 +37,7 @@ typedef struct cf_input {
     int bind;                            /* 1 bind, 0 connect (ZeroMQ only) */
     int n_topics;                        /* SUB prefixes / MQTT filters in topics (0 = everything) */
     char topics[CF_MAX_TOPICS][CF_STR];  /* SUB prefixes, MQTT topic filters (+, # wildcards), or the one Kafka topic */
+    char curve_allow[CF_PATH];           /* CURVE allow-list file of client public keys; "" = no CURVE */
 } cf_input;
 
 /* The 'mqtt' section: settings of every MQTT connection (connectors/mqtt.h). */
@@ -99,8 +100,12 @@ typedef struct cf_config {
     char out_endpoint[CF_STR];  /* PUB endpoint */
     int out_bind;               /* 1 bind, 0 connect */
     int sndhwm;                 /* ZMQ_SNDHWM, messages */
+    char out_curve_allow[CF_PATH]; /* CURVE allow-list file of subscriber keys; "" = no CURVE */
     /* Control */
     char control_endpoint[CF_STR]; /* REP endpoint; resolved by cf_resolve() */
+    char control_curve_allow[CF_PATH]; /* CURVE allow-list file; required for a tcp:// endpoint */
+    /* CURVE (connectors/curve.h) */
+    char curve_server_key[CF_PATH]; /* the daemon's secret key file (rwkvcast keygen); needed by any curve_allow */
     /* Series */
     uint32_t max_series;        /* registry capacity */
     int policy;                 /* CF_POLICY_REFUSE or CF_POLICY_EVICT */

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
+#include "connectors/curve.h"
+
 static void *fail(void *s, const char *what, const char *ep, char *errbuf, size_t errlen) {
     if (errbuf) snprintf(errbuf, errlen, "Cannot %s '%s': %s.", what, ep, zmq_strerror(zmq_errno()));
     if (s) {
@@ -24,7 +26,20 @@ static void *fail(void *s, const char *what, const char *ep, char *errbuf, size_
 
 static int attach(void *s, const char *ep, int bind) { return bind ? zmq_bind(s, ep) : zmq_connect(s, ep); }
 
-void *zq_open_input(void *ctx, const cf_input *in, int rcvhwm, long max_msg, char *errbuf, size_t errlen) {
+/* CURVE server options, before bind/connect; 0, or -1 with errbuf set. */
+static int curve(void *s, const zq_curve *cv, const char *ep, char *errbuf, size_t errlen) {
+    if (!cv) return 0;
+    char why[256];
+    if (cv_server_setup(s, cv->sec, cv->domain, why, sizeof why) == RC_OK) return 0;
+    if (errbuf) snprintf(errbuf, errlen, "'%s': %s", ep, why);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close(s);
+    return -1;
+}
+
+void *zq_open_input(void *ctx, const cf_input *in, int rcvhwm, long max_msg, const zq_curve *cv, char *errbuf,
+                    size_t errlen) {
     void *s = zmq_socket(ctx, in->type == CF_SUB ? ZMQ_SUB : ZMQ_PULL);
     if (!s) return fail(NULL, "create a socket for", in->endpoint, errbuf, errlen);
     int64_t mm = max_msg;
@@ -41,23 +56,26 @@ void *zq_open_input(void *ctx, const cf_input *in, int rcvhwm, long max_msg, cha
                 return fail(s, "subscribe on", in->endpoint, errbuf, errlen);
         }
     }
+    if (curve(s, cv, in->endpoint, errbuf, errlen)) return NULL;
     if (attach(s, in->endpoint, in->bind))
         return fail(s, in->bind ? "bind" : "connect", in->endpoint, errbuf, errlen);
     return s;
 }
 
-void *zq_open_pub(void *ctx, const char *endpoint, int bind, int sndhwm, char *errbuf, size_t errlen) {
+void *zq_open_pub(void *ctx, const char *endpoint, int bind, int sndhwm, const zq_curve *cv, char *errbuf,
+                  size_t errlen) {
     void *s = zmq_socket(ctx, ZMQ_PUB);
     if (!s) return fail(NULL, "create a socket for", endpoint, errbuf, errlen);
     int linger = 200;
     if (zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) ||
         zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger))
         return fail(s, "set options on", endpoint, errbuf, errlen);
+    if (curve(s, cv, endpoint, errbuf, errlen)) return NULL;
     if (attach(s, endpoint, bind)) return fail(s, bind ? "bind" : "connect", endpoint, errbuf, errlen);
     return s;
 }
 
-void *zq_open_rep(void *ctx, const char *endpoint, char *errbuf, size_t errlen) {
+void *zq_open_rep(void *ctx, const char *endpoint, const zq_curve *cv, char *errbuf, size_t errlen) {
     void *s = zmq_socket(ctx, ZMQ_REP);
     if (!s) return fail(NULL, "create a socket for", endpoint, errbuf, errlen);
     int linger = 100;
@@ -66,6 +84,7 @@ void *zq_open_rep(void *ctx, const char *endpoint, char *errbuf, size_t errlen) 
     if (zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &mm, sizeof mm))
         return fail(s, "set options on", endpoint, errbuf, errlen);
+    if (curve(s, cv, endpoint, errbuf, errlen)) return NULL;
     int is_ipc = strncmp(endpoint, "ipc://", 6) == 0;
     /* The umask makes the socket file 0600 from the first instant; the chmod
      * below only re-asserts it. Single-threaded at this point of startup. */

@@ -14,16 +14,26 @@
 #define SOCKETS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 
+/* CURVE for one socket (connectors/curve.h): the daemon's secret key and
+ * the ZAP domain of the endpoint's allow-list. NULL: a plain socket. */
+typedef struct zq_curve {
+    const uint8_t *sec; /* (32) secret key, borrowed for the call */
+    int domain;         /* ZAP domain: the allow-list's index */
+} zq_curve;
+
 /* Ingest socket: SUB (subscribed to in->topics, or everything) or PULL, with
  * ZMQ_RCVHWM = rcvhwm and ZMQ_MAXMSGSIZE = max_msg (-1 = unlimited). */
-void *zq_open_input(void *ctx, const cf_input *in, int rcvhwm, long max_msg, char *errbuf, size_t errlen);
+void *zq_open_input(void *ctx, const cf_input *in, int rcvhwm, long max_msg, const zq_curve *cv, char *errbuf,
+                    size_t errlen);
 /* PUB socket with ZMQ_SNDHWM; linger 200 ms so the last forecasts leave on exit. */
-void *zq_open_pub(void *ctx, const char *endpoint, int bind, int sndhwm, char *errbuf, size_t errlen);
+void *zq_open_pub(void *ctx, const char *endpoint, int bind, int sndhwm, const zq_curve *cv, char *errbuf,
+                  size_t errlen);
 /* REP socket, always bound. For ipc:// the socket file is created with mode
  * 0600 (umask around the bind, then chmod); a stale file is replaced. */
-void *zq_open_rep(void *ctx, const char *endpoint, char *errbuf, size_t errlen);
+void *zq_open_rep(void *ctx, const char *endpoint, const zq_curve *cv, char *errbuf, size_t errlen);
 
 #endif

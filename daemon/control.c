@@ -110,11 +110,27 @@ static void write_stats_tail(dm *d, mp_wr *w) {
     for (int k = 0; k < K; k++) mp_w_f64(w, (double)ns[k] * 1e-9);
 }
 
+/* CURVE handshakes refused by the ZAP handler (connectors/curve.h), in
+ * all and per endpoint; "unknown" counts requests of no known domain. */
+static void write_curve(dm *d, mp_wr *w) {
+    uint64_t total = 0;
+    for (int k = 0; k <= DM_CURVE_LISTS; k++) total += d->curve_rejected[k];
+    mp_w_map(w, 6);
+    mp_w_kv_bool(w, "enabled", d->zap != NULL);
+    mp_w_kv_int(w, "rejected", (int64_t)total);
+    mp_w_cstr(w, "rejected_input");
+    mp_w_arr(w, (uint32_t)d->cfg.n_inputs);
+    for (int i = 0; i < d->cfg.n_inputs; i++) mp_w_int(w, (int64_t)d->curve_rejected[i]);
+    mp_w_kv_int(w, "rejected_output", (int64_t)d->curve_rejected[DM_CURVE_OUT]);
+    mp_w_kv_int(w, "rejected_control", (int64_t)d->curve_rejected[DM_CURVE_CTL]);
+    mp_w_kv_int(w, "rejected_unknown", (int64_t)d->curve_rejected[DM_CURVE_LISTS]);
+}
+
 static ct_status cmd_stats(dm *d, const ct_args *a, mp_wr *w) {
     (void)a;
     char hash[20];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)d->model->hash);
-    mp_w_map(w, 33);
+    mp_w_map(w, 34);
     mp_w_kv_bool(w, "ok", 1);
     mp_w_kv_str(w, "version", DM_VERSION);
     mp_w_kv_f64(w, "uptime", lg_wall_s() - d->started);
@@ -127,6 +143,8 @@ static ct_status cmd_stats(dm *d, const ct_args *a, mp_wr *w) {
     mp_w_map(w, IG_DROP__COUNT - 1);
     for (int i = 1; i < IG_DROP__COUNT; i++) mp_w_kv_int(w, ig_drop_name(i), (int64_t)d->dropped[i]);
     mp_w_kv_int(w, "dropped_total", (int64_t)ig_dropped_total(d));
+    mp_w_cstr(w, "curve");
+    write_curve(d, w);
     mp_w_kv_int(w, "series", rg_count(d->rg));
     mp_w_kv_int(w, "max_series", rg_capacity(d->rg));
     mp_w_kv_int(w, "steps", (int64_t)d->steps);

@@ -212,7 +212,9 @@ static int needs_restart(const cf_config *o, const cf_config *n) {
            o->max_batch != n->max_batch || o->threads != n->threads || o->pipeline != n->pipeline ||
            strcmp(o->model, n->model) || strcmp(o->state_db, n->state_db) ||
            memcmp(&o->mqtt, &n->mqtt, sizeof o->mqtt) != 0 || strcmp(o->http_listen, n->http_listen) ||
-           memcmp(&o->kafka, &n->kafka, sizeof o->kafka) != 0;
+           memcmp(&o->kafka, &n->kafka, sizeof o->kafka) != 0 ||
+           strcmp(o->curve_server_key, n->curve_server_key) || strcmp(o->out_curve_allow, n->out_curve_allow) ||
+           strcmp(o->control_curve_allow, n->control_curve_allow);
 }
 
 rc_err dm_reload(dm *d, char *err, size_t errlen) {
@@ -344,6 +346,7 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
     d->engine_fd = d->rep_h = d->ckpt_timer = d->stats_timer = -1;
     d->lock_fd = -1;
     d->started = lg_wall_s();
+    lg_rl_init(&d->rl_curve, 1.0, 10.0);
     lg_verbosity = cfg->log_level;
     ig_init(d);
     if (!(d->model = load_model(cfg))) return RC_ERR_IO;
@@ -404,7 +407,8 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
                                     : "With 'series.policy: refuse' their samples are dropped ('limit'); raise "
                                       "'series.max' or use 'evict'.");
     /* Every socket and fd the loop watches, and its timers. */
-    if (!(d->ev = ev_new(CF_MAX_INPUTS + 4, 9, &err))) return err;
+    /* Inputs, control, ZAP, the signal pipe, the engine's eventfd, HTTP. */
+    if (!(d->ev = ev_new(CF_MAX_INPUTS + 5, 9, &err))) return err;
     return RC_OK;
 }
 
@@ -438,10 +442,64 @@ void dm_core_close(dm *d) {
 
 /* ---- Sockets and wiring ---- */
 
+/* Loads one endpoint's allow-list into d->allow[k]; its zq_curve into cv. */
+static int curve_list(dm *d, int k, const char *path, const uint8_t *sec, zq_curve *cv) {
+    char err[600];
+    if (cv_read_allow(path, &d->allow[k], err, sizeof err) != RC_OK) {
+        LOG(LG_ERROR, "curve", "%s", err);
+        return 0;
+    }
+    cv->sec = sec;
+    cv->domain = k;
+    return 1;
+}
+
+/* The daemon's key and the ZAP handler, before any CURVE socket binds:
+ * libzmq sends a socket's handshakes to whatever handler exists then. */
+static int open_curve(dm *d, uint8_t sec[CV_KEY]) {
+    char err[600];
+    uint8_t pub[CV_KEY];
+    if (cv_read_secret(d->cfg.curve_server_key, pub, sec, err, sizeof err) != RC_OK) {
+        LOG(LG_ERROR, "curve", "%s", err);
+        return 0;
+    }
+    d->zap = zmq_socket(d->zctx, ZMQ_REP);
+    int zero = 0;
+    if (!d->zap || zmq_setsockopt(d->zap, ZMQ_LINGER, &zero, sizeof zero) ||
+        zmq_bind(d->zap, "inproc://zeromq.zap.01")) {
+        LOG(LG_ERROR, "curve", "Cannot start the ZAP handler: %s.", zmq_strerror(zmq_errno()));
+        return 0;
+    }
+    char z[CV_Z85 + 1];
+    zmq_z85_encode(z, pub, CV_KEY);
+    LOG(LG_NOTICE, "curve", "CURVE server key '%s' (public %s).", d->cfg.curve_server_key, z);
+    return 1;
+}
+
 static int open_sockets(dm *d) {
     char err[512];
     d->zctx = zmq_ctx_new();
     if (!d->zctx) { LOG(LG_ERROR, "zmq", "Cannot create a ZeroMQ context."); return 0; }
+    uint8_t sec[CV_KEY];
+    zq_curve cv_in[CF_MAX_INPUTS], cv_out, cv_ctl;
+    const zq_curve *use_in[CF_MAX_INPUTS] = {0}, *use_out = NULL, *use_ctl = NULL;
+    int ok = 0;
+    if (d->cfg.curve_server_key[0]) {
+        if (!open_curve(d, sec)) goto done;
+        for (int i = 0; i < d->cfg.n_inputs; i++)
+            if (d->cfg.inputs[i].curve_allow[0]) {
+                if (!curve_list(d, i, d->cfg.inputs[i].curve_allow, sec, &cv_in[i])) goto done;
+                use_in[i] = &cv_in[i];
+            }
+        if (d->cfg.out_curve_allow[0]) {
+            if (!curve_list(d, DM_CURVE_OUT, d->cfg.out_curve_allow, sec, &cv_out)) goto done;
+            use_out = &cv_out;
+        }
+        if (d->cfg.control_curve_allow[0]) {
+            if (!curve_list(d, DM_CURVE_CTL, d->cfg.control_curve_allow, sec, &cv_ctl)) goto done;
+            use_ctl = &cv_ctl;
+        }
+    }
     int n_mqtt = 0;
     const cf_mqtt *m = &d->cfg.mqtt;
     for (int i = 0; i < d->cfg.n_inputs; i++) {
@@ -454,7 +512,7 @@ static int open_sockets(dm *d) {
             static const char all[1][CF_STR] = {"#"}; /* no topics: everything */
             d->mq_in[i] = mq_open(in->endpoint, m, id, in->n_topics ? in->topics : all,
                                   in->n_topics ? in->n_topics : 1, d->cfg.max_msg_size, err, sizeof err);
-            if (!d->mq_in[i]) { LOG(LG_ERROR, "mqtt", "%s", err); return 0; }
+            if (!d->mq_in[i]) { LOG(LG_ERROR, "mqtt", "%s", err); goto done; }
             LOG(LG_NOTICE, "mqtt", "Ingest MQTT '%s' as '%s', %d topic filter(s) at QoS %d.", in->endpoint, id,
                 in->n_topics ? in->n_topics : 1, m->qos);
             n_mqtt++;
@@ -467,39 +525,58 @@ static int open_sockets(dm *d) {
                 LOG(LG_ERROR, "kafka", "'series.policy: evict' cannot be used with an input of 'type: kafka' "
                     "(evicted states would miss the changelog); use 'refuse' and a 'series.max' that holds "
                     "the series of every partition this daemon may own.");
-                return 0;
+                goto done;
             }
-            if (kg_open(d, in, err, sizeof err) != RC_OK) { LOG(LG_ERROR, "kafka", "%s", err); return 0; }
+            if (kg_open(d, in, err, sizeof err) != RC_OK) { LOG(LG_ERROR, "kafka", "%s", err); goto done; }
             LOG(LG_NOTICE, "kafka", "Ingest Kafka '%s' topic '%s', group '%s', changelog '%s'.", in->endpoint,
                 in->topics[0], d->cfg.kafka.group_id, d->cfg.kafka.changelog_topic);
             continue;
         }
-        d->in[i] = zq_open_input(d->zctx, &d->cfg.inputs[i], d->cfg.rcvhwm, d->cfg.zmq_max_msg_size, err, sizeof err);
-        if (!d->in[i]) { LOG(LG_ERROR, "zmq", "%s", err); return 0; }
-        LOG(LG_NOTICE, "zmq", "Ingest %s %s '%s'.", d->cfg.inputs[i].type == CF_SUB ? "SUB" : "PULL",
-            d->cfg.inputs[i].bind ? "bound on" : "connected to", d->cfg.inputs[i].endpoint);
+        d->in[i] = zq_open_input(d->zctx, &d->cfg.inputs[i], d->cfg.rcvhwm, d->cfg.zmq_max_msg_size, use_in[i], err,
+                                 sizeof err);
+        if (!d->in[i]) { LOG(LG_ERROR, "zmq", "%s", err); goto done; }
+        LOG(LG_NOTICE, "zmq", "Ingest %s %s '%s'%s.", d->cfg.inputs[i].type == CF_SUB ? "SUB" : "PULL",
+            d->cfg.inputs[i].bind ? "bound on" : "connected to", d->cfg.inputs[i].endpoint,
+            use_in[i] ? " (CURVE)" : "");
     }
     if (m->out_endpoint[0]) {
         char id[CF_STR + 16];
         snprintf(id, sizeof id, "%s-out", m->client_id);
         d->mq_cap = 256 + 6 * MP_ID_MAX + 64 * (size_t)d->model->dims.n_horizon;
-        if (!(d->mq_buf = rc_malloc(d->mq_cap))) return 0;
+        if (!(d->mq_buf = rc_malloc(d->mq_cap))) goto done;
         d->mq_out = mq_open(m->out_endpoint, m, id, NULL, 0, 0, err, sizeof err);
-        if (!d->mq_out) { LOG(LG_ERROR, "mqtt", "%s", err); return 0; }
+        if (!d->mq_out) { LOG(LG_ERROR, "mqtt", "%s", err); goto done; }
         LOG(LG_NOTICE, "mqtt", "Output MQTT '%s' under '%s' as '%s' (QoS %d, %s).", m->out_endpoint, m->out_prefix, id,
             m->out_qos, m->out_format == CF_FMT_JSON ? "json" : "msgpack");
     }
-    d->pub = zq_open_pub(d->zctx, d->cfg.out_endpoint, d->cfg.out_bind, d->cfg.sndhwm, err, sizeof err);
-    if (!d->pub) { LOG(LG_ERROR, "zmq", "%s", err); return 0; }
-    LOG(LG_NOTICE, "zmq", "Output PUB %s '%s'.", d->cfg.out_bind ? "bound on" : "connected to", d->cfg.out_endpoint);
-    d->rep = zq_open_rep(d->zctx, d->cfg.control_endpoint, err, sizeof err);
-    if (!d->rep) { LOG(LG_ERROR, "zmq", "%s", err); return 0; }
-    LOG(LG_NOTICE, "zmq", "Control REP bound on '%s'.", d->cfg.control_endpoint);
+    d->pub = zq_open_pub(d->zctx, d->cfg.out_endpoint, d->cfg.out_bind, d->cfg.sndhwm, use_out, err, sizeof err);
+    if (!d->pub) { LOG(LG_ERROR, "zmq", "%s", err); goto done; }
+    LOG(LG_NOTICE, "zmq", "Output PUB %s '%s'%s.", d->cfg.out_bind ? "bound on" : "connected to", d->cfg.out_endpoint,
+        use_out ? " (CURVE)" : "");
+    d->rep = zq_open_rep(d->zctx, d->cfg.control_endpoint, use_ctl, err, sizeof err);
+    if (!d->rep) { LOG(LG_ERROR, "zmq", "%s", err); goto done; }
+    LOG(LG_NOTICE, "zmq", "Control REP bound on '%s'%s.", d->cfg.control_endpoint, use_ctl ? " (CURVE)" : "");
     rc_err rc;
     d->ht = ht_open(d, &rc, err, sizeof err);
-    if (rc != RC_OK) { LOG(LG_ERROR, "http", "%s", err); return 0; }
+    if (rc != RC_OK) { LOG(LG_ERROR, "http", "%s", err); goto done; }
     if (d->ht) LOG(LG_NOTICE, "http", "HTTP on 'http://%s' (/metrics, /healthz, /series/<id>).", d->cfg.http_listen);
-    return 1;
+    ok = 1;
+done:
+    memset(sec, 0, sizeof sec);
+    return ok;
+}
+
+/* Answers the CURVE handshakes' ZAP requests (connectors/curve.h). */
+static void on_zap(ev_loop *l, void *ctx) {
+    (void)l;
+    dm *d = ctx;
+    uint64_t before = 0, after = 0;
+    for (int k = 0; k <= DM_CURVE_LISTS; k++) before += d->curve_rejected[k];
+    cv_zap_serve(d->zap, d->allow, DM_CURVE_LISTS, d->curve_rejected);
+    for (int k = 0; k <= DM_CURVE_LISTS; k++) after += d->curve_rejected[k];
+    if (after > before && lg_rl_allow(&d->rl_curve))
+        LOG(LG_WARNING, "curve", "Refused %llu CURVE client(s) whose key is not on the endpoint's allow-list "
+            "(%llu so far).", (unsigned long long)(after - before), (unsigned long long)after);
 }
 
 static void close_sockets(dm *d) {
@@ -517,6 +594,9 @@ static void close_sockets(dm *d) {
     d->mq_buf = NULL;
     if (d->pub) zmq_close(d->pub);
     if (d->rep) zmq_close(d->rep);
+    if (d->zap) zmq_close(d->zap);
+    d->zap = NULL;
+    for (int k = 0; k < DM_CURVE_LISTS; k++) cv_allow_free(&d->allow[k]);
     if (d->zctx) zmq_ctx_term(d->zctx);
     /* Only a socket this daemon bound: one that failed to start (a port in
      * use, say) must not delete the control socket of the daemon running. */
@@ -541,6 +621,7 @@ static int wire_loop(dm *d) {
         d->in_h[i] = ev_add_io(d->ev, d->in[i], -1, ig_on_input, d->in_ctx[i]);
     }
     d->rep_h = ev_add_io(d->ev, d->rep, -1, ct_on_socket, d);
+    if (d->zap && ev_add_io(d->ev, d->zap, -1, on_zap, d) < 0) return 0;
     ev_add_io(d->ev, NULL, d->sigpipe[0], on_sigpipe, d);
     if (d->engine_fd >= 0 && ev_add_io(d->ev, NULL, d->engine_fd, on_engine, d) < 0) {
         LOG(LG_WARNING, "daemon", "Cannot create the engine's eventfd: %s.", strerror(errno));

@@ -29,6 +29,7 @@
 
 #include "common/log.h"
 #include "config/config.h"
+#include "connectors/curve.h"
 #include "connectors/wire.h"
 #include "daemon/alerts.h"
 #include "daemon/checkpoint.h"
@@ -40,6 +41,10 @@
 #include "model/rwkv.h"
 
 typedef struct dm dm;
+
+#define DM_CURVE_OUT CF_MAX_INPUTS         /* ZAP domain of the output's allow-list */
+#define DM_CURVE_CTL (CF_MAX_INPUTS + 1)   /* of the control socket's */
+#define DM_CURVE_LISTS (CF_MAX_INPUTS + 2) /* allow-lists */
 
 struct dm {
     /* Core (server.c: dm_core_open / dm_core_close) */
@@ -67,6 +72,12 @@ struct dm {
     int rep_h;              /* its ev handle; -1 without the socket (unit tests) */
     int sigpipe[2];         /* self-pipe: signal handler -> loop; -1 when closed */
     int engine_fd;          /* eventfd: a pipelined batch finished; -1 without a pipeline */
+    /* CURVE (server.c; connectors/curve.h). Allow-list k is ZAP domain k:
+     * input i is i, the output DM_CURVE_OUT, control DM_CURVE_CTL. */
+    void *zap;              /* ZAP handler: REP on inproc://zeromq.zap.01; NULL without CURVE */
+    cv_allow allow[DM_CURVE_LISTS];            /* per endpoint; n == 0: plain endpoint */
+    uint64_t curve_rejected[DM_CURVE_LISTS + 1]; /* handshakes refused per list; the last: unknown domain */
+    lg_ratelimit rl_curve;  /* log rate limit of the refusals */
     /* Ingest and publishing (ingest.c) */
     uint8_t *pub_buf;       /* (pub_cap) one encoded forecast */
     size_t pub_cap;         /* bytes */

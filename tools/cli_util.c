@@ -16,6 +16,7 @@
 #include <msgpack/timestamp.h>
 #include <zmq.h>
 
+#include "connectors/curve.h"
 #include "model/synth.h"
 
 volatile sig_atomic_t cli_stop;
@@ -117,6 +118,15 @@ int cli_ingest_option(cli_ingest_opts *o, int c, const char *arg) {
     }
 }
 
+static const char *curve_key, *curve_server_key; /* --curve-key, --curve-server-key */
+
+int cli_curve_option(int c, const char *arg) {
+    if (c == 'Y') curve_key = arg;
+    else if (c == 'Z') curve_server_key = arg;
+    else return 0;
+    return 1;
+}
+
 void *cli_socket_open(void **ctx, int type, const char *endpoint, int bind, int sndhwm) {
     void *c = zmq_ctx_new();
     void *s = c ? zmq_socket(c, type) : NULL;
@@ -126,6 +136,18 @@ void *cli_socket_open(void **ctx, int type, const char *endpoint, int bind, int 
     }
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (!curve_key != !curve_server_key) {
+        fprintf(stderr, "Error: CURVE needs both '--curve-key' (this client's secret key file) and "
+                "'--curve-server-key' (the daemon's public key file).\n");
+        goto err;
+    }
+    if (curve_key) {
+        char why[600];
+        if (cv_client_setup(s, curve_key, curve_server_key, why, sizeof why) != RC_OK) {
+            fprintf(stderr, "Error: %s\n", why);
+            goto err;
+        }
+    }
     /* Before connecting: the high-water mark applies to pipes made after it is set. */
     if (sndhwm > 0) zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
     if ((bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint)) != 0) {

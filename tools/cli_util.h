@@ -99,6 +99,21 @@ void *cli_ingest_open(void **ctx, const cli_ingest_opts *o);
  * an error. Close with cli_socket_close.
  */
 void *cli_socket_open(void **ctx, int type, const char *endpoint, int bind, int sndhwm);
+
+/*
+ * CURVE (connectors/curve.h) for every socket cli_socket_open makes after
+ * the options are read: --curve-key FILE, this client's secret key file
+ * (`rwkvcast keygen NAME` makes NAME.key; its NAME.pub goes on the
+ * daemon's allow-list), and --curve-server-key FILE, the daemon's public
+ * key file. Both or neither: cli_socket_open fails with a message
+ * otherwise, and when a file is missing or malformed.
+ */
+#define CLI_CURVE_SPEC "Y/curve-key= Z/curve-server-key= "
+#define CLI_CURVE_HELP                                                              \
+    "      --curve-key FILE   CURVE: this client's secret key file (rwkvcast keygen)\n" \
+    "      --curve-server-key FILE  CURVE: the daemon's public key file\n"
+/* Takes getopt_long's result c: 1 if it was a CURVE option (stored), 0 if not. */
+int cli_curve_option(int c, const char *arg);
 /* Gives pending messages up to linger_ms to leave, closes sock (NULL: none) and ends ctx (NULL: none). */
 void cli_socket_close(void *ctx, void *sock, int linger_ms);
 

@@ -20,5 +20,7 @@ int cmd_tail(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+/* `rwkvcast keygen NAME` (tools/cmd_keygen.c): a CURVE key pair. */
+int cmd_keygen(int argc, char **argv);
 
 #endif

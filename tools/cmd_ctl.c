@@ -36,6 +36,7 @@ static void usage(FILE *f) {
             "                      run without systemd in the current directory)\n"
             "  -t, --timeout MS    give up after MS milliseconds (default 3000)\n"
             "  -j, --json          print the reply on one line\n"
+            CLI_CURVE_HELP
             "  -h, --help          this text\n"
             "\n"
             "Examples:\n"
@@ -75,13 +76,14 @@ static void pack_value(msgpack_packer *pk, const char *v) {
 int cmd_ctl(int argc, char **argv) {
     ti_getopt g;
     /* Options end at CMD: its KEY=VALUE operands may start with '-'. */
-    if (ti_getopt_init(&g, "e|endpoint= t|timeout= j|json h|help", 1)) return 2;
+    if (ti_getopt_init(&g, "e|endpoint= t|timeout= j|json " CLI_CURVE_SPEC "h|help", 1)) return 2;
     char defep[512];
     const char *endpoint = NULL;
     long timeout = 3000;
     int oneline = 0;
     int c;
     while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        if (cli_curve_option(c, optarg)) continue;
         switch (c) {
         case 'e': endpoint = optarg; break;
         case 't': if (ti_opt_long("--timeout", optarg, 1, INT_MAX, &timeout)) return 2; break;

@@ -59,6 +59,7 @@ static void usage(FILE *f) {
             "                     them and learns from them but publishes no alert events\n"
             "                     for them, and they neither raise nor end a silence alert\n"
             "  -q, --quiet        no summary line\n"
+            CLI_CURVE_HELP
             "  -h, --help         this text\n"
             "\n"
             "Exit status: 0 when every row was sent, 1 when rows were skipped or sending\n"
@@ -255,7 +256,7 @@ static int read_rows(send_ctx *sc, ti_csv *in, const char *series_opt, const cha
 
 int cmd_send(int argc, char **argv) {
     ti_getopt g;
-    if (ti_getopt_init(&g, CLI_INGEST_SPEC "s|series= r|rate= b|batch= t|topic K/backfill q|quiet h|help", 0))
+    if (ti_getopt_init(&g, CLI_INGEST_SPEC CLI_CURVE_SPEC "s|series= r|rate= b|batch= t|topic K/backfill q|quiet h|help", 0))
         return 2;
     cli_ingest_opts io = {CLI_INGEST_DEFAULT, 'p', 0, 3000};
     const char *series_opt = NULL;
@@ -266,7 +267,7 @@ int cmd_send(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         int net = cli_ingest_option(&io, c, optarg);
         if (net < 0) return 2;
-        if (net) continue;
+        if (net || cli_curve_option(c, optarg)) continue;
         switch (c) {
         case 's':
             series_opt = optarg;

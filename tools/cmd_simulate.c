@@ -92,6 +92,7 @@ static void usage(FILE *f) {
             "      --seed S           random seed (default 1)\n"
             "      --csv              print series,timestamp,value rows to stdout, send nothing\n"
             "  -q, --quiet            do not announce anomalies\n"
+            CLI_CURVE_HELP
             "  -h, --help             this text\n");
 }
 
@@ -210,7 +211,7 @@ static int parse_kinds(const char *list, unsigned *mask) {
 
 int cmd_simulate(int argc, char **argv) {
     ti_getopt g;
-    if (ti_getopt_init(&g, CLI_INGEST_SPEC "n|sensors= r|rate= d|duration= a|anomaly-rate= W/warmup= "
+    if (ti_getopt_init(&g, CLI_INGEST_SPEC CLI_CURVE_SPEC "n|sensors= r|rate= d|duration= a|anomaly-rate= W/warmup= "
                                            "K/kinds= p|period= X/prefix= S/seed= c/csv q|quiet h|help", 0))
         return 2;
     cli_ingest_opts io = {CLI_INGEST_DEFAULT, 'p', 0, 5000};
@@ -223,6 +224,7 @@ int cmd_simulate(int argc, char **argv) {
     /* Cases in --help order. */
     while (!bad && (c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
         int net = cli_ingest_option(&io, c, optarg);
+        if (!net && cli_curve_option(c, optarg)) continue;
         if (net) {
             bad = net < 0;
             continue;

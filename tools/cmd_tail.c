@@ -61,6 +61,7 @@ static void usage(FILE *f) {
             "  -j, --json          one JSON object per line: {\"topic\": ..., <payload keys>}\n"
             "      --color         colour levels (default when stdout is a terminal)\n"
             "      --no-color      never colour\n"
+            CLI_CURVE_HELP
             "  -h, --help          this text\n");
 }
 
@@ -209,7 +210,7 @@ static int throttled(tail_slot *slots, const msgpack_object *m, double throttle)
 int cmd_tail(int argc, char **argv) {
     ti_getopt g;
     if (ti_getopt_init(&g, "e|endpoint= B/bind a|alerts s|series= n|count= d|duration= t|throttle= j|json "
-                           "C/color N/no-color h|help", 0))
+                           "C/color N/no-color " CLI_CURVE_SPEC "h|help", 0))
         return 2;
     const char *endpoint = CLI_OUTPUT_DEFAULT;
     const char *prefix = "";
@@ -219,6 +220,7 @@ int cmd_tail(int argc, char **argv) {
     double duration = 0, throttle = 0;
     int c;
     while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        if (cli_curve_option(c, optarg)) continue;
         switch (c) {
         case 'e': endpoint = optarg; break;
         case 'B': bind = 1; break;

@@ -26,6 +26,7 @@ static const cmd_entry commands[] = {
     {"ctl", cmd_ctl, "send a control command (ping, stats, series, get, ...) to a daemon"},
     {"simulate", cmd_simulate, "publish N synthetic sensors with injected anomalies"},
     {"plot", cmd_plot, "draw series, forecast band, anomaly scores and alerts into a PNG"},
+    {"keygen", cmd_keygen, "write a CURVE key pair (NAME.key, NAME.pub) for the daemon or a client"},
 };
 
 static void usage(FILE *f) {

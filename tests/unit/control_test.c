@@ -231,7 +231,9 @@ TEST(stats) {
     ig_ingest_payload(d, bad_v, sizeof bad_v);
     req("stats", 0);
     call();
-    ASSERT_EQ(reply_pairs(), 33);
+    ASSERT_EQ(reply_pairs(), 34);
+    ASSERT_EQ(get_bool("curve.enabled"), 0);
+    ASSERT_EQ(get_int("curve.rejected"), 0);
     ASSERT_EQ(get_bool("ok"), 1);
     /* Two samples per series, under the default warm-up: nothing watched. */
     ASSERT_EQ(get_int("silence.watched"), 0);
