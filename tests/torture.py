@@ -91,6 +91,7 @@ class Torture:
             "output": {"endpoint": "ipc://%s/out.sock" % self.dir, "bind": True},
             "control": {"endpoint": self.ctl_ep},
             "series": {"max": max(1000, args.series), "policy": "refuse"},
+            "http": {"listen": ""},  # no fixed port: other daemons may run beside it
         }
         with open(self.cfg_path, "w") as f:
             json.dump(cfg, f)  # JSON is YAML
