@@ -153,7 +153,7 @@ demo:
 install: build-all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR) \
 	  $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
-	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPLDIR)
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/rwkvcast
 	install -m 755 $(DAEMON) $(DESTDIR)$(SBINDIR)/rwkvcastd
 	if [ -f model/default.rwkv ]; then install -m 644 model/default.rwkv $(DESTDIR)$(DATADIR)/default.rwkv; fi
@@ -166,6 +166,8 @@ install: build-all
 	install -m 644 man/rwkvcast.1 $(DESTDIR)$(MANDIR)/man1/rwkvcast.1
 	install -m 644 man/rwkvcast.yaml.5 $(DESTDIR)$(MANDIR)/man5/rwkvcast.yaml.5
 	install -m 644 man/rwkvcastd.8 $(DESTDIR)$(MANDIR)/man8/rwkvcastd.8
+	install -m 644 tools/rwkvcast.bash $(DESTDIR)$(COMPLDIR)/rwkvcast
+	ln -sf rwkvcast $(DESTDIR)$(COMPLDIR)/rwkvcastd
 	@echo ">>> Installed. As root: systemctl daemon-reload && systemctl enable --now rwkvcast"
 
 # Removes what `install` put there except the config in SYSCONFDIR and the
@@ -174,9 +176,30 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/rwkvcast $(DESTDIR)$(SBINDIR)/rwkvcastd \
 	  $(DESTDIR)$(DATADIR)/default.rwkv $(DESTDIR)$(DATADIR)/rwkvcast.example.yaml \
 	  $(DESTDIR)$(UNITDIR)/rwkvcast.service $(DESTDIR)$(MANDIR)/man1/rwkvcast.1 \
-	  $(DESTDIR)$(MANDIR)/man5/rwkvcast.yaml.5 $(DESTDIR)$(MANDIR)/man8/rwkvcastd.8
+	  $(DESTDIR)$(MANDIR)/man5/rwkvcast.yaml.5 $(DESTDIR)$(MANDIR)/man8/rwkvcastd.8 \
+	  $(DESTDIR)$(COMPLDIR)/rwkvcast $(DESTDIR)$(COMPLDIR)/rwkvcastd
 	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
 	@echo ">>> Kept $(DESTDIR)$(SYSCONFDIR)/rwkvcast.yaml and /var/lib/rwkvcast (remove them by hand)."
+
+# `make deb`: a Debian package (debhelper, packaging/debian/ as debian/) of a
+# copy of this tree, built portable (ARCHFLAGS=) for /usr, into $(BUILD)/.
+# Check it with `lintian $(BUILD)/*.deb`; tests/deb_test.sh installs, runs
+# and purges it (as root).
+DEB_VERSION := $(shell sed -n 's/^\#define DM_VERSION "\(.*\)"/\1/p' daemon/server.h)
+.PHONY: deb
+deb:
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/rwkvcast-$(DEB_VERSION)
+	tar -c --exclude='./build*' --exclude=./.git --exclude='__pycache__' . | tar -x -C $(BUILD)/deb/rwkvcast-$(DEB_VERSION)
+	cp -r packaging/debian $(BUILD)/deb/rwkvcast-$(DEB_VERSION)/debian
+	cd $(BUILD)/deb/rwkvcast-$(DEB_VERSION) && DEB_BUILD_OPTIONS="parallel=2 $(DEB_BUILD_OPTIONS)" \
+	  dpkg-buildpackage -b -us -uc
+	rm -f $(BUILD)/rwkvcast_*.deb && cp $(BUILD)/deb/rwkvcast_*.deb $(BUILD)/
+	@ls $(BUILD)/rwkvcast_*.deb
+
+# As root: lintian, install, run (systemd or not), purge (tests/deb_test.sh).
+.PHONY: deb-test
+deb-test: deb
+	sh tests/deb_test.sh $(BUILD)/rwkvcast_$(DEB_VERSION)_*.deb
 
 build-all: $(PROGS) $(BENCH_BIN)
 build-tests: $(TEST_BIN) $(if $(filter 1,$(HAVE_RDKAFKA)),$(BUILD)/tests/kafka_mock)
@@ -291,6 +314,8 @@ help:
 	@echo "make fuzz          libFuzzer targets (clang, ASan + UBSan), FUZZ_SECONDS each (fuzz-run: its inner step)"
 	@echo "make install       install binaries, model, config, unit file, man pages (DESTDIR, PREFIX)"
 	@echo "make uninstall     remove them again (keeps the config and the state)"
+	@echo "make deb           Debian package in build/ (debhelper; lintian build/*.deb)"
+	@echo "make deb-test      as root: lintian, install, run, purge the package (tests/deb_test.sh)"
 	@echo "make clean         remove the build dirs (reallyclean: also Python caches)"
 	@echo "Switches (config.mk): ARCHFLAGS= (portable), OPTFLAGS, WERROR=1 (on when CI=true), BUILD"
 

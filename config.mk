@@ -21,6 +21,7 @@ DATADIR ?= $(PREFIX)/share/rwkvcast
 MANDIR ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc/rwkvcast
 UNITDIR ?= /lib/systemd/system
+COMPLDIR ?= $(PREFIX)/share/bash-completion/completions
 
 # Debian packages the build and the tests need (`make deps` installs them;
 # `make demo` and `make test` run it and go on without them if it cannot).
@@ -28,4 +29,4 @@ UNITDIR ?= /lib/systemd/system
 DEB_PKGS ?= gcc make pkg-config libzmq3-dev libmsgpack-dev libsqlite3-dev \
             libyaml-dev libsystemd-dev libmicrohttpd-dev libcairo2-dev sqlite3 python3 python3-pytest \
             python3-zmq python3-msgpack libmosquitto-dev mosquitto mosquitto-clients prometheus \
-            librdkafka-dev
+            librdkafka-dev debhelper lintian

@@ -590,3 +590,17 @@ def test_plot_too_many_series(tmp_path):
     r = subprocess.run([CLI, "plot", "-o", str(tmp_path / "o.png")] + [str(f)] * 17, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "At most 16 series" in r.stderr
+
+
+def test_bash_completion_lists_commands_and_options():
+    script = os.path.join(_ROOT, "tools", "rwkvcast.bash")
+    bindir = os.path.dirname(os.path.abspath(CLI))
+
+    def complete(*words):
+        cmd = ('PATH=%s:$PATH; source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _rwkvcast; printf "%%s\\n" "${COMPREPLY[@]}"'
+               % (bindir, script, " ".join(words), len(words) - 1))
+        return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=30).stdout.split()
+
+    assert "plot" in complete("rwkvcast", "pl") and "--version" in complete("rwkvcast", "--v")
+    assert {"--out", "--width"} <= set(complete("rwkvcast", "plot", "--"))
+    assert complete("rwkvcast", "ctl", "che") == ["checkpoint"]
