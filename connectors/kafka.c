@@ -212,6 +212,7 @@ static int produce(kf_client *c, const char *topic, int32_t part, const char *ke
         if (!r) return 1;
         if (r != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             LOG(LG_WARNING, "kafka", "Cannot produce to '%s': %s.", topic, rd_kafka_err2str(r));
+            c->delivery_failed = 1;
             return 0;
         }
         rd_kafka_poll(c->prod, 10);

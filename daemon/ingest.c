@@ -160,6 +160,9 @@ static int to_store(dm *d, uint32_t victim) {
     uint8_t *b = ck_evict_add(d->ck, id, len, d->model->hash);
     if (!b) return 0;
     en_slot_save(d->en, victim, b);
+    /* A Kafka-owned state also goes to the changelog, so the next commit
+     * still has every state it covers there. */
+    if (d->kg) kg_slot_leaving(d, victim, id, len, b);
     rg_remove(d->rg, victim);
     en_slot_reset(d->en, victim);
     al_slot_gone(d, victim);

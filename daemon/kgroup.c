@@ -235,6 +235,16 @@ void kg_on_result(dm *d, const en_result *r, const char *id, size_t len) {
     if (alert && !kf_produce(k->kf, c->alert_topic, id, len, k->json, n)) k->out_fail++;
 }
 
+void kg_slot_leaving(dm *d, uint32_t slot, const char *id, size_t len, const uint8_t *b) {
+    struct kg_state *k = d->kg;
+    int32_t p = k->part[slot];
+    k->part[slot] = -1;
+    k->dirty[slot] = 0;
+    if (p < 0) return;
+    /* A failed put fails the next flush, which then commits nothing. */
+    if (kf_changelog_put(k->kf, p, id, len, b, d->blob_size)) k->records++;
+}
+
 void kg_slot_new(dm *d, uint32_t slot) {
     d->kg->part[slot] = -1;
     d->kg->dirty[slot] = 0;

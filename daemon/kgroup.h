@@ -17,6 +17,9 @@
  *     offsets those states cover. A crash (kill -9) therefore replays at
  *     most one interval, from the committed offsets, onto the states the
  *     changelog holds for exactly those offsets.
+ *   - A state evicted (series.policy: evict) or expired (series.idle_ttl)
+ *     from memory is queued for the changelog as well, so the next commit
+ *     covers it too.
  *   - On revoke the same is done for the revoked partitions at once; their
  *     series then leave memory and the local store.
  *   - On assign the new owner reads the assigned partitions of the
@@ -64,6 +67,11 @@ void kg_on_result(dm *d, const en_result *r, const char *id, size_t len);
 /* A slot was given to a new series: it belongs to no partition until a
  * Kafka message of its series arrives. */
 void kg_slot_new(dm *d, uint32_t slot);
+/* The state of slot (blob b, as en_slot_save wrote it) leaves memory for
+ * the local store (eviction, idle expiry): when its series belongs to a
+ * partition, the blob is queued for the changelog too; the next
+ * checkpoint's flush makes sure it arrived before any commit. */
+void kg_slot_leaving(dm *d, uint32_t slot, const char *id, size_t len, const uint8_t *b);
 /* Writes the "kafka" entry of the stats reply (a key and a map). */
 void kg_write_stats(dm *d, mp_wr *w);
 

@@ -519,14 +519,6 @@ static int open_sockets(dm *d) {
             continue;
         }
         if (in->type == CF_KAFKA) {
-            /* An evicted state goes to the local store, not the changelog,
-             * so offsets committed after it would skip its samples. */
-            if (d->cfg.policy == CF_POLICY_EVICT) {
-                LOG(LG_ERROR, "kafka", "'series.policy: evict' cannot be used with an input of 'type: kafka' "
-                    "(evicted states would miss the changelog); use 'refuse' and a 'series.max' that holds "
-                    "the series of every partition this daemon may own.");
-                goto done;
-            }
             if (kg_open(d, in, err, sizeof err) != RC_OK) { LOG(LG_ERROR, "kafka", "%s", err); goto done; }
             LOG(LG_NOTICE, "kafka", "Ingest Kafka '%s' topic '%s', group '%s', changelog '%s'.", in->endpoint,
                 in->topics[0], d->cfg.kafka.group_id, d->cfg.kafka.changelog_topic);
