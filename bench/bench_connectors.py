@@ -83,7 +83,7 @@ def run_one(args, name, extra_input, extra_cfg, load_args, ready):
         load = subprocess.Popen([os.path.join(args.build, "bench", "connector_load"), "-n", str(args.n),
                                  "-s", str(args.series)] + (load_args(pull)),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         while True:
             st = ctl(ctl_ep, "stats")
             if st["decoded"] + st["dropped_total"] >= args.n:
