@@ -55,9 +55,9 @@ static void usage(FILE *f) {
             "  --ema X             decay of the saved weight average (0.999; 0 = last weights)\n"
             "  --h-pow P           horizon h's loss weight is h^-P, mean 1 (1; 0 = equal)\n"
             "  --layers L --dmodel D             model size (2, 64)\n"
-            "  --mediums M         RRWKV mediums per layer, one per 1/M of a day (0 = none;\n"
+            "  --mediums M         RRWKV mediums per layer, one per 1/M of a day (12; 0 = none;\n"
             "                      2..%d), the seasonal memory the blocks look back on\n"
-            "  --med-dim R         floats per medium (2; 1..%d)\n"
+            "  --med-dim R         floats per medium (1; 1..%d)\n"
             "  --threads N         OpenMP threads (default: OpenMP's)\n"
             "  -o, --out FILE      output weights (model/default.rwkv)\n"
             "  --ckpt FILE         training checkpoint (OUT.ckpt), every --ckpt-every steps (200)\n"
@@ -114,13 +114,15 @@ static void fmt_dur(char *b, size_t n, double s) {
 
 int cmd_train(int argc, char **argv) {
     const char *train = M4_TRAIN_DEFAULT, *out = "model/default.rwkv", *ckpt = NULL;
-    int holdout = 0, nsyn = 80, resume = 0, threads = 0, layers = 2, dmodel = 64, mediums = 0, med_dim = 2;
+    int holdout = 0, nsyn = 80, resume = 0, threads = 0, layers = 2, dmodel = 64;
     char ckbuf[4096];
     tr_cfg tc;
     tr_cfg_default(&tc);
     int every = 200, excl = SY_WEEKLY, c, bad = 0;
     const char *live = NULL;
     double live_frac = 0.5, h_pow = tc.h_pow;
+    const rk_dims dd = rk_dims_default(FT_NFEAT);
+    int mediums = (int)dd.n_medium, med_dim = dd.med_dim ? (int)dd.med_dim : 1;
     ti_getopt g;
     if (ti_getopt_init(&g, "T/train= N/no-train H/holdout= Y/synthetic= V/live= F/live-frac= K/exclude-kind= "
                            "S/steps= s/seed= B/lanes= W/window= C/chunks= l/lr= e/ema= p/h-pow= L/layers= "
