@@ -140,6 +140,10 @@ static void on_silent(void *ctx, uint32_t slot) {
     const en_result *r = id ? en_slot_last(d->en, slot) : NULL;
     al_slot *a = &d->al.slot[slot];
     if (NEVER(!r) || a->silent || !(d->cfg.anomaly.silence > 0)) return;
+    /* en_slot_last waits for a batch in flight that holds the slot and
+     * delivers it: a sample that arrived just at the deadline re-armed it
+     * then, and the series is not silent. */
+    if (tw_armed(d->al.tw, slot)) return;
     a->silent = 1;
     a->silent_since = r->t;
     d->al.silent++;

@@ -417,7 +417,7 @@ void ht_render_metrics(dm *d, ht_buf *b) {
                       (unsigned long long)d->dropped[i]);
     one(b, "rwkvcast_steps_total", "counter", "Samples the engine stepped.", (double)d->steps);
     one(b, "rwkvcast_forecasts_published_total", "counter", "Forecasts published (f.<series>).", (double)d->published);
-    one(b, "rwkvcast_alert_events_total", "counter", "Alert events published (a.<series>, level changes).",
+    one(b, "rwkvcast_alert_events_total", "counter", "Alert events published (a.<series>: level changes and silence).",
         (double)d->alerts);
     one(b, "rwkvcast_series_active", "gauge", "Series in memory.", rg_count(d->rg));
     one(b, "rwkvcast_series_capacity", "gauge", "series.max: series that fit in memory.", rg_capacity(d->rg));
