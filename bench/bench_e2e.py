@@ -92,7 +92,7 @@ class Daemon:
     """One rwkvcastd with its own temp dir, config, ports and SQLite store."""
 
     def __init__(self, binary, workdir, n, transport, model, rcvhwm, threads=None, pipeline=None, silence=None,
-                 http=None):
+                 http=None, curve=None):
         self.binary = binary
         self.dir = workdir
         os.makedirs(self.dir, exist_ok=True)
@@ -120,6 +120,19 @@ class Daemon:
             "http": {"listen": "" if http is False else "127.0.0.1:%d" % free_port(), "series": "*"},
         }
         self.http = cfg["http"]["listen"]
+        self.curve_args = []
+        if curve:
+            # CURVE on ingest and output (docs/PROTOCOL.md §9): a server and a
+            # client key pair from `rwkvcast keygen`, the client on both lists.
+            cli = os.path.join(os.path.dirname(binary), "rwkvcast")
+            for name in ("server", "client"):
+                subprocess.run([cli, "keygen", os.path.join(self.dir, name)], check=True, capture_output=True)
+            allow = os.path.join(self.dir, "client.pub")
+            cfg["curve"] = {"server_key": os.path.join(self.dir, "server.key")}
+            cfg["input"]["endpoints"][0]["curve_allow"] = allow
+            cfg["output"]["curve_allow"] = allow
+            self.curve_args = ["--curve-key", os.path.join(self.dir, "client.key"),
+                               "--curve-server-key", os.path.join(self.dir, "server.pub")]
         if model:
             cfg["model"] = model
         if threads is not None:
@@ -233,7 +246,7 @@ class Runner:
         cmd = [self.loadgen, "--in", self.d.ingest, "--out", self.d.out, "-n", str(self.n),
                "--shape", self.args.shape, "--batch", str(self.args.batch), "--rate", "%.1f" % rate,
                "--duration", "%.3f" % duration, "--t0", "%.6f" % self.t0, "--drain", str(self.args.drain),
-               "--tick", "%g" % self.args.tick_us, "--label", label] + list(extra)
+               "--tick", "%g" % self.args.tick_us, "--label", label] + self.d.curve_args + list(extra)
         before = self.d.stats()
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if background:
@@ -455,14 +468,17 @@ class Scraper(threading.Thread):
                 pass
 
 
-def bench_one(args, n, transport, all_runs, full, threads=None, pipeline=None, http=None):
+def bench_one(args, n, transport, all_runs, full, threads=None, pipeline=None, http=None, curve=None):
     work = tempfile.mkdtemp(prefix="rwkvcast-e2e-%s-%d-" % (transport, n))
-    d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm, threads, pipeline, args.silence, http)
+    d = Daemon(args.daemon, work, n, transport, args.model, args.rcvhwm, threads, pipeline, args.silence, http,
+               curve)
     label = transport if threads is None else "%s, %d engine thread%s" % (transport, threads, "s" if threads > 1 else "")
     if pipeline is not None:
         label += ", pipeline %s" % ("on" if pipeline else "off")
     if http is not None:
         label += ", http %s" % ("on, scraped every %g s" % args.scrape_s if http else "off")
+    if curve is not None:
+        label += ", CURVE %s" % ("on" if curve else "off")
     res = {"series": n, "transport": label}
     scraper = None
     try:
@@ -628,6 +644,9 @@ def main():
     ap.add_argument("--http", choices=["default", "on", "off", "both"], default="default",
                     help="the HTTP endpoint for the tcp runs; 'on' also scrapes /metrics (every series "
                          "exported) every --scrape-s; 'both' runs each with it off and on (A/B in one run)")
+    ap.add_argument("--curve", choices=["default", "on", "off", "both"], default="default",
+                    help="CURVE (keys from rwkvcast keygen) on the tcp runs' ingest and output; 'both' runs "
+                         "each with it off and on (A/B in one run)")
     ap.add_argument("--scrape-s", type=float, default=1.0, help="seconds between /metrics scrapes with --http on")
     ap.add_argument("--no-lifecycle", action="store_true", help="skip checkpoint and restart")
     ap.add_argument("--silence", type=float, default=None,
@@ -668,14 +687,17 @@ def main():
     threads = [int(x) for x in args.engine_threads.split(",") if x] or [None]
     pipes = {"default": [None], "on": [True], "off": [False], "both": [False, True]}[args.pipeline]
     https = {"default": [None], "on": [True], "off": [False], "both": [False, True]}[args.http]
+    curves = {"default": [None], "on": [True], "off": [False], "both": [False, True]}[args.curve]
     for n in sizes:
         for th in threads:
             for pp in pipes:
                 for hh in https:
-                    log("N=%d over tcp%s%s%s" % (n, "" if th is None else ", engine.threads %d" % th,
-                                                "" if pp is None else ", engine.pipeline %s" % pp,
-                                                "" if hh is None else ", http %s" % ("on" if hh else "off")))
-                    results.append(bench_one(args, n, "tcp", runs, not args.no_lifecycle, th, pp, hh))
+                    for cv in curves:
+                        log("N=%d over tcp%s%s%s%s" % (n, "" if th is None else ", engine.threads %d" % th,
+                                                     "" if pp is None else ", engine.pipeline %s" % pp,
+                                                     "" if hh is None else ", http %s" % ("on" if hh else "off"),
+                                                     "" if cv is None else ", CURVE %s" % ("on" if cv else "off")))
+                        results.append(bench_one(args, n, "tcp", runs, not args.no_lifecycle, th, pp, hh, cv))
     if not args.no_ipc:
         log("N=%d over ipc" % min(sizes))
         results.append(bench_one(args, min(sizes), "ipc", runs, False))

@@ -47,6 +47,7 @@
 #include "common/log.h"
 #include "common/base.h"
 #include "common/textin.h"
+#include "connectors/curve.h"
 #include "connectors/wire.h"
 
 enum { SHAPE_SINGLE, SHAPE_BATCH, SHAPE_COLUMNAR };
@@ -129,6 +130,8 @@ typedef struct opts {
     int sndhwm;                /* our PUB/PUSH high-water mark, messages */
     int nodrop;                /* PUB: block at the HWM instead of dropping (ZMQ_XPUB_NODROP) */
     double tick_us;            /* fixed rate: send what is due every tick_us, 0 = each message on time */
+    const char *curve_key;     /* CURVE: our secret key file, NULL = plain (connectors/curve.h) */
+    const char *curve_server;  /* CURVE: the daemon's public key file */
 } opts;
 
 typedef struct lg {
@@ -260,6 +263,15 @@ static void patch(lg *g, const msg *x, uint64_t k, int64_t ns) {
     }
 }
 
+/* CURVE client keys on sk before it connects (--curve-key); 0 or -1 (printed). */
+static int curve_client(void *sk, const opts *o) {
+    if (!o->curve_key) return 0;
+    char err[600];
+    if (cv_client_setup(sk, o->curve_key, o->curve_server, err, sizeof err) == RC_OK) return 0;
+    fprintf(stderr, "Error: %s\n", err);
+    return -1;
+}
+
 /* ---- Sender ---- */
 
 static void *sender(void *arg) {
@@ -273,7 +285,7 @@ static void *sender(void *arg) {
     /* A PUB drops silently at its HWM; with nodrop it pushes back like PUSH,
      * so "as fast as possible" measures what the daemon sustains. */
     if (!o->push && o->nodrop) zmq_setsockopt(sk, ZMQ_XPUB_NODROP, &o->nodrop, sizeof o->nodrop);
-    if (zmq_connect(sk, o->in) != 0) {
+    if (curve_client(sk, o) != 0 || zmq_connect(sk, o->in) != 0) {
         fprintf(stderr, "Error: cannot connect to '%s' (%s).\n", o->in, zmq_strerror(errno));
         zmq_close(sk);
         atomic_store(&g->send_done, -1);
@@ -430,7 +442,7 @@ static void *receiver(void *arg) {
     char sub[2 + MP_ID_MAX + 1];
     int sn = snprintf(sub, sizeof sub, "f.%s", g->o.prefix);
     zmq_setsockopt(sk, ZMQ_SUBSCRIBE, sub, (size_t)sn);
-    if (zmq_connect(sk, g->o.out) != 0) {
+    if (curve_client(sk, &g->o) != 0 || zmq_connect(sk, g->o.out) != 0) {
         fprintf(stderr, "Error: cannot connect to '%s' (%s).\n", g->o.out, zmq_strerror(errno));
         zmq_close(sk);
         return NULL;
@@ -498,6 +510,8 @@ static void usage(FILE *f) {
         "  --tick US           with --rate: send what is due every US microseconds (bursts;\n"
         "                      fewer wake-ups); 0 = each message at its own time (default 0)\n"
         "  --label STR         copied into the JSON line\n"
+        "  --curve-key FILE    CURVE: our secret key file (rwkvcast keygen), for both sockets\n"
+        "  --curve-server-key FILE  CURVE: the daemon's public key file\n"
         "  -h, --help          this text\n"
         "Prints one JSON line on stdout and a summary on stderr.\n");
 }
@@ -513,12 +527,12 @@ static int pick(const char *name, const char *arg, const char *const *names, int
 /* Fills o from the command line. 0 to run, 1 after --help, 2 on a bad option (message printed). */
 static int parse(opts *o, int argc, char **argv) {
     *o = (opts){"tcp://127.0.0.1:7701", "tcp://127.0.0.1:7702", 0, 1000, "lg.", SHAPE_BATCH, 64,
-                0, 5, 0, 0, 1, 2, 1, 0, "", 10000, 0, 0};
+                0, 5, 0, 0, 1, 2, 1, 0, "", 10000, 0, 0, NULL, NULL};
     o->t0 = floor(lg_wall_s());
     ti_getopt g;
     if (ti_getopt_init(&g, "I/in= O/out= k/sock= n|series= p/prefix= S/shape= b/batch= r/rate= d/duration= "
                            "R/rounds= t/t0= D/dt= w/drain= N/no-recv L/timeline W/sndhwm= x/nodrop T/tick= "
-                           "l/label= h|help", 0))
+                           "l/label= Y/curve-key= Z/curve-server-key= h|help", 0))
         return 2;
     static const char *const socks[] = {"pub", "push"};
     long n = o->n, batch = o->batch;
@@ -545,11 +559,17 @@ static int parse(opts *o, int argc, char **argv) {
         case 'x': o->nodrop = 1; break;
         case 'T': bad = ti_opt_double("--tick", optarg, 0, 0, 1e6, &o->tick_us); break;
         case 'l': o->label = optarg; break;
+        case 'Y': o->curve_key = optarg; break;
+        case 'Z': o->curve_server = optarg; break;
         case 'h': usage(stdout); return 1;
         default: return ti_opt_error(c, argv);
         }
     }
     if (bad || ti_opt_operands(argc, argv, 0)) return 2;
+    if (!o->curve_key != !o->curve_server) {
+        fprintf(stderr, "Error: CURVE needs both '--curve-key' and '--curve-server-key'.\n");
+        return 2;
+    }
     o->n = (uint32_t)n;
     o->batch = (uint32_t)batch;
     if (o->shape == SHAPE_SINGLE) o->batch = 1;
