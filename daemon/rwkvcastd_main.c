@@ -16,6 +16,8 @@
 #include "common/log.h"
 #include "common/textin.h"
 #include "config/config.h"
+#include "connectors/kafka.h"
+#include "connectors/mqtt.h"
 #include "daemon/server.h"
 
 static void usage(FILE *f) {
@@ -25,7 +27,11 @@ static void usage(FILE *f) {
                "  --salvage          start even if the state store fails its integrity check,\n"
                "                     restoring the series that can still be read\n"
                "  -h, --help         this text\n"
-               "  --version          print the version\n");
+               "  --version          print the version\n"
+               "Inputs (input.endpoints, rwkvcast.yaml(5)): ZeroMQ SUB/PULL; MQTT (type: mqtt,\n"
+               "mqtt://HOST:PORT) with libmosquitto; Kafka consumer groups (type: kafka,\n"
+               "kafka://HOST:PORT) with librdkafka. This build: MQTT %s, Kafka %s.\n",
+            mq_available() ? "yes" : "no", kf_available() ? "yes" : "no");
 }
 
 int main(int argc, char **argv) {

@@ -25,8 +25,19 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 PUB = shutil.which("mosquitto_pub")
 SUB = shutil.which("mosquitto_sub")
 
-pytestmark = pytest.mark.skipif(not (os.path.exists(MOSQUITTO) and PUB and SUB),
-                                reason="mosquitto and mosquitto-clients are not installed (make deps)")
+
+def built_with_mqtt():
+    from conftest import BINARY
+    try:
+        out = subprocess.run([BINARY, "--help"], capture_output=True, text=True, timeout=20).stdout
+    except OSError:
+        return False
+    return "MQTT yes" in out
+
+
+pytestmark = pytest.mark.skipif(not (os.path.exists(MOSQUITTO) and PUB and SUB and built_with_mqtt()),
+                                reason="mosquitto and mosquitto-clients not installed, or rwkvcastd built "
+                                       "without libmosquitto (make deps)")
 
 
 class Broker:
