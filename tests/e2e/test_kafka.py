@@ -197,8 +197,8 @@ def test_two_daemons_one_killed_survivor_restores_and_matches_a_single_daemon(da
 def test_bad_kafka_input_is_counted_never_fatal(daemon_factory, cluster):
     d = kafka_daemon(daemon_factory, cluster, "bad", "gbad", "rwkvcast-changelog", output_topic="forecasts")
     d.cfg["input"]["max_msg_size"] = 4096
-    # One series in memory: "no-time" evicts "good", whose state then goes to
-    # the changelog as well as to the store.
+    # One series in memory: "good" and "no-time" evict each other, and each
+    # evicted state goes to the changelog as well as to the store.
     d.cfg["series"] = {"max": 1, "policy": "evict"}
     d.start()
     d.wait_stats(lambda st: st["kafka"]["partitions"] == 4, timeout=60)
@@ -233,7 +233,8 @@ def test_bad_kafka_input_is_counted_never_fatal(daemon_factory, cluster):
     assert st["dropped_total"] == len(bad)
     assert d.ctl("get", s="good")["last_t"] == t0 + 60
     st = d.wait_stats(lambda st: st["kafka"]["uncommitted"] == 0, timeout=30)
-    assert st["evicted"] == 1 and st["kafka"]["changelog_records"] >= 2, st["kafka"]
+    # (How often depends on how the consumer interleaves the two partitions.)
+    assert st["evicted"] >= 1 and st["kafka"]["changelog_records"] >= st["evicted"], st
     g = d.ctl("get", s="no-time")
     assert g["ok"] and abs(g["last_t"] - time.time()) < 600
     # The output topic got one JSON forecast per accepted sample, keyed by series.
