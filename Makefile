@@ -240,9 +240,9 @@ $(DAEMON): $(BUILD)/daemon/rwkvcastd_main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Only `rwkvcast plot` draws (cairo): the daemon does not link it.
-$(BUILD)/tools/cmd_plot.o: CPPFLAGS += $(shell pkg-config --cflags cairo 2>/dev/null)
+$(BUILD)/tools/cmd_plot.o: CPPFLAGS += $(shell pkg-config --cflags cairo fontconfig 2>/dev/null)
 $(CLI): $(TOOL_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cairo 2>/dev/null)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cairo fontconfig 2>/dev/null)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -253,7 +253,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPERS:%.c=$(BUILD)/%.o) $(LIB)
 # Installs missing Debian packages as root (apt-get), else prints what is
 # missing and fails; with DEPS_SOFT=1 (demo, test) it warns and succeeds.
 deps:
-	@DEB_PKGS="$(DEB_PKGS)" PC_MODULES="$(PKGS_REQUIRED) cairo" sh tools/deps.sh $(if $(filter 1,$(DEPS_SOFT)),--soft)
+	@DEB_PKGS="$(DEB_PKGS)" PC_MODULES="$(PKGS_REQUIRED) cairo fontconfig" sh tools/deps.sh $(if $(filter 1,$(DEPS_SOFT)),--soft)
 
 clean:
 	rm -rf build build-asan build-tsan build-cov build-fuzz

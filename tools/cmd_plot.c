@@ -13,6 +13,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -402,5 +403,9 @@ out:
     if (sf) cairo_surface_destroy(sf);
     for (int i = 0; i < n; i++) series_free(&s[i]);
     rk_model_free(m);
+    /* cairo keeps the font it looked up (and fontconfig's pattern) cached
+     * for the process; release them so leak checkers see a clean exit. */
+    cairo_debug_reset_static_data();
+    FcFini();
     return rc;
 }
