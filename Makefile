@@ -134,7 +134,7 @@ bench-live: build-all
 # Rebuilds model/default.rwkv from scratch: M4 Hourly train, the first half of
 # the live-metrics files but google_*, and generated series; deterministic for
 # the seed (docs/TRAINING.md). About 10-15 min on 2 cores.
-MODEL_TRAIN_ARGS ?= --seed 1 --steps 16000 --threads 2 --live ../shared/data/live-metrics --mediums 12 --med-dim 1
+MODEL_TRAIN_ARGS ?= --seed 1 --steps 16000 --threads 2 --live ../shared/data/live-metrics
 model: build-all
 	$(CLI) train $(MODEL_TRAIN_ARGS) -o model/default.rwkv
 

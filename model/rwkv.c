@@ -28,8 +28,7 @@ rc_err rk_dims_check(const rk_dims *d) {
 }
 
 rk_dims rk_dims_default(uint32_t n_feat) {
-    rk_dims d = {.n_layer = 2, .d_model = 64, .n_feat = n_feat, .n_horizon = 48, .n_quant = 3, .ffn_mult = 4,
-                 .n_medium = 12, .med_dim = 1};
+    rk_dims d = {.n_layer = 2, .d_model = 64, .n_feat = n_feat, .n_horizon = 48, .n_quant = 3, .ffn_mult = 4};
     return d;
 }
 

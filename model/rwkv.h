@@ -138,8 +138,8 @@ typedef struct rk_model {
 
 /* Returns RC_OK when d is a shape this code can run, else RC_ERR_SHAPE. */
 rc_err rk_dims_check(const rk_dims *d);
-/* Default dims: L=2, D=64, F=ft default, H=48, Q=3, ffn_mult=4, 12 mediums
- * of 1 float per layer (the shipped model; bench/RESULTS.md has the ablation). */
+/* Default dims: L=2, D=64, F=ft default, H=48, Q=3, ffn_mult=4, no mediums
+ * (they did not beat seed-to-seed noise: bench/RESULTS.md, the ablation). */
 rk_dims rk_dims_default(uint32_t n_feat);
 
 /* Total parameter floats for d. */

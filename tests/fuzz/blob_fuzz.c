@@ -27,8 +27,8 @@ static void setup(void) {
     d.d_model = 16;
     d.n_layer = 1;
     d.n_horizon = 4;
-    /* No mediums: the seed series blob (corpus/blob/series_v4.bin) was made
-     * for this shape; mediums only lengthen the state's float array. */
+    /* No mediums, whatever the default dims: the seed series blob
+     * (corpus/blob/series_v4.bin) was made for this shape. */
     d.n_medium = 0;
     d.med_dim = 0;
     model = rk_model_new(&d, NULL);

@@ -273,9 +273,8 @@ TEST(series_budget_default_model) {
     ASSERT(e != NULL);
     double per_series = (double)(rc_mem_used() - before) / 10000.0;
     printf("  default model: blob %zu bytes, %.0f bytes of engine memory per series\n", en_blob_size(e), per_series);
-    /* Issue 18's budget: 4.5 KB of RSS per series at 1M series. */
-    ASSERT_LE(en_blob_size(e), 4500);
-    ASSERT_LE(per_series, 4500); /* the shared batch buffers amortized included */
+    ASSERT_LE(en_blob_size(e), 4096);
+    ASSERT_LE(per_series, 4096 + 512); /* + the shared batch buffers amortized */
     en_free(e);
     rk_model_free(m);
 }
