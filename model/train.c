@@ -52,7 +52,7 @@ struct tr_data {
     float *feat;    /* (rows, F) */
     float *tgt;     /* (rows, H) NaN = none */
     float *w;       /* (rows) loss weight */
-    rk_mslot *slot; /* (rows) medium slots (ft_medium_slot) */
+    rk_mslot *slot; /* (rows) medium slots (ft_medium_slot); NULL without mediums */
 };
 
 tr_data *tr_data_new(const rk_dims *d, rc_err *err) {
@@ -104,7 +104,7 @@ rc_err tr_data_add(tr_data *td, const ft_cfg *fc, const double *t, const double 
         if (grow((void **)&td->feat, (size_t)nc * F * sizeof(float)) ||
             grow((void **)&td->tgt, (size_t)nc * H * sizeof(float)) ||
             grow((void **)&td->w, (size_t)nc * sizeof(float)) ||
-            grow((void **)&td->slot, (size_t)nc * sizeof(rk_mslot)))
+            (td->d.n_medium && grow((void **)&td->slot, (size_t)nc * sizeof(rk_mslot))))
             return RC_ERR_NOMEM;
         td->cap_rows = nc;
     }
@@ -117,7 +117,7 @@ rc_err tr_data_add(tr_data *td, const ft_cfg *fc, const double *t, const double 
     if (!base) return RC_ERR_NOMEM;
     for (int i = 0; i < n; i++) {
         if (ft_push(&s, fc, t[i], v[i], feat + (size_t)kept * F) != RC_OK) continue;
-        ft_medium_slot(&s, td->d.n_medium, &td->slot[td->rows + kept]);
+        if (td->slot) ft_medium_slot(&s, td->d.n_medium, &td->slot[td->rows + kept]);
         int any = 0;
         /* The target of every horizon (features.h), the baselines walked once. */
         ft_baselines(&s, H, base);
@@ -313,7 +313,7 @@ static void fill_lanes(tr_trainer *tr) {
                 memcpy(a->feat + lrow * F, td->feat + (size_t)gr * F, (size_t)F * sizeof(float));
                 memcpy(tr->tgt + row * H, td->tgt + (size_t)gr * H, (size_t)H * sizeof(float));
                 tr->wrow[row] = td->w[gr];
-                tr->slot[row] = td->slot[gr];
+                tr->slot[row] = td->slot ? td->slot[gr] : (rk_mslot){-1, -1, -1, 0.0f};
             } else {
                 memset(a->feat + lrow * F, 0, (size_t)F * sizeof(float));
                 for (int h = 0; h < H; h++) tr->tgt[row * H + h] = NAN;
