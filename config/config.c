@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "connectors/curve.h"
 #include "daemon/engine.h"
+#include "daemon/history.h"
 #include "daemon/http.h"
 
 /* ---- Defaults ---- */
@@ -74,6 +75,8 @@ void cf_default(cf_config *c) {
     c->http_series_max = 1000;
     c->http_n_horizons = 1;
     c->http_horizons[0] = 1;
+    c->history_max_series = 100;
+    c->history_length = 1440;
     snprintf(c->kafka.group_id, CF_STR, "rwkvcastd");
     snprintf(c->kafka.client_id, CF_STR, "rwkvcastd");
     snprintf(c->kafka.changelog_topic, CF_STR, "rwkvcast-changelog");
@@ -728,6 +731,35 @@ static rc_err k_http(px *x, yaml_node_t *v, const char *key, void *obj) {
     return walk(x, v, key, http_keys, 4, obj);
 }
 
+/* history.* (daemon/history.h) */
+static rc_err k_history_series(px *x, yaml_node_t *v, const char *key, void *obj) {
+    return get_str(x, v, key, 1, CFG->history_series, CF_STR);
+}
+static rc_err k_history_max_series(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 1, 100000, &l)) return RC_ERR_CONFIG;
+    CFG->history_max_series = (uint32_t)l;
+    return RC_OK;
+}
+static rc_err k_history_length(px *x, yaml_node_t *v, const char *key, void *obj) {
+    long l;
+    if (get_long(x, v, key, 2, CF_HISTORY_LENGTH_MAX, &l)) return RC_ERR_CONFIG;
+    CFG->history_length = (uint32_t)l;
+    return RC_OK;
+}
+static const key_def history_keys[] = {{"series", k_history_series}, {"max_series", k_history_max_series},
+                                       {"length", k_history_length}};
+static rc_err k_history(px *x, yaml_node_t *v, const char *key, void *obj) {
+    if (walk(x, v, key, history_keys, 3, obj)) return RC_ERR_CONFIG;
+    /* Rings are allocated as series match, so the bound is on the worst case. */
+    double bytes = (double)CFG->history_max_series * CFG->history_length * sizeof(hs_entry);
+    if (bytes > CF_HISTORY_BYTES_MAX)
+        return fail(x, v->start_mark, "Invalid '%s' settings: 'max_series' x 'length' x %zu B is %.1f GiB, above "
+                    "the limit of %.0f GiB; keep fewer series or fewer samples.", key, sizeof(hs_entry),
+                    bytes / (1 << 30), CF_HISTORY_BYTES_MAX / (1 << 30));
+    return RC_OK;
+}
+
 /* kafka.* (connectors/kafka.h) */
 #define KF (&CFG->kafka)
 static rc_err k_kf_group(px *x, yaml_node_t *v, const char *key, void *obj) {
@@ -765,7 +797,7 @@ static const key_def top_keys[] = {
     {"checkpoint_interval", k_ckpt}, {"stats_interval", k_stats}, {"shutdown_timeout", k_shutdown},
     {"input", k_input}, {"output", k_output}, {"control", k_control}, {"series", k_series},
     {"engine", k_engine}, {"anomaly", k_anomaly}, {"mqtt", k_mqtt}, {"http", k_http},
-    {"kafka", k_kafka}, {"curve", k_curve}};
+    {"kafka", k_kafka}, {"curve", k_curve}, {"history", k_history}};
 
 /* ---- Entry points ---- */
 

@@ -26,6 +26,8 @@
 #define CF_STR 256       /* endpoint/topic buffer, bytes incl. NUL */
 #define CF_PATH 1024     /* path buffer, bytes incl. NUL */
 #define CF_MAX_HTTP_STEPS 8 /* http.horizons entries */
+#define CF_HISTORY_LENGTH_MAX 100000 /* history.length: samples per series */
+#define CF_HISTORY_BYTES_MAX (4.0 * (1 << 30)) /* history.max_series x length x 40 B, bytes */
 
 enum { CF_SUB = 0, CF_PULL = 1, CF_MQTT = 2, CF_KAFKA = 3 };
 enum { CF_FMT_JSON = 0, CF_FMT_MSGPACK = 1 };
@@ -125,6 +127,10 @@ typedef struct cf_config {
     uint32_t http_series_max;   /* at most this many series get them per scrape */
     int http_n_horizons;        /* used entries of http_horizons */
     int http_horizons[CF_MAX_HTTP_STEPS]; /* forecast steps exported per series, 1-based */
+    /* History (daemon/history.h) */
+    char history_series[CF_STR];  /* fnmatch(3) pattern of series whose recent samples are kept; "" = none */
+    uint32_t history_max_series;  /* at most this many series have a history */
+    uint32_t history_length;      /* samples kept per series */
 } cf_config;
 
 /* Fills the defaults, including state_db from $STATE_DIRECTORY, and resolves. */

@@ -75,6 +75,23 @@ static void write_mqtt_stats(dm *d, mp_wr *w) {
     mp_w_kv_int(w, "published", (int64_t)d->mq_published);
 }
 
+/* "history" (history.h): series with a ring, their memory, matching series
+ * refused for lack of room, and the `history` requests. */
+static void write_history_stats(dm *d, mp_wr *w) {
+    hs_stats st = {0, 0, 0, 0};
+    if (d->hs) hs_get_stats(d->hs, &st);
+    mp_w_cstr(w, "history");
+    mp_w_map(w, 8);
+    mp_w_kv_int(w, "series", st.series);
+    mp_w_kv_int(w, "max_series", d->hs ? hs_max_series(d->hs) : 0);
+    mp_w_kv_int(w, "length", d->hs ? hs_length(d->hs) : 0);
+    mp_w_kv_int(w, "bytes", (int64_t)st.bytes);
+    mp_w_kv_int(w, "full", (int64_t)st.full);
+    mp_w_kv_int(w, "recorded", (int64_t)st.recorded);
+    mp_w_kv_int(w, "requests", (int64_t)d->hist_requests);
+    mp_w_kv_int(w, "errors", (int64_t)d->hist_errors);
+}
+
 static void write_stats_tail(dm *d, mp_wr *w) {
     mp_w_cstr(w, "checkpoint");
     mp_w_map(w, 10);
@@ -130,7 +147,7 @@ static ct_status cmd_stats(dm *d, const ct_args *a, mp_wr *w) {
     (void)a;
     char hash[20];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)d->model->hash);
-    mp_w_map(w, 34);
+    mp_w_map(w, 35);
     mp_w_kv_bool(w, "ok", 1);
     mp_w_kv_str(w, "version", DM_VERSION);
     mp_w_kv_f64(w, "uptime", lg_wall_s() - d->started);
@@ -174,6 +191,7 @@ static ct_status cmd_stats(dm *d, const ct_args *a, mp_wr *w) {
     mp_w_kv_f64(w, "startup_s", d->startup_s);
     /* Since the previous stats request: the worst wait a message could see. */
     mp_w_kv_f64(w, "loop_max_s", ev_max_busy(d->ev, 1));
+    write_history_stats(d, w);
     write_mqtt_stats(d, w);
     kg_write_stats(d, w);
     write_stats_tail(d, w);
@@ -262,11 +280,89 @@ static ct_status cmd_forget(dm *d, const ct_args *a, mp_wr *w) {
         rg_remove(d->rg, slot);
         en_slot_reset(d->en, slot);
         al_slot_gone(d, slot);
+        hs_slot_gone(d->hs, slot);
         d->forgotten++;
     }
     mp_w_map(w, 2);
     mp_w_kv_bool(w, "ok", 1);
     mp_w_kv_bool(w, "was_loaded", slot != RG_NONE);
+    return CT_REPLY;
+}
+
+/* `history`: the recent samples of one series (history.h), columnar,
+ * oldest first; limit keeps the newest limit of them. A reply is cut to
+ * what fits the reply buffer (returned < held says so). */
+static ct_status history_error(dm *d, mp_wr *w, const char *msg) {
+    reply_error(w, msg);
+    d->hist_errors++;
+    return CT_REPLY;
+}
+
+static ct_status cmd_history(dm *d, const ct_args *a, mp_wr *w) {
+    if (!a->s) return history_error(d, w, "Missing 's' (the series id).");
+    if (!d->hs)
+        return history_error(d, w, "History is off: set 'history.series' (a pattern of series ids) in the "
+                             "configuration and restart.");
+    char esc[LG_ESCAPE_CAP(255)], msg[LG_ESCAPE_CAP(255) + 512];
+    /* The id is the client's bytes: escaped before it goes into a message. */
+    lg_escape(esc, sizeof esc, a->s, a->s_len);
+    uint32_t slot = rg_find(d->rg, a->s, a->s_len);
+    if (slot == RG_NONE) {
+        size_t n;
+        uint64_t hash;
+        int stored = ck_peek(d->ck, a->s, a->s_len, d->fetch_buf, d->blob_size, &n, &hash) == 1;
+        snprintf(msg, sizeof msg, stored ? "Series '%s' is not in memory (evicted or expired): its history left "
+                                           "with it."
+                                         : "Unknown series '%s'.", esc);
+        return history_error(d, w, msg);
+    }
+    /* Results of samples still in the engine belong in the reply. */
+    en_flush(d->en);
+    int32_t ring = hs_lookup(d->hs, slot);
+    if (ring == HS_NO_MATCH) {
+        snprintf(msg, sizeof msg, "Series '%s' has no history: its id does not match 'history.series' (%s).", esc,
+                 hs_pattern(d->hs));
+        return history_error(d, w, msg);
+    }
+    if (ring == HS_FULL) {
+        snprintf(msg, sizeof msg, "Series '%s' has no history: 'history.max_series' (%u) series already have one.",
+                 esc, hs_max_series(d->hs));
+        return history_error(d, w, msg);
+    }
+    uint32_t held = ring >= 0 ? hs_count(d->hs, ring) : 0, n = held;
+    if (a->limit && a->limit < n) n = (uint32_t)a->limit;
+    /* 39 bytes of msgpack per sample (two f64, four f32, a level); the
+     * header and the id take well under 512. */
+    size_t room = w->cap > w->len + 512 + a->s_len ? (w->cap - w->len - 512 - a->s_len) / 39 : 0;
+    if (n > room) n = (uint32_t)room;
+    uint32_t first = held - n;
+    mp_w_map(w, 13);
+    mp_w_kv_bool(w, "ok", 1);
+    mp_w_cstr(w, "s");
+    mp_w_str(w, a->s, a->s_len);
+    mp_w_kv_int(w, "held", held);
+    mp_w_kv_int(w, "length", hs_length(d->hs));
+    /* The thresholds the levels were set by, for the score panel. */
+    mp_w_kv_f64(w, "warn", d->cfg.anomaly.warn);
+    mp_w_kv_f64(w, "alert", d->cfg.anomaly.alert);
+    static const char *const cols[] = {"t", "v", "yhat", "lo", "hi", "score", "level"};
+    for (int c = 0; c < 7; c++) {
+        mp_w_cstr(w, cols[c]);
+        mp_w_arr(w, n);
+        for (uint32_t i = first; i < held; i++) {
+            const hs_entry *e = hs_at(d->hs, ring, i);
+            switch (c) {
+            case 0: mp_w_f64(w, e->t); break;
+            case 1: mp_w_f64(w, e->v); break;
+            case 2: mp_w_f32(w, e->yhat); break;
+            case 3: mp_w_f32(w, e->lo); break;
+            case 4: mp_w_f32(w, e->hi); break;
+            case 5: mp_w_f32(w, e->score); break;
+            default: mp_w_int(w, e->level); break;
+            }
+        }
+    }
+    if (!w->overflow) d->hist_requests++;
     return CT_REPLY;
 }
 
@@ -308,6 +404,7 @@ static const ct_command commands[] = {
     {"forget",      CT_ARG_S,                      cmd_forget},
     {"checkpoint",  CT_ARG_WAIT,                   cmd_checkpoint},
     {"reload",      0,                             cmd_reload},
+    {"history",     CT_ARG_S | CT_ARG_LIMIT,       cmd_history},
 };
 
 const ct_command *ct_commands(size_t *n) {

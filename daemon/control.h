@@ -28,6 +28,10 @@
  *                                  duration, time, sent once a checkpoint
  *                                  begun after the request has committed
  *   reload                      -> ok, or the config error text
+ *   history s limit             -> s, held, length, warn, alert and the
+ *                                  columns t, v, yhat, lo, hi, score,
+ *                                  level of the series' recent samples
+ *                                  (history.h; only with history.series)
  *
  * Errors are replies, never daemon failures: a request that is not a map
  * with a 'cmd' string (or not msgpack) gets "Bad request: ...", an unknown

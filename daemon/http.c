@@ -477,6 +477,18 @@ void ht_render_metrics(dm *d, ht_buf *b) {
     ht_buf_printf(b, "rwkvcast_ingest_to_publish_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
     ht_buf_printf(b, "rwkvcast_ingest_to_publish_seconds_sum %.9g\nrwkvcast_ingest_to_publish_seconds_count %llu\n",
                   d->lat_sum, (unsigned long long)cum);
+    hs_stats hst = {0, 0, 0, 0};
+    if (d->hs) hs_get_stats(d->hs, &hst);
+    one(b, "rwkvcast_history_series", "gauge", "Series with a recent-history ring (history.series, history.max_series).",
+        hst.series);
+    one(b, "rwkvcast_history_bytes", "gauge", "Memory of the history rings and their per-slot index, bytes.",
+        (double)hst.bytes);
+    one(b, "rwkvcast_history_full_total", "counter",
+        "Series matching history.series that found history.max_series rings taken.", (double)hst.full);
+    family(b, "rwkvcast_history_requests_total", "counter", "history control requests, by outcome.");
+    ht_buf_printf(b, "rwkvcast_history_requests_total{outcome=\"ok\"} %llu\n"
+                     "rwkvcast_history_requests_total{outcome=\"error\"} %llu\n",
+                  (unsigned long long)d->hist_requests, (unsigned long long)d->hist_errors);
     series_gauges(d, b);
     uint64_t req = d->ht ? ht_requests(d->ht) : 0;
     one(b, "rwkvcast_http_requests_total", "counter", "HTTP requests answered (this one included).", (double)req);

@@ -88,6 +88,7 @@ void ig_on_result(void *ctx, const en_result *r) {
     if (NEVER(!id)) return;
     /* Only with HTTP on: the clock read is the cost of the histogram. */
     if (d->recv_t) ht_observe_latency(d, lg_wall_s() - d->recv_t[r->slot]);
+    if (d->hs) hs_record(d->hs, id, len, r);
     mp_wr w;
     mp_wr_init(&w, d->pub_buf, d->pub_cap);
     ig_encode_result(r, id, len, &w);
@@ -166,6 +167,7 @@ static int to_store(dm *d, uint32_t victim) {
     rg_remove(d->rg, victim);
     en_slot_reset(d->en, victim);
     al_slot_gone(d, victim);
+    hs_slot_gone(d->hs, victim);
     return 1;
 }
 

@@ -106,6 +106,7 @@ static void on_revoke(void *ctx, const int32_t *parts, int n) {
             rg_remove(d->rg, s);
             en_slot_reset(d->en, s);
             al_slot_gone(d, s);
+            hs_slot_gone(d->hs, s);
             gone++;
         }
         k->part[s] = -1;

@@ -214,7 +214,9 @@ static int needs_restart(const cf_config *o, const cf_config *n) {
            memcmp(&o->mqtt, &n->mqtt, sizeof o->mqtt) != 0 || strcmp(o->http_listen, n->http_listen) ||
            memcmp(&o->kafka, &n->kafka, sizeof o->kafka) != 0 ||
            strcmp(o->curve_server_key, n->curve_server_key) || strcmp(o->out_curve_allow, n->out_curve_allow) ||
-           strcmp(o->control_curve_allow, n->control_curve_allow);
+           strcmp(o->control_curve_allow, n->control_curve_allow) ||
+           strcmp(o->history_series, n->history_series) || o->history_max_series != n->history_max_series ||
+           o->history_length != n->history_length;
 }
 
 rc_err dm_reload(dm *d, char *err, size_t errlen) {
@@ -230,7 +232,7 @@ rc_err dm_reload(dm *d, char *err, size_t errlen) {
         return rc;
     }
     if (needs_restart(&d->cfg, nc))
-        LOG(LG_WARNING, "config", "Reload: sockets, series, engine, model, state_db or http.listen settings changed; "
+        LOG(LG_WARNING, "config", "Reload: sockets, series, engine, model, state_db, http.listen or history settings changed; "
             "they take effect after a restart.");
     d->cfg.log_level = nc->log_level;
     lg_verbosity = nc->log_level;
@@ -357,7 +359,10 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
     /* A forecast map, plus the keys of an alert event (mp_encode_alert). */
     d->pub_cap = 256 + MP_ID_MAX + 16 * (size_t)d->model->dims.n_horizon;
     d->pub_buf = rc_malloc(d->pub_cap);
+    /* Room for the longest `history` reply: 39 B of msgpack per sample. */
     d->ctl_cap = 512 * 1024;
+    if (cfg->history_series[0] && d->ctl_cap < 4096 + 40 * (size_t)cfg->history_length)
+        d->ctl_cap = 4096 + 40 * (size_t)cfg->history_length;
     d->ctl_buf = rc_malloc(d->ctl_cap);
     if (!d->fetch_buf || !d->pub_buf || !d->ctl_buf) return RC_ERR_NOMEM;
     /* Before the restore, which sets up each restored series' alert state. */
@@ -366,6 +371,11 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
     if (!(d->seen = rc_calloc(cfg->max_series, sizeof *d->seen))) return RC_ERR_NOMEM;
     /* The latency histogram's per-slot receive times, only when /metrics can show it. */
     if (cfg->http_listen[0] && !(d->recv_t = rc_calloc(cfg->max_series, sizeof *d->recv_t))) return RC_ERR_NOMEM;
+    if (cfg->history_series[0]) {
+        d->hs = hs_new(cfg->history_series, cfg->history_max_series, cfg->history_length, cfg->max_series,
+                       (int)d->model->dims.n_quant, &err);
+        if (!d->hs) { LOG(LG_ERROR, "history", "Cannot set up the history: %s.", rc_strerror(err)); return err; }
+    }
 
     /* One daemon per store: a second one on the same state_db would restore
      * the same series and delete or overwrite the other's rows. */
@@ -429,6 +439,8 @@ void dm_core_close(dm *d) {
     rc_free(d->fetch_buf);
     rc_free(d->recv_t);
     rc_free(d->seen);
+    hs_free(d->hs);
+    d->hs = NULL;
     d->recv_t = NULL;
     d->seen = NULL;
     d->ck = NULL;

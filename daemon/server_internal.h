@@ -34,6 +34,7 @@
 #include "daemon/alerts.h"
 #include "daemon/checkpoint.h"
 #include "daemon/engine.h"
+#include "daemon/history.h"
 #include "daemon/eventloop.h"
 #include "daemon/http.h"
 #include "daemon/ingest.h"
@@ -143,6 +144,10 @@ struct dm {
     double *recv_t;         /* (max_series) wall clock the slot's last queued sample was read, s; NULL without HTTP */
     uint64_t lat_count[HT_LAT_BUCKETS + 1]; /* ingest-to-publish latencies per ht_lat_bounds bucket (last: above) */
     double lat_sum;         /* their sum, seconds */
+    /* History (history.h; written by ingest.c, read by control.c) */
+    hs_history *hs;         /* owned; NULL when history.series is "" */
+    uint64_t hist_requests; /* `history` requests answered with ok */
+    uint64_t hist_errors;   /* `history` requests refused (unknown series, no history, history off) */
     /* Daemon (server.c) */
     double started;         /* wall clock at start, seconds since the epoch */
     double restore_s;       /* reading the store at startup, seconds */

@@ -1,7 +1,10 @@
 /*
  * cmd_plot.c: `rwkvcast plot [-o OUT.png] [-m MODEL] INPUT.csv ...`: a PNG
  * (cairo) of one or more series run through the daemon's engine as
- * `rwkvcast replay` runs them (tools/cmd_replay.c): per series a panel with
+ * `rwkvcast replay` runs them (tools/cmd_replay.c), or with -e ENDPOINT of
+ * series a running daemon keeps a history of (tools/plot_daemon.c, the
+ * same rows the daemon computed; plus the forecast after the last sample
+ * as a band ahead of it): per series a panel with
  * the values, the one-step forecast and its interval as a band, warn and
  * alert spans shaded behind, and below it the anomaly score with the
  * configured thresholds, on a UTC time axis with ticks at round times.
@@ -15,11 +18,14 @@
 #include <cairo.h>
 #include <fontconfig/fontconfig.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <zmq.h>
 
 #include "common/base.h"
 #include "common/textin.h"
@@ -27,6 +33,7 @@
 #include "daemon/engine.h"
 #include "tools/cli_util.h"
 #include "tools/cmd.h"
+#include "tools/plot.h"
 #include "tools/rp.h"
 
 /* RGB 0..255 */
@@ -36,16 +43,6 @@
 #define PL_VALUE 0x08306b /* observed values */
 #define PL_YHAT 0x2171b5  /* median forecast */
 #define PL_SCORE 0xcb181d /* anomaly score */
-
-/* One series: every fed row, with the forecast it was judged against. */
-typedef struct pl_series {
-    const char *name; /* file name, borrowed from argv */
-    size_t n, cap;    /* rows, allocated rows */
-    double *t, *v;    /* (cap) time s, value (NaN missing) */
-    float *yhat, *lo, *hi; /* (cap) one-step forecast of the row, NaN before the first */
-    float *score;     /* (cap) anomaly score */
-    int8_t *level;    /* (cap) 0/1/2 */
-} pl_series;
 
 typedef struct pl_last {
     int have, have_prev, Q, level;
@@ -59,36 +56,6 @@ static void on_result(void *vctx, const en_result *r) {
     if (r->prev) memcpy(l->prev, r->prev, sizeof(float) * (size_t)l->Q);
     l->score = r->score;
     l->level = r->level;
-}
-
-static int grow(pl_series *s) {
-    if (s->n < s->cap) return 1;
-    size_t cap = s->cap ? s->cap * 2 : 1024;
-    double *t = rc_realloc(s->t, cap * sizeof *t), *v = t ? rc_realloc(s->v, cap * sizeof *v) : NULL;
-    if (t) s->t = t;
-    if (v) s->v = v;
-    float **f[] = {&s->yhat, &s->lo, &s->hi, &s->score};
-    int ok = t && v;
-    for (int i = 0; ok && i < 4; i++) {
-        float *p = rc_realloc(*f[i], cap * sizeof *p);
-        if (p) *f[i] = p;
-        else ok = 0;
-    }
-    int8_t *lv = ok ? rc_realloc(s->level, cap) : NULL;
-    if (lv) s->level = lv;
-    if (!ok || !lv) return 0;
-    s->cap = cap;
-    return 1;
-}
-
-static void series_free(pl_series *s) {
-    rc_free(s->t);
-    rc_free(s->v);
-    rc_free(s->yhat);
-    rc_free(s->lo);
-    rc_free(s->hi);
-    rc_free(s->score);
-    rc_free(s->level);
 }
 
 /* Runs one CSV through a fresh engine (as replay does); 0 on error (printed). */
@@ -127,7 +94,7 @@ static int load(const char *path, rk_model *m, pl_series *s) {
         if (en_push(e, 0, t, v) != RC_OK) continue; /* old or bad time: not fed, not drawn */
         en_flush(e);
         if (!last.have) continue;
-        if (!grow(s)) { fprintf(stderr, "Error: Out of memory.\n"); goto out; }
+        if (!pl_grow(s)) { fprintf(stderr, "Error: Out of memory.\n"); goto out; }
         size_t i = s->n++;
         s->t[i] = t;
         s->v[i] = v;
@@ -140,6 +107,10 @@ static int load(const char *path, rk_model *m, pl_series *s) {
     }
     if (re != RC_OK) { fprintf(stderr, "Error: %s\n", ti_csv_error(in)); goto out; }
     if (s->n < 2) { fprintf(stderr, "Error: '%s' has fewer than two usable rows to plot.\n", path); goto out; }
+    an_cfg an;
+    an_cfg_default(&an);
+    s->warn = an.warn;
+    s->alert = an.alert;
     ok = 1;
 out:
     if (e) en_free(e);
@@ -245,14 +216,70 @@ static void line(cairo_t *cr, const pl_box *b, const pl_series *s, const float *
     cairo_stroke(cr);
 }
 
-static void draw_series(cairo_t *cr, const pl_series *s, double top, double W, double ph, double sh,
-                        const an_cfg *an) {
+/* A band between lo and hi over points (t[i], lo[i], hi[i]), i < n, in runs
+ * of finite bounds. */
+static void band(cairo_t *cr, const pl_box *b, const double *t, const float *lo, const float *hi, size_t n) {
+    for (size_t i = 0; i < n;) {
+        while (i < n && !(isfinite(lo[i]) && isfinite(hi[i]))) i++;
+        size_t j = i;
+        while (j < n && isfinite(lo[j]) && isfinite(hi[j])) j++;
+        if (j > i + 1) {
+            cairo_set_antialias(cr, CAIRO_ANTIALIAS_NONE);
+            cairo_move_to(cr, px(b, t[i]), py(b, lo[i]));
+            for (size_t k = i + 1; k < j; k++) cairo_line_to(cr, px(b, t[k]), py(b, lo[k]));
+            for (size_t k = j; k-- > i;) cairo_line_to(cr, px(b, t[k]), py(b, hi[k]));
+            cairo_close_path(cr);
+            cairo_fill(cr);
+            cairo_set_antialias(cr, CAIRO_ANTIALIAS_DEFAULT);
+        }
+        i = j;
+    }
+}
+
+/* The forecast after the last row (from a daemon): its band from the last
+ * row on, and its median dashed. */
+static void ahead(cairo_t *cr, const pl_box *b, const pl_series *s) {
+    if (s->n_ahead < 1) return;
+    size_t n = (size_t)s->n_ahead + 1;
+    double t[PL_AHEAD_MAX + 1];
+    float lo[PL_AHEAD_MAX + 1], hi[PL_AHEAD_MAX + 1], y[PL_AHEAD_MAX + 1];
+    /* Starts at the last value, so the band joins the line it continues. */
+    t[0] = s->t[s->n - 1];
+    lo[0] = hi[0] = y[0] = (float)s->v[s->n - 1];
+    memcpy(t + 1, s->ahead_t, (n - 1) * sizeof *t);
+    memcpy(lo + 1, s->ahead_lo, (n - 1) * sizeof *lo);
+    memcpy(hi + 1, s->ahead_hi, (n - 1) * sizeof *hi);
+    memcpy(y + 1, s->ahead_yhat, (n - 1) * sizeof *y);
+    rgb(cr, PL_BAND);
+    band(cr, b, t, lo, hi, n);
+    rgb(cr, PL_YHAT);
+    cairo_set_line_width(cr, 1.0);
+    double dash[] = {4, 3};
+    cairo_set_dash(cr, dash, 2, 0);
+    int pen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(y[i])) { pen = 0; continue; }
+        if (pen) cairo_line_to(cr, px(b, t[i]), py(b, y[i]));
+        else cairo_move_to(cr, px(b, t[i]), py(b, y[i]));
+        pen = 1;
+    }
+    cairo_stroke(cr);
+    cairo_set_dash(cr, NULL, 0, 0);
+}
+
+static void draw_series(cairo_t *cr, const pl_series *s, double top, double W, double ph, double sh) {
     double lm = 70, rm = 20;
-    pl_box b = {lm, top + 28, W - lm - rm, ph, s->t[0], s->t[s->n - 1], INFINITY, -INFINITY};
+    double t1 = s->n_ahead > 0 ? fmax(s->t[s->n - 1], s->ahead_t[s->n_ahead - 1]) : s->t[s->n - 1];
+    pl_box b = {lm, top + 28, W - lm - rm, ph, s->t[0], t1, INFINITY, -INFINITY};
     if (!(b.t1 > b.t0)) b.t1 = b.t0 + 1;
     for (size_t i = 0; i < s->n; i++) {
         double xs[3] = {s->v[i], s->lo[i], s->hi[i]};
         for (int k = 0; k < 3; k++)
+            if (isfinite(xs[k])) { b.y0 = fmin(b.y0, xs[k]); b.y1 = fmax(b.y1, xs[k]); }
+    }
+    for (int i = 0; i < s->n_ahead; i++) {
+        double xs[2] = {s->ahead_lo[i], s->ahead_hi[i]};
+        for (int k = 0; k < 2; k++)
             if (isfinite(xs[k])) { b.y0 = fmin(b.y0, xs[k]); b.y1 = fmax(b.y1, xs[k]); }
     }
     if (!(b.y1 > b.y0)) { b.y0 -= 1; b.y1 += 1; }
@@ -266,8 +293,13 @@ static void draw_series(cairo_t *cr, const pl_series *s, double top, double W, d
     size_t alerts = 0;
     for (size_t i = 0; i < s->n; i++) alerts += s->level[i] == 2 && (i == 0 || s->level[i - 1] != 2);
     const char *base = strrchr(s->name, '/');
-    snprintf(title, sizeof title, "%s: %zu samples, %zu alert span%s; band: one-step 80%% interval",
-             base ? base + 1 : s->name, s->n, alerts, alerts == 1 ? "" : "s");
+    if (s->from_daemon)
+        snprintf(title, sizeof title, "%.255s: last %zu samples (daemon history), %zu alert span%s; band: one-step "
+                 "80%% interval%s", s->name, s->n, alerts, alerts == 1 ? "" : "s",
+                 s->n_ahead ? ", then the forecast ahead" : "");
+    else
+        snprintf(title, sizeof title, "%.255s: %zu samples, %zu alert span%s; band: one-step 80%% interval",
+                 base ? base + 1 : s->name, s->n, alerts, alerts == 1 ? "" : "s");
     cairo_show_text(cr, title);
     /* Clip to the plot box: a wild forecast never paints over the axes. */
     cairo_save(cr);
@@ -278,21 +310,8 @@ static void draw_series(cairo_t *cr, const pl_series *s, double top, double W, d
     time_axis(cr, &b, 0);
     /* The band: lo forward, hi backward, over each run of rows that has one. */
     rgb(cr, PL_BAND);
-    for (size_t i = 0; i < s->n;) {
-        while (i < s->n && !(isfinite(s->lo[i]) && isfinite(s->hi[i]))) i++;
-        size_t j = i;
-        while (j < s->n && isfinite(s->lo[j]) && isfinite(s->hi[j])) j++;
-        if (j > i + 1) {
-            cairo_set_antialias(cr, CAIRO_ANTIALIAS_NONE);
-            cairo_move_to(cr, px(&b, s->t[i]), py(&b, s->lo[i]));
-            for (size_t k = i + 1; k < j; k++) cairo_line_to(cr, px(&b, s->t[k]), py(&b, s->lo[k]));
-            for (size_t k = j; k-- > i;) cairo_line_to(cr, px(&b, s->t[k]), py(&b, s->hi[k]));
-            cairo_close_path(cr);
-            cairo_fill(cr);
-            cairo_set_antialias(cr, CAIRO_ANTIALIAS_DEFAULT);
-        }
-        i = j;
-    }
+    band(cr, &b, s->t, s->lo, s->hi, s->n);
+    ahead(cr, &b, s);
     line(cr, &b, s, s->yhat, NULL, PL_YHAT, 1.0);
     line(cr, &b, s, NULL, s->v, PL_VALUE, 1.4);
     cairo_restore(cr);
@@ -310,7 +329,7 @@ static void draw_series(cairo_t *cr, const pl_series *s, double top, double W, d
     cairo_clip(cr);
     spans(cr, &c, s, 1, PL_WARN);
     spans(cr, &c, s, 2, PL_ALERT);
-    double th[2] = {an->warn, an->alert};
+    double th[2] = {s->warn, s->alert};
     for (int k = 0; k < 2; k++) {
         cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
         double dash[] = {4, 3};
@@ -334,27 +353,59 @@ static void draw_series(cairo_t *cr, const pl_series *s, double top, double W, d
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "Usage: rwkvcast plot [-o OUT.png] [-m MODEL] [--width PX] INPUT.csv [INPUT.csv ...]\n\n"
+    fprintf(f, "Usage: rwkvcast plot [-o OUT.png] [-m MODEL] [--width PX] INPUT.csv [INPUT.csv ...]\n"
+               "       rwkvcast plot -e ENDPOINT [-t MS] [-o OUT.png] [--width PX] SERIES [SERIES ...]\n\n"
                "Runs each timestamp,value CSV through the daemon's engine (as `rwkvcast replay`\n"
                "does) and draws one panel per series into a PNG: the values, the one-step\n"
                "forecast and its 80%% interval as a band, warn and alert spans shaded, and below\n"
-               "it the anomaly score with the warn and alert thresholds; time axis in UTC.\n\n"
-               "  -o, --out FILE     PNG to write (default plot.png)\n"
-               "  -m, --model MODEL  weights file (default: as for replay)\n"
-               "      --width PX     image width in pixels, 400..8000 (default 1200)\n"
-               "  -h, --help         this text\n");
+               "it the anomaly score with the warn and alert thresholds; time axis in UTC.\n"
+               "With -e, the series are read from a running rwkvcastd instead: the recent\n"
+               "samples it keeps of series matching its 'history.series' pattern (control\n"
+               "command 'history'), as the daemon scored them, and the forecast it made after\n"
+               "the last one (command 'get') as a band ahead.\n\n"
+               "  -o, --out FILE       PNG to write (default plot.png)\n"
+               "  -m, --model MODEL    weights file (default: as for replay; CSV mode only)\n"
+               "      --width PX       image width in pixels, 400..8000 (default 1200)\n"
+               "  -e, --endpoint EP    the daemon's control endpoint (e.g. ipc:///run/rwkvcast/control.sock);\n"
+               "                       the operands are then series ids\n"
+               "  -t, --timeout MS     with -e: give up on a reply after MS milliseconds (default 5000)\n"
+               CLI_CURVE_HELP
+               "  -h, --help           this text\n");
+}
+
+/* Fills s[0..n) from the daemon at endpoint; 0 or -1 (printed). */
+static int fetch_all(const char *endpoint, long timeout, pl_series *s, int n) {
+    void *ctx = NULL;
+    void *sock = cli_socket_open(&ctx, ZMQ_REQ, endpoint, 0, 0);
+    int rc = sock ? 0 : -1;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        size_t len = strlen(s[i].name);
+        if (len == 0 || len > 255) {
+            fprintf(stderr, "Error: Invalid series id '%.64s%s': 1..255 bytes.\n", s[i].name, len > 64 ? "..." : "");
+            rc = -1;
+            break;
+        }
+        rc = pl_fetch(sock, endpoint, timeout, &s[i]);
+    }
+    cli_socket_close(ctx, sock, 0);
+    return rc;
 }
 
 int cmd_plot(int argc, char **argv) {
     ti_getopt g;
-    const char *out = "plot.png", *model_path = NULL;
-    long width = 1200;
+    const char *out = "plot.png", *model_path = NULL, *endpoint = NULL;
+    long width = 1200, timeout = 5000;
     int c;
-    if (ti_getopt_init(&g, "o|out= m|model= W/width= h|help", 0)) return 2;
+    if (ti_getopt_init(&g, "o|out= m|model= W/width= e|endpoint= t|timeout= " CLI_CURVE_SPEC "h|help", 0)) return 2;
     while ((c = getopt_long(argc, argv, g.shortopts, g.longopts, NULL)) != -1) {
+        if (cli_curve_option(c, optarg)) continue;
         switch (c) {
         case 'o': out = optarg; break;
         case 'm': model_path = optarg; break;
+        case 'e': endpoint = optarg; break;
+        case 't':
+            if (ti_opt_long("--timeout", optarg, 1, INT_MAX, &timeout)) return 2;
+            break;
         case 'W':
             if (ti_opt_long("--width", optarg, 400, 8000, &width)) return 2;
             break;
@@ -365,20 +416,30 @@ int cmd_plot(int argc, char **argv) {
     int n = argc - optind;
     if (n < 1) { usage(stderr); return 2; }
     if (n > 16) { fprintf(stderr, "Error: At most 16 series per plot (%d given).\n", n); return 2; }
+    if (endpoint && model_path) {
+        fprintf(stderr, "Error: '--model' is for CSV input; with '--endpoint' the daemon's model made the rows.\n");
+        return 2;
+    }
     char errbuf[256] = "";
     int is_random = 0, rc = 1;
-    rk_model *m = rp_open_model(model_path, &is_random, errbuf, sizeof errbuf);
-    if (!m) { fprintf(stderr, "Error: %s\n", errbuf[0] ? errbuf : "Cannot load the model."); return 1; }
-    if (is_random)
-        fprintf(stderr, "Warning: No model file at '%s'; using a randomly initialized model (seed 1).\n",
-                en_default_model_path());
+    rk_model *m = NULL;
+    if (!endpoint) {
+        m = rp_open_model(model_path, &is_random, errbuf, sizeof errbuf);
+        if (!m) { fprintf(stderr, "Error: %s\n", errbuf[0] ? errbuf : "Cannot load the model."); return 1; }
+        if (is_random)
+            fprintf(stderr, "Warning: No model file at '%s'; using a randomly initialized model (seed 1).\n",
+                    en_default_model_path());
+    }
     pl_series s[16];
     memset(s, 0, sizeof s);
     cairo_surface_t *sf = NULL;
     cairo_t *cr = NULL;
-    for (int i = 0; i < n; i++) {
-        s[i].name = argv[optind + i];
-        if (!load(s[i].name, m, &s[i])) goto out;
+    for (int i = 0; i < n; i++) s[i].name = argv[optind + i];
+    if (endpoint) {
+        if (fetch_all(endpoint, timeout, s, n)) goto out;
+    } else {
+        for (int i = 0; i < n; i++)
+            if (!load(s[i].name, m, &s[i])) goto out;
     }
     double ph = 260, sh = 80, per = 28 + ph + 26 + sh + 30;
     int H = (int)(per * n + 10);
@@ -387,9 +448,7 @@ int cmd_plot(int argc, char **argv) {
     cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-    an_cfg an;
-    an_cfg_default(&an);
-    for (int i = 0; i < n; i++) draw_series(cr, &s[i], 5 + per * i, (double)width, ph, sh, &an);
+    for (int i = 0; i < n; i++) draw_series(cr, &s[i], 5 + per * i, (double)width, ph, sh);
     cairo_surface_flush(sf);
     cairo_status_t st = cairo_surface_write_to_png(sf, out);
     if (st != CAIRO_STATUS_SUCCESS) {
@@ -401,7 +460,7 @@ int cmd_plot(int argc, char **argv) {
 out:
     if (cr) cairo_destroy(cr);
     if (sf) cairo_surface_destroy(sf);
-    for (int i = 0; i < n; i++) series_free(&s[i]);
+    for (int i = 0; i < n; i++) pl_series_free(&s[i]);
     rk_model_free(m);
     /* cairo keeps the font it looked up (and fontconfig's pattern) cached
      * for the process; release them so leak checkers see a clean exit. */

@@ -3,8 +3,9 @@
  * bytes of one request frame through ct_handle (the parser, the command
  * table and every handler's argument checks) on a real daemon core (random
  * weights, a store in a temp dir), as ct_on_socket runs it for a
- * single-frame request. Invariants: no crash, no leak, and a reply that is
- * one msgpack map every time (the socket must always answer a REQ client).
+ * single-frame request, with history on and four series in memory.
+ * Invariants: no crash, no leak, and a reply that is one msgpack map every
+ * time (the socket must always answer a REQ client).
  * Seeds: tests/fuzz/corpus/control/. Run with `make fuzz`.
  *
  * SPDX-License-Identifier: MIT
@@ -18,6 +19,7 @@
 #include "common/log.h"
 #include "connectors/wire.h"
 #include "daemon/control.h"
+#include "daemon/ingest.h"
 #include "daemon/server_internal.h"
 
 static dm *d;
@@ -48,9 +50,27 @@ static void setup(void) {
     cfg.threads = 1;
     cfg.pipeline = 0;
     snprintf(cfg.state_db, sizeof cfg.state_db, "%s/state.db", dir);
+    /* History on, with series in each of its states: a ring (sa, sb), every
+     * ring taken (sc), not matching (x). */
+    snprintf(cfg.history_series, sizeof cfg.history_series, "s*");
+    cfg.history_max_series = 2;
+    cfg.history_length = 8;
     d = calloc(1, sizeof *d);
     if (!d || dm_core_open(d, &cfg) != RC_OK) abort();
     atexit(cleanup);
+    static const char *const ids[] = {"sa", "sb", "sc", "x"};
+    for (int k = 0; k < 10; k++)
+        for (int i = 0; i < 4; i++) {
+            uint8_t b[64];
+            mp_wr p;
+            mp_wr_init(&p, b, sizeof b);
+            mp_w_map(&p, 3);
+            mp_w_kv_str(&p, "s", ids[i]);
+            mp_w_kv_f64(&p, "t", 1000 + k);
+            mp_w_kv_f64(&p, "v", k);
+            ig_ingest_payload(d, p.buf, p.len);
+        }
+    en_flush(d->en);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -30,6 +30,9 @@ static mp_wr w;
 static uint8_t qbuf[64 * 1024];
 static mp_wr q;
 
+/* history.series of the next open_daemon ("" = off), and its sizes. */
+static const char *open_history = "";
+
 static void open_daemon(uint32_t max_series, int policy) {
     /* No model file: the core runs on random weights, which is all the
      * commands need. Logging is off (above LG_WARNING). */
@@ -43,6 +46,9 @@ static void open_daemon(uint32_t max_series, int policy) {
     cfg.policy = policy;
     cfg.threads = 1;
     cfg.pipeline = 0;
+    snprintf(cfg.history_series, sizeof cfg.history_series, "%s", open_history);
+    cfg.history_max_series = 1;
+    cfg.history_length = 3;
     snprintf(cfg.state_db, sizeof cfg.state_db, "%s/state.db", dir);
     d = rc_calloc(1, sizeof *d);
     ASSERT(d);
@@ -184,7 +190,8 @@ static const char bad_request[] = "Bad request: expected a msgpack map with a 'c
 
 /* Adding a command to the table fails here until this file tests it. */
 TEST(table_has_every_command) {
-    static const char *const tested[] = {"ping", "stats", "series", "get", "forget", "checkpoint", "reload"};
+    static const char *const tested[] = {"ping", "stats", "series", "get", "forget", "checkpoint", "reload",
+                                         "history"};
     size_t n;
     const ct_command *c = ct_commands(&n);
     ASSERT_EQ(n, sizeof tested / sizeof tested[0]);
@@ -231,7 +238,9 @@ TEST(stats) {
     ig_ingest_payload(d, bad_v, sizeof bad_v);
     req("stats", 0);
     call();
-    ASSERT_EQ(reply_pairs(), 34);
+    ASSERT_EQ(reply_pairs(), 35);
+    ASSERT_EQ(get_int("history.series"), 0);
+    ASSERT_EQ(get_int("history.bytes"), 0);
     ASSERT_EQ(get_bool("curve.enabled"), 0);
     ASSERT_EQ(get_int("curve.rejected"), 0);
     ASSERT_EQ(get_bool("ok"), 1);
@@ -419,6 +428,93 @@ TEST(forget) {
     close_daemon();
 }
 
+/* The n items of array `key` as doubles into x (at most 8). */
+static uint32_t get_column(const char *key, double *x) {
+    mp_rd r;
+    mp_obj v;
+    uint32_t n = reply_pairs();
+    mp_rd_init(&r, w.buf, w.len);
+    ASSERT_EQ(mp_next(&r, &v), RC_OK);
+    ASSERT(find_in(&r, n, key, &v));
+    ASSERT_EQ(v.type, MP_ARR);
+    ASSERT(v.len <= 8);
+    for (uint32_t i = 0; i < v.len; i++) {
+        mp_obj e;
+        ASSERT_EQ(mp_next(&r, &e), RC_OK);
+        ASSERT(mp_as_double(&e, &x[i]));
+    }
+    return v.len;
+}
+
+static void history_req(const char *s, int64_t limit) {
+    req("history", limit >= 0 ? 2 : 1);
+    mp_w_kv_str(&q, "s", s);
+    if (limit >= 0) mp_w_kv_int(&q, "limit", limit);
+    call();
+}
+
+TEST(history) {
+    open_history = "";
+    open_daemon(16, CF_POLICY_REFUSE);
+    ingest("h1", 1000, 1);
+    history_req("h1", -1);
+    expect_error("History is off: set 'history.series' (a pattern of series ids) in the configuration and restart.");
+    ASSERT_EQ(d->hist_errors, 1);
+    close_daemon();
+
+    /* One ring of three samples, for ids h*. */
+    open_history = "h*";
+    open_daemon(16, CF_POLICY_REFUSE);
+    for (int i = 0; i < 5; i++) ingest("h1", 1000 + i, i);
+    ingest("h2", 1000, 1);
+    ingest("x", 1000, 1);
+    history_req("h1", -1);
+    ASSERT_EQ(reply_pairs(), 13);
+    ASSERT_EQ(get_int("held"), 3);
+    ASSERT_EQ(get_int("length"), 3);
+    double x[8];
+    ASSERT_EQ(get_column("t", x), 3);
+    ASSERT(x[0] == 1002 && x[1] == 1003 && x[2] == 1004);
+    ASSERT_EQ(get_column("v", x), 3);
+    ASSERT(x[0] == 2 && x[2] == 4);
+    ASSERT_EQ(get_column("level", x), 3);
+    history_req("h1", 1);
+    ASSERT_EQ(get_column("t", x), 1);
+    ASSERT(x[0] == 1004);
+    history_req("h2", -1);
+    expect_error("Series 'h2' has no history: 'history.max_series' (1) series already have one.");
+    history_req("x", -1);
+    expect_error("Series 'x' has no history: its id does not match 'history.series' (h*).");
+    history_req("zz", -1);
+    expect_error("Unknown series 'zz'.");
+    req("history", 0);
+    call();
+    expect_error("Missing 's' (the series id).");
+    ASSERT_EQ(d->hist_errors, 4);
+    /* A reply buffer too small for every sample: the newest that fit. */
+    history_req("h1", -1);
+    mp_wr_init(&w, rbuf, 512 + 2 + 39 * 2);
+    ASSERT_EQ(ct_handle(d, q.buf, q.len, &w), CT_REPLY);
+    ASSERT(!w.overflow);
+    ASSERT_EQ(get_int("held"), 3);
+    ASSERT_EQ(get_column("t", x), 2);
+    ASSERT(x[1] == 1004);
+    /* forget frees the ring; h2's next sample takes it. */
+    req("forget", 1);
+    mp_w_kv_str(&q, "s", "h1");
+    call();
+    hs_stats st;
+    hs_get_stats(d->hs, &st);
+    ASSERT_EQ(st.series, 0);
+    ASSERT_EQ(st.full, 1);
+    ingest("h2", 1001, 2);
+    history_req("h2", -1);
+    ASSERT_EQ(get_bool("ok"), 1);
+    ASSERT_EQ(get_column("t", x), 1);
+    close_daemon();
+    open_history = "";
+}
+
 /* Drives the store like the loop does until a waiting client's reply is
  * written into w; fails after 30 s. */
 static void run_until_reply(void) {
@@ -588,4 +684,4 @@ TEST(reply_too_large) {
 
 TT_MAIN(TEST_ENTRY(table_has_every_command), TEST_ENTRY(ping), TEST_ENTRY(stats), TEST_ENTRY(series),
         TEST_ENTRY(get), TEST_ENTRY(forget), TEST_ENTRY(checkpoint), TEST_ENTRY(reload),
-        TEST_ENTRY(unknown_command), TEST_ENTRY(bad_requests), TEST_ENTRY(reply_too_large))
+        TEST_ENTRY(unknown_command), TEST_ENTRY(bad_requests), TEST_ENTRY(reply_too_large), TEST_ENTRY(history))
