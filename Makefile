@@ -149,9 +149,13 @@ demo:
 
 # `make install DESTDIR=... PREFIX=...`: binaries, the default model if built,
 # the example config (as rwkvcast.yaml only when none exists), the unit file
-# (its paths rewritten for SBINDIR/DATADIR/SYSCONFDIR) and the man pages.
+# (its paths rewritten for SBINDIR/DATADIR/SYSCONFDIR), its sysusers.d and
+# tmpfiles.d files and the man pages. Without DESTDIR, as root, the unit's
+# user and state directory are made at once (systemd-sysusers,
+# systemd-tmpfiles), as the Debian package's postinst does.
 install: build-all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR) \
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
 	  $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
 	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPLDIR)
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/rwkvcast
@@ -163,6 +167,10 @@ install: build-all
 	sed -e 's|/usr/local/sbin|$(SBINDIR)|g' -e 's|/usr/local/share/rwkvcast|$(DATADIR)|g' \
 	  -e 's|/etc/rwkvcast|$(SYSCONFDIR)|g' systemd/rwkvcast.service > $(DESTDIR)$(UNITDIR)/rwkvcast.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/rwkvcast.service
+	install -m 644 systemd/rwkvcast.sysusers $(DESTDIR)$(SYSUSERSDIR)/rwkvcast.conf
+	install -m 644 systemd/rwkvcast.tmpfiles $(DESTDIR)$(TMPFILESDIR)/rwkvcast.conf
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/rwkvcast.conf && systemd-tmpfiles --create $(TMPFILESDIR)/rwkvcast.conf; fi
 	install -m 644 man/rwkvcast.1 $(DESTDIR)$(MANDIR)/man1/rwkvcast.1
 	install -m 644 man/rwkvcast.yaml.5 $(DESTDIR)$(MANDIR)/man5/rwkvcast.yaml.5
 	install -m 644 man/rwkvcastd.8 $(DESTDIR)$(MANDIR)/man8/rwkvcastd.8
@@ -176,10 +184,11 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/rwkvcast $(DESTDIR)$(SBINDIR)/rwkvcastd \
 	  $(DESTDIR)$(DATADIR)/default.rwkv $(DESTDIR)$(DATADIR)/rwkvcast.example.yaml \
 	  $(DESTDIR)$(UNITDIR)/rwkvcast.service $(DESTDIR)$(MANDIR)/man1/rwkvcast.1 \
+	  $(DESTDIR)$(SYSUSERSDIR)/rwkvcast.conf $(DESTDIR)$(TMPFILESDIR)/rwkvcast.conf \
 	  $(DESTDIR)$(MANDIR)/man5/rwkvcast.yaml.5 $(DESTDIR)$(MANDIR)/man8/rwkvcastd.8 \
 	  $(DESTDIR)$(COMPLDIR)/rwkvcast $(DESTDIR)$(COMPLDIR)/rwkvcastd
 	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
-	@echo ">>> Kept $(DESTDIR)$(SYSCONFDIR)/rwkvcast.yaml and /var/lib/rwkvcast (remove them by hand)."
+	@echo ">>> Kept $(DESTDIR)$(SYSCONFDIR)/rwkvcast.yaml, /var/lib/rwkvcast and the user rwkvcast (remove them by hand)."
 
 # `make deb`: a Debian package (debhelper, packaging/debian/ as debian/) of a
 # copy of this tree, built portable (ARCHFLAGS=) for /usr, into $(BUILD)/.
@@ -319,7 +328,7 @@ help:
 	@echo "make clean         remove the build dirs (reallyclean: also Python caches)"
 	@echo "Switches (config.mk): ARCHFLAGS= (portable), OPTFLAGS, WERROR=1 (on when CI=true), BUILD"
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f -not -path '$(BUILD)/deb/*' 2>/dev/null)
 
 # The numeric kernels need -O3 for GCC to vectorize the elementwise loops, and
 # -fno-trapping-math to let it turn their selects (max, the WKV running max,

@@ -21,6 +21,8 @@ DATADIR ?= $(PREFIX)/share/rwkvcast
 MANDIR ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc/rwkvcast
 UNITDIR ?= /lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 COMPLDIR ?= $(PREFIX)/share/bash-completion/completions
 
 # Debian packages the build and the tests need (`make deps` installs them;

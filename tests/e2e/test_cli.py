@@ -354,6 +354,29 @@ def test_unit_file_hardening_score():
     assert float(m.group(1)) <= 0.9, r.stdout.decode()
 
 
+def test_unit_user_comes_from_its_sysusers_and_tmpfiles_files(tmp_path):
+    # The unit runs as the static user its sysusers.d file creates, in the
+    # state directory its tmpfiles.d file makes (issue 20 item 5).
+    sd = os.path.join(ROOT, "systemd")
+    unit = open(os.path.join(sd, "rwkvcast.service")).read()
+    assert "\nUser=rwkvcast\n" in unit and "\nGroup=rwkvcast\n" in unit and "DynamicUser" not in unit
+    assert "\nStateDirectory=rwkvcast\n" in unit
+    users = [ln.split() for ln in open(os.path.join(sd, "rwkvcast.sysusers")) if ln.strip() and ln[0] != "#"]
+    assert [u[:3] for u in users] == [["u", "rwkvcast", "-"]]
+    dirs = [ln.split() for ln in open(os.path.join(sd, "rwkvcast.tmpfiles")) if ln.strip() and ln[0] != "#"]
+    assert dirs == [["d", "/var/lib/rwkvcast", "0700", "rwkvcast", "rwkvcast", "-"]]
+    # systemd-sysusers makes the account in a scratch root: the file parses.
+    try:
+        (tmp_path / "etc").mkdir()
+        r = subprocess.run(["systemd-sysusers", "--root", str(tmp_path), os.path.join(sd, "rwkvcast.sysusers")],
+                           capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        pytest.skip("systemd-sysusers not installed")
+    assert r.returncode == 0, r.stderr
+    pw = (tmp_path / "etc" / "passwd").read_text()
+    assert re.search(r"^rwkvcast:x:\d+:\d+:rwkvcast forecasting daemon:/var/lib/rwkvcast:", pw, re.M), pw
+
+
 def test_tools_against_real_daemon(daemon):
     # send (PUB and PUSH) -> rwkvcastd -> tail, then ctl: the newcomer's path.
     tail = subprocess.Popen([CLI, "tail", "-e", daemon.out, "--series", "cli-", "--json", "--count", "60",
