@@ -94,6 +94,7 @@ typedef struct bfile {
     float *fq;                /* (C, n, Q) one-step forecast each value was judged against */
     unsigned char *fst;       /* (C, n) 0 sample rejected, 1 judged without forecast, 2 with, 3 with its path */
     float *fp;                /* (C, n, H) median forecast path (state 3) */
+    double *fdt;              /* (C, n) the engine's sampling period estimate when it judged the row, seconds */
 } bfile;
 
 typedef struct bset {
@@ -137,6 +138,7 @@ static void set_free(bset *s) {
         for (int d = 0; d < N_DET; d++) rc_free(s->f[i].score[d]);
         rc_free(s->f[i].fq);
         rc_free(s->f[i].fst);
+        rc_free(s->f[i].fdt);
         rc_free(s->f[i].fp);
     }
     rc_free(s->f);
@@ -395,6 +397,7 @@ static void eng_cb(void *vctx, const en_result *r) {
     size_t at = (size_t)r->slot * (size_t)c->n + (size_t)c->row;
     c->buf[at] = r->score;
     c->f->fst[at] = r->prev ? 2 : 1;
+    c->f->fdt[at] = r->dt;
     if (r->prev) {
         memcpy(c->f->fq + at * (size_t)c->Q, r->prev, sizeof(float) * (size_t)c->Q);
         /* The engine passes the whole path when v is the forecast's horizon 1. */
@@ -431,7 +434,7 @@ static void score_cached(bfile *f, const an_cfg *ac, const float *qlev, int Q, i
                     for (int h = 0; h < H; h++)
                         for (int k = 0; k < Q; k++) path[h * Q + k] = f->fp[at * (size_t)H + (size_t)h];
                 last[c] = an_update_path(&st[c], ac, f->x[at], f->fst[at] >= 2 ? f->fq + at * (size_t)Q : NULL,
-                                         qlev, Q, f->fst[at] == 3 ? path : NULL, H, &lvl);
+                                         qlev, Q, f->fst[at] == 3 ? path : NULL, H, f->fdt[at], &lvl);
                 if (trace && c == 0 && i >= f->w[0].start - 10 && i <= f->w[0].end)
                     fprintf(stderr, "%s %ld%s v %.3f q %.3f %.3f %.3f score %.3f\n", f->name, i,
                             i == f->onset[0] ? "*" : " ", f->x[at], f->fq[at * (size_t)Q],
@@ -470,7 +473,8 @@ static int run_rwkv(bset *s, const rk_model *m, const an_cfg *ac) {
         f->fq = rc_calloc((size_t)f->n * (size_t)f->C * (size_t)Q, sizeof(float));
         f->fst = rc_calloc((size_t)f->n * (size_t)f->C, 1);
         f->fp = rc_calloc((size_t)f->n * (size_t)f->C * (size_t)H, sizeof(float));
-        if (!buf || !f->fq || !f->fst || !f->fp) {
+        f->fdt = rc_calloc((size_t)f->n * (size_t)f->C, sizeof(double));
+        if (!buf || !f->fq || !f->fst || !f->fp || !f->fdt) {
             rc_free(buf);
             goto out;
         }

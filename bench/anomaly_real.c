@@ -98,6 +98,7 @@ typedef struct series {
     float *fq;                  /* (n, Q) forecast row i was judged against */
     unsigned char *fst;         /* (n) 0 no sample/rejected, 1 judged without a forecast, 2 with, 3 with its path */
     float *fp;                  /* (n, H) median path of the forecast row i was judged against (state 3) */
+    double *fdt;                /* (n) the engine's sampling period estimate when it judged row i, seconds */
 } series;
 
 static series g_s[MAX_SERIES * 2];
@@ -125,8 +126,9 @@ static series *add_series(const char *name, long n) {
     s->sent = rc_malloc((size_t)n);
     s->level = rc_calloc((size_t)n, 1);
     s->fst = rc_calloc((size_t)n, 1);
+    s->fdt = rc_calloc((size_t)n, sizeof(double));
     for (int d = 0; d < N_DET; d++) s->score[d] = rc_calloc((size_t)n, sizeof(float));
-    if (!s->t || !s->x || !s->sent || !s->level || !s->fst) return NULL;
+    if (!s->t || !s->x || !s->sent || !s->level || !s->fst || !s->fdt) return NULL;
     for (int d = 0; d < N_DET; d++)
         if (!s->score[d]) return NULL;
     memset(s->sent, 1, (size_t)n);
@@ -141,6 +143,7 @@ static void free_all(void) {
         rc_free(s->sent);
         rc_free(s->level);
         rc_free(s->fst);
+        rc_free(s->fdt);
         rc_free(s->fq);
         rc_free(s->fp);
         for (int d = 0; d < N_DET; d++) rc_free(s->score[d]);
@@ -410,6 +413,7 @@ static void eng_cb(void *vctx, const en_result *r) {
     s->score[0][i] = r->score;
     s->level[i] = (signed char)r->level;
     s->fst[i] = r->prev ? 2 : 1;
+    s->fdt[i] = r->dt;
     if (r->prev) memcpy(s->fq + (size_t)i * (size_t)c->Q, r->prev, sizeof(float) * (size_t)c->Q);
     float *ly = c->last_yhat + (size_t)r->slot * (size_t)c->H;
     /* The engine passes the whole path when v is the forecast's horizon 1. */
@@ -483,7 +487,7 @@ static void score_cached(series *s, const an_cfg *ac, const float *qlev, int Q, 
             for (int h = 0; h < H; h++)
                 for (int q = 0; q < Q; q++) path[h * Q + q] = s->fp[(size_t)i * (size_t)H + (size_t)h];
         s->score[0][i] = an_update_path(&st, ac, s->x[i], s->fst[i] >= 2 ? s->fq + (size_t)i * (size_t)Q : NULL, qlev,
-                                        Q, s->fst[i] == 3 ? path : NULL, H, &lvl);
+                                        Q, s->fst[i] == 3 ? path : NULL, H, s->fdt[i], &lvl);
         if (lvl > 0 && before == 0 && i >= s->n / 2 && !s->injected && getenv("ANR_KINDS"))
             fprintf(stderr, "rise %s %s\n", s->name, an_kind_name(st.kind));
         s->level[i] = (signed char)lvl;
@@ -762,7 +766,10 @@ static void usage(FILE *f) {
                "  -m, --model MODEL  weights file (default: the default model)\n"
                "  --an KEY=VALUE     an anomaly setting (anomaly.KEY of the config)\n"
                "  --try SPEC         rescore rwkvcast with these settings (up to 64), one line each\n"
-               "  -h, --help         this text\n");
+               "  -h, --help         this text\n"
+               "Environment: ANR_DUMP=DIR writes every series' rows and windows to DIR/<k>.csv\n"
+               "(for bench/anomaly_oracle.py); ANR_DEBUG=1 and ANR_KINDS=1 print per-window and\n"
+               "per-alert details on stderr.\n");
 }
 
 int main(int argc, char **argv) {
@@ -875,6 +882,24 @@ int main(int argc, char **argv) {
                         s->half ? 'H' : 'T', KIND_NAME[s->kind[w]], s->size[w], s->x[o], q[0], q[Q / 2], q[Q - 1],
                         s->score[0][o], mx);
             }
+        }
+    }
+    if (getenv("ANR_DUMP")) {
+        /* ANR_DUMP=DIR: per series, every row's value and detector scores,
+         * and the injected windows, for offline analysis. */
+        for (int k = 0; k < g_ns; k++) {
+            const series *s = &g_s[k];
+            char fn[512];
+            snprintf(fn, sizeof fn, "%s/%d.csv", getenv("ANR_DUMP"), k);
+            FILE *f = fopen(fn, "w");
+            if (!f) continue;
+            fprintf(f, "# %s|%d|%d|%d|%g\n", s->name, s->half, s->injected, s->live, s->dt);
+            for (int w = 0; w < s->nw; w++)
+                fprintf(f, "# w %ld %ld %ld %d %g\n", s->w[w].start, s->w[w].end, s->onset[w], s->kind[w], (double)s->size[w]);
+            for (long i = 0; i < s->n; i++)
+                fprintf(f, "%ld,%.17g,%.9g,%d,%.6g,%.6g,%.6g,%d\n", i, s->t[i], (double)s->x[i], s->sent[i], (double)s->score[0][i],
+                        (double)s->score[1][i], (double)s->score[2][i], s->level[i]);
+            fclose(f);
         }
     }
     if (!ntry) report();

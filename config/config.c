@@ -542,7 +542,7 @@ static rc_err k_engine(px *x, yaml_node_t *v, const char *key, void *obj) {
 #define AF(f) {#f, offsetof(an_cfg, f), 100}
 static const struct { const char *name; size_t off; double max; } an_floats[] = {
     AF(warn), AF(alert), AF(clear), AF(tail_rate), AF(short_rate), AF(long_rate), AF(stuck_weight),
-    {"anchor_len", offsetof(an_cfg, anchor_len), 4096}, AF(anchor_rate), AF(alarm_rate),
+    {"anchor_len", offsetof(an_cfg, anchor_len), 4096}, AF(anchor_rate), {"alarm_budget", offsetof(an_cfg, alarm_budget), 1e5},
     {"silence", offsetof(an_cfg, silence), 1e6}};
 #define N_AF ((int)(sizeof an_floats / sizeof an_floats[0]))
 static rc_err k_an_float(px *x, yaml_node_t *v, const char *key, void *obj) {
@@ -565,7 +565,7 @@ static const key_def anomaly_keys[] = {
     {"warn", k_an_float}, {"alert", k_an_float}, {"clear", k_an_float}, {"warmup", k_an_warmup},
     {"tail_rate", k_an_float}, {"short_rate", k_an_float}, {"long_rate", k_an_float},
     {"stuck_weight", k_an_float}, {"anchor_len", k_an_float}, {"anchor_rate", k_an_float},
-    {"alarm_rate", k_an_float}, {"silence", k_an_float}};
+    {"alarm_budget", k_an_float}, {"silence", k_an_float}};
 int cf_anomaly_keys(void) { return (int)(sizeof anomaly_keys / sizeof anomaly_keys[0]); }
 
 static rc_err k_anomaly(px *x, yaml_node_t *v, const char *key, void *obj) {
@@ -573,7 +573,7 @@ static rc_err k_anomaly(px *x, yaml_node_t *v, const char *key, void *obj) {
         return RC_ERR_CONFIG;
     if (an_cfg_check(&CFG->anomaly))
         return fail(x, v->start_mark, "Invalid '%s' settings: need 0 <= clear <= warn <= alert <= 1, "
-                    "rates in (0,1], stuck_weight in 0..1, anchor_len 0 or 2..4096, alarm_rate in 0..0.1, "
+                    "rates in (0,1], stuck_weight in 0..1, anchor_len 0 or 2..4096, alarm_budget in 0..1e5, "
                     "silence 0 or 0.5..1e6.", key);
     return RC_OK;
 }

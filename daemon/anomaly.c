@@ -18,17 +18,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AN_MAGIC 0x33534e41u /* "ANS3" little-endian (ANS2: the channels before issue 19) */
+#define AN_MAGIC 0x34534e41u /* "ANS4" little-endian: tails learned on z, the alarm budget */
+#define AN_MAGIC_V3 0x33534e41u /* "ANS3": loaded (tails restart); ANS2: the channels before issue 19 (refused) */
 /* Judged samples used to seed the statistics before any evidence counts. */
 #define AN_N_CAL 10u
 /* Scores are 1 - exp(-L / AN_LOG_SPAN) for evidence L = -log10 P. */
 #define AN_LOG_SPAN 8.656170245 /* 6 / ln 2 */
-/* Evidence from which each channel's tail is learned, and the calibrated
- * law's exceedance rate (10^-AN_EV0) and mean excess (1 / ln 10, the
- * exponential tail of -log10 of a uniform P) beyond it: the starting point. */
-#define AN_EV0 1.5f
-#define AN_P_EV0 0.031622777f
-#define AN_EXCESS_EV0 0.43429448f
+/* z from which each channel's tail is learned, and the Gaussian law's
+ * exceedance rate (one-sided), mean excess and mean squared excess beyond it:
+ * the starting point. */
+#define AN_Z0 2.0
+#define AN_P_Z0 0.02275f
+#define AN_EXCESS_Z0 0.3732f
+#define AN_EXCESS2_Z0 0.2541f
+/* Largest tail shape trusted (the moments estimate needs xi < 0.5), and
+ * the cap on one excess, in mean excesses. */
+#define AN_XI_MAX 0.45
+#define AN_EXCESS_CAP 20.0
 /* Samples the tail model's starting point is worth. */
 #define AN_TAIL_PRIOR_N 50.0f
 /* Evidence per sample entering the likelihood's short mean is capped, so
@@ -38,12 +44,17 @@
 #define AN_ERR_RATE 0.0075f
 /* Mean of |N(0,1)|: converts a mean absolute error into a sigma. */
 #define AN_MEAN_ABS_N 0.7978845608f
-/* Step (decades) of the dynamic threshold's quantile tracker. */
-#define AN_Q_STEP 1.0
+/* Smallest evidence (decades) the alarm budget may map to warn's level. */
+#define AN_THR_MIN 0.5
 /* Share of one sign among a block's residuals from which a change is a trend. */
 #define AN_TREND_SIGN 0.5
 /* Blocks judged before the anchored channel's calibration is trusted. */
 #define AN_A_CAL 8.0f
+/* Sampling period assumed while a series' own is unknown (seconds), and the
+ * bounds of the dynamic threshold's per-sample rate. */
+#define AN_DT_UNKNOWN 60.0
+#define AN_RATE_MIN 1e-7
+#define AN_RATE_MAX 0.1
 
 void an_cfg_default(an_cfg *c) {
     c->warn = 0.5f;   /* tail probability 1e-6 */
@@ -52,13 +63,13 @@ void an_cfg_default(an_cfg *c) {
     c->warmup = 60;
     /* Chosen on the tuning halves of bench/anomaly_real.c and
      * bench/anomaly_bench.c (bench/RESULTS.md). */
-    c->tail_rate = 0.002f;
+    c->tail_rate = 0.0002f;
     c->short_rate = 0.7f;
     c->long_rate = 0.01f;
     c->anchor_len = 24.0f;
     c->anchor_rate = 0.1f;
     c->stuck_weight = 0.5f;
-    c->alarm_rate = 1e-4f;
+    c->alarm_budget = 0.3f;
     c->silence = 5.0f;
 }
 
@@ -69,7 +80,7 @@ rc_err an_cfg_check(const an_cfg *c) {
     if (!in01(c->warn) || !in01(c->alert) || !in01(c->clear)) return RC_ERR_CONFIG;
     if (!(c->clear <= c->warn && c->warn <= c->alert)) return RC_ERR_CONFIG;
     if (!rate_ok(c->tail_rate) || !rate_ok(c->short_rate) || !rate_ok(c->long_rate)) return RC_ERR_CONFIG;
-    if (!in01(c->stuck_weight) || !(c->alarm_rate >= 0.0f && c->alarm_rate <= 0.1f)) return RC_ERR_CONFIG;
+    if (!in01(c->stuck_weight) || !(c->alarm_budget >= 0.0f && c->alarm_budget <= 1e5f)) return RC_ERR_CONFIG;
     if (!(c->anchor_len == 0.0f || (c->anchor_len >= 2.0f && c->anchor_len <= 4096.0f)) || !rate_ok(c->anchor_rate) ||
         !(c->silence == 0.0f || (c->silence >= 0.5f && c->silence <= 1e6f)))
         return RC_ERR_CONFIG;
@@ -83,7 +94,7 @@ static const struct {
 } an_keys[] = {
 #define K(f) {#f, offsetof(an_cfg, f)}
     K(warn), K(alert), K(clear), K(tail_rate), K(short_rate), K(long_rate), K(stuck_weight),
-    K(anchor_len), K(anchor_rate), K(alarm_rate), K(silence),
+    K(anchor_len), K(anchor_rate), K(alarm_budget), K(silence),
 #undef K
 };
 
@@ -122,8 +133,9 @@ void an_cfg_describe(const an_cfg *c, char *buf, size_t len) {
 void an_init(an_state *s) {
     memset(s, 0, sizeof *s);
     for (int i = 0; i < AN_NCH; i++) {
-        s->ev_p[i] = AN_P_EV0;
-        s->ev_b[i] = AN_EXCESS_EV0;
+        s->ev_p[i] = i == 0 ? 2.0f * AN_P_Z0 : AN_P_Z0; /* the point channel's |u| is two-sided */
+        s->ev_b[i] = AN_EXCESS_Z0;
+        s->ev_b2[i] = AN_EXCESS2_Z0;
     }
 }
 
@@ -191,34 +203,50 @@ static float clampf(float x, float lo, float hi) {
 }
 
 /*
- * A channel's nominal evidence L (-log10 of a tail probability under the
- * calibrated law) recalibrated by the series' own history of it: up to
- * AN_EV0 it is taken as it is; beyond, the tail is exponential with the
- * learned exceedance rate p and mean excess b (peaks over threshold, as
- * SPOT does: Siffer et al. 2017), so a series whose evidence often runs
- * high (heavy tails, bursts) does not call its usual bursts rare. Never
- * more than L: a tail learned lighter than the law's is not trusted to be
+ * A channel's evidence from its standardized statistic z (a Gaussian-
+ * equivalent z-score: the point residual's |u|, the likelihood's
+ * standardized short mean, the anchored block's residual), recalibrated by
+ * the series' own history of z: up to AN_Z0 the Gaussian law is taken as it
+ * is; beyond, z's excesses follow a generalized Pareto law with the
+ * exceedance rate, scale and shape this series showed lately (peaks over
+ * threshold, as SPOT does: Siffer et al. 2017; the shape by moments, so it
+ * stays O(1)). A series with heavy tails or bursts thus does not call its
+ * usual bursts rare, and a power-law tail is followed as such, not cut off
+ * as an exponential one would be. Never more than the Gaussian evidence
+ * (nominal): a tail learned lighter than the law's is not trusted to be
  * sharper.
  */
-static double recal(const an_state *s, int ch, double L) {
-    if (L <= AN_EV0) return L;
-    double lt = -log10((double)s->ev_p[ch]) + (L - AN_EV0) * AN_EXCESS_EV0 / (double)s->ev_b[ch];
-    return lt < L ? lt : L;
+static double tail_ev(const an_state *s, int ch, double z, double nominal) {
+    if (!(z > AN_Z0)) return nominal;
+    double m = (double)s->ev_b[ch], m2 = (double)s->ev_b2[ch];
+    double var = m2 - m * m, ratio = var > 1e-12 ? m * m / var : 1.0;
+    double xi = 0.5 * (1.0 - ratio), sigma = 0.5 * m * (1.0 + ratio);
+    if (xi < 0.0) xi = 0.0, sigma = m; /* lighter than exponential: taken as exponential */
+    if (xi > AN_XI_MAX) xi = AN_XI_MAX, sigma = m * (1.0 - xi);
+    if (!(sigma > 1e-6)) sigma = 1e-6;
+    double x = z - AN_Z0;
+    double lt = -log10((double)s->ev_p[ch]) +
+                (xi > 1e-6 ? log10(1.0 + xi * x / sigma) / xi : x / (sigma * M_LN10));
+    return lt < nominal ? lt : nominal;
 }
 
-/* Learns channel ch's tail from its nominal evidence L (after judging):
- * winsorized, so one anomaly is not absorbed at once. */
-static void learn_tail(an_state *s, const an_cfg *c, int ch, double L, uint32_t k) {
+/* Learns channel ch's tail from its statistic z (after judging): the
+ * excess winsorized, so one anomaly is not absorbed at once. k counts the
+ * channel's judgements so far. */
+static void learn_tail(an_state *s, const an_cfg *c, int ch, double z, uint32_t k) {
     float r = ew_rate(c->tail_rate, (uint32_t)((float)k + AN_TAIL_PRIOR_N));
-    int ex = L > AN_EV0;
+    int ex = z > AN_Z0;
     s->ev_p[ch] += r * ((float)ex - s->ev_p[ch]);
     if (s->ev_p[ch] < 1e-5f) s->ev_p[ch] = 1e-5f;
     if (!ex) return;
     /* EW over exceedances, with about the memory the rate gives samples. */
     float re = clampf(0.25f * r / (s->ev_p[ch] > 0.01f ? s->ev_p[ch] : 0.01f), 0.0f, 1.0f);
-    double e = L - AN_EV0, lim = 5.0 * (double)s->ev_b[ch];
-    s->ev_b[ch] += re * ((float)(e < lim ? e : lim) - s->ev_b[ch]);
-    s->ev_b[ch] = clampf(s->ev_b[ch], 0.05f, 100.0f);
+    double e = z - AN_Z0, lim = AN_EXCESS_CAP * (double)s->ev_b[ch];
+    if (e > lim) e = lim;
+    s->ev_b[ch] += re * ((float)e - s->ev_b[ch]);
+    s->ev_b2[ch] += re * ((float)(e * e) - s->ev_b2[ch]);
+    s->ev_b[ch] = clampf(s->ev_b[ch], 0.01f, 100.0f);
+    s->ev_b2[ch] = clampf(s->ev_b2[ch], s->ev_b[ch] * s->ev_b[ch], 1e4f);
 }
 
 /* The stuck-sensor evidence of the current run, -log10 of p * c^(run-1). */
@@ -261,7 +289,7 @@ static double clip_abs(double x, double lim) {
  * just stretches it. Returns the evidence of a block completed now, or 0.
  */
 static double anchored(an_state *s, const an_cfg *c, double v, double res, const float *path, int K, int Q,
-                       double floor_) {
+                       double floor_, int *judged) {
     const int mid = Q / 2;
     double best = 0.0;
     /* Block 0 reopens at once; block 1 opens K/2 samples into block 0. */
@@ -283,7 +311,9 @@ static double anchored(an_state *s, const an_cfg *c, double v, double res, const
         }
         if (!open[j] && !start[j]) continue;
         s->a_acc[j] += (float)(v - (double)s->a_ref[j]);
-        s->a_sgn[j] += res > 0.0 ? 1.0f : res < 0.0 ? -1.0f : 0.0f;
+        /* EW over about half a block: the latest residuals decide, so a
+         * ramp caught by a block that began before it is still a trend. */
+        s->a_sgn[j] = s->a_sgn[j] * (1.0f - 2.0f / (float)K) + (res > 0.0 ? 1.0f : res < 0.0 ? -1.0f : 0.0f);
         s->a_cnt[j] += 1.0f;
         if (s->a_cnt[j] < (float)K) continue;
         s->a_cnt[j] = 0.0f;
@@ -294,14 +324,15 @@ static double anchored(an_state *s, const an_cfg *c, double v, double res, const
         double as = (double)s->a_mae / AN_MEAN_ABS_N;
         if (!(as > floor_)) as = floor_;
         if (s->a_n >= AN_A_CAL) {
-            double e = ev_gauss(fabs(dr) / as);
+            double e = fabs(dr) / as;
+            *judged = 1;
             if (e > best) {
                 best = e;
                 /* The one-step residuals' balance over the block: a
                  * forecaster that followed a jump has residuals of both
                  * signs again (a shift); one that keeps lagging behind a
                  * drift has them mostly of one sign (a trend). */
-                s->a_trend = fabs((double)s->a_sgn[j]) >= AN_TREND_SIGN * K;
+                s->a_trend = fabs((double)s->a_sgn[j]) >= AN_TREND_SIGN * 0.5 * K;
             }
             /* Winsorized, so a lasting change is not learned at once. */
             dr = clip_abs(dr, 4.0 * as);
@@ -326,11 +357,20 @@ static an_kind kind_of(const an_state *s, int ch) {
 
 float an_update(an_state *s, const an_cfg *c, double v, const float *q,
                 const float *qlev, int Q, int *level) {
-    return an_update_path(s, c, v, q, qlev, Q, NULL, 0, level);
+    return an_update_path(s, c, v, q, qlev, Q, NULL, 0, 0.0, level);
+}
+
+/* The dynamic threshold's rate per sample: the day's alarm budget spread
+ * over the samples of a day at this series' sampling period (one a minute
+ * while the period is unknown). */
+static double budget_rate(const an_cfg *c, double dt) {
+    if (!(dt > 0.0) || !isfinite(dt)) dt = AN_DT_UNKNOWN;
+    double r = (double)c->alarm_budget * dt / 86400.0;
+    return r < AN_RATE_MIN ? AN_RATE_MIN : r > AN_RATE_MAX ? AN_RATE_MAX : r;
 }
 
 float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
-                     const float *qlev, int Q, const float *path, int H, int *level) {
+                     const float *qlev, int Q, const float *path, int H, double dt, int *level) {
     if (!isfinite(v) || q == NULL || Q < 1) goto out;
     if (H < 1) path = NULL;
     for (int i = 0; i < Q; i++)
@@ -356,28 +396,41 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
     if (!(sig > floor_)) sig = floor_;
     const double u = res / sig;
 
-    double ev[EV_N] = {0}, nom[AN_NCH] = {0};
+    double ev[EV_N] = {0}, zc[AN_NCH] = {0};
+    /* Samples per judgement of each thresholded channel (0: not judged now). */
+    double judged_every[AN_NTHR] = {1.0, 1.0, 0.0};
     int run_odd = 0; /* the current run of repeats is already suspicious */
     if (s->n >= AN_N_CAL) {
         const uint32_t k = s->n - AN_N_CAL;
         /* Point: the two-sided Gaussian-equivalent tail of u. */
-        nom[EV_POINT] = ev_gauss(fabs(u)) - M_LN2 / M_LN10;
-        if (nom[EV_POINT] < 0.0) nom[EV_POINT] = 0.0;
-        ev[EV_POINT] = recal(s, EV_POINT, nom[EV_POINT]);
+        double nominal = ev_gauss(fabs(u)) - M_LN2 / M_LN10;
+        if (nominal < 0.0) nominal = 0.0;
+        zc[EV_POINT] = fabs(u);
+        ev[EV_POINT] = tail_ev(s, EV_POINT, zc[EV_POINT], nominal);
         /* Likelihood: the short mean of the point evidence against its own law. */
         double lc = ev[EV_POINT] < AN_LIK_CAP ? ev[EV_POINT] : AN_LIK_CAP;
         s->m_short += ew_rate(c->short_rate, k) * ((float)lc - s->m_short);
         double sd = sqrt((double)s->var_long), sdf = 0.1 * (double)s->mu_long + 0.02;
         if (sd < sdf) sd = sdf;
         if (k >= 2) {
-            nom[EV_LIK] = ev_gauss(((double)s->m_short - (double)s->mu_long) / sd);
-            ev[EV_LIK] = recal(s, EV_LIK, nom[EV_LIK]);
+            zc[EV_LIK] = ((double)s->m_short - (double)s->mu_long) / sd;
+            ev[EV_LIK] = tail_ev(s, EV_LIK, zc[EV_LIK], ev_gauss(zc[EV_LIK]));
         }
         ew_baseline(&s->mu_long, &s->var_long, s->m_short, sd, ew_rate(c->long_rate, k), k);
         int K = (int)c->anchor_len < H ? (int)c->anchor_len : H;
-        if (K >= 2) ev[EV_ANCHOR] = anchored(s, c, v, res, path, K, Q, floor_);
+        if (K >= 2) {
+            int judged = 0;
+            zc[EV_ANCHOR] = anchored(s, c, v, res, path, K, Q, floor_, &judged);
+            /* A block was judged: the anchored channel's tail and threshold
+             * learn from block ends only, one per K/2 samples. */
+            if (judged) {
+                judged_every[EV_ANCHOR] = 0.5 * K;
+                ev[EV_ANCHOR] = tail_ev(s, EV_ANCHOR, zc[EV_ANCHOR], ev_gauss(zc[EV_ANCHOR]));
+                learn_tail(s, c, EV_ANCHOR, zc[EV_ANCHOR], (uint32_t)s->a_n);
+            }
+        }
         if (k >= 2) {
-            for (int ch = 0; ch < AN_NCH; ch++) learn_tail(s, c, ch, nom[ch], k);
+            for (int ch = 0; ch < EV_ANCHOR; ch++) learn_tail(s, c, ch, zc[ch], k);
         }
         if (c->stuck_weight > 0.0f && k >= 2 && (float)v == s->last_v) {
             /* The run of repeats including this sample. */
@@ -396,27 +449,28 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
             }
         }
     }
+    if (c->alarm_budget > 0.0f && s->n >= AN_N_CAL) {
+        /* The alarm budget: each channel's evidence is rescaled so that
+         * warn's level sits at the tail probability its share of the day's
+         * budget allows per judgement at this sampling rate. The learned
+         * tails make that evidence this series' own -log10 P, so a series
+         * raises about alarm_budget alerts a day from its own bursts,
+         * whatever its sampling rate, while a quiet one keeps its
+         * sensitivity. Stuck runs aside: their evidence already rests on
+         * the series' own repeat rates. */
+        const double lw = -AN_LOG_SPAN * log(1.0 - (double)c->warn);
+        const double r = budget_rate(c, dt) / AN_NTHR;
+        for (int ch = 0; ch < AN_NTHR; ch++) {
+            if (judged_every[ch] <= 0.0) continue;
+            double thr = -log10(r * judged_every[ch]);
+            if (thr < AN_THR_MIN) thr = AN_THR_MIN;
+            ev[ch] *= lw / thr;
+        }
+    }
     int best = EV_POINT;
     for (int i = 1; i < EV_N; i++)
         if (ev[i] > ev[best]) best = i;
     double L = ev[best];
-    if (c->alarm_rate > 0.0f && s->n >= AN_N_CAL) {
-        /* Dynamic threshold: evidence this series reaches more often than
-         * alarm_rate per sample (q_hi tracks that level) is discounted by
-         * how far that level sits above warn's, so a series with recurring
-         * bursts raises about alarm_rate alerts per sample while a quiet
-         * one keeps its full sensitivity. Stuck runs are judged as they are
-         * (their evidence already rests on the series' own repeat rates). */
-        const double lw = -AN_LOG_SPAN * log(1.0 - (double)c->warn);
-        const double over = (double)s->q_hi - lw;
-        const double raw = L;
-        if (over > 0.0 && best != EV_STUCK) L -= over;
-        /* Quantile tracking by stochastic approximation: up by the step on
-         * an exceedance, down by step * rate otherwise. */
-        s->q_hi += (float)(AN_Q_STEP * ((raw > (double)s->q_hi ? 1.0 : 0.0) - (double)c->alarm_rate));
-        if (s->q_hi < 0.0f) s->q_hi = 0.0f;
-        if (s->q_hi > 1e6f) s->q_hi = 1e6f;
-    }
     float sc = to_score(L);
 
     /* Learning, after judging. */
@@ -467,53 +521,78 @@ out:
     return s->score;
 }
 
+/* The f32 fields after the header, in blob order (ANS4). The score is not
+ * among them: the engine's blob header carries it (en_slot_save), and
+ * a_trend rides in the level/kind word. */
+#define AN_FIELDS(X)                                                                               \
+    X(step) X(last_v) X(mae) X(ev_p[0]) X(ev_p[1]) X(ev_p[2]) X(ev_b[0]) X(ev_b[1]) X(ev_b[2])     \
+    X(ev_b2[0]) X(ev_b2[1]) X(ev_b2[2]) X(m_short) X(mu_long) X(var_long) X(p_same) X(same_n)      \
+    X(p_cont) X(a_ref[0]) X(a_ref[1]) X(a_acc[0]) X(a_acc[1]) X(a_cnt[0]) X(a_cnt[1]) X(a_bias)    \
+    X(a_mae) X(a_n) X(a_sgn[0]) X(a_sgn[1])
+
 void an_save(const an_state *s, uint8_t *buf) {
     rc_put_u32(buf, AN_MAGIC);
     rc_put_u32(buf + 4, s->n);
-    rc_put_u32(buf + 8, (uint32_t)s->level | (uint32_t)s->kind << 8);
-    const float f[AN_NF] = {s->score, s->step, s->last_v, s->mae, s->q_hi,
-                            s->ev_p[0], s->ev_p[1], s->ev_b[0], s->ev_b[1],
-                            s->m_short, s->mu_long, s->var_long, s->p_same, s->same_n,
-                            s->p_cont, s->a_ref[0], s->a_ref[1], s->a_acc[0], s->a_acc[1],
-                            s->a_cnt[0], s->a_cnt[1], s->a_bias, s->a_mae, s->a_n, s->a_sgn[0], s->a_sgn[1],
-                            (float)s->a_trend};
-    for (int i = 0; i < AN_NF; i++) rc_put_f32(buf + 12 + 4 * i, f[i]);
+    rc_put_u32(buf + 8, (uint32_t)s->level | (uint32_t)s->kind << 8 | (uint32_t)(s->a_trend != 0) << 16);
+    uint8_t *p = buf + 12;
+#define PUT(f) rc_put_f32(p, s->f), p += 4;
+    AN_FIELDS(PUT)
+#undef PUT
 }
 
+/* ANS3 (2026-12-06, before the learned tails moved to z and the alarm
+ * budget replaced the dynamic threshold): where each of its 27 f32 fields
+ * goes in AN_FIELDS; -1 for the dropped ones (score: the engine restores it
+ * from its header; the threshold; the tails, which restart from the
+ * Gaussian law as their meaning changed); AN_V3_TREND for a_trend. */
+#define AN_V3_TREND 99
+static const signed char an_v3_map[AN_BLOB_V3_NF] = {
+    -1, 0, 1, 2, -1, -1, -1, -1, -1, /* score step last_v mae q_hi ev_p[2] ev_b[2] */
+    12, 13, 14, 15, 16, 17,          /* m_short mu_long var_long p_same same_n p_cont */
+    18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, AN_V3_TREND /* a_ref a_acc a_cnt a_bias a_mae a_n a_sgn a_trend */
+};
+
 rc_err an_load(an_state *s, const uint8_t *buf, size_t len) {
-    if (len < AN_BLOB_SIZE || rc_get_u32(buf) != AN_MAGIC) return RC_ERR_FORMAT;
+    uint32_t magic = len >= 12 ? rc_get_u32(buf) : 0;
+    const int v3 = magic == AN_MAGIC_V3;
+    if ((magic != AN_MAGIC && !v3) || len < (v3 ? AN_BLOB_V3_SIZE : AN_BLOB_SIZE)) return RC_ERR_FORMAT;
     an_state t;
+    an_init(&t);
     t.n = rc_get_u32(buf + 4);
     uint32_t lk = rc_get_u32(buf + 8);
     t.level = (int32_t)(lk & 0xffu);
-    t.kind = (int32_t)(lk >> 8);
-    if (t.level > 2 || t.kind >= AN_KIND_COUNT) return RC_ERR_FORMAT;
+    t.kind = (int32_t)(lk >> 8 & 0xffu);
+    t.a_trend = (int32_t)(lk >> 16);
+    if (t.level > 2 || t.kind >= AN_KIND_COUNT || t.a_trend > 1 || (v3 && t.a_trend)) return RC_ERR_FORMAT;
+    /* f: the fields in AN_FIELDS order, the tails' prior where ANS3 has none. */
     float f[AN_NF];
-    for (int i = 0; i < AN_NF; i++) {
-        f[i] = rc_get_f32(buf + 12 + 4 * i);
-        if (!isfinite(f[i])) return RC_ERR_NUMERIC;
+    int i = 0;
+#define GET(fl) f[i++] = t.fl;
+    AN_FIELDS(GET)
+#undef GET
+    const int nf = v3 ? AN_BLOB_V3_NF : AN_NF;
+    for (int j = 0; j < nf; j++) {
+        float x = rc_get_f32(buf + 12 + 4 * j);
+        if (!isfinite(x)) return RC_ERR_NUMERIC;
+        int to = v3 ? an_v3_map[j] : j;
+        if (to == AN_V3_TREND) {
+            if (!(x == 0.0f || x == 1.0f)) return RC_ERR_FORMAT;
+            t.a_trend = x == 1.0f;
+        } else if (to >= 0) {
+            f[to] = x;
+        }
     }
-    t.score = f[0]; t.step = f[1]; t.last_v = f[2]; t.mae = f[3]; t.q_hi = f[4];
+    i = 0;
+#define SET(fl) t.fl = f[i++];
+    AN_FIELDS(SET)
+#undef SET
     int bad = 0;
-    for (int i = 0; i < AN_NCH; i++) {
-        t.ev_p[i] = f[5 + i];
-        t.ev_b[i] = f[5 + AN_NCH + i];
-        bad |= !(t.ev_p[i] > 0.0f && t.ev_p[i] <= 1.0f) || !(t.ev_b[i] > 0.0f);
-    }
-    t.m_short = f[9]; t.mu_long = f[10]; t.var_long = f[11];
-    t.p_same = f[12]; t.same_n = f[13]; t.p_cont = f[14];
-    for (int j = 0; j < 2; j++) {
-        t.a_ref[j] = f[15 + j];
-        t.a_acc[j] = f[17 + j];
-        t.a_cnt[j] = f[19 + j];
-    }
-    t.a_bias = f[21]; t.a_mae = f[22]; t.a_n = f[23]; t.a_sgn[0] = f[24]; t.a_sgn[1] = f[25];
-    t.a_trend = (int32_t)f[26];
-    if (bad || !(t.score >= 0.0f && t.score <= 1.0f) || t.step < 0.0f || t.mae < 0.0f || t.var_long < 0.0f ||
-        !(t.q_hi >= 0.0f && t.q_hi <= 1e6f) ||
+    for (int ch = 0; ch < AN_NCH; ch++)
+        bad |= !(t.ev_p[ch] > 0.0f && t.ev_p[ch] <= 1.0f) || !(t.ev_b[ch] > 0.0f) || !(t.ev_b2[ch] > 0.0f);
+    if (bad || t.step < 0.0f || t.mae < 0.0f || t.var_long < 0.0f ||
         t.p_same < 0.0f || t.p_same > 1.0f || t.same_n < 0.0f || t.p_cont < 0.0f || t.p_cont > 1.0f ||
         t.a_cnt[0] < 0.0f || t.a_cnt[1] < 0.0f || t.a_mae < 0.0f || t.a_n < 0.0f ||
-        fabsf(t.a_sgn[0]) > 4096.0f || fabsf(t.a_sgn[1]) > 4096.0f || !(f[26] == 0.0f || f[26] == 1.0f))
+        fabsf(t.a_sgn[0]) > 4096.0f || fabsf(t.a_sgn[1]) > 4096.0f)
         return RC_ERR_FORMAT;
     *s = t;
     return RC_OK;

@@ -20,45 +20,50 @@
  *     average can be too narrow where the forecaster is poor) nor below half
  *     the series' typical nonzero change (a quantized or flat sensor does
  *     not turn its resolution step into a huge surprise).
- *  2. Evidence L = -log10 P of the sample itself (point): P the two-sided
- *     tail of u under the calibrated Gaussian-equivalent law.
- *  3. Every channel's evidence is recalibrated by the series' own history
- *     of it: beyond AN_EV0 decades its tail is exponential with the rate
- *     and mean excess this series showed lately (peaks over threshold, as
- *     SPOT does, Siffer et al. 2017; starting from the calibrated law's),
- *     never above the nominal evidence. A series with heavy tails or
- *     bursts thus does not call its usual bursts rare, a quiet one keeps
- *     its sensitivity. The channels, the largest taken:
- *     - point (above);
+ *  2. Every channel turns its observation into a Gaussian-equivalent
+ *     z-score; its evidence L = -log10 P, P the tail of z under the
+ *     Gaussian law, recalibrated by the series' own history of z: beyond
+ *     z = 2 the excesses follow a generalized Pareto law with the rate,
+ *     scale and shape (by moments, shape capped at 0.45) this series showed
+ *     lately (peaks over threshold, as SPOT does, Siffer et al. 2017;
+ *     starting from the Gaussian law's), never above the Gaussian evidence.
+ *     A series with heavy tails or bursts thus does not call its usual
+ *     bursts rare, a power-law tail is followed as such, and a quiet series
+ *     keeps its sensitivity. The channels, the largest taken:
+ *     - point: z = |u|, two-sided;
  *     - likelihood (after Numenta's HTM anomaly likelihood, Ahmad et al.
- *       2017): a short-window EW mean of min(point, 6) is compared with its
- *       own long-run EW mean and variance; the Gaussian upper tail of that
- *       standardized short mean is the likelihood that the recent surprise
- *       is normal, so a burst of moderately odd samples (a variance change)
- *       counts although none is odd alone;
+ *       2017): a short-window EW mean of min(point evidence, 6) is compared
+ *       with its own long-run EW mean and variance; z is that standardized
+ *       short mean, so a burst of moderately odd samples (a variance
+ *       change) counts although none is odd alone;
  *     - change, anchored blocks: the mean of v over a block of anchor_len
  *       samples against the mean of the median forecast path made before
  *       the block, judged against this series' running bias and mean
- *       absolute size of such block residuals. A one-step forecaster
- *       follows a level shift within a few samples, so its residuals stop
- *       being surprising; the forecast made before the change does not
- *       move. Two blocks staggered by half a block bound the wait;
+ *       absolute size of such block residuals (z); its tail learns from
+ *       block ends only. A one-step forecaster follows a level shift within
+ *       a few samples, so its residuals stop being surprising; the forecast
+ *       made before the change does not move. Two blocks staggered by half
+ *       a block bound the wait;
  *     - stuck sensor: a run of k values identical to the previous one has
  *       probability p * c^(k-1) under the series' own rate p of repeats and
  *       rate c of a repeat following a repeat (both floored at 1%),
  *       weighted by stuck_weight; once the run is an alert, a longer run
  *       holds the level without being reported as new evidence.
- *  4. Dynamic threshold: the level of evidence this series itself reaches
- *     at about alarm_rate per sample is tracked (stochastic quantile
- *     approximation, a decade per step); where it sits above the warn
- *     level, every channel's evidence but the stuck sensor's is lowered by
- *     the difference. A series with recurring bursts (a disk that flushes
- *     every few minutes) thus raises about one alert per 1/alarm_rate
- *     samples, while a quiet series keeps its full sensitivity. This trades
- *     recall of small anomalies on bursty series for few false alerts.
- *  5. score = 1 - exp(-L / (6 / ln 2)): P = 1e-6 -> 0.5, P = 1e-12 -> 0.75.
- *     A score is thus a tail probability on a log scale, the same on every
- *     series, and it keeps ranking events far in the tail.
+ *  3. Alarm budget: each channel's evidence (the stuck sensor's aside) is
+ *     rescaled so that warn's level sits at the tail probability that its
+ *     third of alarm_budget alerts a day allows per judgement, at the
+ *     series' own sampling period (estimated by the featurizer; one a
+ *     minute while unknown). So a 10 s series and a 5 min series with the
+ *     same learned law raise about the same alerts a day from their own
+ *     bursts. Real bursts run heavier than the learned tails: on the
+ *     live-metrics files the measured false alerts were about 3x the
+ *     budget (bench/RESULTS.md), which the default allows for.
+ *  4. (Without a budget, alarm_budget 0, warn's level is P = 1e-6 per
+ *     sample, whatever the sampling rate.)
+ *  5. score = 1 - exp(-L' / (6 / ln 2)) for the rescaled evidence L':
+ *     L' = 6 decades -> 0.5 (warn), 12 -> 0.75 (alert). A score is thus a
+ *     tail probability on a log scale relative to the budget, comparable
+ *     across series, and it keeps ranking events far in the tail.
  *  6. Levels: raised to 1 at score >= warn, to 2 at score >= alert, and
  *     dropped back to 0 only when score < clear (hysteresis). No level and
  *     score 0 during the first `warmup` judged samples of a series.
@@ -79,7 +84,11 @@
  * residuals (reference 0.25..2 sigmas) was built and measured: with its
  * evidence recalibrated like the others it changed no tuning-half score by
  * more than 1.5 points either way (the anchored blocks already catch what
- * it caught), so it was removed with its key.
+ * it caught), so it was removed with its key. A per-series dynamic
+ * threshold (a stochastic quantile tracker of the evidence, alarm_rate per
+ * sample) was replaced by the alarm budget: on heavy-tailed series it
+ * climbed a decade per alert for days, and its rate per sample made a 5 min
+ * series 30 times stricter per day than a 10 s one.
  *
  * Threads: an_state belongs to the series' slot (one thread at a time);
  * an_cfg is read-only while in use.
@@ -94,8 +103,10 @@
 
 #include "common/base.h"
 
-/* Channels whose evidence tail each series learns: point, likelihood. */
-#define AN_NCH 2
+/* Channels whose evidence tail each series learns: point, likelihood, anchored. */
+#define AN_NCH 3
+/* Channels sharing the alarm budget: point, likelihood, anchored. */
+#define AN_NTHR 3
 
 typedef struct an_cfg {
     /* Alert levels */
@@ -104,12 +115,12 @@ typedef struct an_cfg {
     float clear;        /* score below which a raised level falls back to 0 */
     uint32_t warmup;    /* judged samples per series before any level (and score) is raised */
     /* Learning rates: EW weights per sample, in (0,1] */
-    float tail_rate;    /* the learned evidence tails, ~1/window; default 0.002 */
+    float tail_rate;    /* the learned tails of z, ~1/window (judgements); default 0.0002 */
     float short_rate;   /* likelihood: short-window mean of the evidence; default 0.7 */
     float long_rate;    /* likelihood: long-run law of the short mean; default 0.01 */
     /* Channels */
     float stuck_weight; /* 0..1: weight (on -log10 P) of the stuck-sensor evidence, default 0.5 */
-    float alarm_rate;   /* 0 (off) or up to 0.1: per-sample rate of the dynamic threshold, default 1e-4 */
+    float alarm_budget; /* 0 (off) or up to 1e5: alerts per series per day its own bursts may raise under the learned tails (step 3), default 0.3 */
     float anchor_len;   /* 0 (off) or 2..4096: samples per anchored block, capped at the horizon; default 24 */
     float anchor_rate;  /* (0,1]: EW weight per block of the block-residual calibration, default 0.1 */
     /* Read by the daemon (daemon/alerts.h), not by an_update. */
@@ -156,11 +167,11 @@ typedef struct an_state {
     float score;        /* last score, [0,1] */
     float step;         /* EW mean size of nonzero value changes (sensor resolution), value units */
     float mae;          /* EW mean |v - median|, value units (floors the scale) */
-    float q_hi;         /* evidence this series exceeds at about alarm_rate per sample (dynamic threshold), decades */
     float last_v;       /* previous judged value, value units */
-    /* Learned tails of the point and likelihood evidence beyond AN_EV0 */
-    float ev_p[AN_NCH]; /* EW rate of evidence above AN_EV0 */
-    float ev_b[AN_NCH]; /* EW mean excess over AN_EV0 of those exceedances, decades */
+    /* Learned tails of each channel's z beyond AN_Z0 (2): point, likelihood, anchored */
+    float ev_p[AN_NCH]; /* EW rate of the channel's z above AN_Z0 (2) */
+    float ev_b[AN_NCH]; /* EW mean excess over AN_Z0 of those exceedances, z units */
+    float ev_b2[AN_NCH]; /* EW mean squared excess, z units squared (the tail's shape) */
     /* Likelihood */
     float m_short;      /* EW short-window mean of min(L, 6) */
     float mu_long;      /* EW long-run mean of m_short */
@@ -206,18 +217,27 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
  * the first anchor_len medians are read, by the anchored-block channel,
  * which opens a block only on a sample with a path whose medians read are
  * all finite. path == NULL (e.g. after a gap, when v is judged at a
- * horizon > 1) is fine: open blocks go on. an_update is this without a path.
+ * horizon > 1) is fine: open blocks go on. dt is the series' sampling
+ * period in seconds (0 when unknown), which spreads the alarm budget over
+ * its samples. an_update is this without a path, with dt unknown.
  */
 float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
-                     const float *qlev, int Q, const float *path, int H, int *level);
+                     const float *qlev, int Q, const float *path, int H, double dt, int *level);
 
-/* Fixed-size little-endian serialization of an_state: magic "ANS3" as u32
- * version tag, u32 n, u32 level | kind << 8, then the AN_NF f32 fields
- * above in order (docs/FILE_FORMAT.md). Blobs of the older "ANS1"/"ANS2"
- * layouts are refused (RC_ERR_FORMAT): the engine then starts the series
- * afresh (its blob version changed with them). */
-#define AN_NF 27
+/* Fixed-size little-endian serialization of an_state: magic "ANS4" as u32
+ * version tag, u32 n, u32 level | kind << 8 | a_trend << 16, then the AN_NF
+ * f32 fields above in order, score left out (docs/FILE_FORMAT.md): the
+ * engine's blob header carries the score, so an_load leaves it 0 and the
+ * caller sets it. an_load also reads "ANS3" blobs (AN_BLOB_V3_SIZE bytes,
+ * the layout before the alarm budget): everything is kept but the learned
+ * tails, which restart from the Gaussian law. Blobs of the older
+ * "ANS1"/"ANS2" layouts are refused (RC_ERR_FORMAT): the engine then starts
+ * the series afresh. */
+#define AN_NF 29
 #define AN_BLOB_SIZE (12 + 4 * AN_NF)
+/* The previous layout, "ANS3" (27 fields), which an_load still reads. */
+#define AN_BLOB_V3_NF 27
+#define AN_BLOB_V3_SIZE (12 + 4 * AN_BLOB_V3_NF)
 void an_save(const an_state *s, uint8_t *buf);
 /* RC_ERR_FORMAT on a short or foreign blob, RC_ERR_NUMERIC on non-finite
  * fields; s is untouched on failure. */

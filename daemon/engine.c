@@ -33,7 +33,10 @@
 #endif
 
 #define EN_BLOB_MAGIC 0x31534e45u /* "ENS1" */
-#define EN_BLOB_VERSION 4 /* 2: anomaly blob ANS2 (anchored blocks); 3: featurizer v3, calibration blob; 4: anomaly blob ANS3 */
+#define EN_BLOB_VERSION 5 /* 2: anomaly blob ANS2 (anchored blocks); 3: featurizer v3, calibration blob; 4: anomaly blob ANS3; 5: ANS4 (alarm budget) */
+/* The oldest version still read: 4 differs only by its shorter anomaly blob
+ * (ANS3), which an_load converts, so an upgrade keeps every series' state. */
+#define EN_BLOB_VERSION_MIN 4
 #define EN_BLOB_HDR 48
 
 enum {
@@ -482,7 +485,7 @@ static int prepare_row(en_engine *e, en_batch *b, int i, float *feat) {
     int8_t before = e->meta[slot].level;
     /* The whole path too when v is its horizon 1: the anchored channel compares blocks with it. */
     float score = an_update_path(&e->an[slot], &e->cfg.anomaly, v, h > 0 ? prev : NULL, e->m->meta.quantiles, e->Q,
-                                 h == 1 ? e->fc + (size_t)slot * e->HQ : NULL, e->H, &level);
+                                 h == 1 ? e->fc + (size_t)slot * e->HQ : NULL, e->H, ft_period(&e->ft[slot]), &level);
     b->score[i] = score;
     b->level[i] = (int8_t)level;
     b->changed[i] = (int8_t)(level != before);
@@ -869,10 +872,12 @@ void en_slot_save(en_engine *e, uint32_t slot, uint8_t *buf) {
  */
 static rc_err decode_blob(en_engine *e, const uint8_t *buf, size_t len, ft_state *fs, an_state *as) {
     if (len < EN_BLOB_HDR || rc_get_u32(buf) != EN_BLOB_MAGIC) return RC_ERR_FORMAT;
-    if (rc_get_u32(buf + 4) != EN_BLOB_VERSION) return RC_ERR_VERSION;
+    uint32_t version = rc_get_u32(buf + 4);
+    if (version < EN_BLOB_VERSION_MIN || version > EN_BLOB_VERSION) return RC_ERR_VERSION;
     if (rc_get_u64(buf + 8) != e->m->hash) return RC_ERR_MODEL;
     if (rc_get_u32(buf + 16) != (uint32_t)e->H || rc_get_u32(buf + 20) != (uint32_t)e->Q) return RC_ERR_SHAPE;
-    if (len != en_blob_size(e)) return RC_ERR_FORMAT;
+    const size_t an_n = version == 4 ? AN_BLOB_V3_SIZE : AN_BLOB_SIZE;
+    if (len != en_blob_size(e) - AN_BLOB_SIZE + an_n) return RC_ERR_FORMAT;
     if (rc_get_u32(buf + 44) != blob_check(buf, len)) return RC_ERR_FORMAT;
     size_t rk_n = rk_state_blob_size(&e->m->dims);
     const uint8_t *p = buf + EN_BLOB_HDR;
@@ -881,8 +886,11 @@ static rc_err decode_blob(en_engine *e, const uint8_t *buf, size_t len, ft_state
     p += rk_n;
     if ((rc = ft_load(fs, p, FT_BLOB_SIZE)) != RC_OK) return rc;
     p += FT_BLOB_SIZE;
-    if ((rc = an_load(as, p, AN_BLOB_SIZE)) != RC_OK) return rc;
-    p += AN_BLOB_SIZE;
+    if ((rc = an_load(as, p, an_n)) != RC_OK) return rc;
+    /* The anomaly blob leaves its score to the header. */
+    as->score = rc_get_f32(buf + 40);
+    if (!(as->score >= 0.0f && as->score <= 1.0f)) return RC_ERR_FORMAT;
+    p += an_n;
     if ((rc = ca_load(&e->load_ca, p, CA_BLOB_SIZE)) != RC_OK) return rc;
     p += CA_BLOB_SIZE;
     for (int i = 0; i < e->HQ; i++) {

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/anomaly.h"
 #include "daemon/engine.h"
 #include "model/features.h"
 #include "tests/unit/harness.h"
@@ -191,6 +192,61 @@ TEST(blob_roundtrip_continues_identically) {
     ASSERT_EQ(en_slot_load(b, 0, blob, n), RC_OK);
     const uint32_t to[] = {0};
     continues_identically(a, 1, b, to, 1);
+    free(blob);
+    en_free(a);
+    en_free(b);
+    rk_model_free(m);
+    free(r);
+}
+
+/* A blob of the previous version (4: the anomaly blob ANS3, before the
+ * alarm budget), as a store written before the upgrade holds it: it loads,
+ * and the series' forecasts go on bit-identical (model, featurizer and
+ * calibration states are kept; only the anomaly tails restart). */
+TEST(version_4_blob_loads_and_forecasts_identically) {
+    rk_model *m = model();
+    rec *r = calloc(1, sizeof *r);
+    en_engine *a = engine(m, 4, 2, r), *b = engine(m, 4, 2, r);
+    size_t n;
+    uint8_t *blob = saved_series(a, &n);
+    const size_t an_at = 48 + rk_state_blob_size(&m->dims) + FT_BLOB_SIZE, shrink = AN_BLOB_SIZE - AN_BLOB_V3_SIZE;
+    const size_t n4 = n - shrink;
+    uint8_t *old = malloc(n4);
+    ASSERT(old != NULL);
+    memcpy(old, blob, an_at);
+    rc_put_u32(old + 4, 4);
+    /* ANS3: magic, n, level|kind, then its 27 fields (docs/FILE_FORMAT.md):
+     * score step last_v mae, q_hi, ev_p[2] ev_b[2], m_short .. a_sgn[1] as in
+     * ANS4, a_trend as a float. */
+    uint8_t *o = old + an_at;
+    const uint8_t *nw = blob + an_at;
+    rc_put_u32(o, 0x33534e41u);
+    rc_put_u32(o + 4, rc_get_u32(nw + 4));
+    uint32_t lk = rc_get_u32(nw + 8);
+    rc_put_u32(o + 8, lk & 0xffffu);                        /* level | kind << 8 */
+    memcpy(o + 12, old + 40, 4);                            /* score, from the header */
+    for (int j = 1; j < 4; j++) memcpy(o + 12 + 4 * j, nw + 12 + 4 * (j - 1), 4); /* step last_v mae */
+    const float v3_tail[5] = {7.0f, 0.05f, 0.06f, 0.5f, 0.6f}; /* q_hi, ev_p[2], ev_b[2] */
+    for (int j = 0; j < 5; j++) rc_put_f32(o + 12 + 4 * (4 + j), v3_tail[j]);
+    for (int j = 9; j < 26; j++) memcpy(o + 12 + 4 * j, nw + 12 + 4 * (j + 3), 4); /* m_short .. a_sgn[1] */
+    rc_put_f32(o + 12 + 4 * 26, (float)(lk >> 16));         /* a_trend */
+    memcpy(o + AN_BLOB_V3_SIZE, nw + AN_BLOB_SIZE, n - an_at - AN_BLOB_SIZE);
+    rc_put_u32(old + 44, rc_crc32c(old, 44) ^ rc_crc32c(old + 48, n4 - 48));
+    ASSERT_EQ(en_slot_load(b, 0, old, n4), RC_OK);
+    /* The same bytes claiming version 5 are refused (wrong size). */
+    rc_put_u32(old + 4, 5);
+    ASSERT_EQ(en_slot_load(b, 1, old, n4), RC_ERR_FORMAT);
+    for (int i = 120; i < 200; i++) {
+        en_push(a, 1, 500.0 + 10 * i, value(1, i));
+        en_push(b, 0, 500.0 + 10 * i, value(1, i));
+        en_flush(a);
+        en_flush(b);
+        const en_result *ra = en_slot_last(a, 1), *rb = en_slot_last(b, 0);
+        ASSERT(ra != NULL && rb != NULL);
+        ASSERT(memcmp(ra->yhat, rb->yhat, sizeof(float) * (size_t)ra->H) == 0);
+        ASSERT(rb->score >= 0.0f && rb->score <= 1.0f);
+    }
+    free(old);
     free(blob);
     en_free(a);
     en_free(b);
@@ -615,7 +671,7 @@ TEST(slots_not_in_flight_are_read_without_waiting) {
 }
 
 TT_MAIN(TEST_ENTRY(threads_do_not_change_results), TEST_ENTRY(pipeline_does_not_change_results), TEST_ENTRY(load_without_reset_continues_identically), TEST_ENTRY(blob_last_equals_slot_last), TEST_ENTRY(one_result_per_sample), TEST_ENTRY(batching_does_not_change_results),
-        TEST_ENTRY(input_errors_leave_slot_untouched), TEST_ENTRY(blob_roundtrip_continues_identically),
+        TEST_ENTRY(input_errors_leave_slot_untouched), TEST_ENTRY(blob_roundtrip_continues_identically), TEST_ENTRY(version_4_blob_loads_and_forecasts_identically),
         TEST_ENTRY(blob_errors_reset_slot), TEST_ENTRY(series_budget_default_model),
         TEST_ENTRY(reset_drops_queued_sample), TEST_ENTRY(poll_delivers_when_the_fd_says),
         TEST_ENTRY(slots_not_in_flight_are_read_without_waiting))
