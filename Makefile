@@ -116,6 +116,13 @@ TORTURE_ROUNDS ?= 100
 torture: build-all
 	/usr/bin/python3 tests/torture.py --daemon $(DAEMON) --rounds $(TORTURE_ROUNDS)
 
+# /metrics with 10,000 exported series (bench/bench_http.py; bench/RESULTS.md
+# "HTTP endpoint"): one horizon per series, then four.
+.PHONY: bench-http
+bench-http: build-all
+	/usr/bin/python3 bench/bench_http.py --build $(BUILD)
+	/usr/bin/python3 bench/bench_http.py --build $(BUILD) --steps 1,6,24,48
+
 # Anomaly benchmark (bench/RESULTS.md "Anomaly detection"): SKAB + generated set,
 # then anomalies injected into real backgrounds (live-metrics, SKAB anomaly-free);
 # NAB-style scores for rwkvcast and two baselines in each.
@@ -316,6 +323,7 @@ help:
 	@echo "make bench         model speed (build/bench/rwkv_bench)"
 	@echo "make run-bench     the same without building the daemon and the command"
 	@echo "make bench-e2e     whole-daemon throughput, latency, checkpoint, restore (E2E_ARGS=--quick)"
+	@echo "make bench-http    GET /metrics with 10,000 exported series: p50/p99/max, render time, loop stall"
 	@echo "make torture       kill -9 under load TORTURE_ROUNDS (100) times, prints the tally"
 	@echo "make bench-anomaly NAB-style anomaly scores: SKAB, a generated set, injected anomalies on real series"
 	@echo "make bench-live    forecast accuracy on the live-metrics CSVs vs naive, seasonal naive, SES (../shared/data)"

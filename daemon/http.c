@@ -7,7 +7,6 @@
 #include "daemon/http.h"
 
 #include <arpa/inet.h>
-#include <fnmatch.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -220,295 +219,106 @@ rc_err ht_json_from_mp(ht_buf *out, const void *mp, size_t n) {
     }
 }
 
-/* ---- Prometheus page ---- */
-
-const double ht_lat_bounds[HT_LAT_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                              0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
-
-void ht_observe_latency(dm *d, double s) {
-    int k = 0;
-    while (k < HT_LAT_BUCKETS && s > ht_lat_bounds[k]) k++;
-    d->lat_count[k]++;
-    d->lat_sum += s > 0 ? s : 0;
-}
-
-void ht_label_value(ht_buf *b, const char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        size_t j = i;
-        while (j < n && s[j] != '\\' && s[j] != '"' && s[j] != '\n') j++;
-        ht_buf_put(b, s + i, j - i);
-        if (j == n) break;
-        ht_buf_put(b, s[j] == '\n' ? "\\n" : s[j] == '"' ? "\\\"" : "\\\\", 2);
-        i = j + 1;
-    }
-}
-
-static void family(ht_buf *b, const char *name, const char *type, const char *help) {
-    ht_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void one(ht_buf *b, const char *name, const char *type, const char *help, double v) {
-    family(b, name, type, help);
-    ht_buf_printf(b, "%s %.17g\n", name, v);
-}
-
-/* Appends " <v>\n". Values are float32 (the engine's outputs), so seven
- * significant digits carry them; a hand-rolled formatter for the common
- * range, because snprintf("%g") was most of a 10,000-series page. */
-void ht_put_value(ht_buf *b, double v) {
-    if (isnan(v)) { ht_buf_put(b, " NaN\n", 5); return; }
-    if (isinf(v)) { ht_buf_put(b, v > 0 ? " +Inf\n" : " -Inf\n", 6); return; }
-    char out[48];
-    size_t o = 0;
-    out[o++] = ' ';
-    if (v == 0) {
-        out[o++] = '0';
-        out[o++] = '\n';
-        ht_buf_put(b, out, o);
-        return;
-    }
-    if (v < 0) { out[o++] = '-'; v = -v; }
-    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
-                                 1e15, 1e16, 1e17, 1e18, 1e19, 1e20};
-    if (!(v >= 1e-4 && v < 1e14)) {
-        int n = snprintf(out + o, sizeof out - o, "%.7g\n", v);
-        ht_buf_put(b, out, o + (size_t)n);
-        return;
-    }
-    int e = 0; /* decimal exponent: 10^e <= v < 10^(e+1) */
-    while (e < 13 && v >= p10[e + 1]) e++;
-    while (e > -4 && v < (e >= 0 ? p10[e] : 1.0 / p10[-e])) e--;
-    /* Seven significant digits as an integer. */
-    int sh = 6 - e; /* 6 - e in -7..10 */
-    double scaled = sh >= 0 ? v * p10[sh] : v / p10[-sh];
-    long long dig = llround(scaled);
-    if (dig >= 10000000LL) { dig /= 10; e++; sh--; } /* rounding carried into an eighth digit */
-    char ds[8];
-    for (int i = 6; i >= 0; i--) { ds[i] = (char)('0' + dig % 10); dig /= 10; }
-    int last = 6; /* drop trailing zeros of the fraction only */
-    if (e >= 6) {
-        memcpy(out + o, ds, 7);
-        o += 7;
-        for (int i = 6; i < e; i++) out[o++] = '0';
-    } else if (e >= 0) {
-        while (last > e && ds[last] == '0') last--;
-        memcpy(out + o, ds, (size_t)e + 1);
-        o += (size_t)e + 1;
-        if (last > e) {
-            out[o++] = '.';
-            memcpy(out + o, ds + e + 1, (size_t)(last - e));
-            o += (size_t)(last - e);
-        }
-    } else {
-        while (last > 0 && ds[last] == '0') last--;
-        out[o++] = '0';
-        out[o++] = '.';
-        for (int i = -1; i > e; i--) out[o++] = '0';
-        memcpy(out + o, ds, (size_t)last + 1);
-        o += (size_t)last + 1;
-    }
-    out[o++] = '\n';
-    ht_buf_put(b, out, o);
-}
-
-/* The per-series gauges: one family at a time (the format wants a family's
- * samples together), over the slots chosen once per scrape, each id
- * escaped once into a label prefix. */
-enum { G_YHAT, G_LO, G_HI, G_SCORE, G_LEVEL, G__COUNT };
-
-static void series_gauges(dm *d, ht_buf *b) {
-    if (!d->cfg.http_series[0] || d->cfg.http_series_max == 0) return;
-    /* Workers may still be stepping a slot: its last result is read after. */
-    en_flush(d->en);
-    uint32_t cap = d->cfg.http_series_max, n = 0, matched = 0;
-    uint32_t *pick = rc_malloc((size_t)cap * sizeof *pick);
-    size_t *lab = rc_malloc(((size_t)cap + 1) * sizeof *lab); /* label i is labels.p[lab[i] .. lab[i+1]) */
-    ht_buf labels;
-    ht_buf_init(&labels, 0);
-    if (!pick || !lab) { b->failed = 1; goto out; }
-    char id[MP_ID_MAX + 1];
-    int match_all = strcmp(d->cfg.http_series, "*") == 0;
-    lab[0] = 0;
-    for (uint32_t s = rg_next(d->rg, 0); s != RG_NONE; s = rg_next(d->rg, s + 1)) {
-        size_t len;
-        const char *p = rg_id(d->rg, s, &len);
-        if (!p || !en_slot_last(d->en, s)) continue;
-        if (!match_all) {
-            memcpy(id, p, len);
-            id[len] = 0;
-            if (fnmatch(d->cfg.http_series, id, 0) != 0) continue;
-        }
-        matched++;
-        if (n == cap) continue;
-        pick[n] = s;
-        ht_buf_put(&labels, "{series=\"", 9);
-        ht_label_value(&labels, p, len);
-        ht_buf_put(&labels, "\"", 1);
-        lab[++n] = labels.len;
-    }
-    if (labels.failed) { b->failed = 1; goto out; }
-    static const struct { const char *name, *help; } g[G__COUNT] = {
-        {"rwkvcast_series_forecast", "Median forecast of the series' value h steps ahead (h = step label)."},
-        {"rwkvcast_series_forecast_lower", "Lower bound of the forecast interval (lowest quantile, 0.1 by default)."},
-        {"rwkvcast_series_forecast_upper", "Upper bound of the forecast interval (highest quantile, 0.9 by default)."},
-        {"rwkvcast_series_anomaly_score", "Anomaly score of the series' last sample, 0..1."},
-        {"rwkvcast_series_alert_level", "Alert level of the series: 0 ok, 1 warn, 2 alert."}};
-    char step[CF_MAX_HTTP_STEPS][24];
-    size_t step_len[CF_MAX_HTTP_STEPS];
-    for (int j = 0; j < d->cfg.http_n_horizons; j++)
-        step_len[j] = (size_t)snprintf(step[j], sizeof step[j], ",step=\"%d\"}", d->cfg.http_horizons[j]);
-    for (int k = 0; k < G__COUNT; k++) {
-        family(b, g[k].name, "gauge", g[k].help);
-        size_t nl = strlen(g[k].name);
-        for (uint32_t i = 0; i < n; i++) {
-            const en_result *r = en_slot_last(d->en, pick[i]);
-            if (!r) continue;
-            const char *lp = labels.p + lab[i];
-            size_t ll = lab[i + 1] - lab[i];
-            if (k >= G_SCORE) {
-                ht_buf_put(b, g[k].name, nl);
-                ht_buf_put(b, lp, ll);
-                ht_buf_put(b, "}", 1);
-                ht_put_value(b, k == G_SCORE ? r->score : r->level);
-                continue;
-            }
-            const float *v = k == G_YHAT ? r->yhat : k == G_LO ? r->lo : r->hi;
-            for (int j = 0; j < d->cfg.http_n_horizons; j++) {
-                int h = d->cfg.http_horizons[j];
-                if (h > r->H) continue;
-                ht_buf_put(b, g[k].name, nl);
-                ht_buf_put(b, lp, ll);
-                ht_buf_put(b, step[j], step_len[j]);
-                ht_put_value(b, v[h - 1]);
-            }
-        }
-    }
-    one(b, "rwkvcast_series_exported", "gauge", "Series exported with per-series gauges (at most http.series_max).", n);
-    one(b, "rwkvcast_series_matched", "gauge", "Series in memory matching http.series (exported or over the cap).",
-        matched);
-out:
-    ht_buf_free(&labels);
-    rc_free(lab);
-    rc_free(pick);
-}
-
-void ht_render_metrics(dm *d, ht_buf *b) {
-    double now = lg_wall_s();
-    char hash[20];
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)d->model->hash);
-    family(b, "rwkvcast_build_info", "gauge", "Version and model of the running daemon (value 1).");
-    ht_buf_printf(b, "rwkvcast_build_info{version=\"%s\",model_hash=\"%s\",model=\"", DM_VERSION, hash);
-    const char *mp = d->cfg.model[0] ? d->cfg.model : en_default_model_path();
-    ht_label_value(b, mp, strlen(mp));
-    ht_buf_printf(b, "\",horizons=\"%d\",quantiles=\"%d\"} 1\n", d->model->dims.n_horizon,
-                  d->model->dims.n_quant);
-    one(b, "rwkvcast_start_time_seconds", "gauge", "When the daemon started, seconds since the epoch.", d->started);
-    one(b, "rwkvcast_ingest_messages_total", "counter", "Ingest messages received.", (double)d->frames);
-    one(b, "rwkvcast_ingest_bytes_total", "counter", "Payload bytes of the ingest messages.", (double)d->bytes);
-    family(b, "rwkvcast_samples_total", "counter",
-           "Samples by outcome: accepted into the engine (missing: of those, NaN values) or dropped.");
-    ht_buf_printf(b, "rwkvcast_samples_total{outcome=\"accepted\"} %llu\n", (unsigned long long)d->samples);
-    ht_buf_printf(b, "rwkvcast_samples_total{outcome=\"missing\"} %llu\n", (unsigned long long)d->missing);
-    ht_buf_printf(b, "rwkvcast_samples_total{outcome=\"dropped\"} %llu\n", (unsigned long long)ig_dropped_total(d));
-    family(b, "rwkvcast_dropped_total", "counter", "Inputs dropped, by reason (docs/PROTOCOL.md section 1).");
-    for (int i = 1; i < IG_DROP__COUNT; i++)
-        ht_buf_printf(b, "rwkvcast_dropped_total{reason=\"%s\"} %llu\n", ig_drop_name(i),
-                      (unsigned long long)d->dropped[i]);
-    one(b, "rwkvcast_steps_total", "counter", "Samples the engine stepped.", (double)d->steps);
-    one(b, "rwkvcast_forecasts_published_total", "counter", "Forecasts published (f.<series>).", (double)d->published);
-    one(b, "rwkvcast_alert_events_total", "counter", "Alert events published (a.<series>: level changes and silence).",
-        (double)d->alerts);
-    one(b, "rwkvcast_series_active", "gauge", "Series in memory.", rg_count(d->rg));
-    one(b, "rwkvcast_series_capacity", "gauge", "series.max: series that fit in memory.", rg_capacity(d->rg));
-    one(b, "rwkvcast_series_created_total", "counter", "Series created fresh.", (double)d->new_series);
-    one(b, "rwkvcast_series_evicted_total", "counter", "Series moved to the store to free a slot (series.policy: evict).",
-        (double)d->evicted);
-    one(b, "rwkvcast_series_refused_total", "counter",
-        "Samples of new series refused because series.max was reached (dropped, reason limit).",
-        (double)d->dropped[IG_DROP_LIMIT]);
-    one(b, "rwkvcast_series_expired_total", "counter", "Series that left memory after series.idle_ttl without samples.",
-        (double)d->expired);
-    one(b, "rwkvcast_series_brought_back_total", "counter", "Evicted or expired series read back on a new sample.",
-        (double)d->brought_back);
-    one(b, "rwkvcast_series_restored_total", "counter", "Series loaded from the store at startup.", (double)d->restored);
-    one(b, "rwkvcast_series_reset_total", "counter", "Stored states restarted: saved under another model, or unreadable.",
-        (double)d->model_reset);
-    one(b, "rwkvcast_series_forgotten_total", "counter", "Series dropped by the forget command.", (double)d->forgotten);
-    one(b, "rwkvcast_store_rows_expired_total", "counter", "Store rows deleted after series.idle_ttl.",
-        (double)d->rows_expired);
-    one(b, "rwkvcast_checkpoints_total", "counter", "Checkpoints committed.", (double)d->ckpt_count);
-    one(b, "rwkvcast_checkpoint_failures_total", "counter", "Checkpoint and eviction jobs that failed.",
-        (double)d->ckpt_fail);
-    int ok = d->ckpt_have_last;
-    one(b, "rwkvcast_checkpoint_duration_seconds", "gauge", "How long the last checkpoint's transaction took.",
-        ok ? d->ckpt_last.duration : 0);
-    one(b, "rwkvcast_checkpoint_rows", "gauge", "Rows the last checkpoint wrote.", ok ? d->ckpt_last.rows : 0);
-    one(b, "rwkvcast_checkpoint_snapshot_seconds", "gauge", "Event-loop time the last snapshot took to copy.",
-        d->last_snapshot_s);
-    /* Since the last committed checkpoint; since start before the first. */
-    double last_ok = d->ckpt_ok_at > 0 ? d->ckpt_ok_at : d->started;
-    one(b, "rwkvcast_checkpoint_age_seconds", "gauge",
-        "Seconds since the last committed checkpoint (since start before the first).", now - last_ok);
-    one(b, "rwkvcast_engine_queue_samples", "gauge", "Samples queued for or in the engine.", en_pending(d->en));
-    one(b, "rwkvcast_store_queue_rows", "gauge", "Evicted states waiting for the store.", ck_pending(d->ck));
-    one(b, "rwkvcast_heap_bytes", "gauge", "The daemon's own heap (rc_malloc), bytes.", (double)rc_mem_used());
-
-    uint64_t bc[EN_BATCH_BUCKETS], rows, cum = 0;
-    en_batch_stats(d->en, bc, &rows);
-    family(b, "rwkvcast_engine_batch_size", "histogram", "Samples per engine batch.");
-    for (int k = 0; k < EN_BATCH_BUCKETS; k++) {
-        cum += bc[k];
-        ht_buf_printf(b, "rwkvcast_engine_batch_size_bucket{le=\"%d\"} %llu\n", 1 << k, (unsigned long long)cum);
-    }
-    ht_buf_printf(b, "rwkvcast_engine_batch_size_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
-    ht_buf_printf(b, "rwkvcast_engine_batch_size_sum %llu\nrwkvcast_engine_batch_size_count %llu\n",
-                  (unsigned long long)rows, (unsigned long long)cum);
-
-    family(b, "rwkvcast_ingest_to_publish_seconds", "histogram",
-           "From reading a sample's message to publishing its forecast.");
-    cum = 0;
-    for (int k = 0; k < HT_LAT_BUCKETS; k++) {
-        cum += d->lat_count[k];
-        ht_buf_printf(b, "rwkvcast_ingest_to_publish_seconds_bucket{le=\"%g\"} %llu\n", ht_lat_bounds[k],
-                      (unsigned long long)cum);
-    }
-    cum += d->lat_count[HT_LAT_BUCKETS];
-    ht_buf_printf(b, "rwkvcast_ingest_to_publish_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
-    ht_buf_printf(b, "rwkvcast_ingest_to_publish_seconds_sum %.9g\nrwkvcast_ingest_to_publish_seconds_count %llu\n",
-                  d->lat_sum, (unsigned long long)cum);
-    hs_stats hst = {0, 0, 0, 0};
-    if (d->hs) hs_get_stats(d->hs, &hst);
-    one(b, "rwkvcast_history_series", "gauge", "Series with a recent-history ring (history.series, history.max_series).",
-        hst.series);
-    one(b, "rwkvcast_history_bytes", "gauge", "Memory of the history rings and their per-slot index, bytes.",
-        (double)hst.bytes);
-    one(b, "rwkvcast_history_full_total", "counter",
-        "Series matching history.series that found history.max_series rings taken.", (double)hst.full);
-    family(b, "rwkvcast_history_requests_total", "counter", "history control requests, by outcome.");
-    ht_buf_printf(b, "rwkvcast_history_requests_total{outcome=\"ok\"} %llu\n"
-                     "rwkvcast_history_requests_total{outcome=\"error\"} %llu\n",
-                  (unsigned long long)d->hist_requests, (unsigned long long)d->hist_errors);
-    series_gauges(d, b);
-    uint64_t req = d->ht ? ht_requests(d->ht) : 0;
-    one(b, "rwkvcast_http_requests_total", "counter", "HTTP requests answered (this one included).", (double)req);
-}
-
 /* ---- Server ---- */
+
+#define HT_MAX_CONN 64       /* MHD_OPTION_CONNECTION_LIMIT */
+#define HT_SLICE_NS 1000000  /* loop time per slice of a /metrics render */
+#define HT_SNDBUF (64 * 1024) /* SO_SNDBUF of a connection, bytes (the kernel doubles it) */
 
 struct ht_server {
     dm *d;                  /* borrowed */
     struct MHD_Daemon *mhd; /* owned */
     int fd;                 /* MHD's epoll fd, registered with the loop */
-    int timer;              /* ev timer id for MHD's connection timeouts; -1 until wired */
+    int timer;              /* ev timer id: MHD's timeouts, and the render's slices; -1 until wired */
     ev_loop *ev;            /* borrowed, once wired */
     uint64_t requests;      /* answered, all outcomes */
     size_t last_len;        /* bytes of the last /metrics page */
+    /* /metrics: one render at a time, shared by every scrape waiting for it */
+    ht_render *job;         /* owned */
+    ht_buf page;            /* the page being rendered; MHD frees it once sent */
+    struct MHD_Response *resp; /* the last finished page (our reference), or NULL */
+    unsigned resp_status;   /* its status: 200, or 500 when it could not be built */
+    int resp_due;           /* resumed scrapes that have not queued resp yet; at 0 our reference goes */
+    struct MHD_Connection *wait[HT_MAX_CONN]; /* suspended scrapes waiting for the page in progress */
+    int n_wait;             /* entries of wait */
 };
+
+/* Marks a /metrics connection suspended for its page (its con_cls). */
+static char metrics_tag;
 
 uint64_t ht_requests(const ht_server *h) { return h->requests; }
 
 static void free_cb(void *p) { rc_free(p); }
+
+/* Starts rendering a /metrics page into h->page (the daemon's own metrics
+ * at once); the timer runs the slices. */
+static void start_render(ht_server *h) {
+    /* Our reference to the previous page goes; scrapes still sending it keep theirs. */
+    if (h->resp) MHD_destroy_response(h->resp);
+    h->resp = NULL;
+    ht_buf_init(&h->page, 0);
+    /* Sized from the last page: no doubling and copying of megabytes.
+     * Nothing is kept between scrapes (the daemon's heap is what it was
+     * once the page is sent; glibc keeps the pages mapped anyway). */
+    ht_buf_reserve(&h->page, h->last_len + h->last_len / 8 + 4096);
+    ht_render_begin(h->job, h->d, &h->page);
+    if (h->timer >= 0) ev_timer_reset(h->ev, h->timer, 0);
+}
+
+/* The page is complete: one response for every waiting scrape, which are
+ * resumed to take it. */
+static void finish_render(ht_server *h) {
+    ht_buf *b = &h->page;
+    struct MHD_Response *r = NULL;
+    h->resp_status = MHD_HTTP_OK;
+    if (!b->failed && b->p) {
+        h->last_len = b->len;
+        LOG(LG_VERBOSE, "http", "/metrics: %zu bytes for %d scrape%s.", h->last_len, h->n_wait, h->n_wait == 1 ? "" : "s");
+        /* MHD owns the page until the last scrape has it, and frees it with rc_free. */
+        r = MHD_create_response_from_buffer_with_free_callback(b->len, b->p, free_cb);
+        if (!r) ht_buf_free(b);
+    } else {
+        static const char oom[] = "Out of memory.\n";
+        ht_buf_free(b);
+        h->resp_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        r = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+    }
+    b->p = NULL;
+    b->len = b->cap = 0;
+    if (r) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, h->resp_status == MHD_HTTP_OK
+                                ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    }
+    h->resp = r;
+    h->resp_due = h->n_wait;
+    for (int i = 0; i < h->n_wait; i++) MHD_resume_connection(h->wait[i]);
+    h->n_wait = 0;
+}
+
+/* /metrics: the first call suspends the connection until a page is ready
+ * (rendered in slices by the timer); the call after its resumption sends it. */
+static enum MHD_Result metrics_page(ht_server *h, struct MHD_Connection *c, void **con_cls) {
+    if (*con_cls == &metrics_tag) {
+        *con_cls = NULL;
+        if (!h->resp) return MHD_NO;
+        enum MHD_Result ret = MHD_queue_response(c, h->resp_status, h->resp);
+        /* The last waiting scrape has it: the page lives as long as MHD
+         * sends it, and is freed after (a scrape whose client left while
+         * it waited never comes here; the next render drops the page then). */
+        if (--h->resp_due <= 0) {
+            MHD_destroy_response(h->resp);
+            h->resp = NULL;
+        }
+        return ret;
+    }
+    if (h->n_wait == HT_MAX_CONN) return MHD_NO; /* cannot happen: the connection limit */
+    *con_cls = &metrics_tag;
+    h->wait[h->n_wait++] = c;
+    MHD_suspend_connection(c);
+    if (!ht_render_busy(h->job)) start_render(h);
+    return MHD_YES;
+}
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *ctype, ht_buf *b) {
     struct MHD_Response *r;
@@ -569,8 +379,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     ht_server *h = cls;
     dm *d = h->d;
     /* The first call of a request only has the headers; answering then
-     * also covers a request with a body (which is never read). */
-    (void)con_cls;
+     * also covers a request with a body (which is never read). A /metrics
+     * scrape is called again once its page is ready. */
+    if (*con_cls == &metrics_tag) return metrics_page(h, c, con_cls);
     h->requests++;
     const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (*upload_size || MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
@@ -589,23 +400,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                         "/healthz  200 when live and ready\n/series/<id>  one series as JSON");
     case HT_HEALTHZ:
         return d->stopping ? send_msg(c, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping") : send_msg(c, MHD_HTTP_OK, "ok");
-    case HT_METRICS: {
-        ht_buf b;
-        ht_buf_init(&b, 0);
-        /* Sized from the last page: no doubling and copying of megabytes. */
-        ht_buf_reserve(&b, h->last_len + h->last_len / 8 + 4096);
-        int64_t t0 = lg_mono_ns();
-        ht_render_metrics(d, &b);
-        LOG(LG_VERBOSE, "http", "/metrics: %zu bytes in %.1f ms.", b.len, (double)(lg_mono_ns() - t0) * 1e-6);
-        h->last_len = b.len;
-        return send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b);
-    }
+    case HT_METRICS: return metrics_page(h, c, con_cls);
     case HT_SERIES: return series_page(d, c, id, id_len);
     case HT_BAD_ID:
         return send_msg(c, MHD_HTTP_BAD_REQUEST, "Invalid series id: 1..255 bytes of UTF-8, percent-encoded.");
     case HT_NOT_FOUND: break;
     }
     return send_msg(c, MHD_HTTP_NOT_FOUND, "Not found. Try /metrics, /healthz or /series/<id>.");
+}
+
+/* Each connection's send buffer is capped (HT_SNDBUF), so one MHD_run
+ * copies at most that much of a page into the kernel: a 10 MB /metrics
+ * page written in one send() held the loop for 10-15 ms; in pieces the
+ * loop serves samples between them while the client drains the socket. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode toe) {
+    (void)cls;
+    (void)socket_ctx;
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED) return;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int sz = HT_SNDBUF;
+    if (ci) (void)setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
 }
 
 /* Leaves the path as sent, so ht_route sees %00 and the true length. */
@@ -674,22 +489,32 @@ ht_server *ht_open(dm *d, rc_err *err, char *msg, size_t msglen) {
     if (!h) { *err = RC_ERR_NOMEM; snprintf(msg, msglen, "Out of memory."); return NULL; }
     h->d = d;
     h->timer = -1;
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    ht_buf_init(&h->page, 0);
+    if (!(h->job = ht_render_new())) {
+        rc_free(h);
+        *err = RC_ERR_NOMEM;
+        snprintf(msg, msglen, "Out of memory.");
+        return NULL;
+    }
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+                     (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     /* Small per-connection memory (headers of a scrape are tiny; a huge
      * header gets 431), few connections, and idle ones closed after 10 s. */
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)HT_MAX_CONN,
                               MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)32,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
                               MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
                               MHD_OPTION_END);
     (void)sl;
     if (!h->mhd) {
         snprintf(msg, msglen, "Cannot listen for HTTP on '%s' (address in use or not available). "
                  "Set 'http.listen' to a free address, or to \"\" to switch HTTP off.", d->cfg.http_listen);
+        ht_render_free(h->job);
         rc_free(h);
         *err = RC_ERR_IO;
         return NULL;
@@ -699,6 +524,7 @@ ht_server *ht_open(dm *d, rc_err *err, char *msg, size_t msglen) {
     if (h->fd < 0) {
         snprintf(msg, msglen, "libmicrohttpd has no epoll fd.");
         MHD_stop_daemon(h->mhd);
+        ht_render_free(h->job);
         rc_free(h);
         *err = RC_ERR_IO;
         return NULL;
@@ -708,11 +534,19 @@ ht_server *ht_open(dm *d, rc_err *err, char *msg, size_t msglen) {
 
 /* Runs whatever MHD has ready, then arms the timer for its next timeout
  * (0 when it has more to do right away, at most 1 s). */
-static void run_mhd(ht_server *h) {
-    MHD_run(h->mhd);
+/* Seconds until the timer should run again: at once while a page is
+ * being rendered (the loop serves its other events in between), else
+ * MHD's next timeout, at most 1 s. */
+static double next_run(ht_server *h) {
+    if (ht_render_busy(h->job)) return 0;
     MHD_UNSIGNED_LONG_LONG ms = 1000;
     if (MHD_get_timeout(h->mhd, &ms) != MHD_YES || ms > 1000) ms = 1000;
-    if (h->timer >= 0) ev_timer_reset(h->ev, h->timer, (double)ms * 1e-3);
+    return (double)ms * 1e-3;
+}
+
+static void run_mhd(ht_server *h) {
+    MHD_run(h->mhd);
+    if (h->timer >= 0) ev_timer_reset(h->ev, h->timer, next_run(h));
 }
 
 static void on_io(ev_loop *l, void *ctx) {
@@ -723,10 +557,11 @@ static void on_io(ev_loop *l, void *ctx) {
 static double on_timer(ev_loop *l, void *ctx) {
     (void)l;
     ht_server *h = ctx;
+    /* One slice of the page in progress; once complete, MHD sends it. */
+    if (ht_render_busy(h->job) && ht_render_step(h->job, h->d, &h->page, lg_mono_ns() + HT_SLICE_NS))
+        finish_render(h);
     MHD_run(h->mhd);
-    MHD_UNSIGNED_LONG_LONG ms = 1000;
-    if (MHD_get_timeout(h->mhd, &ms) != MHD_YES || ms > 1000) ms = 1000;
-    return (double)ms * 1e-3;
+    return next_run(h);
 }
 
 int ht_wire(ht_server *h, ev_loop *l) {
@@ -738,6 +573,14 @@ int ht_wire(ht_server *h, ev_loop *l) {
 
 void ht_close(ht_server *h) {
     if (!h) return;
+    /* Scrapes waiting for a page are resumed to be closed (no page). */
+    if (h->resp) MHD_destroy_response(h->resp);
+    h->resp = NULL;
+    for (int i = 0; i < h->n_wait; i++) MHD_resume_connection(h->wait[i]);
+    h->n_wait = 0;
+    MHD_run(h->mhd);
     MHD_stop_daemon(h->mhd);
+    ht_buf_free(&h->page);
+    ht_render_free(h->job);
     rc_free(h);
 }

@@ -19,9 +19,13 @@
  * Threads: libmicrohttpd runs without threads of its own (MHD_USE_EPOLL,
  * external polling): its epoll fd is one more fd of the event loop and every
  * request is answered on the loop thread, which owns all the data it
- * reports, so nothing is shared and nothing is locked. A scrape costs the
- * loop the time to render the page (measured in bench/RESULTS.md); the
- * responses are written non-blocking, so a slow client never stalls it.
+ * reports, so nothing is shared and nothing is locked. A scrape of
+ * /metrics suspends its connection while the page is rendered in slices of
+ * about 1 ms of loop time (ht_render), the loop serving samples between
+ * them; scrapes that arrive meanwhile wait for the same page (measured in
+ * bench/RESULTS.md). Responses are written non-blocking, at most a
+ * socket buffer (128 KiB) per loop round, so neither a slow client nor a
+ * 10 MB page stalls the loop.
  *
  * Ownership: ht_open allocates the server, ht_close frees it. The pure
  * helpers (ht_route, ht_json_from_mp, ht_buf_*) are reentrant and are what
@@ -104,8 +108,26 @@ extern const double ht_lat_bounds[HT_LAT_BUCKETS];
 /* Records one latency (seconds) into d's histogram. Loop thread. */
 void ht_observe_latency(dm *d, double seconds);
 
-/* Renders the whole /metrics page of d into b. Loop thread (flushes the
- * engine when per-series gauges are exported). */
+/*
+ * A /metrics render job (http_metrics.c): ht_render_begin writes the
+ * daemon's own metrics into b at once; ht_render_step then adds the
+ * per-series gauges until it is done (returns 1, the page complete) or
+ * the monotonic clock passes until_ns (returns 0; call again later, from
+ * the loop, with the same b). Between steps ingest goes on: a series that
+ * leaves its slot meanwhile is left out, never shown under another's id.
+ * A page's index arrays and labels are allocated at its begin and freed
+ * when it is done (per scrape, never per sample). Loop thread (flushes
+ * the engine at each step while per-series gauges are on).
+ */
+typedef struct ht_render ht_render;
+ht_render *ht_render_new(void);
+void ht_render_free(ht_render *r);
+void ht_render_begin(ht_render *r, dm *d, ht_buf *b);
+int ht_render_step(ht_render *r, dm *d, ht_buf *b, int64_t until_ns);
+/* 1 between ht_render_begin and the step that finished the page. */
+int ht_render_busy(const ht_render *r);
+
+/* The whole page at once (a job of one step). Loop thread. */
 void ht_render_metrics(dm *d, ht_buf *b);
 
 /* ---- Server ---- */

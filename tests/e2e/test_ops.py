@@ -187,6 +187,47 @@ def test_series_gauges_are_capped_and_reloadable(daemon_factory):
     d.stop()
 
 
+def test_concurrent_scrapes_share_a_page_rendered_in_slices(daemon_factory):
+    # /metrics is rendered in slices while its scrapes wait (suspended);
+    # scrapes that come meanwhile get the same page, each complete; one
+    # that hangs up while waiting costs nothing; ingest goes on between.
+    import threading
+    d = http_daemon(daemon_factory, series="*", series_max=5000, horizons=[1, 2, 3])
+    ids = ["c-%d" % i for i in range(900)]
+    feed(d, ids, n=2)
+    d.wait_stats(lambda st: st["steps"] >= 1800)
+    results = []
+
+    def scrape(method):
+        results.append(get(d, "/metrics", method=method, timeout=30))
+
+    # A client that sends its request and hangs up before the page is ready.
+    u = urllib.parse.urlsplit(d.http)
+    s = socket.create_connection((u.hostname, u.port))
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.close()
+    th = [threading.Thread(target=scrape, args=("HEAD" if i == 0 else "GET",)) for i in range(8)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join(60 * SLOW)
+    assert len(results) == 8
+    for status, hdrs, body in results:
+        assert status == 200 and hdrs["Content-Type"].startswith("text/plain; version=0.0.4")
+    bodies = [b for _, h, b in results if b]
+    assert len(bodies) == 7  # HEAD has none
+    for b in bodies:
+        samples, _ = parse_metrics(b.decode())
+        assert samples["rwkvcast_series_exported"] == 900
+        assert len([k for k in samples if k.startswith("rwkvcast_series_forecast{")]) == 2700
+        assert b.endswith(b"\n") and b"rwkvcast_http_requests_total" in b
+    samples, _ = parse_metrics(get(d, "/metrics")[2].decode())
+    assert samples["rwkvcast_http_metrics_render_slices"] >= 1
+    assert 0 < samples["rwkvcast_http_metrics_render_seconds"] < 10
+    assert get(d, "/healthz")[0] == 200
+    d.stop()
+
+
 def test_healthz_index_and_series_json(daemon_factory):
     d = http_daemon(daemon_factory)
     weird = 'we"ird/\\id \u00e9'
