@@ -127,20 +127,49 @@ static void write_stats_tail(dm *d, mp_wr *w) {
     for (int k = 0; k < K; k++) mp_w_f64(w, (double)ns[k] * 1e-9);
 }
 
-/* CURVE handshakes refused by the ZAP handler (connectors/curve.h), in
- * all and per endpoint; "unknown" counts requests of no known domain. */
+/* Clients refused on the CURVE sockets (connectors/hsmon.h: every
+ * handshake that failed, ZAP's refusals included, and connections closed
+ * before one), in all, per endpoint and per reason; "unknown" counts ZAP
+ * requests of no known domain. */
 static void write_curve(dm *d, mp_wr *w) {
-    uint64_t total = 0;
-    for (int k = 0; k <= DM_CURVE_LISTS; k++) total += d->curve_rejected[k];
-    mp_w_map(w, 6);
+    uint64_t total = d->curve_rejected[DM_CURVE_LISTS], ok = 0, by[HM__COUNT] = {0};
+    int n_ep = 0;
+    for (int k = 0; k < DM_CURVE_LISTS; k++) {
+        const hm_monitor *m = &d->hsmon[k];
+        total += hm_failed_total(m);
+        ok += m->succeeded;
+        for (int r = 0; r < HM__COUNT; r++) by[r] += m->failed[r];
+        n_ep += m->pair != NULL;
+    }
+    mp_w_map(w, 9);
     mp_w_kv_bool(w, "enabled", d->zap != NULL);
     mp_w_kv_int(w, "rejected", (int64_t)total);
     mp_w_cstr(w, "rejected_input");
     mp_w_arr(w, (uint32_t)d->cfg.n_inputs);
-    for (int i = 0; i < d->cfg.n_inputs; i++) mp_w_int(w, (int64_t)d->curve_rejected[i]);
-    mp_w_kv_int(w, "rejected_output", (int64_t)d->curve_rejected[DM_CURVE_OUT]);
-    mp_w_kv_int(w, "rejected_control", (int64_t)d->curve_rejected[DM_CURVE_CTL]);
+    for (int i = 0; i < d->cfg.n_inputs; i++) mp_w_int(w, (int64_t)hm_failed_total(&d->hsmon[i]));
+    mp_w_kv_int(w, "rejected_output", (int64_t)hm_failed_total(&d->hsmon[DM_CURVE_OUT]));
+    mp_w_kv_int(w, "rejected_control", (int64_t)hm_failed_total(&d->hsmon[DM_CURVE_CTL]));
     mp_w_kv_int(w, "rejected_unknown", (int64_t)d->curve_rejected[DM_CURVE_LISTS]);
+    mp_w_kv_int(w, "accepted", (int64_t)ok);
+    mp_w_cstr(w, "reasons");
+    mp_w_map(w, HM__COUNT);
+    for (int r = 0; r < HM__COUNT; r++) mp_w_kv_int(w, hm_reason_name(r), (int64_t)by[r]);
+    /* One entry per CURVE socket: where, what, and its counts. */
+    mp_w_cstr(w, "endpoints");
+    mp_w_arr(w, (uint32_t)n_ep);
+    for (int k = 0; k < DM_CURVE_LISTS; k++) {
+        const hm_monitor *m = &d->hsmon[k];
+        if (!m->pair) continue;
+        const char *kind, *ep = dm_curve_socket(d, k, &kind);
+        mp_w_map(w, 5);
+        mp_w_kv_str(w, "socket", kind);
+        mp_w_kv_str(w, "endpoint", ep);
+        mp_w_kv_int(w, "accepted", (int64_t)m->succeeded);
+        mp_w_kv_int(w, "rejected", (int64_t)hm_failed_total(m));
+        mp_w_cstr(w, "reasons");
+        mp_w_map(w, HM__COUNT);
+        for (int r = 0; r < HM__COUNT; r++) mp_w_kv_int(w, hm_reason_name(r), (int64_t)m->failed[r]);
+    }
 }
 
 static ct_status cmd_stats(dm *d, const ct_args *a, mp_wr *w) {

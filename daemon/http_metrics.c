@@ -117,6 +117,30 @@ void ht_put_value(ht_buf *b, double v) {
 }
 
 /* Everything but the per-series gauges: a few hundred lines, at once. */
+/* Clients refused and handshakes passed on each CURVE socket
+ * (connectors/hsmon.h); nothing without CURVE. */
+static void curve_metrics(dm *d, ht_buf *b) {
+    if (!d->zap) return;
+    static const char *const fam[2][2] = {
+        {"rwkvcast_curve_rejected_total",
+         "Connections refused on a CURVE endpoint, by reason (docs/PROTOCOL.md section 9)."},
+        {"rwkvcast_curve_accepted_total", "CURVE handshakes that passed an endpoint's allow-list."}};
+    for (int f = 0; f < 2; f++) {
+        family(b, fam[f][0], "counter", fam[f][1]);
+        for (int k = 0; k < DM_CURVE_LISTS; k++) {
+            const hm_monitor *m = &d->hsmon[k];
+            if (!m->pair) continue;
+            const char *kind, *ep = dm_curve_socket(d, k, &kind);
+            for (int r = 0; r < (f ? 1 : HM__COUNT); r++) {
+                ht_buf_printf(b, "%s{socket=\"%s\",endpoint=\"", fam[f][0], kind);
+                ht_label_value(b, ep, strlen(ep));
+                if (f) ht_buf_printf(b, "\"} %llu\n", (unsigned long long)m->succeeded);
+                else ht_buf_printf(b, "\",reason=\"%s\"} %llu\n", hm_reason_name(r), (unsigned long long)m->failed[r]);
+            }
+        }
+    }
+}
+
 static void render_head(dm *d, ht_buf *b) {
     double now = lg_wall_s();
     char hash[20];
@@ -139,6 +163,7 @@ static void render_head(dm *d, ht_buf *b) {
     for (int i = 1; i < IG_DROP__COUNT; i++)
         ht_buf_printf(b, "rwkvcast_dropped_total{reason=\"%s\"} %llu\n", ig_drop_name(i),
                       (unsigned long long)d->dropped[i]);
+    curve_metrics(d, b);
     one(b, "rwkvcast_steps_total", "counter", "Samples the engine stepped.", (double)d->steps);
     one(b, "rwkvcast_forecasts_published_total", "counter", "Forecasts published (f.<series>).", (double)d->published);
     one(b, "rwkvcast_alert_events_total", "counter", "Alert events published (a.<series>: level changes and silence).",

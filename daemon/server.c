@@ -417,8 +417,9 @@ rc_err dm_core_open(dm *d, const cf_config *cfg) {
                                     : "With 'series.policy: refuse' their samples are dropped ('limit'); raise "
                                       "'series.max' or use 'evict'.");
     /* Every socket and fd the loop watches, and its timers. */
-    /* Inputs, control, ZAP, the signal pipe, the engine's eventfd, HTTP. */
-    if (!(d->ev = ev_new(CF_MAX_INPUTS + 5, 9, &err))) return err;
+    /* Inputs, control, ZAP, the signal pipe, the engine's eventfd, HTTP,
+     * and a handshake monitor per CURVE socket. */
+    if (!(d->ev = ev_new(CF_MAX_INPUTS + 5 + DM_CURVE_LISTS, 9, &err))) return err;
     return RC_OK;
 }
 
@@ -485,6 +486,31 @@ static int open_curve(dm *d, uint8_t sec[CV_KEY]) {
     char z[CV_Z85 + 1];
     zmq_z85_encode(z, pub, CV_KEY);
     LOG(LG_NOTICE, "curve", "CURVE server key '%s' (public %s).", d->cfg.curve_server_key, z);
+    return 1;
+}
+
+const char *dm_curve_socket(const dm *d, int k, const char **kind) {
+    if (k == DM_CURVE_OUT) { *kind = "output"; return d->cfg.out_endpoint; }
+    if (k == DM_CURVE_CTL) { *kind = "control"; return d->cfg.control_endpoint; }
+    *kind = "input";
+    return k >= 0 && k < d->cfg.n_inputs ? d->cfg.inputs[k].endpoint : "?";
+}
+
+/* A monitor on every CURVE socket (connectors/hsmon.h): the clients
+ * refused before ZAP is asked (no CURVE, a wrong server key, garbage) are
+ * only seen there. */
+static int open_monitors(dm *d) {
+    char err[256];
+    for (int k = 0; k < DM_CURVE_LISTS; k++) {
+        if (!d->allow[k].n) continue;
+        void *s = k == DM_CURVE_OUT ? d->pub : k == DM_CURVE_CTL ? d->rep : d->in[k];
+        if (!s) continue;
+        if (hm_open(&d->hsmon[k], d->zctx, s, k, err, sizeof err) != RC_OK) {
+            const char *kind, *ep = dm_curve_socket(d, k, &kind);
+            LOG(LG_ERROR, "curve", "'%s': %s", ep, err);
+            return 0;
+        }
+    }
     return 1;
 }
 
@@ -560,6 +586,7 @@ static int open_sockets(dm *d) {
     d->rep = zq_open_rep(d->zctx, d->cfg.control_endpoint, use_ctl, err, sizeof err);
     if (!d->rep) { LOG(LG_ERROR, "zmq", "%s", err); goto done; }
     LOG(LG_NOTICE, "zmq", "Control REP bound on '%s'%s.", d->cfg.control_endpoint, use_ctl ? " (CURVE)" : "");
+    if (!open_monitors(d)) goto done;
     rc_err rc;
     d->ht = ht_open(d, &rc, err, sizeof err);
     if (rc != RC_OK) { LOG(LG_ERROR, "http", "%s", err); goto done; }
@@ -570,22 +597,45 @@ done:
     return ok;
 }
 
-/* Answers the CURVE handshakes' ZAP requests (connectors/curve.h). */
+/* Answers the CURVE handshakes' ZAP requests (connectors/curve.h). A
+ * refusal is counted and logged by the socket's monitor (on_hsmon); only
+ * a request of no known domain, which libzmq should never send, is logged
+ * here. */
 static void on_zap(ev_loop *l, void *ctx) {
     (void)l;
     dm *d = ctx;
-    uint64_t before = 0, after = 0;
-    for (int k = 0; k <= DM_CURVE_LISTS; k++) before += d->curve_rejected[k];
+    uint64_t before = d->curve_rejected[DM_CURVE_LISTS];
     cv_zap_serve(d->zap, d->allow, DM_CURVE_LISTS, d->curve_rejected);
-    for (int k = 0; k <= DM_CURVE_LISTS; k++) after += d->curve_rejected[k];
-    if (after > before && lg_rl_allow(&d->rl_curve))
-        LOG(LG_WARNING, "curve", "Refused %llu CURVE client(s) whose key is not on the endpoint's allow-list "
-            "(%llu so far).", (unsigned long long)(after - before), (unsigned long long)after);
+    if (d->curve_rejected[DM_CURVE_LISTS] > before)
+        LOG(LG_WARNING, "curve", "Refused a ZAP request of no known domain (%llu so far).",
+            (unsigned long long)d->curve_rejected[DM_CURVE_LISTS]);
+}
+
+/* Counts the refused handshakes of every CURVE socket (connectors/hsmon.h);
+ * one handler for all monitors, as any of them may be the one ready. At
+ * most 256 events per monitor and round, so a flood of connections cannot
+ * hold the loop. */
+static void on_hsmon(ev_loop *l, void *ctx) {
+    (void)l;
+    dm *d = ctx;
+    for (int k = 0; k < DM_CURVE_LISTS; k++) {
+        hm_monitor *m = &d->hsmon[k];
+        if (!m->pair || !hm_drain(m, 256) || !lg_rl_allow(&d->rl_curve)) continue;
+        const char *kind, *ep = dm_curve_socket(d, k, &kind);
+        LOG(LG_WARNING, "curve",
+            "Refused client(s) on the %s '%s' (so far: %llu no CURVE, %llu wrong server key, %llu protocol, "
+            "%llu key not allowed, %llu no detail, %llu closed before a handshake).",
+            kind, ep, (unsigned long long)m->failed[HM_MECHANISM], (unsigned long long)m->failed[HM_CRYPTO],
+            (unsigned long long)m->failed[HM_PROTOCOL], (unsigned long long)m->failed[HM_AUTH],
+            (unsigned long long)m->failed[HM_NO_DETAIL], (unsigned long long)m->failed[HM_CLOSED]);
+    }
 }
 
 static void close_sockets(dm *d) {
     ht_close(d->ht);
     d->ht = NULL;
+    /* Before their sockets: stopping a monitor needs the socket. */
+    for (int k = 0; k < DM_CURVE_LISTS; k++) hm_close(&d->hsmon[k]);
     for (int i = 0; i < CF_MAX_INPUTS; i++) {
         if (d->in[i]) zmq_close(d->in[i]);
         mq_close(d->mq_in[i]);
@@ -626,6 +676,8 @@ static int wire_loop(dm *d) {
     }
     d->rep_h = ev_add_io(d->ev, d->rep, -1, ct_on_socket, d);
     if (d->zap && ev_add_io(d->ev, d->zap, -1, on_zap, d) < 0) return 0;
+    for (int k = 0; k < DM_CURVE_LISTS; k++)
+        if (d->hsmon[k].pair && ev_add_io(d->ev, d->hsmon[k].pair, -1, on_hsmon, d) < 0) return 0;
     ev_add_io(d->ev, NULL, d->sigpipe[0], on_sigpipe, d);
     if (d->engine_fd >= 0 && ev_add_io(d->ev, NULL, d->engine_fd, on_engine, d) < 0) {
         LOG(LG_WARNING, "daemon", "Cannot create the engine's eventfd: %s.", strerror(errno));

@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "connectors/curve.h"
+#include "connectors/hsmon.h"
 #include "connectors/wire.h"
 #include "daemon/alerts.h"
 #include "daemon/checkpoint.h"
@@ -77,7 +78,8 @@ struct dm {
      * input i is i, the output DM_CURVE_OUT, control DM_CURVE_CTL. */
     void *zap;              /* ZAP handler: REP on inproc://zeromq.zap.01; NULL without CURVE */
     cv_allow allow[DM_CURVE_LISTS];            /* per endpoint; n == 0: plain endpoint */
-    uint64_t curve_rejected[DM_CURVE_LISTS + 1]; /* handshakes refused per list; the last: unknown domain */
+    uint64_t curve_rejected[DM_CURVE_LISTS + 1]; /* ZAP refusals per list; the last: unknown domain */
+    hm_monitor hsmon[DM_CURVE_LISTS]; /* refused handshakes of each CURVE socket, all reasons; pair NULL: plain */
     lg_ratelimit rl_curve;  /* log rate limit of the refusals */
     /* Ingest and publishing (ingest.c) */
     uint8_t *pub_buf;       /* (pub_cap) one encoded forecast */
@@ -182,5 +184,9 @@ void dm_core_close(dm *d);
  * kept and err (errlen bytes) holds the loader's message. Loop thread.
  */
 rc_err dm_reload(dm *d, char *err, size_t errlen);
+
+/* The socket of allow-list k (0 .. DM_CURVE_LISTS-1): its endpoint, and in
+ * *kind "input", "output" or "control". Any thread that may read cfg. */
+const char *dm_curve_socket(const dm *d, int k, const char **kind);
 
 #endif

@@ -7,6 +7,8 @@
 #
 # SPDX-License-Identifier: MIT
 import json
+import socket
+import urllib.request
 import os
 import stat
 import subprocess
@@ -149,7 +151,11 @@ def pair(d, name):
     return pub, sec
 
 
-def test_only_allowed_keys_get_through(tmp_path):
+def curve_daemon(tmp_path):
+    """A daemon whose ingest (PULL), output (PUB) and control endpoints are
+    CURVE on 127.0.0.1, allowing the key "good" only; running and answering
+    `ctl ping` with that key. Returns (daemon, keys dir, server public key,
+    good pair, evil pair, (ing, out, ctl), the CLI's key options)."""
     k = tmp_path / "keys"
     k.mkdir()
     srv_pub = keygen(k, "server")
@@ -174,6 +180,11 @@ def test_only_allowed_keys_get_through(tmp_path):
             break
         assert d.proc.poll() is None, d.logtext()
     assert p.returncode == 0, p.stderr + d.logtext()
+    return d, k, srv_pub, good, evil, (ing, out, ctl), keys
+
+
+def test_only_allowed_keys_get_through(tmp_path):
+    d, k, srv_pub, good, evil, (ing, out, ctl), keys = curve_daemon(tmp_path)
     try:
         # Clients without an allowed key: a wrong key and no key at all.
         bad = [Client(zmq.PUSH, ing, srv_pub, evil), Client(zmq.PUSH, ing)]
@@ -245,3 +256,125 @@ def test_only_allowed_keys_get_through(tmp_path):
         d.log.close()
     log = (d.dir / "daemon.log").read_text()
     assert "Refused" in log and "(CURVE)" in log, log
+
+
+def curve_stats(ctl, keys):
+    p = subprocess.run([CLI, "ctl", "-j", "-e", ctl] + keys + ["stats"], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def garbage(endpoint, data, wait=True):
+    """Raw bytes to a ZeroMQ TCP port, then close (at once, or when the
+    daemon has closed): a scanner, a browser, a client gone half-way."""
+    host, port = endpoint[len("tcp://"):].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(data)
+        if not wait:
+            return
+        # Bounded: the daemon closes at once; a timeout ends it otherwise.
+        try:
+            while s.recv(4096):
+                pass
+        except (socket.timeout, ConnectionResetError):
+            pass
+
+
+def test_every_refused_client_is_counted(tmp_path):
+    """Issue 22: a client without an allowed key is refused and counted on
+    each CURVE endpoint, whether it speaks CURVE with a key not on the list
+    (ZAP says no), speaks no CURVE at all, has the wrong server key, or is
+    not ZeroMQ; each shows under its own reason in `ctl stats` and /metrics,
+    nothing of theirs gets through, and the allowed client still works."""
+    d, k, srv_pub, good, evil, eps, keys = curve_daemon(tmp_path)
+    ing, out, ctl = eps
+    wrong_srv = evil[0]  # a valid key, but not the daemon's
+    try:
+        def counts(st, kind):
+            [e] = [e for e in st["curve"]["endpoints"] if e["socket"] == kind]
+            return e
+
+        st = curve_stats(ctl, keys)
+        assert [e["socket"] for e in st["curve"]["endpoints"]] == ["input", "output", "control"], st["curve"]
+        assert [e["endpoint"] for e in st["curve"]["endpoints"]] == [ing, out, ctl]
+        decoded = st["decoded"]
+        attacks = [("auth", lambda kind, ep: Client(kind, ep, srv_pub, evil)),
+                   ("mechanism", lambda kind, ep: Client(kind, ep)),
+                   ("cryptographic", lambda kind, ep: Client(kind, ep, wrong_srv, good)),
+                   ("closed", lambda kind, ep: garbage(ep, b"GET /metrics HTTP/1.0\r\n\r\n")),
+                   ("closed", lambda kind, ep: garbage(ep, bytes(range(256)) * 64)),
+                   # A ZMTP 2.0 greeting: libzmq refuses 1.0 and 2.0 peers when ZAP is on.
+                   ("closed", lambda kind, ep: garbage(ep, b"\xff" + b"\x00" * 8 + b"\x7f\x01\x08")),
+                   # Half a greeting, then hang up: the handshake fails half-way.
+                   ("no_detail", lambda kind, ep: garbage(ep, b"\xff" + b"\x00" * 8 + b"\x7f\x03", wait=False))]
+        for kind, sock, ep in [("input", zmq.PUSH, ing), ("output", zmq.SUB, out), ("control", zmq.REQ, ctl)]:
+            for reason, attack in attacks:
+                before = counts(curve_stats(ctl, keys), kind)
+                c = attack(sock, ep)
+                if c is not None and sock == zmq.PUSH:
+                    for i in range(5):
+                        try:
+                            c.s.send(pack({"s": "intruder", "t": 1700000000 + i, "v": 1.0}), zmq.NOBLOCK)
+                        except zmq.Again:
+                            pass  # no peer takes it: nothing gets through either way
+                if c is not None and sock == zmq.REQ:
+                    try:
+                        c.s.send(pack({"cmd": "forget", "s": "good-series"}), zmq.NOBLOCK)
+                    except zmq.Again:
+                        pass
+                deadline = time.time() + 20 * SLOW
+                while time.time() < deadline:
+                    now = counts(curve_stats(ctl, keys), kind)
+                    if now["reasons"][reason] > before["reasons"][reason]:
+                        break
+                    time.sleep(0.05)
+                assert now["reasons"][reason] > before["reasons"][reason], (kind, reason, before, now)
+                assert now["rejected"] > before["rejected"], (kind, reason, before, now)
+                # None of them passed (on control, our own `ctl stats` calls do).
+                assert kind == "control" or now["accepted"] == before["accepted"], (kind, reason, before, now)
+                if c is not None:
+                    if sock != zmq.PUSH:
+                        assert not c.s.poll(100), (kind, reason, "a client without an allowed key got a message")
+                    c.close()
+                if reason == "closed":
+                    # One connection, one count, once it has closed.
+                    assert now["reasons"]["closed"] == before["reasons"]["closed"] + 1, (kind, before, now)
+        # The allowed client still works, and none of the intruders' samples arrived.
+        sub_good = Client(zmq.SUB, out, srv_pub, good)
+        time.sleep(0.5 * SLOW)
+        csv = tmp_path / "good-series.csv"
+        csv.write_text("timestamp,value\n" + "".join("%d,%d\n" % (1700000000 + 60 * i, i % 5) for i in range(10)))
+        p = subprocess.run([CLI, "send", "--pull", "-e", ing, "-q"] + keys + [str(csv)], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        got = []
+        deadline = time.time() + 20 * SLOW
+        while time.time() < deadline and len(got) < 10:
+            if sub_good.s.poll(200):
+                got.append(sub_good.s.recv_multipart())
+        sub_good.close()
+        assert len(got) == 10 and all(m[0] == b"f.good-series" for m in got), got[:2]
+        st = curve_stats(ctl, keys)
+        assert st["decoded"] == decoded + 10 and st["series"] == 1, st
+        cv = st["curve"]
+        assert cv["rejected"] == sum(cv["reasons"].values()) + cv["rejected_unknown"], cv
+        assert cv["rejected_input"] == [counts(st, "input")["rejected"]], cv
+        assert cv["rejected_output"] == counts(st, "output")["rejected"], cv
+        assert cv["rejected_control"] == counts(st, "control")["rejected"], cv
+        # The same counts on /metrics, one series per endpoint and reason.
+        with urllib.request.urlopen(d.http + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        for kind, ep in [("input", ing), ("output", out), ("control", ctl)]:
+            for reason in ("mechanism", "cryptographic", "protocol", "auth", "no_detail", "closed"):
+                line = 'rwkvcast_curve_rejected_total{socket="%s",endpoint="%s",reason="%s"} ' % (kind, ep, reason)
+                assert line in text, (line, text[-3000:])
+                n = int(text.split(line, 1)[1].split("\n", 1)[0])
+                assert n >= 1 or reason == "protocol", (line, n)
+            assert 'rwkvcast_curve_accepted_total{socket="%s",endpoint="%s"} ' % (kind, ep) in text
+        assert "# TYPE rwkvcast_curve_rejected_total counter" in text
+    finally:
+        d.proc.terminate()
+        d.proc.wait(timeout=30)
+        d.log.close()
+    log = (d.dir / "daemon.log").read_text()
+    assert "no CURVE" in log and "closed before a handshake" in log, log

@@ -388,7 +388,8 @@ def test_new_store_is_private_whatever_the_umask(daemon_factory, tmp_path):
         os.umask(old)
     d.send({"s": "a", "t": 1700000000, "v": 1.0})
     assert d.ctl("checkpoint", wait=True)["ok"]
-    for suffix in ("", "-wal", "-shm"):
+    assert os.path.exists(d.db + ".lock")  # the one-daemon-per-store lock (issue 22)
+    for suffix in ("", "-wal", "-shm", ".lock"):
         path = d.db + suffix
         if os.path.exists(path):
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, (path, oct(os.stat(path).st_mode))
