@@ -460,10 +460,16 @@ static const key_def ctl_keys[] = {{"endpoint", k_ctl_endpoint}, {"curve_allow",
 static rc_err k_control(px *x, yaml_node_t *v, const char *key, void *obj) {
     if (walk(x, v, key, ctl_keys, 2, obj)) return RC_ERR_CONFIG;
     /* forget, reload and checkpoint for anyone who can reach the port: a
-     * tcp:// control endpoint must say whose keys it takes. */
+     * tcp:// control endpoint must say whose keys it takes. So must an
+     * abstract ipc://@NAME one: it has no file, so no mode keeps other
+     * local users out (an ipc://PATH socket file is made 0600). */
     if (!strncmp(CFG->control_endpoint, "tcp://", 6) && !CFG->control_curve_allow[0])
         return fail(x, v->start_mark, "Invalid 'control.endpoint' value (%s): a tcp:// control endpoint needs "
                     "'control.curve_allow' (CURVE; see 'rwkvcast keygen'), or use ipc://.", CFG->control_endpoint);
+    if (!strncmp(CFG->control_endpoint, "ipc://@", 7) && !CFG->control_curve_allow[0])
+        return fail(x, v->start_mark, "Invalid 'control.endpoint' value (%s): an abstract ipc://@ socket has no "
+                    "file mode, so any local user could connect; it needs 'control.curve_allow' (CURVE; see "
+                    "'rwkvcast keygen'), or use ipc://PATH.", CFG->control_endpoint);
     return RC_OK;
 }
 

@@ -158,6 +158,17 @@ rc_err cv_read_allow(const char *path, cv_allow *a, char *err, size_t errlen) {
     kfile k;
     rc_err rc = kf_open(&k, path, err, errlen);
     if (rc) return rc;
+    /* Whoever can write the list can let any key in: refuse a list the
+     * group or others may write, as ssh does with authorized_keys. */
+    struct stat st;
+    if (fstat(fileno(k.f), &st) != 0 || (st.st_mode & 022)) {
+        if (st.st_mode & 022)
+            snprintf(err, errlen, "%s: Allow-list file is writable by others (mode %03o); chmod go-w it.", path,
+                     (unsigned)(st.st_mode & 0777));
+        else snprintf(err, errlen, "%s: Cannot stat: %s.", path, strerror(errno));
+        kf_close(&k);
+        return RC_ERR_IO;
+    }
     a->n = 0;
     a->key = rc_malloc(sizeof *a->key * CV_MAX_ALLOW);
     if (!a->key) {

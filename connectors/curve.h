@@ -8,7 +8,8 @@
  *             refused when the group or others may read it;
  *   NAME.pub  the public key alone (hand it to the other side);
  *   allow-list files hold public keys, one per line (NAME.pub files
- *             concatenated), at most CV_MAX_ALLOW.
+ *             concatenated), at most CV_MAX_ALLOW; refused when the group
+ *             or others may write them.
  * `rwkvcast keygen NAME` (cv_keygen) writes a fresh pair.
  *
  * ZAP: the daemon binds a REP socket on inproc://zeromq.zap.01 in its
@@ -51,7 +52,8 @@ typedef struct cv_allow {
 } cv_allow;
 
 /* Reads an allow-list file into a (zeroed by the caller); at least one
- * key, at most CV_MAX_ALLOW. Repeated keys are kept once. */
+ * key, at most CV_MAX_ALLOW. Repeated keys are kept once. A file the group
+ * or others may write is refused (RC_ERR_IO, "chmod go-w"). */
 rc_err cv_read_allow(const char *path, cv_allow *a, char *err, size_t errlen);
 void cv_allow_free(cv_allow *a);
 /* 1 when key is on a. O(log n). */
