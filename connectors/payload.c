@@ -304,29 +304,52 @@ static void jw_farr(jw *w, const char *key, const float *a, int n) {
     jw_raw(w, "]", 1);
 }
 
-size_t pl_json_forecast(char *buf, size_t cap, const mp_forecast *f) {
-    jw w = {buf, cap, 0, 0};
+/* The forecast map's keys, without its closing brace. */
+static void json_forecast_keys(jw *w, const mp_forecast *f) {
     char t[64];
-    jw_raw(&w, "{\"s\":", 5);
-    jw_str(&w, f->s, f->s_len);
-    jw_raw(&w, ",\"t\":", 5);
-    jw_num(&w, f->t, 17);
-    jw_raw(&w, ",\"v\":", 5);
-    jw_num(&w, f->v, 17);
-    jw_raw(&w, ",\"dt\":", 6);
-    jw_num(&w, f->dt, 17);
-    jw_raw(&w, ",\"h\":[", 6);
+    jw_raw(w, "{\"s\":", 5);
+    jw_str(w, f->s, f->s_len);
+    jw_raw(w, ",\"t\":", 5);
+    jw_num(w, f->t, 17);
+    jw_raw(w, ",\"v\":", 5);
+    jw_num(w, f->v, 17);
+    jw_raw(w, ",\"dt\":", 6);
+    jw_num(w, f->dt, 17);
+    jw_raw(w, ",\"h\":[", 6);
     for (int i = 0; i < f->H; i++) {
         int n = snprintf(t, sizeof t, "%s%d", i ? "," : "", i + 1);
-        jw_raw(&w, t, (size_t)n);
+        jw_raw(w, t, (size_t)n);
     }
-    jw_raw(&w, "]", 1);
-    jw_farr(&w, ",\"yhat\":", f->yhat, f->H);
-    jw_farr(&w, ",\"lo\":", f->lo, f->H);
-    jw_farr(&w, ",\"hi\":", f->hi, f->H);
-    jw_raw(&w, ",\"score\":", 9);
-    jw_num(&w, (double)f->score, 9);
-    int n = snprintf(t, sizeof t, ",\"level\":%d}", f->level);
-    jw_raw(&w, t, (size_t)n);
+    jw_raw(w, "]", 1);
+    jw_farr(w, ",\"yhat\":", f->yhat, f->H);
+    jw_farr(w, ",\"lo\":", f->lo, f->H);
+    jw_farr(w, ",\"hi\":", f->hi, f->H);
+    jw_raw(w, ",\"score\":", 9);
+    jw_num(w, (double)f->score, 9);
+    int n = snprintf(t, sizeof t, ",\"level\":%d", f->level);
+    jw_raw(w, t, (size_t)n);
+}
+
+size_t pl_json_forecast(char *buf, size_t cap, const mp_forecast *f) {
+    jw w = {buf, cap, 0, 0};
+    json_forecast_keys(&w, f);
+    jw_raw(&w, "}", 1);
+    return w.overflow ? 0 : w.len;
+}
+
+size_t pl_json_alert(char *buf, size_t cap, const mp_forecast *f, const mp_alert *a) {
+    jw w = {buf, cap, 0, 0};
+    json_forecast_keys(&w, f);
+    jw_raw(&w, ",\"kind\":", 8);
+    jw_str(&w, a->kind, strlen(a->kind));
+    jw_raw(&w, ",\"since\":", 9);
+    jw_num(&w, a->since, 17);
+    jw_raw(&w, ",\"expected\":", 12);
+    jw_num(&w, a->expected, 17);
+    jw_raw(&w, ",\"expected_lo\":", 15);
+    jw_num(&w, a->lo, 17);
+    jw_raw(&w, ",\"expected_hi\":", 15);
+    jw_num(&w, a->hi, 17);
+    jw_raw(&w, "}", 1);
     return w.overflow ? 0 : w.len;
 }

@@ -72,5 +72,9 @@ int pl_topic_to_id(const char *topic, size_t tlen, const char *strip_prefix, cha
  * fit: cap = 256 + 6 * s_len + 64 * H always does. No allocation.
  */
 size_t pl_json_forecast(char *buf, size_t cap, const mp_forecast *f);
+/* The same map plus an alert event's keys ("kind", "since", "expected",
+ * "expected_lo", "expected_hi": docs/PROTOCOL.md §2), as pl_json_forecast
+ * writes it; 0 when it does not fit in cap. */
+size_t pl_json_alert(char *buf, size_t cap, const mp_forecast *f, const mp_alert *a);
 
 #endif

@@ -88,6 +88,7 @@ static void publish_alert(dm *d, const mp_forecast *f, const mp_alert *a, const 
     mp_encode_alert(&w, f, a);
     if (NEVER(w.overflow)) return;
     ig_publish(d, "a.", id, len, w.buf, w.len);
+    if (d->mq_out) ig_publish_mqtt_alert(d, f, a, w.buf, w.len);
     d->alerts++;
 }
 

@@ -72,12 +72,20 @@ static void publish_mqtt(dm *d, const en_result *r, const char *id, size_t len, 
         body = d->mq_buf;
     }
     if (mq_publish(d->mq_out, mq_topic(d, "forecast", id, len), body, n, m->out_qos, 0)) d->mq_published++;
-    /* Backfilled history is learned but never announced (alerts.c). */
-    if (r->level_changed && !(r->flags & EN_F_BACKFILL)) {
-        char lv[2] = {(char)('0' + r->level), 0};
-        mq_publish(d->mq_out, mq_topic(d, "level", id, len), lv, 1, m->out_qos, 1);
-        mq_publish(d->mq_out, mq_topic(d, "alert", id, len), body, n, m->out_qos, 0);
+}
+
+void ig_publish_mqtt_alert(dm *d, const mp_forecast *f, const mp_alert *a, const uint8_t *mp, size_t mp_n) {
+    const cf_mqtt *m = &d->cfg.mqtt;
+    const void *body = mp;
+    size_t n = mp_n;
+    if (m->out_format == CF_FMT_JSON) {
+        n = pl_json_alert(d->mq_buf, d->mq_cap, f, a);
+        if (NEVER(n == 0)) return;
+        body = d->mq_buf;
     }
+    char lv[2] = {(char)('0' + f->level), 0};
+    mq_publish(d->mq_out, mq_topic(d, "level", f->s, f->s_len), lv, 1, m->out_qos, 1);
+    mq_publish(d->mq_out, mq_topic(d, "alert", f->s, f->s_len), body, n, m->out_qos, 0);
 }
 
 void ig_on_result(void *ctx, const en_result *r) {

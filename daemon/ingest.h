@@ -111,6 +111,10 @@ uint32_t ig_expire_idle(dm *d, uint32_t max);
  * blocking; counts it in d->published when ZeroMQ took it. prefix is
  * "f." or "a.". */
 void ig_publish(dm *d, const char *prefix, const char *id, size_t len, const uint8_t *payload, size_t n);
+/* With an MQTT output: one alert event (alerts.c) as the retained level on
+ * PREFIX level/<id> and the event on PREFIX alert/<id>: mp (mp_n bytes) is
+ * its msgpack map, sent as is, or its JSON form per mqtt.output.format. */
+void ig_publish_mqtt_alert(dm *d, const mp_forecast *f, const mp_alert *a, const uint8_t *mp, size_t mp_n);
 /* Writes r as the forecast map of docs/PROTOCOL.md §2 (used by `get`). */
 void ig_encode_result(const en_result *r, const char *id, size_t len, mp_wr *w);
 

@@ -572,7 +572,9 @@ static int open_sockets(dm *d) {
     if (m->out_endpoint[0]) {
         char id[CF_STR + 16];
         snprintf(id, sizeof id, "%s-out", m->client_id);
-        d->mq_cap = 256 + 6 * MP_ID_MAX + 64 * (size_t)d->model->dims.n_horizon;
+        /* The JSON forecast map (id escaped up to 6 bytes a byte, 64 per
+         * horizon), plus 256 for an alert event's keys (pl_json_alert). */
+        d->mq_cap = 256 + 256 + 6 * MP_ID_MAX + 64 * (size_t)d->model->dims.n_horizon;
         if (!(d->mq_buf = rc_malloc(d->mq_cap))) goto done;
         d->mq_out = mq_open(m->out_endpoint, m, id, NULL, 0, 0, err, sizeof err);
         if (!d->mq_out) { LOG(LG_ERROR, "mqtt", "%s", err); goto done; }

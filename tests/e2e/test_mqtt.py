@@ -8,6 +8,7 @@
 #
 # SPDX-License-Identifier: MIT
 import json
+import math
 import os
 import pwd
 import shutil
@@ -325,3 +326,45 @@ def test_config_errors_name_the_key(tmp_path):
         r = subprocess.run([BINARY, "-c", str(p), "--check-config"], capture_output=True, text=True, timeout=20)
         assert r.returncode == 2, (text, r.stderr)
         assert str(p) + ":" in r.stderr and msg in r.stderr, (msg, r.stderr)
+
+
+def test_alert_events_on_mqtt_explain_themselves(daemon_factory, broker):
+    # An alert event on MQTT is the same event as on the PUB socket: the
+    # forecast map plus kind, since, expected and its band; the silence alert
+    # (raised by the daemon's timer, not by a sample) goes out too, and so
+    # does its clearing, each with the retained level.
+    broker.start()
+    d = mqtt_daemon(daemon_factory, broker, output={"endpoint": broker.url, "prefix": "x/"})
+    d.cfg["anomaly"] = {"warmup": 5, "silence": 5}
+    d.start()
+    wait_connected(d)
+    d.wait_stats(lambda s: s["mqtt"]["output_connected"])
+    alerts = broker.sub("x/alert/quiet", 2, timeout=30)
+    time.sleep(0.3 * SLOW)  # mosquitto_sub subscribed
+    period = 0.2
+    t0 = time.time()
+    for i in range(15):
+        broker.pub("sensors/quiet", json.dumps({"t": t0 + period * i, "v": 10.0 + math.sin(i / 3.0)}))
+        left = t0 + period * (i + 1) - time.time()
+        if left > 0:
+            time.sleep(left)
+    last = t0 + period * 14
+    # Silent now: the timer raises the event; then one sample clears it.
+    d.wait_stats(lambda s: s["silence"]["raised"] >= 1, timeout=10)
+    broker.pub("sensors/quiet", json.dumps({"t": time.time(), "v": 10.0}))
+    o, _ = alerts.communicate(timeout=40 * SLOW)
+    events = [json.loads(l.split(" ", 1)[1]) for l in o.decode().splitlines()]
+    assert len(events) == 2, o
+    raised, cleared = events
+    keys = {"s", "t", "v", "dt", "h", "yhat", "lo", "hi", "score", "level",
+            "kind", "since", "expected", "expected_lo", "expected_hi"}
+    assert set(raised) == keys and set(cleared) == keys, events
+    assert raised["kind"] == "silence" and raised["level"] == 2 and raised["v"] is None, raised
+    assert abs(raised["since"] - last) < 1e-3, (raised["since"], last)
+    assert raised["expected_lo"] <= raised["expected"] <= raised["expected_hi"], raised
+    assert cleared["kind"] == "silence" and cleared["v"] == 10.0, cleared
+    # The retained level is the last event's.
+    p = broker.sub("x/level/quiet", 1, timeout=10)
+    o, _ = p.communicate(timeout=20 * SLOW)
+    assert o.decode().split() == ["x/level/quiet", str(cleared["level"])], o
+    assert d.stop() == 0

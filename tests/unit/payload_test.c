@@ -147,5 +147,19 @@ TEST(json_forecast) {
     ASSERT_STREQ(pl_reason_name(PL_R_MISSING), "missing");
 }
 
-TT_MAIN(TEST_ENTRY(bare_numbers), TEST_ENTRY(json_objects), TEST_ENTRY(json_refusals), TEST_ENTRY(nesting_bound),
+TEST(json_alert) {
+    float yhat[2] = {1, 2}, lo[2] = {0.5f, 1}, hi[2] = {2, 3};
+    mp_forecast f = {"s1", 2, 1700000000.5, 9.5, 60, 2, yhat, lo, hi, 0.875f, 2, 0};
+    mp_alert a = {"spike", 1700000000.5, 1.0, 0.5, NAN};
+    char buf[512];
+    size_t n = pl_json_alert(buf, sizeof buf, &f, &a);
+    ASSERT(n > 0);
+    buf[n] = 0;
+    ASSERT_STREQ(buf, "{\"s\":\"s1\",\"t\":1700000000.5,\"v\":9.5,\"dt\":60,\"h\":[1,2],"
+                      "\"yhat\":[1,2],\"lo\":[0.5,1],\"hi\":[2,3],\"score\":0.875,\"level\":2,"
+                      "\"kind\":\"spike\",\"since\":1700000000.5,\"expected\":1,\"expected_lo\":0.5,\"expected_hi\":null}");
+    for (size_t cap = 0; cap < n; cap++) ASSERT_EQ(pl_json_alert(buf, cap, &f, &a), 0);
+}
+
+TT_MAIN(TEST_ENTRY(json_alert), TEST_ENTRY(bare_numbers), TEST_ENTRY(json_objects), TEST_ENTRY(json_refusals), TEST_ENTRY(nesting_bound),
         TEST_ENTRY(msgpack_sniffing), TEST_ENTRY(topic_mapping), TEST_ENTRY(json_forecast))
