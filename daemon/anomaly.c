@@ -51,7 +51,7 @@
 /* Blocks judged before the anchored channel's calibration is trusted. */
 #define AN_A_CAL 8.0f
 /* Sampling period assumed while a series' own is unknown (seconds), and the
- * bounds of the dynamic threshold's per-sample rate. */
+ * bounds of the alarm budget's per-sample rate. */
 #define AN_DT_UNKNOWN 60.0
 #define AN_RATE_MIN 1e-7
 #define AN_RATE_MAX 0.1
@@ -360,9 +360,9 @@ float an_update(an_state *s, const an_cfg *c, double v, const float *q,
     return an_update_path(s, c, v, q, qlev, Q, NULL, 0, 0.0, level);
 }
 
-/* The dynamic threshold's rate per sample: the day's alarm budget spread
- * over the samples of a day at this series' sampling period (one a minute
- * while the period is unknown). */
+/* The alarm budget per sample: the day's budget spread over the samples
+ * of a day at this series' sampling period (one a minute while the period
+ * is unknown). */
 static double budget_rate(const an_cfg *c, double dt) {
     if (!(dt > 0.0) || !isfinite(dt)) dt = AN_DT_UNKNOWN;
     double r = (double)c->alarm_budget * dt / 86400.0;
@@ -397,7 +397,7 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
     const double u = res / sig;
 
     double ev[EV_N] = {0}, zc[AN_NCH] = {0};
-    /* Samples per judgement of each thresholded channel (0: not judged now). */
+    /* Samples per judgement of each budgeted channel (0: not judged now). */
     double judged_every[AN_NTHR] = {1.0, 1.0, 0.0};
     int run_odd = 0; /* the current run of repeats is already suspicious */
     if (s->n >= AN_N_CAL) {
@@ -421,8 +421,9 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
         if (K >= 2) {
             int judged = 0;
             zc[EV_ANCHOR] = anchored(s, c, v, res, path, K, Q, floor_, &judged);
-            /* A block was judged: the anchored channel's tail and threshold
-             * learn from block ends only, one per K/2 samples. */
+            /* A block was judged: the anchored channel's tail learns from
+             * block ends only, and its share of the budget is per block end
+             * (one per K/2 samples). */
             if (judged) {
                 judged_every[EV_ANCHOR] = 0.5 * K;
                 ev[EV_ANCHOR] = tail_ev(s, EV_ANCHOR, zc[EV_ANCHOR], ev_gauss(zc[EV_ANCHOR]));
