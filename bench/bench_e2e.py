@@ -7,6 +7,9 @@
 # then measures, in this order:
 #   1. populate: one sample for each of the N series; RSS per series from
 #      /proc/PID/status VmRSS minus the RSS before any series existed;
+#   1b. with --fixed-rate R: one run at R samples/s offered (the same R for
+#      every configuration of the run, e.g. --http both), its samples sent,
+#      forecasts back and latency;
 #   2. capacity probe: loadgen as fast as the daemon accepts (--nodrop);
 #   3. sustained rate: bisection on the rate with short fixed-rate runs (the
 #      loadgen sends what is due every --tick-us, 1 ms by default, so it
@@ -19,6 +22,7 @@
 #      fails too; the result must pass again in a run twice as
 #      long, or it is lowered in steps of 5% and tried again (down to 0.75
 #      of it; if that fails too, 0.70 of it is reported, with a warning);
+#      (the confirming run's latency is reported as "at sustained");
 #   4. latency p50/p99/p99.9 at 25%, 50% and 90% of the sustained rate;
 #   5. a checkpoint with every state dirty ("checkpoint" on the control
 #      socket), its duration and rows as the daemon reports them, and the
@@ -336,6 +340,7 @@ def sustained(rn, d, args):
         d.wait_idle()
         if rn.passes(r):
             confirmed = True
+            rn.confirm_run = r  # the latency at the reported rate
             break
         lo = found * (1.0 - 0.05 * step)
     if lo and not confirmed:
@@ -498,9 +503,21 @@ def bench_one(args, n, transport, all_runs, full, threads=None, pipeline=None, h
         # per-series cost; the baseline is a daemon with max_series 16.
         res["rss_kb"] = d.rss_kb()
         res["rss_per_series_b"] = (res["rss_kb"] - args.rss_tiny_kb) * 1024.0 / max(n, 1)
+        if args.fixed_rate:
+            # One offered rate for every configuration of the run (e.g. HTTP
+            # on and off at 100k samples/s): what came back, and how fast.
+            r = rn.run("fixed", args.fixed_rate, args.fixed_s or args.run_s)
+            d.wait_idle()
+            res["fixed"] = {"offered": args.fixed_rate, "sent": r["rate_sent"], "forecasts": r["rate_recv"],
+                            "lost": r["lost"] + r["late"] + r["daemon_dropped"], "lat": r["lat_us"],
+                            "loop_max_s": r.get("daemon_loop_max_s")}
+        rn.confirm_run = None
         rate, cap = sustained(rn, d, args)
         res["capacity_fc"] = cap["rate_fc"]
         res["sustained"] = rate
+        if rn.confirm_run:
+            res["at_sustained"] = {"sent": rn.confirm_run["rate_sent"], "forecasts": rn.confirm_run["rate_recv"],
+                                   "lat": rn.confirm_run["lat_us"]}
         for f in (0.25, 0.5, 0.9):
             if f == 0.9:
                 # CPU per thread group too: how much of a core the engine
@@ -536,6 +553,7 @@ def bench_one(args, n, transport, all_runs, full, threads=None, pipeline=None, h
             res["scrape_ms"] = [1e3 * t[len(t) // 2], 1e3 * t[-1]] if t else None
             log("http: %d scrapes of /metrics, median %s ms, max %s ms" % (
                 len(t), "%.1f" % res["scrape_ms"][0] if t else "-", "%.1f" % res["scrape_ms"][1] if t else "-"))
+            log("http: scrape times in order (ms): %s" % " ".join("%.0f" % (1e3 * x) for x in scraper.times))
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
@@ -575,6 +593,25 @@ def markdown(cpu, mo, results, args):
         out.append("| %d | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %s |" % (
             r["series"], r["transport"], r["sustained"], fmt(ratio, "%.2f"), r["capacity_fc"], lat("lat25"),
             lat("lat50"), lat("lat90"), fmt(r.get("rss_per_series_b")), fmt(r.get("rss_per_series_ckpt_b"))))
+    fx = [r for r in results if "fixed" in r or "at_sustained" in r]
+    if fx:
+        out.append("")
+        out.append("At one offered rate (--fixed-rate, the same for every row) and at the sustained rate (its "
+                   "confirming run): samples/s sent, forecasts/s back, ingest-to-publish latency (us).")
+        out.append("")
+        out.append("| N series | transport | offered /s | sent /s | forecasts /s | lost | p50 / p99 / p99.9 (us) "
+                   "| loop max (ms) | sustained /s | forecasts /s | p50 / p99 / p99.9 at sustained (us) |")
+        out.append("|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---|")
+        for r in fx:
+            f, m = r.get("fixed") or {}, r.get("at_sustained") or {}
+
+            def l3(v):
+                return "%.0f / %.0f / %.0f" % (v["p50"], v["p99"], v["p999"]) if v else "n/a"
+            lm = f.get("loop_max_s")
+            out.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                r["series"], r["transport"], fmt(f.get("offered")), fmt(f.get("sent")), fmt(f.get("forecasts")),
+                fmt(f.get("lost")), l3(f.get("lat")), fmt(lm * 1e3 if lm is not None else None, "%.1f"),
+                fmt(r.get("sustained")), fmt(m.get("forecasts")), l3(m.get("lat"))))
     cp = [r for r in results if "cpu90" in r]
     if cp:
         out.append("")
@@ -648,6 +685,9 @@ def main():
                     help="CURVE (keys from rwkvcast keygen) on the tcp runs' ingest and output; 'both' runs "
                          "each with it off and on (A/B in one run)")
     ap.add_argument("--scrape-s", type=float, default=1.0, help="seconds between /metrics scrapes with --http on")
+    ap.add_argument("--fixed-rate", type=float, default=0.0,
+                    help="also run every configuration at this offered rate (samples/s), before the search")
+    ap.add_argument("--fixed-s", type=float, default=0.0, help="seconds of that run (default: --run-s)")
     ap.add_argument("--no-lifecycle", action="store_true", help="skip checkpoint and restart")
     ap.add_argument("--silence", type=float, default=None,
                     help="anomaly.silence for the daemon (default: its default; 0 = silence timers off)")

@@ -116,8 +116,9 @@ void ht_observe_latency(dm *d, double seconds);
  * the loop, with the same b). Between steps ingest goes on: a series that
  * leaves its slot meanwhile is left out, never shown under another's id.
  * A page's index arrays and labels are allocated at its begin and freed
- * when it is done (per scrape, never per sample). Loop thread (flushes
- * the engine at each step while per-series gauges are on).
+ * when it is done (per scrape, never per sample). Loop thread; a step
+ * waits for the engine only for a slot it reads that a batch in flight
+ * holds (en_slot_last).
  */
 typedef struct ht_render ht_render;
 ht_render *ht_render_new(void);

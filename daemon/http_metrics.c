@@ -434,8 +434,9 @@ static void render_tail(ht_render *r, dm *d, ht_buf *b) {
 int ht_render_step(ht_render *r, dm *d, ht_buf *b, int64_t until_ns) {
     if (r->phase == R_IDLE) return 1;
     int64_t t0 = lg_mono_ns();
-    /* Workers may still be stepping a slot: its last result is read after. */
-    if (r->on && r->phase != R_DONE) en_flush(d->en);
+    /* No en_flush: en_slot_last waits for a batch in flight only when it
+     * holds the slot read, so the engine's pipeline keeps running between
+     * and during slices (a flush per slice drained it ten times a scrape). */
     char step[CF_MAX_HTTP_STEPS][24];
     size_t step_len[CF_MAX_HTTP_STEPS];
     for (int j = 0; j < d->cfg.http_n_horizons; j++)
