@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import BINARY, ROOT, SLOW, Daemon
+from conftest import BINARY, ROOT, SLOW
 from test_ops import ALERT, BAND, CLI, VALUE, decode_png
 
 MODEL = os.path.join(ROOT, "model", "default.rwkv")
@@ -31,10 +31,12 @@ def pump(n, seed=1, shift=(450, 470)):
     return rows
 
 
-def hist_daemon(tmp_path, name="h", **history):
+def hist_daemon(factory, name="h", **history):
+    """A daemon (stopped by the factory's teardown, also when a test fails)
+    keeping the history of pump-* series."""
     h = {"series": "pump-*", "max_series": 4, "length": 400}
     h.update(history)
-    return Daemon(tmp_path, name, model=MODEL, history=h)
+    return factory(name, model=MODEL, history=h)
 
 
 def send_rows(d, sid, rows, batch=50):
@@ -42,8 +44,8 @@ def send_rows(d, sid, rows, batch=50):
         d.send([{"s": sid, "t": t, "v": v} for t, v in rows[i:i + batch]])
 
 
-def test_plot_from_a_running_daemon(tmp_path):
-    d = hist_daemon(tmp_path).start()
+def test_plot_from_a_running_daemon(tmp_path, daemon_factory):
+    d = hist_daemon(daemon_factory).start()
     rows = pump(600)
     send_rows(d, "pump-1", rows)
     send_rows(d, "pump-2", pump(100, seed=2))
@@ -92,8 +94,8 @@ def test_plot_from_a_running_daemon(tmp_path):
     assert d.stop() == 0
 
 
-def test_history_bad_requests_are_refused_and_counted(tmp_path):
-    d = hist_daemon(tmp_path, max_series=2).start()
+def test_history_bad_requests_are_refused_and_counted(tmp_path, daemon_factory):
+    d = hist_daemon(daemon_factory, max_series=2).start()
     for sid in ("pump-1", "pump-2", "pump-3", "other"):
         send_rows(d, sid, pump(20))
     d.wait_stats(lambda st: st["steps"] >= 80)
@@ -151,8 +153,8 @@ def test_history_bad_requests_are_refused_and_counted(tmp_path):
     assert r.returncode == 1 and "No reply from" in r.stderr, r.stderr
 
 
-def test_history_off_by_default(tmp_path):
-    d = Daemon(tmp_path, "off").start()
+def test_history_off_by_default(daemon_factory):
+    d = daemon_factory("off").start()
     d.send({"s": "pump-1", "t": T0, "v": 1.0})
     d.wait_stats(lambda st: st["steps"] >= 1)
     r = d.ctl("history", s="pump-1")
@@ -162,10 +164,10 @@ def test_history_off_by_default(tmp_path):
     assert d.stop() == 0
 
 
-def test_history_rings_are_freed_when_series_leave_memory(tmp_path):
+def test_history_rings_are_freed_when_series_leave_memory(daemon_factory):
     # Evicted (series.max 3, policy evict) and forgotten series give their
     # ring back: the heap returns to where it was, and a newcomer gets one.
-    d = hist_daemon(tmp_path, "e", max_series=2, length=1000)
+    d = hist_daemon(daemon_factory, "e", max_series=2, length=1000)
     d.cfg["series"] = {"max": 3, "policy": "evict"}
     d.start()
     heap0 = d.stats()["heap_bytes"]
