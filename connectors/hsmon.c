@@ -28,6 +28,8 @@ uint64_t hm_failed_total(const hm_monitor *m) {
     return t;
 }
 
+uint64_t hm_final_total(const hm_monitor *m) { return hm_failed_total(m) - m->failed[HM_NO_DETAIL]; }
+
 static void pend_add(hm_monitor *m, int fd) {
     for (int i = 0; i < m->n_pend; i++)
         if (m->pend[i] == fd) return;

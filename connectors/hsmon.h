@@ -93,5 +93,9 @@ void hm_close(hm_monitor *m);
 int hm_event(hm_monitor *m, unsigned event, uint32_t value);
 /* The refused connections over all reasons. */
 uint64_t hm_failed_total(const hm_monitor *m);
+/* Those after which libzmq 4.3 drops a connecting socket's peer for good
+ * (a protocol error ends the session without a reconnect): every reason
+ * but no_detail. The caller dials again (server.c). */
+uint64_t hm_final_total(const hm_monitor *m);
 
 #endif

@@ -155,9 +155,12 @@ static double ckpt_tick(ev_loop *l, void *ctx) {
     return d->cfg.checkpoint_interval;
 }
 
+static void redial(dm *d);
+
 static double rate_tick(ev_loop *l, void *ctx) {
     (void)l;
     dm *d = ctx;
+    redial(d);
     int64_t now = lg_mono_ns();
     double dt = (double)(now - d->rate_ns) * 1e-9;
     if (dt > 0) d->rate = (double)(d->steps - d->rate_steps) / dt;
@@ -613,6 +616,30 @@ static void on_zap(ev_loop *l, void *ctx) {
             (unsigned long long)d->curve_rejected[DM_CURVE_LISTS]);
 }
 
+/* 1 when the socket of allow-list k connects rather than binds. */
+static int connects(const dm *d, int k) {
+    if (k == DM_CURVE_CTL) return 0;
+    return k == DM_CURVE_OUT ? !d->cfg.out_bind : !d->cfg.inputs[k].bind;
+}
+
+/* libzmq 4.3 ends a connecting socket's session for good when the peer's
+ * handshake fails with a protocol error (no CURVE, another server key, a
+ * key refused, not ZeroMQ): the input would stay dead after the producer
+ * is fixed. on_hsmon schedules a fresh dial a second later; this makes it
+ * (disconnect first, so a session still alive is not doubled). Loop
+ * thread, from rate_tick. */
+static void redial(dm *d) {
+    int64_t now = lg_mono_ns();
+    for (int k = 0; k < DM_CURVE_LISTS; k++) {
+        if (!d->redial_ns[k] || now < d->redial_ns[k] || !d->hsmon[k].sock) continue;
+        d->redial_ns[k] = 0;
+        const char *kind, *ep = dm_curve_socket(d, k, &kind);
+        zmq_disconnect(d->hsmon[k].sock, ep);
+        if (zmq_connect(d->hsmon[k].sock, ep) != 0)
+            LOG(LG_WARNING, "curve", "Cannot dial the %s '%s' again: %s.", kind, ep, zmq_strerror(zmq_errno()));
+    }
+}
+
 /* Counts the refused handshakes of every CURVE socket (connectors/hsmon.h);
  * one handler for all monitors, as any of them may be the one ready. At
  * most 256 events per monitor and round, so a flood of connections cannot
@@ -622,7 +649,11 @@ static void on_hsmon(ev_loop *l, void *ctx) {
     dm *d = ctx;
     for (int k = 0; k < DM_CURVE_LISTS; k++) {
         hm_monitor *m = &d->hsmon[k];
-        if (!m->pair || !hm_drain(m, 256) || !lg_rl_allow(&d->rl_curve)) continue;
+        uint64_t final = hm_final_total(m);
+        if (!m->pair || !hm_drain(m, 256)) continue;
+        if (hm_final_total(m) > final && connects(d, k) && !d->redial_ns[k])
+            d->redial_ns[k] = lg_mono_ns() + 1000000000; /* at most once a second */
+        if (!lg_rl_allow(&d->rl_curve)) continue;
         const char *kind, *ep = dm_curve_socket(d, k, &kind);
         LOG(LG_WARNING, "curve",
             "Refused client(s) on the %s '%s' (so far: %llu no CURVE, %llu wrong server key, %llu protocol, "

@@ -80,6 +80,7 @@ struct dm {
     cv_allow allow[DM_CURVE_LISTS];            /* per endpoint; n == 0: plain endpoint */
     uint64_t curve_rejected[DM_CURVE_LISTS + 1]; /* ZAP refusals per list; the last: unknown domain */
     hm_monitor hsmon[DM_CURVE_LISTS]; /* refused handshakes of each CURVE socket, all reasons; pair NULL: plain */
+    int64_t redial_ns[DM_CURVE_LISTS]; /* monotonic ns to dial a connecting CURVE socket's peer again; 0 none */
     lg_ratelimit rl_curve;  /* log rate limit of the refusals */
     /* Ingest and publishing (ingest.c) */
     uint8_t *pub_buf;       /* (pub_cap) one encoded forecast */

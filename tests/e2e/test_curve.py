@@ -200,6 +200,7 @@ def curve_daemon(tmp_path):
 
 def test_only_allowed_keys_get_through(tmp_path):
     d, k, srv_pub, good, evil, (ing, out, ctl), keys = curve_daemon(tmp_path)
+    bad, subs_bad, reqs_bad, sub_good = [], [], [], None
     try:
         # Clients without an allowed key: a wrong key and no key at all.
         bad = [Client(zmq.PUSH, ing, srv_pub, evil), Client(zmq.PUSH, ing)]
@@ -255,6 +256,7 @@ def test_only_allowed_keys_get_through(tmp_path):
         assert cv["rejected"] >= 3, cv
         for c in bad + subs_bad + reqs_bad + [sub_good]:
             c.close()
+        bad, subs_bad, reqs_bad, sub_good = [], [], [], None
         # The CLI's own key errors.
         p = subprocess.run([CLI, "ctl", "-e", ctl, "--curve-key", str(k / "good.key"), "ping"], capture_output=True,
                            text=True, timeout=20)
@@ -266,6 +268,9 @@ def test_only_allowed_keys_get_through(tmp_path):
                             str(k / "nothing.pub"), "ping"], capture_output=True, text=True, timeout=20)
         assert p.returncode != 0 and "Cannot open" in p.stderr, p.stderr
     finally:
+        # Open sockets would hang their context's term at garbage collection.
+        for c in bad + subs_bad + reqs_bad + ([sub_good] if sub_good else []):
+            c.close()
         d.proc.terminate()
         d.proc.wait(timeout=30)
         d.log.close()
@@ -403,3 +408,97 @@ def test_every_refused_client_is_counted(tmp_path):
         d.log.close()
     log = (d.dir / "daemon.log").read_text()
     assert "wrong server key" in log and "closed before a handshake" in log, log
+
+
+def test_refusals_counted_when_the_daemon_connects(tmp_path):
+    """The daemon is the CURVE server on an input it connects from too: a
+    producer that binds without CURVE gets nothing in, the refusals show on
+    that input, and once the producer is fixed the daemon dials it again
+    (libzmq 4.3 gives up on a peer after a protocol error in the handshake;
+    the daemon redials a second later) and its samples arrive."""
+    k = tmp_path / "keys"
+    k.mkdir()
+    srv_pub = keygen(k, "server")
+    good = pair(k, "good")
+    (k / "allow").write_text(good[0] + "\n")
+    port = free_port()
+    ep = "tcp://127.0.0.1:%d" % port
+    ctl = "ipc://%s/ctl.sock" % tmp_path
+    d = Daemon(tmp_path)
+    d.cfg["curve"] = {"server_key": str(k / "server.key")}
+    d.cfg["input"]["endpoints"] = [{"type": "pull", "endpoint": ep, "bind": False, "curve_allow": str(k / "allow")}]
+    d.cfg["control"] = {"endpoint": ctl}
+    d.ctl_ep = ctl
+    d.write_config()
+    producers = []
+    d.log = open(str(d.dir / "daemon.log"), "ab")
+    d.proc = subprocess.Popen([BINARY, "-c", d.cfg_path], stdout=d.log, stderr=d.log, cwd=str(d.dir))
+    try:
+        # A plain producer bound where the daemon connects: the daemon
+        # retries it (every 100 ms by default) and refuses it each time.
+        ctx = zmq.Context()
+        plain = ctx.socket(zmq.PUSH)
+        plain.setsockopt(zmq.LINGER, 0)
+        plain.bind(ep)
+        producers.append((ctx, plain))
+        for i in range(3):
+            try:
+                plain.send(pack({"s": "plain", "t": 1700000000 + i, "v": 1.0}), zmq.NOBLOCK)
+            except zmq.Again:
+                pass  # no peer ever completes the handshake
+        deadline = time.time() + 20 * SLOW
+        st = None
+        while time.time() < deadline:
+            p = subprocess.run([CLI, "ctl", "-j", "-e", ctl, "-t", "500", "stats"], capture_output=True, text=True,
+                               timeout=20)
+            if p.returncode == 0:
+                st = json.loads(p.stdout)
+                if st["curve"]["rejected_input"][0] >= 2:  # refused, dialled again, refused
+                    break
+            assert d.proc.poll() is None, d.logtext()
+            time.sleep(0.05)
+        assert st and st["curve"]["rejected_input"][0] >= 2, st
+        [e] = st["curve"]["endpoints"]
+        assert e["socket"] == "input" and e["endpoint"] == ep and e["accepted"] == 0, e
+        assert e["reasons"]["mechanism"] + e["reasons"]["no_detail"] == e["rejected"], e
+        assert st["decoded"] == 0 and st["series"] == 0, st
+        # The producer, fixed: it binds again with CURVE and the daemon's key.
+        plain.close()
+        good_p = ctx.socket(zmq.PUSH)
+        good_p.setsockopt(zmq.LINGER, 0)
+        good_p.curve_serverkey = srv_pub.encode()
+        good_p.curve_publickey = good[0].encode()
+        good_p.curve_secretkey = good[1].encode()
+        producers[0] = (ctx, good_p)
+        deadline = time.time() + 10 * SLOW
+        while True:  # the closed socket lets go of the port asynchronously
+            try:
+                good_p.bind(ep)
+                break
+            except zmq.ZMQError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        sent, deadline = 0, time.time() + 20 * SLOW
+        while time.time() < deadline:
+            while sent < 3:
+                try:
+                    good_p.send(pack({"s": "fixed", "t": 1700000000 + sent, "v": 1.0}), zmq.NOBLOCK)
+                    sent += 1
+                except zmq.Again:
+                    break  # the daemon has not dialled in yet
+            p = subprocess.run([CLI, "ctl", "-j", "-e", ctl, "-t", "500", "stats"], capture_output=True, text=True,
+                               timeout=20)
+            st = json.loads(p.stdout)
+            if st["decoded"] == 3:
+                break
+            time.sleep(0.1)
+        assert st["decoded"] == 3 and st["series"] == 1, st
+        assert st["curve"]["endpoints"][0]["accepted"] >= 1, st["curve"]
+    finally:
+        for ctx, s in producers:
+            s.close()
+            ctx.term()
+        d.proc.terminate()
+        d.proc.wait(timeout=30)
+        d.log.close()
