@@ -18,11 +18,16 @@
 
 #include "config/config.h"
 
+struct hm_monitor;
+
 /* CURVE for one socket (connectors/curve.h): the daemon's secret key and
  * the ZAP domain of the endpoint's allow-list. NULL: a plain socket. */
 typedef struct zq_curve {
-    const uint8_t *sec; /* (32) secret key, borrowed for the call */
-    int domain;         /* ZAP domain: the allow-list's index */
+    const uint8_t *sec;     /* (32) secret key, borrowed for the call */
+    int domain;             /* ZAP domain: the allow-list's index; also the monitor's id */
+    struct hm_monitor *mon; /* when not NULL: hm_open'd on the socket before it binds or
+                               connects (connectors/hsmon.h); closed again on failure.
+                               Borrowed; the caller hm_closes it before closing the socket */
 } zq_curve;
 
 /* Ingest socket: SUB (subscribed to in->topics, or everything) or PULL, with

@@ -467,6 +467,7 @@ static int curve_list(dm *d, int k, const char *path, const uint8_t *sec, zq_cur
     }
     cv->sec = sec;
     cv->domain = k;
+    cv->mon = &d->hsmon[k];
     return 1;
 }
 
@@ -497,24 +498,6 @@ const char *dm_curve_socket(const dm *d, int k, const char **kind) {
     if (k == DM_CURVE_CTL) { *kind = "control"; return d->cfg.control_endpoint; }
     *kind = "input";
     return k >= 0 && k < d->cfg.n_inputs ? d->cfg.inputs[k].endpoint : "?";
-}
-
-/* A monitor on every CURVE socket (connectors/hsmon.h): the clients
- * refused before ZAP is asked (no CURVE, a wrong server key, garbage) are
- * only seen there. */
-static int open_monitors(dm *d) {
-    char err[256];
-    for (int k = 0; k < DM_CURVE_LISTS; k++) {
-        if (!d->allow[k].n) continue;
-        void *s = k == DM_CURVE_OUT ? d->pub : k == DM_CURVE_CTL ? d->rep : d->in[k];
-        if (!s) continue;
-        if (hm_open(&d->hsmon[k], d->zctx, s, k, err, sizeof err) != RC_OK) {
-            const char *kind, *ep = dm_curve_socket(d, k, &kind);
-            LOG(LG_ERROR, "curve", "'%s': %s", ep, err);
-            return 0;
-        }
-    }
-    return 1;
 }
 
 static int open_sockets(dm *d) {
@@ -591,7 +574,6 @@ static int open_sockets(dm *d) {
     d->rep = zq_open_rep(d->zctx, d->cfg.control_endpoint, use_ctl, err, sizeof err);
     if (!d->rep) { LOG(LG_ERROR, "zmq", "%s", err); goto done; }
     LOG(LG_NOTICE, "zmq", "Control REP bound on '%s'%s.", d->cfg.control_endpoint, use_ctl ? " (CURVE)" : "");
-    if (!open_monitors(d)) goto done;
     rc_err rc;
     d->ht = ht_open(d, &rc, err, sizeof err);
     if (rc != RC_OK) { LOG(LG_ERROR, "http", "%s", err); goto done; }
