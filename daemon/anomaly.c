@@ -69,7 +69,7 @@ void an_cfg_default(an_cfg *c) {
     c->anchor_len = 24.0f;
     c->anchor_rate = 0.1f;
     c->stuck_weight = 0.5f;
-    c->alarm_budget = 0.3f;
+    c->alarm_budget = 0.25f;
     c->silence = 5.0f;
 }
 
@@ -288,9 +288,15 @@ static double clip_abs(double x, double lim) {
  * only on a sample that has the path (horizon 1); a gap inside a block
  * just stretches it. Returns the evidence of a block completed now, or 0.
  */
-static double anchored(an_state *s, const an_cfg *c, double v, double res, const float *path, int K, int Q,
-                       double floor_, int *judged) {
+static double anchored(an_state *s, const an_cfg *c, double v, double res, int odd, const float *path, int K,
+                       int Q, double floor_, int *judged) {
     const int mid = Q / 2;
+    /* A sample that is itself an alert on the point evidence (a spike, or
+     * the first samples of a jump) stays out of the blocks, which wait one
+     * sample more: one far value would otherwise pass for a shift of the
+     * whole block it falls in. After a real shift the forecaster follows
+     * within a few samples and the blocks see the new level. */
+    if (odd) return 0.0;
     double best = 0.0;
     /* Block 0 reopens at once; block 1 opens K/2 samples into block 0. */
     int open[2] = {s->a_cnt[0] > 0.0f, s->a_cnt[1] > 0.0f};
@@ -298,6 +304,11 @@ static double anchored(an_state *s, const an_cfg *c, double v, double res, const
     /* The reference: the mean of the path's first K medians, which must
      * be finite (checked when a block opens, not on every sample). */
     double ref = 0.0;
+    /* A path made right after an odd sample (the last score at or above
+     * clear) is no reference: a forecaster that followed a spike forecasts
+     * its echo, and a block measured against that would report a shift when
+     * the series simply went on. The block opens on a later sample. */
+    if (s->score >= c->warn) path = NULL;
     if (path && (want[0] || want[1])) {
         for (int i = 0; i < K; i++) ref += (double)path[(size_t)i * (size_t)Q + (size_t)mid];
         if (!isfinite(ref)) path = NULL;
@@ -369,6 +380,17 @@ static double budget_rate(const an_cfg *c, double dt) {
     return r < AN_RATE_MIN ? AN_RATE_MIN : r > AN_RATE_MAX ? AN_RATE_MAX : r;
 }
 
+/* The factor on a budgeted channel's evidence (judged once per `every`
+ * samples) that puts warn's level at the tail probability its share of the
+ * budget allows; 1 without a budget. */
+static double budget_scale(const an_cfg *c, double dt, double every) {
+    if (!(c->alarm_budget > 0.0f)) return 1.0;
+    const double lw = -AN_LOG_SPAN * log(1.0 - (double)c->warn);
+    double thr = -log10(budget_rate(c, dt) / AN_NTHR * every);
+    if (thr < AN_THR_MIN) thr = AN_THR_MIN;
+    return lw / thr;
+}
+
 float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
                      const float *qlev, int Q, const float *path, int H, double dt, int *level) {
     if (!isfinite(v) || q == NULL || Q < 1) goto out;
@@ -420,7 +442,8 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
         int K = (int)c->anchor_len < H ? (int)c->anchor_len : H;
         if (K >= 2) {
             int judged = 0;
-            zc[EV_ANCHOR] = anchored(s, c, v, res, path, K, Q, floor_, &judged);
+            int odd = to_score(ev[EV_POINT] * budget_scale(c, dt, 1.0)) >= c->warn;
+            zc[EV_ANCHOR] = anchored(s, c, v, res, odd, path, K, Q, floor_, &judged);
             /* A block was judged: the anchored channel's tail learns from
              * block ends only, and its share of the budget is per block end
              * (one per K/2 samples). */
@@ -459,20 +482,18 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
          * whatever its sampling rate, while a quiet one keeps its
          * sensitivity. Stuck runs aside: their evidence already rests on
          * the series' own repeat rates. */
-        const double lw = -AN_LOG_SPAN * log(1.0 - (double)c->warn);
-        const double r = budget_rate(c, dt) / AN_NTHR;
-        for (int ch = 0; ch < AN_NTHR; ch++) {
-            if (judged_every[ch] <= 0.0) continue;
-            double thr = -log10(r * judged_every[ch]);
-            if (thr < AN_THR_MIN) thr = AN_THR_MIN;
-            ev[ch] *= lw / thr;
-        }
+        for (int ch = 0; ch < AN_NTHR; ch++)
+            if (judged_every[ch] > 0.0) ev[ch] *= budget_scale(c, dt, judged_every[ch]);
     }
     int best = EV_POINT;
     for (int i = 1; i < EV_N; i++)
         if (ev[i] > ev[best]) best = i;
     double L = ev[best];
     float sc = to_score(L);
+    /* The likelihood follows the point evidence within a sample or two:
+     * when the sample is itself an alert, it is a spike, not a variance
+     * change, whichever channel reads higher. */
+    if (best == EV_LIK && to_score(ev[EV_POINT]) >= c->warn) best = EV_POINT;
 
     /* Learning, after judging. */
     {

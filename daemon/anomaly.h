@@ -43,7 +43,10 @@
  *       block ends only. A one-step forecaster follows a level shift within
  *       a few samples, so its residuals stop being surprising; the forecast
  *       made before the change does not move. Two blocks staggered by half
- *       a block bound the wait;
+ *       a block bound the wait. A sample that is a point alert stays out
+ *       of the blocks, and no block opens on a path made right after one
+ *       (a forecaster that followed a spike forecasts its echo), so one
+ *       spike raises one alert, not a spike and then a shift;
  *     - stuck sensor: a run of k values identical to the previous one has
  *       probability p * c^(k-1) under the series' own rate p of repeats and
  *       rate c of a repeat following a repeat (both floored at 1%),
@@ -56,7 +59,7 @@
  *     minute while unknown). So a 10 s series and a 5 min series with the
  *     same learned law raise about the same alerts a day from their own
  *     bursts. Real bursts run heavier than the learned tails: on the
- *     live-metrics files the measured false alerts were about 3x the
+ *     live-metrics files the measured false alerts were about 3.5x the
  *     budget (bench/RESULTS.md), which the default allows for.
  *  4. (Without a budget, alarm_budget 0, warn's level is P = 1e-6 per
  *     sample, whatever the sampling rate.)
@@ -68,7 +71,8 @@
  *     dropped back to 0 only when score < clear (hysteresis). No level and
  *     score 0 during the first `warmup` judged samples of a series.
  *  7. Kind: each rise of the level records what raised it (an_kind): the
- *     stuck evidence -> stuck; the likelihood -> variance; the anchored
+ *     stuck evidence -> stuck; the likelihood -> variance (but spike when
+ *     the sample's point evidence alone reaches warn); the anchored
  *     blocks -> trend when the block's one-step residuals were at least 3
  *     to 1 of one sign (the forecaster kept lagging behind a drift), else
  *     shift (it followed a jump); the point evidence -> spike.
@@ -120,7 +124,7 @@ typedef struct an_cfg {
     float long_rate;    /* likelihood: long-run law of the short mean; default 0.01 */
     /* Channels */
     float stuck_weight; /* 0..1: weight (on -log10 P) of the stuck-sensor evidence, default 0.5 */
-    float alarm_budget; /* 0 (off) or up to 1e5: alerts per series per day its own bursts may raise under the learned tails (step 3), default 0.3 */
+    float alarm_budget; /* 0 (off) or up to 1e5: alerts per series per day its own bursts may raise under the learned tails (step 3), default 0.25 */
     float anchor_len;   /* 0 (off) or 2..4096: samples per anchored block, capped at the horizon; default 24 */
     float anchor_rate;  /* (0,1]: EW weight per block of the block-residual calibration, default 0.1 */
     /* Read by the daemon (daemon/alerts.h), not by an_update. */
