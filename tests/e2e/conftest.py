@@ -23,10 +23,21 @@ SANITIZED = bool(os.environ.get("RWKVCAST_SANITIZED"))
 SLOW = 4.0 if SANITIZED else 1.0
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this process: a port is
+    only bound when its daemon starts, so two calls could return the same
+    one (seen: a daemon's SUB and HTTP ports collided, it exited 1)."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no fresh free port")
 
 
 def pack(obj):
