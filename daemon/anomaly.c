@@ -419,8 +419,9 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
     const double u = res / sig;
 
     double ev[EV_N] = {0}, zc[AN_NCH] = {0};
-    /* Samples per judgement of each budgeted channel (0: not judged now). */
-    double judged_every[AN_NTHR] = {1.0, 1.0, 0.0};
+    /* The alarm budget's factors (budget_scale): point and likelihood are
+     * judged every sample, the anchored channel once per block end. */
+    double scale_sample = 1.0, scale_block = 1.0;
     int run_odd = 0; /* the current run of repeats is already suspicious */
     if (s->n >= AN_N_CAL) {
         const uint32_t k = s->n - AN_N_CAL;
@@ -439,16 +440,17 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
             ev[EV_LIK] = tail_ev(s, EV_LIK, zc[EV_LIK], ev_gauss(zc[EV_LIK]));
         }
         ew_baseline(&s->mu_long, &s->var_long, s->m_short, sd, ew_rate(c->long_rate, k), k);
+        scale_sample = budget_scale(c, dt, 1.0);
         int K = (int)c->anchor_len < H ? (int)c->anchor_len : H;
         if (K >= 2) {
             int judged = 0;
-            int odd = to_score(ev[EV_POINT] * budget_scale(c, dt, 1.0)) >= c->warn;
+            int odd = to_score(ev[EV_POINT] * scale_sample) >= c->warn;
             zc[EV_ANCHOR] = anchored(s, c, v, res, odd, path, K, Q, floor_, &judged);
             /* A block was judged: the anchored channel's tail learns from
              * block ends only, and its share of the budget is per block end
              * (one per K/2 samples). */
             if (judged) {
-                judged_every[EV_ANCHOR] = 0.5 * K;
+                scale_block = budget_scale(c, dt, 0.5 * K);
                 ev[EV_ANCHOR] = tail_ev(s, EV_ANCHOR, zc[EV_ANCHOR], ev_gauss(zc[EV_ANCHOR]));
                 learn_tail(s, c, EV_ANCHOR, zc[EV_ANCHOR], (uint32_t)s->a_n);
             }
@@ -473,18 +475,17 @@ float an_update_path(an_state *s, const an_cfg *c, double v, const float *q,
             }
         }
     }
-    if (c->alarm_budget > 0.0f && s->n >= AN_N_CAL) {
-        /* The alarm budget: each channel's evidence is rescaled so that
-         * warn's level sits at the tail probability its share of the day's
-         * budget allows per judgement at this sampling rate. The learned
-         * tails make that evidence this series' own -log10 P, so a series
-         * raises about alarm_budget alerts a day from its own bursts,
-         * whatever its sampling rate, while a quiet one keeps its
-         * sensitivity. Stuck runs aside: their evidence already rests on
-         * the series' own repeat rates. */
-        for (int ch = 0; ch < AN_NTHR; ch++)
-            if (judged_every[ch] > 0.0) ev[ch] *= budget_scale(c, dt, judged_every[ch]);
-    }
+    /* The alarm budget: each channel's evidence is rescaled so that warn's
+     * level sits at the tail probability its share of the day's budget
+     * allows per judgement at this sampling rate. The learned tails make
+     * that evidence this series' own -log10 P, so a series raises about
+     * alarm_budget alerts a day from its own bursts, whatever its sampling
+     * rate, while a quiet one keeps its sensitivity. Stuck runs aside: their
+     * evidence already rests on the series' own repeat rates. (An anchored
+     * channel not judged now has no evidence to scale.) */
+    ev[EV_POINT] *= scale_sample;
+    ev[EV_LIK] *= scale_sample;
+    ev[EV_ANCHOR] *= scale_block;
     int best = EV_POINT;
     for (int i = 1; i < EV_N; i++)
         if (ev[i] > ev[best]) best = i;
